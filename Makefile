@@ -1,0 +1,43 @@
+# The two README commands: `make demo` and `make test`. Both create and use .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AP := $(BIN)/autopneumo
+DATA ?= $(AUTOPNEUMO_DATA)
+DEMO_RUNS ?= runs/demo
+DEMO_OUT ?= reports/demo
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# A short real search (two policies of the classroom CNN, 2 trials each, 64 px, 3 epochs)
+# and a report. Data: DATA=... or AUTOPNEUMO_DATA; with neither, PneumoniaMNIST is downloaded.
+demo: $(STAMP)
+	@data="$(DATA)"; \
+	if [ -z "$$data" ]; then data=$$($(AP) data download) || exit 2; fi; \
+	for policy in none flip; do \
+	  $(AP) search --family base_cnn --augment $$policy --data "$$data" --image-size 64 \
+	    --tuner random --max-trials 2 --epochs 3 --runs-dir $(DEMO_RUNS) || exit $$?; \
+	done; \
+	$(AP) leaderboard --runs-dir $(DEMO_RUNS) && \
+	$(AP) report --runs-dir $(DEMO_RUNS) --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check autopneumo tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,44 @@
+"""autopneumo: which model family and augmentation policy really work for pneumonia
+detection on chest X-rays, searched with KerasTuner and compared with honest numbers.
+
+The same functions the CLI calls::
+
+    import autopneumo
+    autopneumo.search(autopneumo.SearchConfig("resnet18", "geometric", data="chest_xray"))
+    autopneumo.leaderboard("runs")          # a pandas DataFrame
+    autopneumo.write_report("runs", "reports")
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+# Bound eagerly: the submodule of the same name would otherwise shadow the function.
+from .leaderboard import leaderboard  # noqa: E402
+
+_LAZY = {
+    "SearchConfig": ("autopneumo.tuning", "SearchConfig"),
+    "search": ("autopneumo.tuning", "search"),
+    "write_report": ("autopneumo.report", "write_report"),
+    "load_dataset": ("autopneumo.data", "load_dataset"),
+    "check_data": ("autopneumo.data", "check_data"),
+    "FAMILIES": ("autopneumo.registry", "FAMILIES"),
+    "POLICIES": ("autopneumo.registry", "POLICIES"),
+}
+
+
+def __getattr__(name: str):
+    """Import lazily: TensorFlow loads only for the commands that train."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'autopneumo' has no attribute {name!r}")
+
+
+__all__ = sorted([*_LAZY, "leaderboard"])

@@ -1,0 +1,9 @@
+"""Augmentation policies: each module registers a builder with ``register_policy``.
+
+A builder returns a list of Keras preprocessing layers applied to images scaled to
+[0, 1]. They sit inside the model, so they run only in training and never at predict.
+"""
+
+from ..registry import POLICIES, register_policy
+
+__all__ = ["POLICIES", "register_policy"]

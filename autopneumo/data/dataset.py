@@ -1,0 +1,166 @@
+"""``load_dataset``: a data folder or .npz in, train / val / test uint8 arrays out."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, OptionError
+from ..paths import default_data_path
+from .cache import load_or_decode
+from .images import decode_image
+from .kermany import scan_kermany
+from .splits import patient_split
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray  # (N, S, S, C) uint8
+    y: np.ndarray  # (N,) uint8, PNEUMONIA = 1
+    files: np.ndarray  # (N,) str
+    patients: np.ndarray  # (N,) str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def counts(self) -> dict[str, int]:
+        positives = int(self.y.sum())
+        return {"NORMAL": len(self.y) - positives, "PNEUMONIA": positives}
+
+    def take(self, idx: np.ndarray) -> Split:
+        return Split(self.x[idx], self.y[idx], self.files[idx], self.patients[idx])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The three splits plus a manifest (hash, counts, seed) that provenance reports."""
+
+    train: Split
+    val: Split
+    test: Split
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+
+def load_dataset(
+    path: str | Path | None = None,
+    image_size: int = 128,
+    channels: int = 1,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    cache_folder: Path | None = None,
+) -> Dataset:
+    """Load a Kermany folder (or a PneumoniaMNIST .npz) at ``image_size`` px.
+
+    Kermany: validation is carved out of train + official val by patient, stratified by
+    class, with ``seed``; the official test split is kept as it is. Images are decoded
+    once into a cache keyed by file list, size and channels.
+    """
+    if image_size < 8:
+        raise OptionError(f"--image-size must be at least 8, got {image_size}")
+    if channels not in (1, 3):
+        raise OptionError(f"--channels must be 1 or 3, got {channels}")
+    if path is None:
+        path = default_data_path()
+        if path is None:
+            raise DataError("no data given: pass --data PATH or set AUTOPNEUMO_DATA")
+    path = Path(path)
+    if path.is_file() and path.suffix == ".npz":
+        return load_medmnist(path, image_size, channels, seed)
+    scan = scan_kermany(path)
+    decoded = load_or_decode(scan, image_size, channels, folder=cache_folder)
+    everything = Split(decoded.images, decoded.labels, decoded.files, decoded.patients)
+    is_test = decoded.splits == "test"
+    test = everything.take(np.flatnonzero(is_test))
+    pool = everything.take(np.flatnonzero(~is_test))
+    if len(test) == 0 or len(np.unique(test.y)) < 2:
+        raise DataError(f"{path}: the test split needs readable images of both classes")
+    train_idx, val_idx = patient_split(pool.y, pool.patients, val_fraction, seed)
+    manifest = {
+        "source": "kermany",
+        "path": str(path.resolve()),
+        "data_hash": scan.digest(),
+        "image_size": image_size,
+        "channels": channels,
+        "val_fraction": val_fraction,
+        "split_seed": seed,
+        "split": "patient-grouped, class-stratified, from train + official val",
+        "cache": str(decoded.cache_path),
+        "cache_hit": decoded.cache_hit,
+        "unreadable": [{"file": f.path, "reason": f.reason} for f in decoded.failures],
+        "ignored": list(scan.ignored),
+    }
+    ds = Dataset(pool.take(train_idx), pool.take(val_idx), test, manifest)
+    manifest["counts"] = _counts(ds)
+    return ds
+
+
+def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> Dataset:
+    """PneumoniaMNIST (MedMNIST keys ``{train,val,test}_{images,labels}``), official split."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    splits = {}
+    for name in ("train", "val", "test"):
+        try:
+            images, labels = arrays[f"{name}_images"], arrays[f"{name}_labels"]
+        except KeyError as exc:
+            raise DataError(f"{path}: missing MedMNIST key {exc.args[0]!r}") from exc
+        x = np.stack([_resize_array(im, image_size, channels) for im in images]) if len(images) else (
+            np.zeros((0, image_size, image_size, channels), np.uint8)
+        )
+        files = np.array([f"{name}/{i}" for i in range(len(images))], dtype=str)
+        splits[name] = Split(x, labels.reshape(-1).astype(np.uint8), files, files.copy())
+    manifest = {
+        "source": "medmnist",
+        "path": str(path.resolve()),
+        "data_hash": _file_hash(path),
+        "image_size": image_size,
+        "channels": channels,
+        "split_seed": seed,
+        "split": "official MedMNIST split (no patient ids in the file)",
+    }
+    ds = Dataset(splits["train"], splits["val"], splits["test"], manifest)
+    manifest["counts"] = _counts(ds)
+    return ds
+
+
+def _resize_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(image.astype(np.uint8))
+    im = im.convert("L" if channels == 1 else "RGB")
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _counts(ds: Dataset) -> dict[str, dict[str, int]]:
+    out = {}
+    for name in ("train", "val", "test"):
+        split = getattr(ds, name)
+        out[name] = {**split.counts(), "patients": len(np.unique(split.patients))}
+    return out
+
+
+def load_images(paths: list[str | Path], image_size: int, channels: int) -> np.ndarray:
+    """Decode image files for prediction, the same way the training cache does."""
+    return np.stack([decode_image(p, image_size, channels) for p in paths])

@@ -1,0 +1,95 @@
+"""Scan a folder in the Kermany layout: ``{train,val,test}/{NORMAL,PNEUMONIA}/*``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+from .images import IMAGE_SUFFIXES
+from .patients import patient_id_or_file
+
+SPLITS = ("train", "val", "test")
+CLASSES = ("NORMAL", "PNEUMONIA")  # label = index: PNEUMONIA = 1
+REQUIRED_SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class ImageFileEntry:
+    split: str
+    label: int
+    relpath: str  # relative to the data root, with "/" separators
+    bytes: int
+    patient: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    root: Path
+    entries: tuple[ImageFileEntry, ...]
+    ignored: tuple[str, ...]  # files that are not images by their suffix
+
+    def digest(self) -> str:
+        """A hash of the file list and sizes: identifies the data set in provenance."""
+        h = hashlib.sha256()
+        for e in self.entries:
+            h.update(f"{e.relpath}\t{e.bytes}\n".encode())
+        return h.hexdigest()
+
+
+def scan_kermany(root: str | Path) -> Scan:
+    """List the image files of a Kermany-layout folder; raise ``DataError`` if it is not one."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a Kermany folder or a MedMNIST .npz file")
+    missing = [s for s in REQUIRED_SPLITS if not (root / s).is_dir()]
+    if missing:
+        raise DataError(
+            f"{root}: not in the Kermany layout (missing {', '.join(s + '/' for s in missing)}); "
+            "expected {train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg"
+        )
+    entries: list[ImageFileEntry] = []
+    ignored: list[str] = []
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            continue
+        for label, cls in enumerate(CLASSES):
+            cls_dir = split_dir / cls
+            if not cls_dir.is_dir():
+                raise DataError(f"{cls_dir}: class folder missing (expected NORMAL/ and PNEUMONIA/)")
+            found = 0
+            for item in sorted(_list_files(cls_dir), key=lambda d: d.name):
+                rel = f"{split}/{cls}/{item.name}"
+                if not item.name.lower().endswith(IMAGE_SUFFIXES):
+                    ignored.append(rel)
+                    continue
+                try:
+                    size = item.stat().st_size
+                except OSError:
+                    size = -1
+                entries.append(ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name)))
+                found += 1
+            if found == 0:
+                raise DataError(f"{cls_dir}: class folder has no images (.jpeg, .jpg or .png)")
+    return Scan(root, tuple(entries), tuple(ignored))
+
+
+def _list_files(folder: Path) -> list[os.DirEntry]:
+    """Plain files (and links to files) directly in ``folder``; link loops are skipped."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for item in it:
+                try:
+                    if item.is_file():
+                        out.append(item)
+                except OSError:  # e.g. a symlink loop
+                    continue
+    except PermissionError as exc:
+        raise DataError(f"{folder}: cannot list folder ({exc.strerror})") from exc
+    return out

@@ -1,0 +1,129 @@
+"""One evaluation record per finished trial: the single source for leaderboard and report.
+
+The test split is read here only, after the trial has finished; its numbers never feed
+ranking, threshold choice or early stopping. The threshold is recomputed on the
+validation split from the very weights that are saved and tested.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_write_bytes, atomic_write_json
+from .objective import binary_metrics, bootstrap_intervals, validation_summary
+from .provenance import environment
+
+RECORD_FILE = "record.json"
+MODEL_FILE = "model.keras"
+PREDICTIONS_FILE = "predictions.csv"
+SCHEMA_VERSION = 1
+
+
+class Evaluator:
+    def __init__(self, dataset, project: dict[str, Any], recall_target: float,
+                 command: str = "", n_boot: int = 1000):
+        self.dataset = dataset
+        self.project = project
+        self.recall_target = recall_target
+        self.command = command
+        self.n_boot = n_boot
+
+    def base_record(self, trial, trial_dir: Path) -> dict[str, Any]:
+        hps = {k: v for k, v in trial.hyperparameters.values.items()}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "project": self.project["project"],
+            "family": self.project["family"],
+            "policy": self.project["policy"],
+            "tuner": self.project["tuner"],
+            "trial_id": str(trial.trial_id),
+            "status": str(trial.status).lower(),
+            "message": _last_line(getattr(trial, "message", None)),
+            "hyperparameters": hps,
+            "recall_target": self.recall_target,
+            "data": {k: self.dataset.manifest.get(k) for k in (
+                "source", "path", "data_hash", "image_size", "channels", "split_seed",
+                "val_fraction", "counts")},
+            "environment": environment(),
+            "command": self.command,
+            "trial_dir": str(trial_dir),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def evaluate(self, model, trial, trial_dir: Path, history: dict[str, list] | None,
+                 seconds: float | None) -> dict[str, Any]:
+        """Threshold from validation, then test metrics with bootstrap intervals; write files."""
+        start = time.perf_counter()
+        record = self.base_record(trial, trial_dir)
+        ds = self.dataset
+        p_val = model.predict(ds.val.x, batch_size=256, verbose=0).ravel()
+        val = validation_summary(ds.val.y, p_val, self.recall_target)
+        threshold = val["threshold"]
+        p_test = model.predict(ds.test.x, batch_size=256, verbose=0).ravel()
+        test = binary_metrics(ds.test.y, p_test, threshold, self.recall_target)
+        test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        model.save(trial_dir / MODEL_FILE)
+        _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)
+        history = {k: [float(x) for x in v] for k, v in (history or {}).items()}
+        objective = history.get("val_objective") or []
+        record.update(
+            status="completed",
+            val=val,
+            threshold=threshold,
+            test=test,
+            test_ci={k: list(v) for k, v in test_ci.items()},
+            history=history,
+            epochs_run=len(history.get("loss", [])),
+            best_epoch=int(np.argmax(objective)) + 1 if objective else None,
+            params=int(model.count_params()),
+            files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},
+            seconds={"trial": seconds, "evaluation": time.perf_counter() - start},
+        )
+        atomic_write_json(trial_dir / RECORD_FILE, record)
+        return record
+
+    def record_failure(self, trial, trial_dir: Path, seconds: float | None) -> dict[str, Any]:
+        record = self.base_record(trial, trial_dir)
+        record["seconds"] = {"trial": seconds}
+        atomic_write_json(trial_dir / RECORD_FILE, record)
+        return record
+
+
+def _write_predictions(path: Path, ds, p_val: np.ndarray, p_test: np.ndarray) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["split", "file", "label", "probability"])
+    for name, split, scores in (("val", ds.val, p_val), ("test", ds.test, p_test)):
+        for f, y, p in zip(split.files, split.y, scores, strict=True):
+            writer.writerow([name, str(f), int(y), repr(float(p))])
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
+def read_predictions(trial_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    import pandas as pd
+
+    frame = pd.read_csv(trial_dir / PREDICTIONS_FILE)
+    return {
+        split: {"label": g["label"].to_numpy(), "probability": g["probability"].to_numpy(),
+                "file": g["file"].to_numpy()}
+        for split, g in frame.groupby("split")
+    }
+
+
+def _last_line(message: str | None) -> str | None:
+    if not message:
+        return None
+    lines = [ln for ln in str(message).strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else None
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,112 @@
+"""The HyperModel: family builder x augmentation policy x training hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+from keras import layers
+
+from .objective import OBJECTIVE, validation_summary
+from .registry import Entry
+from .spaces import SearchSpace
+
+
+def build_model(
+    family: Entry,
+    policy: Entry,
+    image_shape: tuple[int, int, int],
+    model_params: dict[str, Any] | None = None,
+    augment_params: dict[str, Any] | None = None,
+    learning_rate: float = 1e-3,
+) -> keras.Model:
+    """uint8 image -> [0, 1] -> augmentation (training only) -> backbone -> sigmoid."""
+    inputs = keras.Input(shape=image_shape, dtype="uint8", name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    augmentation = policy.builder(**(augment_params or {}))
+    if augmentation:
+        x = keras.Sequential(augmentation, name="augmentation")(x)
+    features = family.builder(x, **(model_params or {}))
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="pneumonia")(features)
+    model = keras.Model(inputs, outputs, name=f"{family.name}__{policy.name}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(name="auc"),
+        ],
+    )
+    return model
+
+
+class ValidationObjective(keras.callbacks.Callback):
+    """After each epoch: one batched predict on the whole validation split, exact metrics.
+
+    Adds ``val_loss``, ``val_accuracy``, ``val_precision``, ``val_recall``, ``val_auc``,
+    ``val_prec_at_recall``, ``val_threshold`` and ``val_objective`` to the epoch logs,
+    where keras-tuner, early stopping and the History read them.
+    """
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, recall_target: float,
+                 batch_size: int = 256):
+        super().__init__()
+        self.x_val, self.y_val = x_val, y_val
+        self.recall_target = recall_target
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).ravel()
+        summary = validation_summary(self.y_val, scores, self.recall_target)
+        if logs is not None:
+            logs.update({f"val_{k}": float(v) for k, v in summary.items()})
+
+
+def class_weights(y: np.ndarray) -> dict[int, float]:
+    """'Balanced' weights: n / (2 * n_class), as the classroom notebooks used."""
+    y = np.asarray(y).astype(int)
+    n = len(y)
+    counts = np.bincount(y, minlength=2)
+    return {c: float(n / (2 * counts[c])) if counts[c] else 1.0 for c in (0, 1)}
+
+
+class PneumoniaHyperModel(kt.HyperModel):
+    """Builds and fits one trial's model; validation data stays inside, test never enters."""
+
+    def __init__(self, family: Entry, policy: Entry, spaces: dict[str, SearchSpace],
+                 train, val, recall_target: float):
+        super().__init__(name=f"{family.name}__{policy.name}")
+        self.family, self.policy, self.spaces = family, policy, spaces
+        self.train, self.val = train, val
+        self.recall_target = recall_target
+        self.image_shape = tuple(train.x.shape[1:])
+
+    def values(self, hp) -> dict[str, dict[str, Any]]:
+        return {kind: space.apply(hp) for kind, space in self.spaces.items()}
+
+    def build(self, hp):
+        v = self.values(hp)
+        return build_model(self.family, self.policy, self.image_shape, v["family"], v["augment"],
+                           v["training"]["learning_rate"])
+
+    def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
+        t = self.values(hp)["training"]
+        own = [
+            ValidationObjective(self.val.x, self.val.y, self.recall_target),
+            keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=t["patience"]),
+        ]
+        return model.fit(
+            self.train.x,
+            self.train.y,
+            batch_size=t["batch_size"],
+            epochs=epochs or t["epochs"],
+            initial_epoch=initial_epoch,
+            class_weight=class_weights(self.train.y) if t["class_weights"] else None,
+            callbacks=own + list(callbacks or []),
+            shuffle=True,
+            verbose=0,
+        )

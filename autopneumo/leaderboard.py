@@ -1,0 +1,104 @@
+"""``leaderboard``: every trial record of every project as one ranked DataFrame.
+
+Ranked by the validation objective only; test metrics are shown, never used to rank.
+Records that cannot be read are skipped and listed in ``DataFrame.attrs["skipped"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .evaluation import RECORD_FILE
+from .paths import DEFAULT_RUNS_DIR
+
+TEST_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity",
+                "f1", "loss")
+CI_METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1")
+
+
+def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """All readable ``record.json`` files below ``runs_dir`` (any depth), sorted by path."""
+    out = []
+    for path in sorted(Path(runs_dir).rglob(RECORD_FILE)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or "trial_id" not in record:
+                raise ValueError("not an autopneumo trial record")
+        except (OSError, ValueError) as exc:
+            if skipped is not None:
+                skipped.append(f"{path}: {exc}")
+            continue
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None) -> pd.DataFrame:
+    """One row per trial, ranked by the validation objective (failed trials last)."""
+    skipped: list[str] = []
+    rows = [_row(r) for r in read_records(runs_dir, skipped)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["rank", "family", "policy", "trial_id", "status",
+                                      "val_objective"])
+    else:
+        frame = frame.sort_values(
+            ["val_objective", "val_auc", "project", "trial_id"],
+            ascending=[False, False, True, True], na_position="last", kind="mergesort",
+        ).reset_index(drop=True)
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+    if top is not None:
+        frame = frame.head(top)
+    frame.attrs["skipped"] = skipped
+    frame.attrs["runs_dir"] = str(runs_dir)
+    return frame
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    val = r.get("val") or {}
+    test = r.get("test") or {}
+    ci = r.get("test_ci") or {}
+    seconds = r.get("seconds") or {}
+    row: dict[str, Any] = {
+        "project": r.get("project"),
+        "family": r.get("family"),
+        "policy": r.get("policy"),
+        "trial_id": r.get("trial_id"),
+        "status": r.get("status"),
+        "tuner": r.get("tuner"),
+        "recall_target": r.get("recall_target"),
+        "val_objective": _num(val.get("objective")),
+        "val_prec_at_recall": _num(val.get("prec_at_recall")),
+        "val_auc": _num(val.get("auc")),
+        "threshold": _num(r.get("threshold")),
+    }
+    for m in TEST_METRICS:
+        row[f"test_{m}"] = _num(test.get(m))
+        if m in CI_METRICS:
+            lo, hi = (ci.get(m) or [math.nan, math.nan])[:2]
+            row[f"test_{m}_lo"], row[f"test_{m}_hi"] = _num(lo), _num(hi)
+    row.update(
+        params=r.get("params"),
+        epochs_run=r.get("epochs_run"),
+        best_epoch=r.get("best_epoch"),
+        seconds=_num(seconds.get("trial")),
+        image_size=(r.get("data") or {}).get("image_size"),
+        message=r.get("message"),
+        trial_dir=str(Path(r["_path"]).parent),
+    )
+    for k, v in (r.get("hyperparameters") or {}).items():
+        if not k.startswith("tuner/"):
+            row[f"hp:{k}"] = v
+    return row
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan

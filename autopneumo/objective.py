@@ -1,0 +1,169 @@
+"""Recall-constrained precision, computed exactly on a whole split.
+
+The objective is the highest precision among the decision thresholds whose recall is
+at least the target (default 0.95). Thresholds are the distinct predicted scores
+(predict pneumonia when ``score >= threshold``), so the value is exact, not a
+fixed-bucket approximation. Among equally precise thresholds the one with the highest
+recall wins. Ties in precision are broken by AUC through ``objective_score``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+OBJECTIVE = "val_objective"  # the name keras-tuner optimises; not a Keras registry key
+DEFAULT_RECALL_TARGET = 0.95
+_PRECISION_QUANTUM = 1e-4
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    precision: float  # NaN when no threshold reaches the recall target
+    recall: float
+    threshold: float
+
+
+def precision_at_recall(y_true, scores, target: float = DEFAULT_RECALL_TARGET) -> OperatingPoint:
+    """Best precision with recall >= ``target``, and the threshold that gives it."""
+    y = np.asarray(y_true).astype(bool).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    positives = int(y.sum())
+    if positives == 0 or len(y) == 0:
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    # a threshold equal to a score takes every sample with that score: use group ends
+    last_of_group = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    tp, fp, thresholds = tp[last_of_group], fp[last_of_group], s_sorted[last_of_group]
+    recall = tp / positives
+    precision = tp / (tp + fp)
+    ok = recall >= target - 1e-12
+    if not ok.any():
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    best = np.max(precision[ok])
+    # among the best, the highest recall (the lowest threshold)
+    candidates = np.flatnonzero(ok & (precision >= best - 1e-15))
+    i = candidates[-1]
+    return OperatingPoint(float(precision[i]), float(recall[i]), float(thresholds[i]))
+
+
+def objective_score(precision: float, auc: float) -> float:
+    """Precision (to 1e-4) first, AUC second: ``floor(p / 1e-4) * 1e-4 + auc * 1e-5``.
+
+    The AUC term is below one precision quantum, so it only orders equal precisions.
+    A model that cannot reach the recall target scores below any that can.
+    """
+    if math.isnan(precision):
+        return -1.0 + (0.0 if math.isnan(auc) else auc * 1e-5)
+    quantised = math.floor(precision / _PRECISION_QUANTUM + 1e-9) * _PRECISION_QUANTUM
+    return quantised + (0.0 if math.isnan(auc) else auc * 1e-5)
+
+
+def binary_metrics(y_true, scores, threshold: float, target: float) -> dict[str, float]:
+    """Every metric the leaderboard shows, at a given decision threshold."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    pred = s >= threshold
+    tp = int(np.sum(pred & (y == 1)))
+    fp = int(np.sum(pred & (y == 0)))
+    tn = int(np.sum(~pred & (y == 0)))
+    fn = int(np.sum(~pred & (y == 1)))
+    eps = 1e-7
+    clipped = np.clip(s, eps, 1 - eps)
+    loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))) if len(y) else math.nan
+    auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else math.nan
+    point = precision_at_recall(y, s, target)
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    return {
+        "loss": loss,
+        "accuracy": _ratio(tp + tn, len(y)),
+        "precision": precision,
+        "recall": recall,
+        "specificity": _ratio(tn, tn + fp),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "auc": auc,
+        "prec_at_recall": point.precision,
+        "threshold": float(threshold),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "n": len(y),
+    }
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else math.nan
+
+
+def validation_summary(y_true, scores, target: float) -> dict[str, float]:
+    """What the objective callback logs each epoch (keys without the ``val_`` prefix)."""
+    point = precision_at_recall(y_true, scores, target)
+    at_half = binary_metrics(y_true, scores, 0.5, target)
+    return {
+        "loss": at_half["loss"],
+        "accuracy": at_half["accuracy"],
+        "precision": at_half["precision"],
+        "recall": at_half["recall"],
+        "auc": at_half["auc"],
+        "prec_at_recall": point.precision,
+        "threshold": point.threshold,
+        "objective": objective_score(point.precision, at_half["auc"]),
+    }
+
+
+def bootstrap_intervals(
+    y_true, scores, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for accuracy, precision, recall, specificity, F1, AUC.
+
+    Each resample is a vector of multiplicities, so all resamples are computed at once;
+    AUC uses the Mann-Whitney form with tied scores counted half.
+    """
+    y = np.asarray(y_true).astype(bool).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    n = len(y)
+    if n == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), rng.integers(0, n, n_boot * n)), 1.0)
+    pred = s >= threshold
+    tp = counts @ (pred & y)
+    fp = counts @ (pred & ~y)
+    tn = counts @ (~pred & ~y)
+    fn = counts @ (~pred & y)
+    order = np.argsort(s, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(s[order]) != 0])
+    w = counts[:, order]
+    group_pos = np.add.reduceat(w * y[order], starts, axis=1)
+    group_neg = np.add.reduceat(w * ~y[order], starts, axis=1)
+    neg_below = np.cumsum(group_neg, axis=1) - group_neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        samples = {
+            "accuracy": (tp + tn) / n,
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
+            "specificity": tn / (tn + fp),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "auc": np.sum(group_pos * (neg_below + 0.5 * group_neg), axis=1)
+            / (group_pos.sum(axis=1) * group_neg.sum(axis=1)),
+        }
+    alpha = (1 - level) / 2
+    out = {}
+    for key, values in samples.items():
+        values = values[np.isfinite(values)]
+        if len(values):
+            lo, hi = np.quantile(values, [alpha, 1 - alpha])
+            out[key] = (float(lo), float(hi))
+        else:
+            out[key] = (math.nan, math.nan)
+    return out

@@ -1,0 +1,43 @@
+"""Where things live: data, cache, runs and search spaces (all overridable)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "AUTOPNEUMO_DATA"
+CACHE_ENV = "AUTOPNEUMO_CACHE"
+SPACES_ENV = "AUTOPNEUMO_SPACES"
+DEFAULT_RUNS_DIR = Path("runs")
+DEFAULT_REPORT_DIR = Path("reports")
+
+
+def default_data_path() -> Path | None:
+    """The data path from ``AUTOPNEUMO_DATA``, or None."""
+    value = os.environ.get(DATA_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def cache_dir() -> Path:
+    """Folder for decoded-image caches and downloads (``AUTOPNEUMO_CACHE``)."""
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value:
+        return Path(value)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "autopneumo"
+
+
+def spaces_dir() -> Path:
+    """The folder of search-space files shipped with autopneumo.
+
+    In a source checkout (editable install) that is ``search_spaces/`` beside the
+    package; in a wheel it is packaged as ``autopneumo/search_spaces``.
+    """
+    value = os.environ.get(SPACES_ENV, "").strip()
+    if value:
+        return Path(value)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "search_spaces", here.parent / "search_spaces"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "search_spaces"

@@ -1,0 +1,78 @@
+"""A rich progress display for a search: trial i/N, epoch, objective so far, ETA."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+
+class SearchProgress:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.task = None
+        self.best = math.nan
+        self.trial_id = "-"
+        self.epochs = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def search_begin(self, config, done: int) -> None:
+        self.epochs = config.epochs
+        self.task = self.progress.add_task(
+            config.project, total=config.max_trials, completed=min(done, config.max_trials),
+            status="starting",
+        )
+
+    def trial_begin(self, trial) -> None:
+        self.trial_id = trial.trial_id
+        self._status("building")
+
+    def epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        value = logs.get("val_prec_at_recall", math.nan)
+        self._status(f"epoch {epoch + 1}: val precision@recall {value:.3f}")
+
+    def trial_end(self, record: dict[str, Any]) -> None:
+        value = (record.get("val") or {}).get("prec_at_recall", math.nan)
+        if not math.isnan(value) and not (value <= self.best):
+            self.best = value
+        self.progress.advance(self.task)
+        self.console.log(
+            f"trial {record['trial_id']} {record['status']}"
+            + (f": val precision@recall {value:.3f}" if record["status"] == "completed" else
+               f": {record.get('message') or ''}")
+        )
+
+    def _status(self, text: str) -> None:
+        if self.task is not None:
+            best = "" if math.isnan(self.best) else f" · best {self.best:.3f}"
+            self.progress.update(self.task, status=f"trial {self.trial_id} · {text}{best}")
+
+    def epoch_callback(self):
+        import keras
+
+        owner = self
+
+        class _EpochProgress(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                owner.epoch(epoch, logs or {})
+
+            def __deepcopy__(self, memo):  # keras-tuner deep-copies callbacks per trial
+                return self
+
+        return _EpochProgress()

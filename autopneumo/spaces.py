@@ -1,0 +1,304 @@
+"""Declarative search spaces: YAML files validated on load, applied to keras-tuner.
+
+A file looks like::
+
+    kind: family            # family | augment | training
+    name: base_cnn
+    description: ...
+    hyperparameters:
+      width: {type: choice, values: [0.5, 1.0, 2.0], default: 1.0}
+      dropout: {type: float, min: 0.0, max: 0.5, step: 0.1, default: 0.2}
+      lr: {type: float, min: 1.0e-4, max: 3.0e-3, sampling: log}
+      deep: {type: boolean, default: false}
+      units: {type: int, min: 32, max: 256, step: 32, when: {deep: [true]}}
+      epochs: {type: fixed, value: 10}
+
+Every error names the file, the key, what is wrong and the line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SpaceError
+from .paths import spaces_dir
+
+Scalar = bool | int | float | str
+
+
+class _HP(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    when: dict[str, list[Scalar]] | None = None  # active only when a parent takes these values
+
+    def declare(self, hp: Any, name: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class IntHP(_HP):
+    type: Literal["int"]
+    min: int
+    max: int
+    step: int | None = Field(default=None, gt=0)
+    sampling: Literal["linear", "log"] = "linear"
+    default: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        _check_range(self.min, self.max, self.default, self.sampling)
+        return self
+
+    def declare(self, hp, name):
+        return hp.Int(name, self.min, self.max, step=self.step or 1, sampling=self.sampling,
+                      default=self.default)
+
+
+class FloatHP(_HP):
+    type: Literal["float"]
+    min: float
+    max: float
+    step: float | None = Field(default=None, gt=0)
+    sampling: Literal["linear", "log", "reverse_log"] = "linear"
+    default: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        _check_range(self.min, self.max, self.default, self.sampling)
+        return self
+
+    def declare(self, hp, name):
+        return hp.Float(name, self.min, self.max, step=self.step, sampling=self.sampling,
+                        default=self.default)
+
+
+class ChoiceHP(_HP):
+    type: Literal["choice"]
+    values: list[Scalar] = Field(min_length=1)
+    default: Scalar | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        kinds = {type(v) for v in self.values}
+        if len(kinds) > 1 and kinds != {int, float}:
+            raise ValueError("choice values must all be of one type")
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise ValueError("choice values must be distinct")
+        if self.default is not None and self.default not in self.values:
+            raise ValueError(f"default {self.default!r} is not one of the values")
+        return self
+
+    def declare(self, hp, name):
+        values = self.values
+        if {type(v) for v in values} == {int, float}:
+            values = [float(v) for v in values]
+        return hp.Choice(name, values, default=self.default)
+
+
+class BooleanHP(_HP):
+    type: Literal["boolean"]
+    default: bool = False
+
+    def declare(self, hp, name):
+        return hp.Boolean(name, default=self.default)
+
+
+class FixedHP(_HP):
+    type: Literal["fixed"]
+    value: Scalar
+
+    def declare(self, hp, name):
+        return hp.Fixed(name, self.value)
+
+
+HyperParameter = Annotated[
+    IntHP | FloatHP | ChoiceHP | BooleanHP | FixedHP, Field(discriminator="type")
+]
+
+
+class SpaceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["family", "augment", "training"]
+    name: str
+    description: str = ""
+    hyperparameters: dict[str, HyperParameter] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_conditions(self):
+        names = list(self.hyperparameters)
+        for name, spec in self.hyperparameters.items():
+            for parent, values in (spec.when or {}).items():
+                if parent not in self.hyperparameters:
+                    raise ValueError(
+                        f"hyperparameter {name!r}: condition on undefined parameter {parent!r}"
+                    )
+                if names.index(parent) > names.index(name):
+                    raise ValueError(f"hyperparameter {name!r}: define {parent!r} before it")
+                if not values:
+                    raise ValueError(f"hyperparameter {name!r}: condition has no values")
+        return self
+
+
+def _check_range(lo, hi, default, sampling) -> None:
+    if lo > hi:
+        raise ValueError(f"min ({lo}) > max ({hi})")
+    if sampling != "linear" and lo <= 0:
+        raise ValueError(f"{sampling} sampling needs min > 0")
+    if default is not None and not lo <= default <= hi:
+        raise ValueError(f"default {default} is outside [{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated space: ``apply`` declares its hyperparameters on a keras-tuner ``hp``."""
+
+    kind: str
+    name: str
+    description: str
+    hyperparameters: dict[str, Any]
+    path: Path
+
+    @property
+    def prefix(self) -> str:
+        return {"family": "model", "augment": "augment", "training": "train"}[self.kind]
+
+    def apply(self, hp: Any) -> dict[str, Any]:
+        """Declare every hyperparameter under ``<prefix>.<name>``; return the active values."""
+        values: dict[str, Any] = {}
+        for name, spec in self.hyperparameters.items():
+            full = f"{self.prefix}.{name}"
+            if spec.when:
+                ((parent, allowed),) = spec.when.items()
+                with hp.conditional_scope(f"{self.prefix}.{parent}", allowed):
+                    value = spec.declare(hp, full)
+                if value is not None:
+                    values[name] = value
+            else:
+                values[name] = spec.declare(hp, full)
+        return values
+
+    def defaults(self) -> dict[str, Any]:
+        """The values a fresh ``HyperParameters`` gives (each default, or the first choice)."""
+        import keras_tuner as kt
+
+        return self.apply(kt.HyperParameters())
+
+    def with_fixed(self, **values: Any) -> SearchSpace:
+        hps = dict(self.hyperparameters)
+        for key, value in values.items():
+            hps[key] = FixedHP(type="fixed", value=value)
+        return SearchSpace(self.kind, self.name, self.description, hps, self.path)
+
+    def check_names(self, allowed: dict[str, Any], owner: str) -> None:
+        """Every hyperparameter must be a keyword argument of the builder (catches typos)."""
+        for name in self.hyperparameters:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                line = _key_lines(self.path).get(("hyperparameters", name))
+                where = f" (line {line})" if line else ""
+                raise SpaceError(
+                    f"{self.path}: hyperparameters.{name}: unknown hyperparameter for {owner}"
+                    f"{hint}{where}; known: {', '.join(sorted(allowed)) or 'none'}"
+                )
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate one search-space file (safe YAML loader)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SpaceError(f"{path}: search-space file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpaceError(f"{path}: cannot read search-space file ({exc})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceError(f"{path}: invalid YAML: {problem}{where}") from exc
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{path}: expected a mapping with kind, name and hyperparameters")
+    try:
+        parsed = SpaceFile.model_validate(raw)
+    except ValidationError as exc:
+        raise SpaceError(_describe(path, text, exc)) from exc
+    return SearchSpace(parsed.kind, parsed.name, parsed.description, parsed.hyperparameters, path)
+
+
+def builtin_space(kind: str, name: str) -> SearchSpace:
+    folder = {"family": "families", "augment": "augment"}.get(kind)
+    path = spaces_dir() / folder / f"{name}.yaml" if folder else spaces_dir() / "training.yaml"
+    space = load_space(path)
+    if space.kind != kind or space.name != name:
+        raise SpaceError(f"{path}: declares {space.kind} {space.name!r}, expected {kind} {name!r}")
+    return space
+
+
+def _describe(path: Path, text: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    # drop pydantic's union tags ("int", "float", ...) that follow a hyperparameter name
+    if len(loc) >= 3 and loc[0] == "hyperparameters" and loc[2] in {
+        "int", "float", "choice", "boolean", "fixed"
+    }:
+        loc.pop(2)
+    key = ".".join(loc) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+        allowed = _allowed_keys(loc)
+        close = difflib.get_close_matches(loc[-1], allowed, n=1) if allowed else []
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+    elif err["type"] == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag")
+        msg = f"unknown hyperparameter type {tag!r}; use int, float, choice, boolean or fixed"
+    elif err["type"] == "union_tag_not_found":
+        msg = "missing 'type' (int, float, choice, boolean or fixed)"
+    lines = _key_lines(path, text)
+    line = None
+    for depth in range(len(loc), 0, -1):
+        line = lines.get(tuple(loc[:depth]))
+        if line:
+            break
+    where = f" (line {line})" if line else ""
+    return f"{path}: {key}: {msg}{where}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    if len(loc) == 1:
+        return list(SpaceFile.model_fields)
+    fields: set[str] = set()
+    for model in (IntHP, FloatHP, ChoiceHP, BooleanHP, FixedHP):
+        fields |= set(model.model_fields)
+    return sorted(fields)
+
+
+def _key_lines(path: Path, text: str | None = None) -> dict[tuple[str, ...], int]:
+    """Map key paths (("hyperparameters", "width", "min")) to 1-based line numbers."""
+    try:
+        node = yaml.compose(text if text is not None else path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError):
+        return {}
+    out: dict[tuple[str, ...], int] = {}
+
+    def walk(n, prefix):
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = prefix + (str(k.value),)
+                out[key] = k.start_mark.line + 1
+                walk(v, key)
+
+    walk(node, ())
+    return out
+
+
+def default_space_dir() -> Path:
+    return spaces_dir()

@@ -1,0 +1,248 @@
+"""``search``: one keras-tuner project per (family, policy) under the runs folder.
+
+Running the same search again resumes it (keras-tuner reloads its oracle and reruns a
+trial that was interrupted). After each trial, its best epoch's weights are evaluated
+once and written as one record (``evaluation.py``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import OptionError, RunsError
+from .paths import DEFAULT_RUNS_DIR
+
+TUNERS = ("hyperband", "bayesian", "random")
+PROJECT_FILE = "autopneumo_project.json"
+# Settings that must not change when a project is resumed.
+_PINNED = ("family", "policy", "tuner", "image_size", "channels", "recall_target",
+           "val_fraction", "seed", "data_hash", "spaces")
+
+
+@dataclass
+class SearchConfig:
+    family: str
+    policy: str
+    data: str | Path | None = None
+    tuner: str = "bayesian"
+    max_trials: int = 10
+    epochs: int | None = None
+    image_size: int = 128
+    channels: int = 1
+    recall_target: float = 0.95
+    val_fraction: float = 0.2
+    seed: int = 0
+    runs_dir: str | Path = DEFAULT_RUNS_DIR
+    spaces: list[str | Path] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def project(self) -> str:
+        return f"{self.family}__{self.policy}"
+
+    def validate(self) -> None:
+        if not 0.0 < self.recall_target < 1.0:
+            raise OptionError(f"--recall-target must be in (0, 1), got {self.recall_target}")
+        if self.tuner not in TUNERS:
+            raise OptionError(f"unknown --tuner {self.tuner!r}; known: {', '.join(TUNERS)}")
+        if self.max_trials < 1:
+            raise OptionError(f"--max-trials must be positive, got {self.max_trials}")
+        if self.epochs is not None and self.epochs < 1:
+            raise OptionError(f"--epochs must be positive, got {self.epochs}")
+        if self.channels not in (1, 3):
+            raise OptionError(f"--channels must be 1 or 3, got {self.channels}")
+
+
+def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
+    """The family, augment and training spaces: built-in files, or --space replacements."""
+    from .registry import FAMILIES, POLICIES
+    from .spaces import builtin_space, load_space
+
+    family, policy = FAMILIES.get(config.family), POLICIES.get(config.policy)
+    if config.image_size < family.min_image_size:
+        raise OptionError(
+            f"--image-size {config.image_size} is too small for {family.name} "
+            f"(at least {family.min_image_size})"
+        )
+    spaces = {
+        "family": builtin_space("family", family.name),
+        "augment": builtin_space("augment", policy.name),
+        "training": builtin_space("training", "training"),
+    }
+    for path in config.spaces:
+        space = load_space(path)
+        expected = {"family": family.name, "augment": policy.name, "training": "training"}
+        if space.name != expected[space.kind]:
+            raise OptionError(
+                f"--space {path}: it is for {space.kind} {space.name!r}, "
+                f"but this search uses {expected[space.kind]!r}"
+            )
+        spaces[space.kind] = space
+    spaces["family"].check_names(family.parameters(), f"family {family.name}")
+    spaces["augment"].check_names(policy.parameters(), f"policy {policy.name}")
+    spaces["training"].check_names(
+        {k: None for k in ("learning_rate", "batch_size", "class_weights", "epochs", "patience")},
+        "training",
+    )
+    if config.epochs is not None:
+        spaces["training"] = spaces["training"].with_fixed(epochs=config.epochs)
+    return {"family": family, "policy": policy, "spaces": spaces}
+
+
+def _tuner_class(kind: str):
+    import keras_tuner as kt
+
+    base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
+            "random": kt.RandomSearch}[kind]
+
+    class RecordingTuner(base):
+        """keras-tuner's tuner, plus one evaluation record written at each trial's end."""
+
+        def __init__(self, *args, evaluator, progress=None, **kwargs):
+            self.evaluator = evaluator
+            self.progress = progress
+            self._fit = {}
+            super().__init__(*args, **kwargs)
+
+        def on_trial_begin(self, trial):
+            super().on_trial_begin(trial)
+            if self.progress:
+                self.progress.trial_begin(trial)
+
+        def run_trial(self, trial, *args, **kwargs):
+            start = time.perf_counter()
+            histories = super().run_trial(trial, *args, **kwargs)
+            self._fit[trial.trial_id] = (histories[0].history, time.perf_counter() - start)
+            return histories
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            final = self.oracle.get_trial(trial.trial_id)
+            record = record_trial(self, final, *self._fit.pop(trial.trial_id, (None, None)))
+            if self.progress:
+                self.progress.trial_end(record)
+            gc.collect()
+
+    return RecordingTuner
+
+
+def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
+    trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
+    if str(trial.status).upper() == "COMPLETED":
+        model = tuner.load_model(trial)
+        return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds)
+    return tuner.evaluator.record_failure(trial, trial_dir, seconds)
+
+
+def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
+    """Run (or resume) the search of one family x policy; return its trial records."""
+    config.validate()
+    resolved = resolve_spaces(config)  # before the data: a bad option fails fast
+
+    import keras
+    import keras_tuner as kt
+
+    from .data import load_dataset
+    from .evaluation import RECORD_FILE, Evaluator
+    from .hypermodel import PneumoniaHyperModel
+    from .objective import OBJECTIVE
+
+    dataset = load_dataset(config.data, config.image_size, config.channels,
+                           config.val_fraction, config.seed)
+    runs_dir = Path(config.runs_dir)
+    project_dir = runs_dir / config.project
+    project = _pin_project(project_dir, config, dataset, resolved["spaces"])
+    keras.utils.set_random_seed(config.seed)
+    hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
+                                     dataset.train, dataset.val, config.recall_target)
+    evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
+    cap = resolved["spaces"]["training"].defaults()["epochs"]
+    kwargs: dict[str, Any] = {}
+    if config.tuner == "hyperband":
+        kwargs.update(max_epochs=cap, factor=3)
+    else:
+        kwargs.update(max_trials=config.max_trials)
+    tuner = _tuner_class(config.tuner)(
+        hypermodel,
+        objective=kt.Objective(OBJECTIVE, direction="max"),
+        directory=str(runs_dir),
+        project_name=config.project,
+        overwrite=False,
+        seed=config.seed,
+        max_consecutive_failed_trials=max(3, config.max_trials),
+        evaluator=evaluator,
+        progress=progress,
+        **kwargs,
+    )
+    if config.tuner == "hyperband":
+        tuner.oracle.max_trials = config.max_trials
+    if progress:
+        progress.search_begin(config, _count_done(tuner))
+    tuner.search(verbose=0, callbacks=[progress.epoch_callback()] if progress else [])
+    # a trial that finished but was interrupted before its record was written
+    for trial in tuner.oracle.trials.values():
+        if str(trial.status).upper() in ("COMPLETED", "FAILED", "INVALID"):
+            if not (Path(tuner.get_trial_dir(trial.trial_id)) / RECORD_FILE).exists():
+                record_trial(tuner, trial)
+    from .leaderboard import read_records
+
+    return read_records(project_dir)
+
+
+def _count_done(tuner) -> int:
+    return sum(
+        1 for t in tuner.oracle.trials.values()
+        if str(t.status).upper() in ("COMPLETED", "FAILED", "INVALID")
+    )
+
+
+def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> dict[str, Any]:
+    """Write the project's settings once; refuse to resume with different ones."""
+    from .atomic import atomic_write_json
+
+    settings = {
+        "project": config.project,
+        "family": config.family,
+        "policy": config.policy,
+        "tuner": config.tuner,
+        "image_size": config.image_size,
+        "channels": config.channels,
+        "recall_target": config.recall_target,
+        "val_fraction": config.val_fraction,
+        "seed": config.seed,
+        "data_hash": dataset.manifest["data_hash"],
+        "spaces": {k: _space_dict(s) for k, s in spaces.items()},
+    }
+    path = project_dir / PROJECT_FILE
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunsError(f"{path}: unreadable project file ({exc})") from exc
+        changed = [k for k in _PINNED if existing.get(k) != json.loads(json.dumps(settings[k]))]
+        if changed:
+            raise RunsError(
+                f"{project_dir}: this project was started with other settings "
+                f"({', '.join(changed)}); use the same options or another --runs-dir"
+            )
+        return existing
+    settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    atomic_write_json(path, settings)
+    return settings
+
+
+def _space_dict(space) -> dict[str, Any]:
+    return {
+        "name": space.name,
+        "hyperparameters": {k: v.model_dump(exclude_none=True)
+                            for k, v in space.hyperparameters.items()},
+    }
+
+
+__all__ = ["SearchConfig", "TUNERS", "search"]
