@@ -120,6 +120,15 @@ HyperParameter = Annotated[
 ]
 
 
+class _LocatedValueError(ValueError):
+    """A validation error that carries the key path it is about (a model validator's own
+    location is the top level, which names no key and no line)."""
+
+    def __init__(self, message: str, loc: tuple[str, ...]):
+        super().__init__(message)
+        self.loc = loc
+
+
 class SpaceFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["family", "augment", "training"]
@@ -131,15 +140,27 @@ class SpaceFile(BaseModel):
     def _check_conditions(self):
         names = list(self.hyperparameters)
         for name, spec in self.hyperparameters.items():
-            for parent, values in (spec.when or {}).items():
+            when = spec.when or {}
+            if len(when) > 1:  # apply() opens one conditional scope per hyperparameter
+                raise _LocatedValueError(
+                    f"hyperparameter {name!r}: a condition names one parameter, got {len(when)}",
+                    ("hyperparameters", name, "when"),
+                )
+            for parent, values in when.items():
+                loc = ("hyperparameters", name, "when", parent)
                 if parent not in self.hyperparameters:
-                    raise ValueError(
-                        f"hyperparameter {name!r}: condition on undefined parameter {parent!r}"
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: condition on undefined parameter {parent!r}",
+                        loc,
                     )
                 if names.index(parent) > names.index(name):
-                    raise ValueError(f"hyperparameter {name!r}: define {parent!r} before it")
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: define {parent!r} before it", loc
+                    )
                 if not values:
-                    raise ValueError(f"hyperparameter {name!r}: condition has no values")
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: condition has no values", loc
+                    )
         return self
 
 
@@ -244,6 +265,9 @@ def builtin_space(kind: str, name: str) -> SearchSpace:
 def _describe(path: Path, text: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
+    located = (err.get("ctx") or {}).get("error")
+    if isinstance(located, _LocatedValueError):
+        loc = list(located.loc)
     # drop pydantic's union tags ("int", "float", ...) that follow a hyperparameter name
     if len(loc) >= 3 and loc[0] == "hyperparameters" and loc[2] in {
         "int", "float", "choice", "boolean", "fixed"

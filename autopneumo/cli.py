@@ -1,0 +1,206 @@
+"""The ``autopneumo`` command: each subcommand parses options and calls one library function."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+from .paths import DATA_ENV, DEFAULT_REPORT_DIR, DEFAULT_RUNS_DIR
+
+
+class _Group(click.Group):
+    """User errors become one line and exit 2; Ctrl-C says how to resume and exits 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "\nInterrupted. Completed trials are saved; run the same command again to resume.",
+                err=True,
+            )
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="autopneumo")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Compare model families and augmentation policies for pneumonia detection on chest X-rays."""
+    if ctx.invoked_subcommand not in (None, "data", "leaderboard"):
+        from .backend import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+
+
+# --- data -------------------------------------------------------------------------------
+
+@main.group(cls=_Group)
+def data() -> None:
+    """Inspect or fetch data."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def data_check(path: Path) -> None:
+    """Counts per split and class, patients, duplicate and unreadable files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data import check_data
+
+    result = check_data(path)
+    console = Console()
+    table = Table(title=f"{result.root}")
+    for col in ("split", "NORMAL", "PNEUMONIA", "patients"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split, counts in result.counts.items():
+        table.add_row(split, str(counts["NORMAL"]), str(counts["PNEUMONIA"]),
+                      str(result.patients[split]))
+    console.print(table)
+    console.print(f"data hash: {result.data_hash[:16]}")
+    console.print(f"patients in both train/val and test: {result.patients_train_and_test}")
+    console.print(f"duplicate groups (byte-identical files): {len(result.duplicate_groups)}"
+                  f" ({result.duplicates_across_splits} across splits)", markup=False)
+    for group in result.duplicate_groups[:10]:
+        console.print("  " + " = ".join(group), markup=False)
+    console.print(f"unreadable files: {len(result.unreadable)}")
+    for failure in result.unreadable:
+        console.print(f"  {failure.path}: {failure.reason}", markup=False)
+    if result.ignored:
+        console.print(f"ignored (not .jpeg/.jpg/.png): {len(result.ignored)}")
+
+
+@data.command("download")
+@click.option("--url", default=None, help="Source URL (file:// works); default: MedMNIST on Zenodo.")
+@click.option("--md5", default=None, help="Expected MD5 (default: the official file's).")
+def data_download(url: str | None, md5: str | None) -> None:
+    """Download PneumoniaMNIST (checksum verified) and print the path of the .npz."""
+    from .data.download import PNEUMONIAMNIST_MD5, PNEUMONIAMNIST_URL, download_pneumoniamnist
+
+    path = download_pneumoniamnist(url or PNEUMONIAMNIST_URL,
+                                   md5 if md5 is not None else (None if url else PNEUMONIAMNIST_MD5))
+    click.echo(str(path))
+
+
+# --- search -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--family", required=True, help="Model family (see `autopneumo families`).")
+@click.option("--augment", "policy", default="none", show_default=True,
+              help="Augmentation policy (see `autopneumo policies`).")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
+              help=f"Kermany folder or MedMNIST .npz [env {DATA_ENV}].")
+@click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random"]),
+              default="bayesian", show_default=True)
+@click.option("--max-trials", type=int, default=10, show_default=True)
+@click.option("--epochs", type=int, default=None, help="Epoch cap per trial (default: space file).")
+@click.option("--image-size", type=int, default=128, show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
+@click.option("--recall-target", type=float, default=0.95, show_default=True)
+@click.option("--val-fraction", type=float, default=0.2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--space", "spaces", multiple=True, type=click.Path(path_type=Path),
+              help="An edited search-space file replacing the built-in one of its kind.")
+def search(family, policy, data_path, tuner, max_trials, epochs, image_size, channels,
+           recall_target, val_fraction, seed, runs_dir, spaces) -> None:
+    """Run (or resume) a KerasTuner search of one family x policy."""
+    from .tuning import SearchConfig
+    from .tuning import search as run_search
+
+    config = SearchConfig(
+        family=family, policy=policy, data=data_path, tuner=tuner, max_trials=max_trials,
+        epochs=epochs, image_size=image_size, channels=int(channels),
+        recall_target=recall_target, val_fraction=val_fraction, seed=seed, runs_dir=runs_dir,
+        spaces=list(spaces), command=shlex.join(["autopneumo", *sys.argv[1:]]),
+    )
+    config.validate()
+    from .tuning import resolve_spaces
+
+    resolve_spaces(config)  # unknown names and bad space files fail before TensorFlow loads
+    from .progress import SearchProgress
+
+    with SearchProgress() as progress:
+        records = run_search(config, progress=progress)
+    done = [r for r in records if r.get("status") == "completed"]
+    click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
+               f"trials in {runs_dir}; next: autopneumo leaderboard --runs-dir {runs_dir}")
+
+
+# --- results ----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--top", type=int, default=20, show_default=True)
+def leaderboard(runs_dir: Path, top: int) -> None:
+    """Ranked table of all trials (by the validation objective; test shown, never ranked)."""
+    from .leaderboard import leaderboard as build
+    from .terminal import print_leaderboard
+
+    if not runs_dir.is_dir():
+        raise UserError(f"runs folder not found: {runs_dir}")
+    frame = build(runs_dir)
+    print_leaderboard(frame, top)
+
+
+@main.command()
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORT_DIR,
+              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",
+              show_default=True)
+def report(runs_dir: Path, out: Path, fmt: str) -> None:
+    """Write leaderboard.csv and index.html (or summary.md) comparing families x policies."""
+    from .report import write_report
+
+    if not runs_dir.is_dir():
+        raise UserError(f"runs folder not found: {runs_dir}")
+    written = write_report(runs_dir, out, fmt=fmt)
+    for path in written:
+        click.echo(str(path))
+
+
+# --- registries -------------------------------------------------------------------------
+
+@main.command()
+def families() -> None:
+    """List the registered model families and their search-space files."""
+    from .registry import FAMILIES
+
+    _list_entries(FAMILIES)
+
+
+@main.command()
+def policies() -> None:
+    """List the registered augmentation policies and their search-space files."""
+    from .registry import POLICIES
+
+    _list_entries(POLICIES)
+
+
+def _list_entries(registry) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in ("name", "description", "search space"):
+        table.add_column(col)
+    for name in registry.names():
+        entry = registry.get(name)
+        table.add_row(name, entry.description, str(entry.space_file))
+    Console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,42 @@
+"""Terminal rendering of the leaderboard (rich)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def _fmt(x, digits: int = 3) -> Text:
+    """Plain text (never rich markup: names come from files and folders)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return Text("-")
+    return Text(f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)
+    for line in frame.attrs.get("skipped", []):
+        console.print(Text("skipped ", style="yellow") + Text(line))
+    if frame.empty:
+        console.print("no trial records found")
+        return
+    table = Table(title=f"autopneumo leaderboard ({len(frame)} trials, ranked by validation)")
+    cols = [("rank", "#"), ("family", "family"), ("policy", "policy"), ("trial_id", "trial"),
+            ("status", "status"), ("val_prec_at_recall", "val P@R"), ("val_auc", "val AUC"),
+            ("threshold", "thr"), ("test_precision", "test prec"), ("test_recall", "test rec"),
+            ("test_accuracy", "test acc"), ("test_auc", "test AUC"),
+            ("test_specificity", "test spec")]
+    for _, title in cols:
+        table.add_column(title, justify="right")
+    for _, row in frame.head(top).iterrows():
+        table.add_row(*[_fmt(row.get(c)) for c, _ in cols])
+    console.print(table)
+    if len(frame) > top:
+        console.print(f"... {len(frame) - top} more (use --top)")
