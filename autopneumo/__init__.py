@@ -12,8 +12,11 @@ The same functions the CLI calls::
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Trial models are saved for inference; their optimizer state is deliberately not restored.
+warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
 
 __version__ = "0.1.0"
 

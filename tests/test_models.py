@@ -1,0 +1,68 @@
+"""Conformance: every registered family x every policy builds, trains a step, saves, loads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from autopneumo.hypermodel import build_model, class_weights  # noqa: E402
+from autopneumo.registry import FAMILIES, POLICIES  # noqa: E402
+from autopneumo.spaces import builtin_space  # noqa: E402
+
+PAIRS = [(f, p) for f in FAMILIES.names() for p in POLICIES.names()]
+
+
+def test_registries_list_the_issue_minimum():
+    assert {"base_cnn", "resnet18"} <= set(FAMILIES.names())
+    assert {"none", "flip", "geometric", "photometric"} <= set(POLICIES.names())
+    for name in FAMILIES.names():
+        assert FAMILIES.get(name).space_file.is_file()
+    for name in POLICIES.names():
+        assert POLICIES.get(name).space_file.is_file()
+
+
+@pytest.mark.parametrize("family,policy", PAIRS)
+def test_build_train_save_load(family, policy, tmp_path):
+    fam, pol = FAMILIES.get(family), POLICIES.get(policy)
+    model_params = builtin_space("family", family).defaults()
+    augment_params = builtin_space("augment", policy).defaults()
+    if family == "resnet18":
+        model_params["width"] = 0.25  # keep the test small
+    model = build_model(fam, pol, (32, 32, 1), model_params, augment_params)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 32, 32, 1), dtype=np.uint8)
+    y = np.array([0, 1] * 4, dtype=np.uint8)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    before = model.predict(x, verbose=0)
+    assert before.shape == (8, 1) and np.all((before >= 0) & (before <= 1))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+def test_augmentation_is_inactive_at_inference():
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("geometric"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {"rotation": 0.1, "zoom": 0.2,
+                                                     "translation": 0.1})
+    x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_hyperparameters_change_the_architecture():
+    fam, pol = FAMILIES.get("base_cnn"), POLICIES.get("none")
+    small = build_model(fam, pol, (64, 64, 1), {"width": 0.5, "depth": 2})
+    large = build_model(fam, pol, (64, 64, 1), {"width": 2.0, "depth": 4})
+    assert small.count_params() < large.count_params()
+    r_small = build_model(FAMILIES.get("resnet18"), pol, (32, 32, 1), {"width": 0.25})
+    r_large = build_model(FAMILIES.get("resnet18"), pol, (32, 32, 1), {"width": 0.5})
+    assert r_large.count_params() > 3 * r_small.count_params()
+
+
+def test_class_weights_balance_the_classes():
+    w = class_weights(np.array([0] * 25 + [1] * 75))
+    assert w[0] * 25 == pytest.approx(w[1] * 75)
+    assert w[0] == pytest.approx(2.0)

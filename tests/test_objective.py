@@ -1,0 +1,350 @@
+"""The recall-constrained objective, the leaderboard metrics and the bootstrap intervals,
+checked against brute force and scikit-learn."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from autopneumo.objective import (
+    binary_metrics,
+    bootstrap_intervals,
+    objective_score,
+    precision_at_recall,
+    validation_summary,
+)
+
+TARGETS = [0.5, 0.8, 0.9, 0.95, 1.0]
+
+
+def brute_force(y, s, target):
+    """Every distinct score as threshold (predict 1 when score >= t), in exact fractions.
+
+    Returns (precision, recall, threshold) of the most precise threshold whose recall is
+    at least ``target``; among equally precise ones the highest recall.
+    """
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, dtype=np.float64)
+    positives = int(y.sum())
+    if positives == 0:
+        return None
+    goal = Fraction(str(target))
+    best = None
+    for t in np.unique(s):
+        pred = s >= t
+        tp = int(np.sum(pred & y))
+        fp = int(np.sum(pred & ~y))
+        recall = Fraction(tp, positives)
+        if recall < goal:
+            continue
+        precision = Fraction(tp, tp + fp)
+        key = (precision, recall)
+        if best is None or key > best[0]:
+            best = (key, float(t))
+    if best is None:
+        return None
+    (precision, recall), t = best
+    return float(precision), float(recall), t
+
+
+def _random_case(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 300))
+    y = (rng.random(n) < rng.uniform(0.2, 0.8)).astype(int)
+    if y.sum() == 0:
+        y[0] = 1
+    signal = rng.uniform(0.0, 2.5)
+    raw = rng.normal(size=n) + signal * y
+    style = seed % 3
+    if style == 0:  # continuous scores
+        s = 1 / (1 + np.exp(-raw))
+    elif style == 1:  # heavy ties: scores on a coarse grid
+        s = np.round(1 / (1 + np.exp(-raw)), 1)
+    else:  # very heavy ties, ints as scores
+        s = np.clip(np.round(raw), -2, 3).astype(float)
+    return y, s
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_precision_at_recall_matches_brute_force(seed):
+    y, s = _random_case(seed)
+    for target in TARGETS:
+        expected = brute_force(y, s, target)
+        got = precision_at_recall(y, s, target)
+        assert expected is not None  # the lowest threshold always gives recall 1
+        precision, recall, threshold = expected
+        assert got.precision == pytest.approx(precision, abs=1e-12), (seed, target)
+        assert got.recall == pytest.approx(recall, abs=1e-12), (seed, target)
+        assert got.threshold == threshold, (seed, target)
+        assert got.recall >= target - 1e-12
+
+
+@pytest.mark.parametrize(("positives", "target"), [(20, 0.95), (10, 0.9), (40, 0.95), (10, 0.5)])
+def test_precision_at_recall_exact_recall_fraction(positives, target):
+    """Recall exactly at the target (19/20 = 0.95) counts as reaching it."""
+    needed = round(target * positives)
+    # ranks: needed - 1 positives, 1 negative, 1 positive (recall = target exactly),
+    # 5 negatives, the other positives, 10 negatives
+    labels = [1] * (needed - 1) + [0, 1] + [0] * 5 + [1] * (positives - needed) + [0] * 10
+    y = np.array(labels)
+    s = np.linspace(1.0, 0.0, len(y))
+    got = precision_at_recall(y, s, target)
+    assert got.recall == needed / positives
+    assert got.precision == pytest.approx(needed / (needed + 1))
+    assert got.threshold == s[needed]
+    assert (got.precision, got.recall, got.threshold) == pytest.approx(
+        brute_force(y, s, target), abs=1e-12
+    )
+
+
+def test_precision_at_recall_hand_example():
+    y = [1, 1, 0, 1, 0]
+    s = [0.9, 0.8, 0.7, 0.6, 0.1]
+    full = precision_at_recall(y, s, 1.0)
+    assert (full.precision, full.recall, full.threshold) == (0.75, 1.0, 0.6)
+    half = precision_at_recall(y, s, 0.5)
+    assert half.precision == 1.0
+    assert half.recall == pytest.approx(2 / 3)
+    assert half.threshold == 0.8
+
+
+def test_precision_at_recall_prefers_higher_recall_among_equal_precision():
+    y = [1, 1, 0, 1, 1, 0]
+    s = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    point = precision_at_recall(y, s, 0.25)
+    # thresholds 0.9 and 0.8 both give precision 1; 0.8 has recall 0.5
+    assert (point.precision, point.recall, point.threshold) == (1.0, 0.5, 0.8)
+
+
+def test_precision_at_recall_ties_take_the_whole_group():
+    # the two 0.5 scores cannot be separated: a threshold of 0.5 takes both
+    y = [1, 0, 1, 0]
+    s = [0.9, 0.5, 0.5, 0.1]
+    point = precision_at_recall(y, s, 1.0)
+    assert point.threshold == 0.5
+    assert point.precision == pytest.approx(2 / 3)
+    assert point.recall == 1.0
+
+
+def test_precision_at_recall_order_and_shape_do_not_matter():
+    y, s = _random_case(3)
+    perm = np.random.default_rng(0).permutation(len(y))
+    a = precision_at_recall(y, s, 0.9)
+    b = precision_at_recall(y[perm].reshape(-1, 1), s[perm].reshape(-1, 1), 0.9)
+    assert a == b
+
+
+def test_precision_at_recall_without_positives_is_nan():
+    point = precision_at_recall([0, 0, 0], [0.1, 0.5, 0.9], 0.95)
+    assert math.isnan(point.precision) and math.isnan(point.recall)
+    assert math.isnan(point.threshold)
+    empty = precision_at_recall([], [], 0.95)
+    assert math.isnan(empty.precision)
+
+
+def test_precision_at_recall_unreachable_target_is_nan():
+    point = precision_at_recall([1, 0, 1], [0.9, 0.2, 0.4], 1.01)
+    assert math.isnan(point.precision)
+
+
+# ---------------------------------------------------------------------------- objective_score
+
+
+def test_objective_score_precision_first_then_auc():
+    # higher precision wins whatever the AUC
+    assert objective_score(0.90, 0.50) > objective_score(0.8999, 1.0)
+    assert objective_score(0.81, 0.0) > objective_score(0.80, 1.0)
+    # equal precision: AUC decides
+    assert objective_score(0.85, 0.93) > objective_score(0.85, 0.92)
+    # precision differences below the 1e-4 quantum count as equal: AUC decides
+    assert objective_score(0.90001, 0.80) < objective_score(0.90004, 0.90)
+    assert objective_score(0.90004, 0.80) < objective_score(0.90001, 0.90)
+    # no threshold reaches the recall target: below every model that reaches it
+    assert objective_score(math.nan, 1.0) < objective_score(0.0, 0.0)
+    assert objective_score(math.nan, 0.9) > objective_score(math.nan, 0.8)
+    # a NaN AUC only drops the tie-break
+    assert objective_score(0.7, math.nan) == pytest.approx(0.7)
+    assert objective_score(math.nan, math.nan) == -1.0
+
+
+def test_objective_score_values():
+    assert objective_score(0.8765, 0.9) == pytest.approx(0.8765 + 0.9e-5, abs=1e-12)
+    assert objective_score(0.87659, 0.5) == pytest.approx(0.8765 + 0.5e-5, abs=1e-12)
+    assert objective_score(1.0, 1.0) == pytest.approx(1.00001, abs=1e-12)
+    # exact fractions that land on a quantum are not floored one quantum down
+    for tp, total in [(29, 100), (57, 100), (7, 10), (9999, 10000), (3, 5)]:
+        p = tp / total
+        assert objective_score(p, 0.0) == pytest.approx(p, abs=1e-12), (tp, total)
+
+
+def test_objective_score_sorts_like_precision_then_auc():
+    rng = np.random.default_rng(0)
+    pairs = [(round(float(p), 2), float(a)) for p, a in rng.random((200, 2))]
+    by_score = sorted(pairs, key=lambda pa: objective_score(*pa))
+    by_key = sorted(pairs)
+    assert by_score == by_key
+
+
+# ---------------------------------------------------------------------------- binary_metrics
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.71])
+def test_binary_metrics_match_sklearn(seed, threshold):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 400))
+    y = (rng.random(n) < 0.6).astype(int)
+    y[:2] = [0, 1]
+    s = np.clip(1 / (1 + np.exp(-(rng.normal(size=n) + 1.5 * y - 0.5))), 0.01, 0.99)
+    if seed % 2:
+        s = np.round(s, 1).clip(0.05, 0.95)  # ties, also exactly at the threshold
+    pred = (s >= threshold).astype(int)
+    m = binary_metrics(y, s, threshold, 0.95)
+
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred), rel=1e-12)
+    if pred.sum():
+        assert m["precision"] == pytest.approx(precision_score(y, pred), rel=1e-12)
+    assert m["recall"] == pytest.approx(recall_score(y, pred), rel=1e-12)
+    assert m["specificity"] == pytest.approx(recall_score(y, pred, pos_label=0), rel=1e-12)
+    assert m["f1"] == pytest.approx(f1_score(y, pred), rel=1e-12)
+    assert m["auc"] == pytest.approx(roc_auc_score(y, s), rel=1e-12)
+    assert m["loss"] == pytest.approx(log_loss(y, s), rel=1e-9)
+    assert m["prec_at_recall"] == pytest.approx(brute_force(y, s, 0.95)[0], abs=1e-12)
+    assert m["threshold"] == threshold
+    assert m["tp"] + m["fp"] + m["tn"] + m["fn"] == m["n"] == n
+    assert m["tp"] == int(np.sum((pred == 1) & (y == 1)))
+    assert m["fp"] == int(np.sum((pred == 1) & (y == 0)))
+    assert m["tn"] == int(np.sum((pred == 0) & (y == 0)))
+    assert m["fn"] == int(np.sum((pred == 0) & (y == 1)))
+
+
+def test_binary_metrics_threshold_is_inclusive():
+    m = binary_metrics([1, 0, 1, 0], [0.5, 0.5, 0.2, 0.1], 0.5, 0.95)
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (1, 1, 1, 1)
+
+
+def test_binary_metrics_degenerate_cases():
+    # nothing predicted positive: precision undefined (NaN), recall 0
+    m = binary_metrics([1, 0, 1], [0.1, 0.2, 0.3], 0.9, 0.95)
+    assert math.isnan(m["precision"])
+    assert m["recall"] == 0.0 and m["specificity"] == 1.0
+    # one class only: AUC undefined
+    m = binary_metrics([1, 1], [0.2, 0.9], 0.5, 0.95)
+    assert math.isnan(m["auc"])
+    assert m["accuracy"] == 0.5
+    # extreme scores are clipped, the loss stays finite
+    m = binary_metrics([1, 0], [0.0, 1.0], 0.5, 0.95)
+    assert math.isfinite(m["loss"]) and m["loss"] > 10
+
+
+def test_validation_summary_consistent():
+    y, s = _random_case(4)
+    summary = validation_summary(y, s, 0.95)
+    point = precision_at_recall(y, s, 0.95)
+    assert summary["prec_at_recall"] == point.precision
+    assert summary["threshold"] == point.threshold
+    assert summary["auc"] == pytest.approx(roc_auc_score(y, s))
+    assert summary["objective"] == objective_score(point.precision, summary["auc"])
+    assert summary["accuracy"] == pytest.approx(accuracy_score(y, s >= 0.5))
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def _bootstrap_case(n=300, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.55).astype(int)
+    s = 1 / (1 + np.exp(-(rng.normal(size=n) * 1.2 + 1.3 * y - 0.6)))
+    if ties:
+        s = np.round(s, 1)
+    return y, s
+
+
+KEYS = ["accuracy", "precision", "recall", "specificity", "f1", "auc"]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_intervals_contain_the_point_estimate(ties):
+    y, s = _bootstrap_case(ties=ties)
+    ci = bootstrap_intervals(y, s, 0.5, n_boot=1000, seed=1)
+    point = binary_metrics(y, s, 0.5, 0.95)
+    assert set(ci) == set(KEYS)
+    for key in KEYS:
+        lo, hi = ci[key]
+        assert lo < point[key] < hi, key
+        assert 0.0 <= lo < hi <= 1.0
+        assert hi - lo < 0.25, key  # n = 300: a few points wide, not everything
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_auc_interval_matches_sklearn_bootstrap(ties):
+    y, s = _bootstrap_case(seed=2, ties=ties)
+    ci = bootstrap_intervals(y, s, 0.5, n_boot=2000, seed=0)
+    rng = np.random.default_rng(12345)  # an independent resampling
+    aucs, accs, f1s = [], [], []
+    pred = s >= 0.5
+    for _ in range(600):
+        idx = rng.integers(0, len(y), len(y))
+        aucs.append(roc_auc_score(y[idx], s[idx]))
+        tp = np.sum(pred[idx] & (y[idx] == 1))
+        accs.append(np.mean(pred[idx] == (y[idx] == 1)))
+        f1s.append(2 * tp / (np.sum(pred[idx]) + np.sum(y[idx])))
+    for key, values in (("auc", aucs), ("accuracy", accs), ("f1", f1s)):
+        lo, hi = np.quantile(values, [0.025, 0.975])
+        assert ci[key][0] == pytest.approx(lo, abs=0.02), key
+        assert ci[key][1] == pytest.approx(hi, abs=0.02), key
+        width = hi - lo
+        assert (ci[key][1] - ci[key][0]) == pytest.approx(width, rel=0.25), key
+
+
+def test_bootstrap_auc_centres_on_sklearn_auc_with_ties():
+    """On a large (tiled) sample the bootstrap AUCs concentrate at the true AUC; tied
+    scores must count half, as in scikit-learn."""
+    y, s = _bootstrap_case(n=200, seed=3, ties=True)
+    assert len(np.unique(s)) <= 11
+    auc = roc_auc_score(y, s)
+    ci = bootstrap_intervals(np.tile(y, 40), np.tile(s, 40), 0.5, n_boot=200, seed=0)
+    lo, hi = ci["auc"]
+    assert lo < auc < hi
+    assert abs((lo + hi) / 2 - auc) < 0.004
+    assert hi - lo < 0.03
+
+
+def test_bootstrap_intervals_shrink_with_a_larger_sample():
+    y, s = _bootstrap_case(n=250, seed=4)
+    small = bootstrap_intervals(y, s, 0.5, n_boot=1000, seed=0)
+    big = bootstrap_intervals(np.tile(y, 4), np.tile(s, 4), 0.5, n_boot=1000, seed=0)
+    for key in KEYS:
+        w_small = small[key][1] - small[key][0]
+        w_big = big[key][1] - big[key][0]
+        # standard errors scale with 1/sqrt(n): half as wide for 4x the data
+        assert 0.35 * w_small < w_big < 0.7 * w_small, key
+
+
+def test_bootstrap_intervals_level_and_seed():
+    y, s = _bootstrap_case(n=200, seed=5)
+    a = bootstrap_intervals(y, s, 0.5, n_boot=500, seed=7)
+    b = bootstrap_intervals(y, s, 0.5, n_boot=500, seed=7)
+    assert a == b
+    narrow = bootstrap_intervals(y, s, 0.5, n_boot=500, seed=7, level=0.5)
+    for key in KEYS:
+        assert narrow[key][0] > a[key][0] and narrow[key][1] < a[key][1]
+
+
+def test_bootstrap_intervals_empty_and_undefined():
+    assert bootstrap_intervals([], [], 0.5) == {}
+    # no positive predictions ever: precision is undefined in every resample
+    ci = bootstrap_intervals([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], 0.9, n_boot=50)
+    assert all(math.isnan(v) for v in ci["precision"])
+    assert ci["recall"] == (0.0, 0.0)

@@ -1,0 +1,117 @@
+"""A real (tiny) keras-tuner search end to end: records, threshold, test metrics, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
+
+from autopneumo.errors import RunsError
+from autopneumo.objective import precision_at_recall
+from autopneumo.tuning import SearchConfig, search
+
+SMALL_CNN = """\
+kind: family
+name: base_cnn
+hyperparameters:
+  width: {type: choice, values: [0.25, 0.5], default: 0.25}
+  depth: {type: fixed, value: 2}
+  dense_units: {type: fixed, value: "32"}
+  dense_dropout: {type: fixed, value: 0.3}
+"""
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_kermany, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    space = runs.parent / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "flip", data=tiny_kermany, tuner="random", max_trials=2,
+                          epochs=2, image_size=32, runs_dir=runs, spaces=[space], seed=1)
+    records = search(config)
+    return config, records
+
+
+def test_search_writes_one_record_per_trial(searched):
+    config, records = searched
+    assert len(records) == 2
+    assert {r["status"] for r in records} == {"completed"}
+    for r in records:
+        trial_dir = Path(r["_path"]).parent
+        assert (trial_dir / "model.keras").is_file()
+        assert (trial_dir / "predictions.csv").is_file()
+        assert r["family"] == "base_cnn" and r["policy"] == "flip"
+        assert 1 <= r["epochs_run"] <= 2
+        assert r["hyperparameters"]["model.depth"] == 2
+        assert r["data"]["image_size"] == 32
+        assert r["environment"]["tensorflow"]
+
+
+def test_threshold_and_test_metrics_recompute_from_predictions(searched):
+    _, records = searched
+    for r in records:
+        preds = pd.read_csv(Path(r["_path"]).parent / "predictions.csv")
+        val, test = preds[preds.split == "val"], preds[preds.split == "test"]
+        point = precision_at_recall(val.label, val.probability, r["recall_target"])
+        assert point.threshold == pytest.approx(r["threshold"], abs=1e-6)
+        assert point.precision == pytest.approx(r["val"]["prec_at_recall"], abs=1e-9)
+        assert point.recall >= r["recall_target"]
+        pred = (test.probability >= r["threshold"]).astype(int)
+        t = r["test"]
+        assert t["accuracy"] == pytest.approx(accuracy_score(test.label, pred))
+        assert t["precision"] == pytest.approx(precision_score(test.label, pred, zero_division=0))
+        assert t["recall"] == pytest.approx(recall_score(test.label, pred))
+        assert t["auc"] == pytest.approx(roc_auc_score(test.label, test.probability))
+        assert t["n"] == len(test) == 16  # 4 test patients x 2 images x 2 classes
+
+
+def test_saved_model_reproduces_test_predictions(searched, tiny_kermany):
+    import keras
+
+    from autopneumo.data import load_dataset
+
+    _, records = searched
+    r = records[0]
+    trial_dir = Path(r["_path"]).parent
+    model = keras.saving.load_model(trial_dir / "model.keras", safe_mode=True)
+    ds = load_dataset(tiny_kermany, image_size=32, seed=1)
+    preds = pd.read_csv(trial_dir / "predictions.csv")
+    test = preds[preds.split == "test"]
+    np.testing.assert_array_equal(test.file.to_numpy(), ds.test.files)
+    np.testing.assert_allclose(model.predict(ds.test.x, verbose=0).ravel(),
+                               test.probability.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_validation_never_contains_test_or_train_patients(searched):
+    _, records = searched
+    preds = pd.read_csv(Path(records[0]["_path"]).parent / "predictions.csv")
+    val_files = set(preds[preds.split == "val"].file)
+    assert not any(f.startswith("test/") for f in val_files)
+    assert all(f.startswith("test/") for f in preds[preds.split == "test"].file)
+
+
+def test_rerun_resumes_without_retraining(searched):
+    config, records = searched
+    before = {r["_path"]: Path(r["_path"]).stat().st_mtime_ns for r in records}
+    again = search(config)
+    assert len(again) == 2
+    assert {r["_path"]: Path(r["_path"]).stat().st_mtime_ns for r in again} == before
+
+
+def test_resume_with_other_settings_is_refused(searched):
+    config, _ = searched
+    other = SearchConfig(**{**config.__dict__, "image_size": 40})
+    with pytest.raises(RunsError, match="image_size"):
+        search(other)
+
+
+def test_project_file_pins_the_settings(searched):
+    config, _ = searched
+    settings = json.loads((Path(config.runs_dir) / config.project / "autopneumo_project.json")
+                          .read_text())
+    assert settings["image_size"] == 32 and settings["recall_target"] == 0.95
+    assert settings["spaces"]["family"]["hyperparameters"]["depth"] == {"type": "fixed", "value": 2}
