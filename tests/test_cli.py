@@ -1,0 +1,151 @@
+"""CLI: thin commands, one-line errors with exit code 2, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from autopneumo.cli import main
+from tests.records import write_record
+
+
+def run(*args, env=None):
+    result = CliRunner().invoke(main, list(map(str, args)), env=env, catch_exceptions=False)
+    return result
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unknown_family_suggests(tiny_kermany):
+    assert_one_line_error(run("search", "--family", "resnt18", "--data", tiny_kermany),
+                          "unknown --family 'resnt18'", "did you mean 'resnet18'")
+
+
+def test_unknown_policy(tiny_kermany):
+    assert_one_line_error(run("search", "--family", "base_cnn", "--augment", "flipp",
+                              "--data", tiny_kermany), "--augment", "did you mean 'flip'")
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1"])
+def test_recall_target_outside_unit_interval(tiny_kermany, value):
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany,
+                              "--recall-target", value), "--recall-target")
+
+
+@pytest.mark.parametrize("option", ["--max-trials", "--epochs"])
+def test_non_positive_budgets(tiny_kermany, option):
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany,
+                              option, "0"), option)
+
+
+def test_image_size_too_small_for_family(tiny_kermany):
+    assert_one_line_error(run("search", "--family", "resnet18", "--data", tiny_kermany,
+                              "--image-size", "16"), "--image-size 16", "resnet18")
+
+
+def test_missing_data_path(tmp_path):
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tmp_path / "nope",
+                              "--runs-dir", tmp_path / "runs"), "data folder not found")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_wrong_layout_and_empty_class(tmp_path):
+    (tmp_path / "flat").mkdir()
+    assert_one_line_error(run("data", "check", tmp_path / "flat"), "Kermany layout")
+    for split in ("train", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            (tmp_path / "k" / split / cls).mkdir(parents=True)
+    assert_one_line_error(run("data", "check", tmp_path / "k"), "class folder has no images")
+
+
+def test_invalid_space_file(tiny_kermany, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: family\nname: base_cnn\nhyperparameters:\n"
+                   "  width: {type: float, min: 2.0, max: 1.0}\n")
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany,
+                              "--space", bad), str(bad), "hyperparameters.width", "min (2.0) > max",
+                          "line 4")
+
+
+def test_space_for_another_family(tiny_kermany, tmp_path):
+    other = tmp_path / "r.yaml"
+    other.write_text("kind: family\nname: resnet18\nhyperparameters: {}\n")
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany,
+                              "--space", other), "resnet18")
+
+
+def test_data_check_reports_counts_and_problems(tiny_kermany, tmp_path):
+    import shutil
+
+    copy = tmp_path / "k"
+    shutil.copytree(tiny_kermany, copy)
+    (copy / "train" / "NORMAL" / "broken.jpeg").write_text("not an image")
+    first = sorted((copy / "train" / "PNEUMONIA").iterdir())[0]
+    shutil.copy(first, copy / "test" / "PNEUMONIA" / "person999_bacteria_1.jpeg")
+    result = run("data", "check", copy)
+    assert result.exit_code == 0, result.output
+    assert "unreadable files: 1" in result.output and "broken.jpeg" in result.output
+    assert "duplicate groups (byte-identical files): 1 (1 across splits)" in result.output
+    assert "train" in result.output and "patients" in result.output
+
+
+def test_data_download_from_file_url(tmp_path):
+    import hashlib
+
+    src = tmp_path / "p.npz"
+    src.write_bytes(b"payload")
+    md5 = hashlib.md5(b"payload").hexdigest()
+    env = {"AUTOPNEUMO_CACHE": str(tmp_path / "cache")}
+    ok = run("data", "download", "--url", src.as_uri(), "--md5", md5, env=env)
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "cache" / "downloads" / "pneumoniamnist.npz").read_bytes() == b"payload"
+    bad = run("data", "download", "--url", src.as_uri(), "--md5", "0" * 32,
+              env={"AUTOPNEUMO_CACHE": str(tmp_path / "cache2")})
+    assert_one_line_error(bad, "checksum mismatch")
+    missing = run("data", "download", "--url", (tmp_path / "none.npz").as_uri(),
+                  env={"AUTOPNEUMO_CACHE": str(tmp_path / "cache3")})
+    assert_one_line_error(missing, "cannot download", "DATA=")
+
+
+def test_leaderboard_and_report_commands(tmp_path):
+    runs = tmp_path / "runs"
+    write_record(runs, "base_cnn", "none", "0", 0.3, seed=1)
+    write_record(runs, "base_cnn", "flip", "0", 0.1, seed=2)
+    result = run("leaderboard", "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    first = next(i for i, ln in enumerate(lines) if "base_cnn" in ln)
+    assert "none" in lines[first] and "flip" in lines[first + 1]
+    out = tmp_path / "rep"
+    result = run("report", "--runs-dir", runs, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file() and (out / "leaderboard.csv").is_file()
+    assert_one_line_error(run("leaderboard", "--runs-dir", tmp_path / "nope"), "runs folder")
+
+
+def test_families_and_policies_list_their_space_files():
+    fams = run("families")
+    assert fams.exit_code == 0 and "base_cnn" in fams.output and "resnet18" in fams.output
+    pols = run("policies")
+    assert pols.exit_code == 0
+    for name in ("none", "flip", "geometric", "photometric"):
+        assert name in pols.output
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = [sys.executable, "-m", "autopneumo.cli"]
+    proc = subprocess.run([*exe, "data", "check", str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"Error: data folder not found: {tmp_path / 'missing'}"]

@@ -1,0 +1,104 @@
+"""Leaderboard ranking and the report, on synthetic records (no training)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+import autopneumo
+from autopneumo.report import safe_csv, write_report
+from tests.records import write_record
+
+
+@pytest.fixture
+def runs(tmp_path):
+    runs = tmp_path / "runs"
+    # validation order: a > b > c; the test order is deliberately the reverse
+    write_record(runs, "base_cnn", "none", "0", 0.35, seed=1, test_quality=0.05)
+    write_record(runs, "base_cnn", "flip", "0", 0.2, seed=2, test_quality=0.2)
+    write_record(runs, "resnet18", "none", "0", 0.05, seed=3, test_quality=0.35)
+    write_record(runs, "resnet18", "none", "1", 0.0, status="failed")
+    return runs
+
+
+def test_leaderboard_ranks_by_validation_never_by_test(runs):
+    frame = autopneumo.leaderboard(runs)
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["rank"]) == [1, 2, 3, 4]
+    assert list(frame["val_objective"].iloc[:3]) == sorted(frame["val_objective"].iloc[:3],
+                                                           reverse=True)
+    assert frame.iloc[0]["policy"] == "none" and frame.iloc[0]["family"] == "base_cnn"
+    # the test numbers rank the other way round, and are not used
+    assert frame.iloc[0]["test_auc"] < frame.iloc[2]["test_auc"]
+    assert frame.iloc[-1]["status"] == "failed"
+    assert frame.iloc[-1]["message"].startswith("RuntimeError")
+    assert "hp:model.width" in frame.columns
+
+
+def test_leaderboard_top_and_skips_corrupt_records(runs):
+    (runs / "base_cnn__none" / "trial_9").mkdir()
+    (runs / "base_cnn__none" / "trial_9" / "record.json").write_text("{ truncated")
+    frame = autopneumo.leaderboard(runs, top=2)
+    assert len(frame) == 2
+    assert len(frame.attrs["skipped"]) == 1 and "trial_9" in frame.attrs["skipped"][0]
+
+
+def test_report_numbers_match_csv_and_predictions(runs, tmp_path):
+    out = tmp_path / "report"
+    written = write_report(runs, out)
+    assert {p.name for p in written} >= {"leaderboard.csv", "index.html", "family_policy.png"}
+    csv = pd.read_csv(out / "leaderboard.csv")
+    page = (out / "index.html").read_text()
+    for _, row in csv[csv.status == "completed"].iterrows():
+        preds = pd.read_csv(f"{row.trial_dir}/predictions.csv")
+        test = preds[preds.split == "test"]
+        pred = (test.probability >= row.threshold).astype(int)
+        # CSV == independent recomputation with scikit-learn
+        assert row.test_precision == pytest.approx(precision_score(test.label, pred))
+        assert row.test_recall == pytest.approx(recall_score(test.label, pred))
+        assert row.test_auc == pytest.approx(roc_auc_score(test.label, test.probability))
+        # HTML shows the CSV's numbers with their intervals
+        cell = f"{row.test_precision:.3f} [{row.test_precision_lo:.3f}, {row.test_precision_hi:.3f}]"
+        assert cell in page
+        assert row.test_precision_lo <= row.test_precision <= row.test_precision_hi
+    assert "data:image/png;base64," in page
+
+
+def test_report_escapes_names_and_csv_formulas(tmp_path):
+    runs = tmp_path / "runs"
+    path = write_record(runs, "base_cnn", "none", "0", 0.8)
+    text = path.read_text().replace('"trial_id": "0"', '"trial_id": "<script>alert(1)</script>"')
+    text = text.replace('"family": "base_cnn"', '"family": "=HYPERLINK(\\"http://x\\")"')
+    path.write_text(text)
+    out = tmp_path / "report"
+    write_report(runs, out)
+    page = (out / "index.html").read_text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Only one completed trial" in page
+    csv_text = (out / "leaderboard.csv").read_text()
+    assert not re.search(r'(^|,)"?=HYPERLINK', csv_text, re.M)
+    assert "'=HYPERLINK" in csv_text
+
+
+def test_safe_csv_leaves_numbers_alone():
+    frame = pd.DataFrame({"name": ["=1+1", "@cmd", "ok", "-2"], "value": [-1.5, 2.0, 3.0, 4.0]})
+    text = safe_csv(frame)
+    assert "'=1+1" in text and "'@cmd" in text and "'-2" in text and "-1.5" in text
+
+
+def test_markdown_summary(runs, tmp_path):
+    written = write_report(runs, tmp_path / "md", fmt="md")
+    summary = (tmp_path / "md" / "summary.md").read_text()
+    assert [p.name for p in written] == ["leaderboard.csv", "summary.md"]
+    assert summary.count("\n| ") == 5  # header + 4 trials
+    assert "| 1 | base_cnn | none |" in summary
+
+
+def test_report_on_empty_runs_folder(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_report(tmp_path / "runs", tmp_path / "out")
+    assert "No completed trial yet" in (tmp_path / "out" / "index.html").read_text()
