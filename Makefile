@@ -18,13 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# A short real search (two policies of the classroom CNN, 2 trials each, 64 px, 3 epochs)
+# A short real search (two policies of the classroom CNN, 2 trials each, 48 px, 3 epochs)
 # and a report. Data: DATA=... or AUTOPNEUMO_DATA; with neither, PneumoniaMNIST is downloaded.
 demo: $(STAMP)
 	@data="$(DATA)"; \
 	if [ -z "$$data" ]; then data=$$($(AP) data download) || exit 2; fi; \
 	for policy in none flip; do \
-	  $(AP) search --family base_cnn --augment $$policy --data "$$data" --image-size 64 \
+	  $(AP) search --family base_cnn --augment $$policy --data "$$data" --image-size 48 \
 	    --tuner random --max-trials 2 --epochs 3 --runs-dir $(DEMO_RUNS) || exit $$?; \
 	done; \
 	$(AP) leaderboard --runs-dir $(DEMO_RUNS) && \

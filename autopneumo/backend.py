@@ -17,7 +17,9 @@ def import_tensorflow_quietly() -> None:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here too
     finally:
         os.dup2(saved, 2)
         os.close(saved)

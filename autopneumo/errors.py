@@ -35,3 +35,9 @@ class RunsError(UserError):
 
 class DownloadError(UserError):
     """A download failed or its checksum did not match."""
+
+
+class SearchError(UserError):
+    """The search could not go on (e.g. every trial failed); exit code 1."""
+
+    exit_code = 1

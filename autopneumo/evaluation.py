@@ -46,6 +46,7 @@ class Evaluator:
             "trial_id": str(trial.trial_id),
             "status": str(trial.status).lower(),
             "message": _last_line(getattr(trial, "message", None)),
+            "traceback": getattr(trial, "message", None),
             "hyperparameters": hps,
             "recall_target": self.recall_target,
             "data": {k: self.dataset.manifest.get(k) for k in (

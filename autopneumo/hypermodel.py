@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -42,6 +43,15 @@ def build_model(
         ],
     )
     return model
+
+
+class FailOnNaN(keras.callbacks.Callback):
+    """A diverged trial is marked failed with the reason; the search goes on."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise kt.errors.FailedTrialError(f"loss became {loss} in epoch {epoch + 1}")
 
 
 class ValidationObjective(keras.callbacks.Callback):
@@ -96,6 +106,7 @@ class PneumoniaHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         t = self.values(hp)["training"]
         own = [
+            FailOnNaN(),
             ValidationObjective(self.val.x, self.val.y, self.recall_target),
             keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=t["patience"]),
         ]

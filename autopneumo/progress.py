@@ -52,6 +52,7 @@ class SearchProgress:
         if not math.isnan(value) and not (value <= self.best):
             self.best = value
         self.progress.advance(self.task)
+        self._status("done")
         self.console.log(
             f"trial {record['trial_id']} {record['status']}"
             + (f": val precision@recall {value:.3f}" if record["status"] == "completed" else

@@ -50,11 +50,12 @@ class IntHP(_HP):
 
     @model_validator(mode="after")
     def _check(self):
-        _check_range(self.min, self.max, self.default, self.sampling)
+        _check_range(self.min, self.max, self.default, self.sampling, self.step)
         return self
 
     def declare(self, hp, name):
-        return hp.Int(name, self.min, self.max, step=self.step or 1, sampling=self.sampling,
+        # step None: keras-tuner uses 1 for linear sampling, a continuous log scale otherwise
+        return hp.Int(name, self.min, self.max, step=self.step, sampling=self.sampling,
                       default=self.default)
 
 
@@ -68,7 +69,7 @@ class FloatHP(_HP):
 
     @model_validator(mode="after")
     def _check(self):
-        _check_range(self.min, self.max, self.default, self.sampling)
+        _check_range(self.min, self.max, self.default, self.sampling, self.step)
         return self
 
     def declare(self, hp, name):
@@ -93,10 +94,11 @@ class ChoiceHP(_HP):
         return self
 
     def declare(self, hp, name):
-        values = self.values
+        values, default = self.values, self.default
         if {type(v) for v in values} == {int, float}:
             values = [float(v) for v in values]
-        return hp.Choice(name, values, default=self.default)
+            default = None if default is None else float(default)
+        return hp.Choice(name, values, default=default)
 
 
 class BooleanHP(_HP):
@@ -164,11 +166,13 @@ class SpaceFile(BaseModel):
         return self
 
 
-def _check_range(lo, hi, default, sampling) -> None:
+def _check_range(lo, hi, default, sampling, step=None) -> None:
     if lo > hi:
         raise ValueError(f"min ({lo}) > max ({hi})")
     if sampling != "linear" and lo <= 0:
         raise ValueError(f"{sampling} sampling needs min > 0")
+    if sampling != "linear" and step is not None and step <= 1:
+        raise ValueError(f"with {sampling} sampling, step is a factor and must be > 1")
     if default is not None and not lo <= default <= hi:
         raise ValueError(f"default {default} is outside [{lo}, {hi}]")
 

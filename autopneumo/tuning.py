@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionError, RunsError
+from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -140,12 +140,26 @@ def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
 
 
 def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
-    """Run (or resume) the search of one family x policy; return its trial records."""
+    """Run (or resume) the search of one family x policy; return its trial records.
+
+    Holds the project's lock file while it runs: a second search of the same project
+    refuses to start.
+    """
     config.validate()
     resolved = resolve_spaces(config)  # before the data: a bad option fails fast
+    from .locking import project_lock
+
+    with project_lock(Path(config.runs_dir) / config.project):
+        return _search_locked(config, resolved, progress)
+
+
+def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any):
 
     import keras
     import keras_tuner as kt
+    from keras_tuner.src import config as kt_config
+
+    kt_config.DEBUG = False  # a failed trial's traceback goes into its record, not the terminal
 
     from .data import load_dataset
     from .evaluation import RECORD_FILE, Evaluator
@@ -183,7 +197,15 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
         tuner.oracle.max_trials = config.max_trials
     if progress:
         progress.search_begin(config, _count_done(tuner))
-    tuner.search(verbose=0, callbacks=[progress.epoch_callback()] if progress else [])
+    try:
+        tuner.search(verbose=0, callbacks=[progress.epoch_callback()] if progress else [])
+    except RuntimeError as exc:
+        if "consecutive failures" not in str(exc):
+            raise
+        raise SearchError(
+            f"{project_dir}: stopped after {tuner.oracle.max_consecutive_failed_trials} failed "
+            "trials in a row; see the failure reasons with: autopneumo leaderboard"
+        ) from exc
     # a trial that finished but was interrupted before its record was written
     for trial in tuner.oracle.trials.values():
         if str(trial.status).upper() in ("COMPLETED", "FAILED", "INVALID"):

@@ -1,0 +1,321 @@
+"""The report's figures that show numbers, not pixels: one function per figure, each
+returning PNG bytes (or ``None`` when there is nothing to draw).
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects directly (Agg canvas, no
+pyplot), so making a report never changes a caller's backend or global figure state.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .runs import ScoredModel
+from .stats import Difference, HyperparameterEffect
+
+DPI = 100
+RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
+      "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
+      "axes.spines.right": False}
+METRICS = (("loss", "loss"), ("accuracy", "accuracy"), ("precision", "precision"),
+           ("recall", "recall"))
+
+
+def plain(text: Any, width: int = 48) -> str:
+    """A label for matplotlib: ``$`` would start mathtext (and can raise), so escape it;
+    long names are shortened so a figure keeps its layout."""
+    text = str(text)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return text.replace("$", r"\$")
+
+
+@contextmanager
+def figure(width: float, height: float) -> Iterator[Any]:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(RC):
+        yield Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def to_png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def colors(n: int) -> list:
+    import seaborn as sns
+
+    return sns.color_palette("tab10", max(n, 1))
+
+
+def family_policy_heatmap(frame: pd.DataFrame) -> bytes | None:
+    """Best configuration (by validation) per family x policy: its test precision at its
+    validation threshold. Reference runs and unfinished trials are left out."""
+    if frame.empty or "status" not in frame:
+        return None
+    done = frame[frame["status"] == "completed"]
+    if "reference" in done:
+        done = done[~done["reference"].astype(bool)]
+    done = done[done["val_objective"].notna()]
+    if done.empty:
+        return None
+    import seaborn as sns
+
+    best = done.sort_values("val_objective", ascending=False, kind="mergesort")
+    best = best.groupby(["family", "policy"]).head(1)
+    table = best.pivot(index="family", columns="policy", values="test_precision")
+    table.index = [plain(i, 24) for i in table.index]
+    table.columns = [plain(c, 18) for c in table.columns]
+    low = np.nanmin(table.to_numpy(dtype=float)) if np.isfinite(table.to_numpy(dtype=float)).any() else 0.5
+    with figure(2.4 + 1.2 * table.shape[1], 1.4 + 0.6 * table.shape[0]) as fig:
+        ax = fig.subplots()
+        sns.heatmap(table.astype(float), annot=True, fmt=".3f", cmap="viridis",
+                    vmin=min(0.5, math.floor(low * 10) / 10), vmax=1.0, ax=ax,
+                    cbar_kws={"label": "test precision"}, linewidths=0.5)
+        ax.set_xlabel("augmentation policy")
+        ax.set_ylabel("model family")
+        ax.set_title("Best configuration (by validation) per family x policy:\n"
+                     "test precision at its validation threshold")
+        return to_png(fig)
+
+
+def policy_effects_plot(effects: Sequence[dict[str, Any]]) -> bytes | None:
+    """Forest plot: per family, each policy minus ``none`` (test precision and AUC)."""
+    if not effects:
+        return None
+    labels = [plain(f"{e['family']}: {e['policy']} − none", 40) for e in effects]
+    with figure(8.0, 1.0 + 0.35 * len(effects)) as fig:
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, metric, title in zip(axes, ("precision", "auc"),
+                                     ("test precision at validation threshold", "test AUC"),
+                                     strict=True):
+            diffs: list[Difference] = [e[metric] for e in effects]
+            y = np.arange(len(diffs))
+            values = np.array([d.value for d in diffs])
+            err = np.array([[d.value - d.lo for d in diffs], [d.hi - d.value for d in diffs]])
+            tone = ["#2a7" if d.verdict == "better" else "#c33" if d.verdict == "worse" else "#555"
+                    for d in diffs]
+            ax.errorbar(values, y, xerr=np.nan_to_num(err), fmt="none", ecolor=tone, capsize=3)
+            ax.scatter(values, y, c=tone, zorder=3, s=18)
+            ax.axvline(0, color="#999", lw=0.8, ls="--")
+            ax.set_yticks(y, labels)
+            ax.invert_yaxis()
+            ax.set_xlabel(f"difference in {title} (95 % paired bootstrap)")
+        return to_png(fig)
+
+
+def roc_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | None:
+    """ROC curves of the top models; each model's operating point at its validation
+    threshold, and the recall target as a horizontal line."""
+    from sklearn.metrics import roc_curve
+
+    if not models:
+        return None
+    with figure(5.0, 4.2) as fig:
+        ax = fig.subplots()
+        for model, color in zip(models, colors(len(models)), strict=True):
+            y, s = model.test.label, model.test.probability
+            if 0 < y.sum() < len(y):
+                fpr, tpr, _ = roc_curve(y, s)
+                ax.plot(fpr, tpr, color=color, lw=1.2, label=plain(f"#{model.rank} {model.label}"))
+                point = _operating_point(model)
+                ax.plot(point["fpr"], point["recall"], "o", color=color, ms=6, mec="k")
+        if target is not None:
+            ax.axhline(target, color="#c33", ls=":", lw=1, label=f"recall target {target:g}")
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--")
+        ax.set_xlabel("false positive rate (1 − specificity)")
+        ax.set_ylabel("true positive rate (recall)")
+        ax.set_title("ROC on the test split (dots: validation-chosen thresholds)")
+        ax.legend(loc="lower right")
+        return to_png(fig)
+
+
+def pr_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | None:
+    """Precision-recall curves; the recall target as a vertical line, operating points."""
+    from sklearn.metrics import precision_recall_curve
+
+    if not models:
+        return None
+    with figure(5.0, 4.2) as fig:
+        ax = fig.subplots()
+        for model, color in zip(models, colors(len(models)), strict=True):
+            y, s = model.test.label, model.test.probability
+            if y.sum() > 0:
+                prec, rec, _ = precision_recall_curve(y, s)
+                ax.plot(rec, prec, color=color, lw=1.2, label=plain(f"#{model.rank} {model.label}"))
+                point = _operating_point(model)
+                ax.plot(point["recall"], point["precision"], "o", color=color, ms=6, mec="k")
+        if target is not None:
+            ax.axvline(target, color="#c33", ls=":", lw=1, label=f"recall target {target:g}")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_ylim(0, 1.02)
+        ax.set_title("Precision-recall on the test split (dots: validation thresholds)")
+        ax.legend(loc="lower left")
+        return to_png(fig)
+
+
+def _operating_point(model: ScoredModel) -> dict[str, float]:
+    y = model.test.label.astype(bool)
+    pred = model.predicted
+    tp, fp = np.sum(pred & y), np.sum(pred & ~y)
+    fn, tn = np.sum(~pred & y), np.sum(~pred & ~y)
+    return {"recall": tp / max(tp + fn, 1), "fpr": fp / max(fp + tn, 1),
+            "precision": tp / (tp + fp) if tp + fp else math.nan}
+
+
+def confusion_plot(models: Sequence[ScoredModel], confusions: Sequence[Any]) -> bytes | None:
+    """One 2x2 confusion matrix per top model at its validation threshold."""
+    import seaborn as sns
+
+    if not models:
+        return None
+    with figure(2.6 * len(models) + 0.4, 2.8) as fig:
+        axes = np.atleast_1d(fig.subplots(1, len(models)))
+        for ax, model, c in zip(axes, models, confusions, strict=True):
+            table = np.array([[c.tn, c.fp], [c.fn, c.tp]])
+            sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
+                        xticklabels=["NORMAL", "PNEUMONIA"], yticklabels=["NORMAL", "PNEUMONIA"])
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(plain(f"#{model.rank} {model.label}", 34) + f"\nthreshold {model.threshold:.3f}")
+        return to_png(fig)
+
+
+def training_curves_plot(models: Sequence[ScoredModel]) -> bytes | None:
+    """Loss, accuracy, precision, recall per epoch, train (solid) vs validation (dashed),
+    one row per model, as the classroom notebooks plot them."""
+    rows = [m for m in models if isinstance(m.record.get("history"), dict) and m.record["history"]]
+    if not rows:
+        return None
+    with figure(10.0, 0.4 + 2.1 * len(rows)) as fig:
+        axes = np.atleast_2d(fig.subplots(len(rows), len(METRICS), squeeze=False))
+        for r, model in enumerate(rows):
+            history = model.record["history"]
+            for c, (key, title) in enumerate(METRICS):
+                ax = axes[r, c]
+                for name, style in ((key, "-"), (f"val_{key}", "--")):
+                    values = _floats(history.get(name))
+                    if values:
+                        ax.plot(range(1, len(values) + 1), values, style, marker=".",
+                                label="validation" if name.startswith("val_") else "train")
+                best = model.record.get("best_epoch")
+                if isinstance(best, int):
+                    ax.axvline(best, color="#c33", lw=0.8, ls=":")
+                ax.set_title(title if r == 0 else "")
+                ax.set_xlabel("epoch")
+                if c == 0:
+                    ax.set_ylabel(plain(f"#{model.rank} {model.label}", 30), fontsize=7)
+                    ax.legend()
+        return to_png(fig)
+
+
+def _floats(values: Any) -> list[float]:
+    if not isinstance(values, list):
+        return []
+    out = []
+    for v in values:
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            out.append(math.nan)
+    return out
+
+
+def tuning_history_plot(history: pd.DataFrame) -> bytes | None:
+    """Validation objective per trial in the order trials ran, one panel line per project,
+    with each project's best-so-far as a step line.
+
+    ``history`` has columns project, order (trial number within project), objective.
+    """
+    if history.empty:
+        return None
+    projects = list(dict.fromkeys(history["project"]))
+    with figure(8.0, 3.4) as fig:
+        ax = fig.subplots()
+        for project, color in zip(projects, colors(len(projects)), strict=True):
+            part = history[history["project"] == project].sort_values("order")
+            label = plain(project, 32) if len(projects) <= 12 else None
+            ax.scatter(part["order"], part["objective"], color=color, s=10, alpha=0.6)
+            ax.step(part["order"], part["objective"].cummax(), where="post", color=color,
+                    lw=1.2, label=label)
+        ax.set_xlabel("trial (in the order it ran, per project)")
+        ax.set_ylabel("validation objective")
+        ax.set_title("Tuning history: dots are trials, lines the best so far")
+        if len(projects) <= 12:
+            ax.legend(loc="lower right", ncol=2)
+        return to_png(fig)
+
+
+def hyperparameter_plot(frame: pd.DataFrame, effects: Sequence[HyperparameterEffect],
+                        limit: int = 12) -> bytes | None:
+    """Objective against each hyperparameter (dots per trial, coloured by family)."""
+    effects = list(effects)[:limit]
+    if not effects:
+        return None
+    families = list(dict.fromkeys(frame["family"].astype(str)))
+    palette = dict(zip(families, colors(len(families)), strict=True))
+    ncols = min(4, len(effects))
+    nrows = math.ceil(len(effects) / ncols)
+    with figure(2.5 * ncols + 0.5, 2.2 * nrows + 0.3) as fig:
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        for ax, effect in zip(axes, effects, strict=False):
+            col = f"hp:{effect.name}"
+            part = frame[[col, "val_objective", "family"]].dropna()
+            if effect.kind == "numeric":
+                x = part[col].astype(float)
+                if x.min() > 0 and x.max() / x.min() > 20:
+                    ax.set_xscale("log")
+                title = f"{plain(effect.name, 26)}\nSpearman ρ = {effect.spearman:+.2f}"
+            else:
+                cats = list(effect.by_value)
+                index = {c: i for i, c in enumerate(cats)}
+                part = part[part[col].astype(str).isin(index)]
+                jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(part))
+                x = part[col].astype(str).map(index).to_numpy(float) + jitter
+                ax.set_xticks(range(len(cats)), [plain(c, 12) for c in cats], rotation=30)
+                title = f"{plain(effect.name, 26)}\nbest: {plain(effect.best_value, 16)}"
+            ax.scatter(x, part["val_objective"], s=8, alpha=0.6,
+                       c=[palette[str(f)] for f in part["family"]])
+            ax.set_title(title)
+        for ax in axes[len(effects):]:
+            ax.set_visible(False)
+        if len(families) > 1:
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], ls="", marker="o", color=palette[f], label=plain(f, 20))
+                       for f in families[:10]]
+            fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
+        fig.supylabel("validation objective", fontsize=8)
+        return to_png(fig)
+
+
+def data_counts_plot(counts: dict[str, dict[str, int]]) -> bytes | None:
+    """Images per split and class (bars), from the record's data manifest."""
+    rows = [(split, cls, int(c[cls])) for split, c in counts.items() if isinstance(c, dict)
+            for cls in ("NORMAL", "PNEUMONIA") if isinstance(c.get(cls), int | float)]
+    if not rows:
+        return None
+    splits = list(dict.fromkeys(r[0] for r in rows))
+    with figure(5.0, 2.6) as fig:
+        ax = fig.subplots()
+        width = 0.38
+        for i, (cls, color) in enumerate((("NORMAL", "#4c72b0"), ("PNEUMONIA", "#dd8452"))):
+            values = [next((r[2] for r in rows if r[0] == s and r[1] == cls), 0) for s in splits]
+            bars = ax.bar(np.arange(len(splits)) + (i - 0.5) * width, values, width,
+                          label=cls, color=color)
+            ax.bar_label(bars, fontsize=7)
+        ax.set_xticks(range(len(splits)), [plain(s, 12) for s in splits])
+        ax.set_ylabel("images")
+        ax.set_title("Images per split and class")
+        ax.legend()
+        return to_png(fig)

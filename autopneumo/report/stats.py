@@ -1,0 +1,186 @@
+"""The report's statistics on saved test predictions: curves, confusion counts, paired
+bootstrap differences between two models, McNemar's test, hyperparameter effects.
+
+Everything works on the predictions files the evaluation wrote, so the report never
+re-runs a model to get a number, and every number can be recomputed independently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .runs import Predictions
+
+
+@dataclass(frozen=True)
+class Confusion:
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+
+def confusion(y: np.ndarray, scores: np.ndarray, threshold: float) -> Confusion:
+    """Counts at ``score >= threshold`` (the evaluation's rule)."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(scores) >= threshold
+    return Confusion(tp=int(np.sum(pred & y)), fp=int(np.sum(pred & ~y)),
+                     tn=int(np.sum(~pred & ~y)), fn=int(np.sum(~pred & y)))
+
+
+def align(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
+    """Indices into ``a`` and ``b`` of the test images both models scored (by file name).
+
+    ``None`` when they share no image or disagree on a label (different data sets).
+    """
+    common, ia, ib = np.intersect1d(a.file, b.file, assume_unique=False, return_indices=True)
+    if len(common) == 0 or np.any(a.label[ia] != b.label[ib]):
+        return None
+    return ia, ib
+
+
+def resample_counts(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) multiplicities of a case bootstrap; one matrix serves both models of a
+    paired comparison, so their differences are computed on the same resampled images."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def weighted_precision(counts: np.ndarray, y: np.ndarray, scores: np.ndarray,
+                       threshold: float) -> np.ndarray:
+    pred = np.asarray(scores) >= threshold
+    y = np.asarray(y).astype(bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts @ (pred & y)) / (counts @ pred)
+
+
+def weighted_auc(counts: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC of each resample (Mann-Whitney with weights; ties count half)."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(s, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(s[order]) != 0])
+    w = counts[:, order]
+    pos = np.add.reduceat(w * y[order], starts, axis=1)
+    neg = np.add.reduceat(w * ~y[order], starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def precision(y: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    c = confusion(y, scores, threshold)
+    return c.tp / (c.tp + c.fp) if c.tp + c.fp else math.nan
+
+
+def auc(y: np.ndarray, scores: np.ndarray) -> float:
+    return float(weighted_auc(np.ones((1, len(y))), y, scores)[0])
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` on the same test images, with a paired percentile bootstrap interval."""
+
+    metric: str
+    value: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+            return "undetermined"
+        if self.lo > 0:
+            return "better"
+        if self.hi < 0:
+            return "worse"
+        return "no clear difference"
+
+
+def paired_differences(y: np.ndarray, s_a: np.ndarray, t_a: float, s_b: np.ndarray,
+                       t_b: float, n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> dict[str, Difference]:
+    """Test precision (each at its own validation threshold) and AUC of a minus b."""
+    counts = resample_counts(len(y), n_boot, seed)
+    samples = {
+        "precision": weighted_precision(counts, y, s_a, t_a) - weighted_precision(counts, y, s_b, t_b),
+        "auc": weighted_auc(counts, y, s_a) - weighted_auc(counts, y, s_b),
+    }
+    points = {"precision": precision(y, s_a, t_a) - precision(y, s_b, t_b),
+              "auc": auc(y, s_a) - auc(y, s_b)}
+    out = {}
+    alpha = (1 - level) / 2
+    for metric, values in samples.items():
+        values = values[np.isfinite(values)]
+        lo, hi = np.quantile(values, [alpha, 1 - alpha]) if len(values) else (math.nan, math.nan)
+        out[metric] = Difference(metric, float(points[metric]), float(lo), float(hi), len(y))
+    return out
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test: the discordant pairs of two classifiers on the same images."""
+
+    only_a: int  # images a classifies correctly and b does not
+    only_b: int
+    n: int
+    p_value: float
+
+
+def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> McNemar:
+    """Two-sided exact binomial test of ``only_a`` among the discordant pairs (p = 1/2)."""
+    from scipy.stats import binomtest
+
+    y = np.asarray(y).astype(bool)
+    right_a = np.asarray(pred_a).astype(bool) == y
+    right_b = np.asarray(pred_b).astype(bool) == y
+    only_a = int(np.sum(right_a & ~right_b))
+    only_b = int(np.sum(~right_a & right_b))
+    discordant = only_a + only_b
+    p = float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0
+    return McNemar(only_a, only_b, len(y), p)
+
+
+@dataclass(frozen=True)
+class HyperparameterEffect:
+    name: str
+    kind: str  # "numeric" or "categorical"
+    n: int
+    spearman: float  # numeric: rank correlation with the objective; NaN for categorical
+    best_value: str  # the value of the best trial
+    by_value: dict[str, float]  # categorical: median objective per value
+
+
+def hyperparameter_effects(frame: pd.DataFrame, objective: str = "val_objective",
+                           max_values: int = 12) -> list[HyperparameterEffect]:
+    """Per ``hp:*`` column: how the objective moves with it across completed trials.
+
+    Numeric values get a Spearman rank correlation; choices, booleans and strings get the
+    median objective per value. Sorted by name.
+    """
+    out = []
+    for col in (c for c in frame.columns if str(c).startswith("hp:")):
+        part = frame[[col, objective]].dropna()
+        if len(part) < 2 or part[col].nunique() < 2:
+            continue
+        values = part[col]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        best_value = str(part.sort_values(objective, ascending=False)[col].iloc[0])
+        if numeric and values.nunique() > 2:
+            rho = float(part[col].rank().corr(part[objective].rank()))
+            out.append(HyperparameterEffect(col[3:], "numeric", len(part), rho, best_value, {}))
+        else:
+            medians = part.groupby(part[col].astype(str))[objective].median()
+            medians = medians.sort_values(ascending=False).head(max_values)
+            out.append(HyperparameterEffect(col[3:], "categorical", len(part), math.nan,
+                                            best_value, {str(k): float(v) for k, v in medians.items()}))
+    return sorted(out, key=lambda e: e.name)

@@ -1,0 +1,167 @@
+"""Fault injection: real processes killed with signals, a diverging trial, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autopneumo.errors import RunsError
+from autopneumo.locking import LOCK_FILE, project_lock
+
+SMALL_CNN = """\
+kind: family
+name: base_cnn
+hyperparameters:
+  width: {type: choice, values: [0.25, 0.5], default: 0.25}
+  depth: {type: fixed, value: 2}
+  dense_units: {type: choice, values: ["16", "32"], default: "16"}
+  dense_dropout: {type: fixed, value: 0.3}
+"""
+
+
+def search_cmd(data: Path, runs: Path, space: Path, trials: int, epochs: int = 2) -> list[str]:
+    return [sys.executable, "-m", "autopneumo.cli", "search", "--family", "base_cnn",
+            "--augment", "none", "--data", str(data), "--image-size", "32", "--epochs",
+            str(epochs), "--tuner", "random", "--max-trials", str(trials), "--runs-dir",
+            str(runs), "--space", str(space), "--seed", "3"]
+
+
+def records(runs: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(runs.rglob("record.json"))]
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def space(tmp_path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_CNN)
+    return path
+
+
+def test_lock_refuses_a_second_search_and_takes_over_a_stale_one(tmp_path):
+    project = tmp_path / "p"
+    with project_lock(project):
+        assert (project / LOCK_FILE).read_text() == str(os.getpid())
+        # another live process holds it
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            (project / LOCK_FILE).write_text(str(holder.pid))
+            with pytest.raises(RunsError, match=f"pid {holder.pid}"):
+                with project_lock(project):
+                    pass
+        finally:
+            holder.kill()
+            holder.wait()
+    # the dead holder's lock is stale: taken over
+    (project / LOCK_FILE).write_text(str(holder.pid))
+    with project_lock(project):
+        assert (project / LOCK_FILE).read_text() == str(os.getpid())
+    assert not (project / LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_search_then_resume_reaches_the_budget(tiny_kermany, tmp_path, space):
+    runs = tmp_path / "runs"
+    cmd = search_cmd(tiny_kermany, runs, space, trials=3, epochs=3)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: len(list(runs.rglob("record.json"))) >= 1, 240)
+        # now inside the second trial (or between): kill without warning
+        assert wait_for(lambda: len(list(runs.glob("*/trial_1"))) >= 1, 60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = {r["trial_id"]: r for r in records(runs)}
+    assert done_before and all(r["status"] == "completed" for r in done_before.values())
+    # the lock of the killed process is stale and taken over
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = {r["trial_id"]: r for r in records(runs)}
+    assert len(after) == 3 and all(r["status"] == "completed" for r in after.values())
+    for trial_id, rec in done_before.items():  # completed trials kept, not retrained
+        assert after[trial_id]["val"] == rec["val"]
+        assert (Path(rec["trial_dir"]) / "model.keras").is_file()
+    import autopneumo
+
+    assert len(autopneumo.leaderboard(runs)) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(search_cmd(tiny_kermany, runs, space, trials=5, epochs=3),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(list(runs.glob("*/trial_0"))) >= 1, 240)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert not list(runs.rglob(LOCK_FILE))  # the lock is released
+
+
+@pytest.mark.slow
+def test_diverging_trial_is_marked_failed_and_the_search_goes_on(tiny_kermany, tmp_path,
+                                                                 monkeypatch):
+    """A family whose output turns NaN in some trials: those fail with the reason."""
+    import keras
+    from keras import layers
+
+    from autopneumo.paths import spaces_dir
+    from autopneumo.registry import FAMILIES
+    from autopneumo.tuning import SearchConfig, search
+
+    spaces = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), spaces)
+    (spaces / "families" / "nan_test.yaml").write_text(
+        "kind: family\nname: nan_test\nhyperparameters:\n"
+        "  diverge: {type: choice, values: [true, false]}\n")
+    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(spaces))
+
+    def nan_test(x, *, diverge: bool = False):
+        x = layers.GlobalAveragePooling2D()(x)
+        if diverge:
+            x = layers.Lambda(lambda t: t * float("nan"))(x)
+        return layers.Dense(4)(x)
+
+    FAMILIES.register("nan_test", description="test only")(nan_test)
+    try:
+        config = SearchConfig("nan_test", "none", data=tiny_kermany, tuner="random",
+                              max_trials=2, epochs=1, image_size=32, runs_dir=tmp_path / "runs",
+                              seed=0)
+        result = search(config)
+    finally:
+        FAMILIES._entries.pop("nan_test")
+    by_status = {r["status"]: r for r in result}
+    assert set(by_status) == {"completed", "failed"}
+    assert "loss became nan" in by_status["failed"]["message"]
+    assert by_status["failed"]["hyperparameters"]["model.diverge"] in (True, 1)
+    assert "FailedTrialError" in by_status["failed"]["traceback"]
+    import autopneumo
+
+    frame = autopneumo.leaderboard(tmp_path / "runs")
+    assert list(frame.status) == ["completed", "failed"]
+    assert keras  # imported for the Lambda layer's backend
