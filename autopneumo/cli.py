@@ -92,48 +92,89 @@ def data_download(url: str | None, md5: str | None) -> None:
 
 # --- search -----------------------------------------------------------------------------
 
-@main.command()
-@click.option("--family", required=True, help="Model family (see `autopneumo families`).")
-@click.option("--augment", "policy", default="none", show_default=True,
-              help="Augmentation policy (see `autopneumo policies`).")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
-              help=f"Kermany folder or MedMNIST .npz [env {DATA_ENV}].")
-@click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random"]),
-              default="bayesian", show_default=True)
-@click.option("--max-trials", type=int, default=10, show_default=True)
-@click.option("--epochs", type=int, default=None, help="Epoch cap per trial (default: space file).")
-@click.option("--image-size", type=int, default=128, show_default=True)
-@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
-@click.option("--recall-target", type=float, default=0.95, show_default=True)
-@click.option("--val-fraction", type=float, default=0.2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
-              show_default=True)
-@click.option("--space", "spaces", multiple=True, type=click.Path(path_type=Path),
-              help="An edited search-space file replacing the built-in one of its kind.")
-def search(family, policy, data_path, tuner, max_trials, epochs, image_size, channels,
-           recall_target, val_fraction, seed, runs_dir, spaces) -> None:
-    """Run (or resume) a KerasTuner search of one family x policy."""
-    from .tuning import SearchConfig
+def search_options(fn):
+    """The options shared by ``search`` and ``worker`` (they must describe the same project)."""
+    options = [
+        click.option("--family", required=True, help="Model family (see `autopneumo families`)."),
+        click.option("--augment", "policy", default="none", show_default=True,
+                     help="Augmentation policy (see `autopneumo policies`)."),
+        click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
+                     help=f"Kermany folder or MedMNIST .npz [env {DATA_ENV}]."),
+        click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random"]),
+                     default="bayesian", show_default=True),
+        click.option("--max-trials", type=int, default=10, show_default=True),
+        click.option("--epochs", type=int, default=None,
+                     help="Epoch cap per trial (default: the training space file)."),
+        click.option("--image-size", type=int, default=128, show_default=True),
+        click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
+        click.option("--recall-target", type=float, default=0.95, show_default=True),
+        click.option("--val-fraction", type=float, default=0.2, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+                     show_default=True),
+        click.option("--space", "spaces", multiple=True, type=click.Path(path_type=Path),
+                     help="An edited search-space file replacing the built-in one of its kind."),
+        click.option("--strategy", type=click.Choice(["mirrored"]), default=None,
+                     help="Train each trial on several GPUs (tf.distribute.MirroredStrategy)."),
+        click.option("--devices", type=int, default=None, help="GPUs per trial with --strategy."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _config(role: str, **kw):
+    from .tuning import SearchConfig, parse_duration
+
+    budget = kw.pop("time_budget", None)
+    return SearchConfig(
+        family=kw["family"], policy=kw["policy"], data=kw["data_path"], tuner=kw["tuner"],
+        max_trials=kw["max_trials"], epochs=kw["epochs"], image_size=kw["image_size"],
+        channels=int(kw["channels"]), recall_target=kw["recall_target"],
+        val_fraction=kw["val_fraction"], seed=kw["seed"], runs_dir=kw["runs_dir"],
+        spaces=list(kw["spaces"]), command=shlex.join(["autopneumo", *sys.argv[1:]]),
+        time_budget=parse_duration(budget) if budget else None, chief=kw.get("chief"),
+        role=role, worker_id=kw.get("worker_id"),
+        worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
+        devices=kw["devices"],
+    )
+
+
+def _run_search(config) -> None:
+    from .progress import SearchProgress
+    from .tuning import resolve_spaces
     from .tuning import search as run_search
 
-    config = SearchConfig(
-        family=family, policy=policy, data=data_path, tuner=tuner, max_trials=max_trials,
-        epochs=epochs, image_size=image_size, channels=int(channels),
-        recall_target=recall_target, val_fraction=val_fraction, seed=seed, runs_dir=runs_dir,
-        spaces=list(spaces), command=shlex.join(["autopneumo", *sys.argv[1:]]),
-    )
     config.validate()
-    from .tuning import resolve_spaces
-
-    resolve_spaces(config)  # unknown names and bad space files fail before TensorFlow loads
-    from .progress import SearchProgress
-
+    resolve_spaces(config)  # unknown names and bad space files fail before the data loads
     with SearchProgress() as progress:
         records = run_search(config, progress=progress)
     done = [r for r in records if r.get("status") == "completed"]
     click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
-               f"trials in {runs_dir}; next: autopneumo leaderboard --runs-dir {runs_dir}")
+               f"trials in {config.runs_dir}; next: autopneumo leaderboard --runs-dir "
+               f"{config.runs_dir}")
+
+
+@main.command()
+@search_options
+@click.option("--time-budget", default=None,
+              help="Stop cleanly after this long: 90s, 30m, 2h (a bare number is minutes).")
+@click.option("--chief", default=None, metavar="HOST:PORT",
+              help="Serve keras-tuner's oracle here for `autopneumo worker` processes.")
+@click.option("--worker-timeout", type=float, default=60.0, show_default=True,
+              help="With --chief: seconds of worker silence before its trial is reissued.")
+def search(**kw) -> None:
+    """Run (or resume) a KerasTuner search of one family x policy."""
+    _run_search(_config("chief" if kw.get("chief") else "single", **kw))
+
+
+@main.command()
+@search_options
+@click.option("--chief", required=True, metavar="HOST:PORT", help="The chief's address.")
+@click.option("--worker-id", default=None, help="Unique id (default: worker-<host>-<pid>).")
+def worker(**kw) -> None:
+    """Join a chief's search: run the trials it hands out (same options as its search)."""
+    _run_search(_config("worker", **kw))
 
 
 # --- results ----------------------------------------------------------------------------

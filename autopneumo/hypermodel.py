@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import keras
@@ -52,6 +53,18 @@ class FailOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise kt.errors.FailedTrialError(f"loss became {loss} in epoch {epoch + 1}")
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends the running trial after the epoch in which the time budget runs out."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() >= self.deadline:
+            self.model.stop_training = True
 
 
 class ValidationObjective(keras.callbacks.Callback):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,13 @@ class SearchConfig:
     runs_dir: str | Path = DEFAULT_RUNS_DIR
     spaces: list[str | Path] = field(default_factory=list)
     command: str = ""
+    time_budget: float | None = None  # seconds; the search stops cleanly past it
+    chief: str | None = None  # HOST:PORT of keras-tuner's oracle chief
+    role: str = "single"  # "single", "chief" (serves the oracle) or "worker"
+    worker_id: str | None = None
+    worker_timeout: float = 60.0  # seconds of silence before a worker's trial is reissued
+    strategy: str | None = None  # "mirrored": tf.distribute over --devices GPUs
+    devices: int | None = None
 
     @property
     def project(self) -> str:
@@ -56,6 +64,20 @@ class SearchConfig:
             raise OptionError(f"--epochs must be positive, got {self.epochs}")
         if self.channels not in (1, 3):
             raise OptionError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise OptionError(f"--time-budget must be positive, got {self.time_budget}")
+        if self.role not in ("single", "chief", "worker"):
+            raise OptionError(f"unknown role {self.role!r}")
+        if self.role != "single" and not self.chief:
+            raise OptionError("a chief or worker needs --chief HOST:PORT")
+        if self.chief:
+            from .distributed import parse_chief
+
+            parse_chief(self.chief)
+        if self.strategy not in (None, "mirrored"):
+            raise OptionError(f"unknown --strategy {self.strategy!r}; known: mirrored")
+        if self.devices is not None and self.devices < 1:
+            raise OptionError(f"--devices must be positive, got {self.devices}")
 
 
 def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
@@ -103,9 +125,10 @@ def _tuner_class(kind: str):
     class RecordingTuner(base):
         """keras-tuner's tuner, plus one evaluation record written at each trial's end."""
 
-        def __init__(self, *args, evaluator, progress=None, **kwargs):
+        def __init__(self, *args, evaluator, progress=None, deadline=None, **kwargs):
             self.evaluator = evaluator
             self.progress = progress
+            self.deadline = deadline  # time.time() past which no new trial starts
             self._fit = {}
             super().__init__(*args, **kwargs)
 
@@ -126,6 +149,8 @@ def _tuner_class(kind: str):
             record = record_trial(self, final, *self._fit.pop(trial.trial_id, (None, None)))
             if self.progress:
                 self.progress.trial_end(record)
+            if self.deadline is not None and time.time() >= self.deadline:
+                self.oracle.max_trials = len(self.oracle.trials)  # the budget is spent
             gc.collect()
 
     return RecordingTuner
@@ -134,7 +159,7 @@ def _tuner_class(kind: str):
 def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
     trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
     if str(trial.status).upper() == "COMPLETED":
-        model = tuner.load_model(trial)
+        model = tuner.load_model(trial)  # the best epoch's weights, kept by keras-tuner
         return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds)
     return tuner.evaluator.record_failure(trial, trial_dir, seconds)
 
@@ -147,9 +172,24 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     """
     config.validate()
     resolved = resolve_spaces(config)  # before the data: a bad option fails fast
+    from .data.dataset import resolve_data_path
     from .locking import project_lock
 
-    with project_lock(Path(config.runs_dir) / config.project):
+    resolve_data_path(config.data)  # a missing data path fails before anything is written
+
+    project_dir = Path(config.runs_dir) / config.project
+    if config.role == "worker":
+        from .distributed import Heartbeat, default_worker_id, tuner_environment
+
+        worker_id = config.worker_id or default_worker_id()
+        with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id):
+            return _search_locked(config, resolved, progress)
+    with project_lock(project_dir):
+        if config.role == "chief":
+            from .distributed import tuner_environment
+
+            with tuner_environment(config.chief, "chief"):
+                return _search_locked(config, resolved, progress)
         return _search_locked(config, resolved, progress)
 
 
@@ -181,6 +221,16 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
         kwargs.update(max_epochs=cap, factor=3)
     else:
         kwargs.update(max_trials=config.max_trials)
+    if config.strategy == "mirrored":
+        from .distributed import mirrored_strategy
+
+        strategy = mirrored_strategy(config.devices)
+        if strategy is None:
+            print("--strategy mirrored: no GPU found, training on the CPU", file=sys.stderr)
+        else:
+            kwargs["distribution_strategy"] = strategy
+    started = time.time()
+    deadline = started + config.time_budget if config.time_budget else None
     tuner = _tuner_class(config.tuner)(
         hypermodel,
         objective=kt.Objective(OBJECTIVE, direction="max"),
@@ -189,16 +239,29 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
         overwrite=False,
         seed=config.seed,
         max_consecutive_failed_trials=max(3, config.max_trials),
+        max_retries_per_trial=1 if config.role != "single" else 0,
         evaluator=evaluator,
         progress=progress,
+        deadline=deadline,
         **kwargs,
     )
-    if config.tuner == "hyperband":
+    if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials
-    if progress:
+    if progress and config.role != "chief":
         progress.search_begin(config, _count_done(tuner))
+    callbacks = [progress.epoch_callback()] if progress and config.role != "chief" else []
+    if deadline is not None:
+        from .hypermodel import StopAtDeadline
+
+        callbacks.append(StopAtDeadline(deadline))
     try:
-        tuner.search(verbose=0, callbacks=[progress.epoch_callback()] if progress else [])
+        if config.role == "chief":
+            from .distributed import Watchdog
+
+            with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
+                tuner.search(verbose=0)
+        else:
+            tuner.search(verbose=0, callbacks=callbacks)
     except RuntimeError as exc:
         if "consecutive failures" not in str(exc):
             raise
@@ -206,14 +269,28 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
             f"{project_dir}: stopped after {tuner.oracle.max_consecutive_failed_trials} failed "
             "trials in a row; see the failure reasons with: autopneumo leaderboard"
         ) from exc
-    # a trial that finished but was interrupted before its record was written
-    for trial in tuner.oracle.trials.values():
+    # a trial that finished but was interrupted before its record was written (a worker
+    # leaves this to the chief: another worker may be writing that record right now)
+    for trial in tuner.oracle.trials.values() if config.role != "worker" else ():
         if str(trial.status).upper() in ("COMPLETED", "FAILED", "INVALID"):
             if not (Path(tuner.get_trial_dir(trial.trial_id)) / RECORD_FILE).exists():
                 record_trial(tuner, trial)
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1h30m' or a bare number of minutes -> seconds."""
+    import re
+
+    text = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text) * 60
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
+        raise OptionError(f"--time-budget must look like 90s, 30m, 2h or 1h30m, got {text!r}")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 
 def _count_done(tuner) -> int:

@@ -214,9 +214,8 @@ def test_load_dataset_shapes_labels_and_split(kermany, cache):
     assert m["data_hash"] == scan_kermany(kermany).digest()
     assert m["counts"]["test"] == {"NORMAL": 3, "PNEUMONIA": 4, "patients": 5}
     n_pool = len(_files(LAYOUT, ["train", "val"]))
-    assert sum(m["counts"][s]["NORMAL"] + m["counts"][s]["PNEUMONIA"] for s in ("train", "val")) == (
-        n_pool
-    )
+    pooled = sum(m["counts"][s]["NORMAL"] + m["counts"][s]["PNEUMONIA"] for s in ("train", "val"))
+    assert pooled == n_pool
     assert m["counts"]["val"]["patients"] == len(set(ds.val.patients))
 
 

@@ -32,7 +32,7 @@ class DecodedImages:
 
 
 def cache_key(scan: Scan, size: int, channels: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.digest()}".encode())
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.cache_digest()}".encode())
     return h.hexdigest()[:20]
 
 

@@ -67,11 +67,7 @@ def load_dataset(
         raise OptionError(f"--image-size must be at least 8, got {image_size}")
     if channels not in (1, 3):
         raise OptionError(f"--channels must be 1 or 3, got {channels}")
-    if path is None:
-        path = default_data_path()
-        if path is None:
-            raise DataError("no data given: pass --data PATH or set AUTOPNEUMO_DATA")
-    path = Path(path)
+    path = resolve_data_path(path)
     if path.is_file() and path.suffix == ".npz":
         return load_medmnist(path, image_size, channels, seed)
     scan = scan_kermany(path)
@@ -100,6 +96,18 @@ def load_dataset(
     ds = Dataset(pool.take(train_idx), pool.take(val_idx), test, manifest)
     manifest["counts"] = _counts(ds)
     return ds
+
+
+def resolve_data_path(path: str | Path | None) -> Path:
+    """The given path, or ``AUTOPNEUMO_DATA``; it must exist."""
+    if path is None:
+        path = default_data_path()
+        if path is None:
+            raise DataError("no data given: pass --data PATH or set AUTOPNEUMO_DATA")
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data folder not found: {path}")
+    return path
 
 
 def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> Dataset:

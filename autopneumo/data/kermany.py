@@ -23,6 +23,7 @@ class ImageFileEntry:
     relpath: str  # relative to the data root, with "/" separators
     bytes: int
     patient: str
+    mtime_ns: int = 0  # part of the cache key (an edited file is decoded again), not the hash
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class Scan:
     root: Path
     entries: tuple[ImageFileEntry, ...]
     ignored: tuple[str, ...]  # files that are not images by their suffix
+
+    def cache_digest(self) -> str:
+        """Like ``digest`` plus modification times: a file edited in place is decoded again."""
+        h = hashlib.sha256(self.digest().encode())
+        for e in self.entries:
+            h.update(f"{e.mtime_ns}\n".encode())
+        return h.hexdigest()
 
     def digest(self) -> str:
         """A hash of the file list and sizes: identifies the data set in provenance."""
@@ -69,10 +77,13 @@ def scan_kermany(root: str | Path) -> Scan:
                     ignored.append(rel)
                     continue
                 try:
-                    size = item.stat().st_size
+                    st = item.stat()
+                    size, mtime = st.st_size, st.st_mtime_ns
                 except OSError:
-                    size = -1
-                entries.append(ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name)))
+                    size, mtime = -1, 0
+                entries.append(
+                    ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name), mtime)
+                )
                 found += 1
             if found == 0:
                 raise DataError(f"{cls_dir}: class folder has no images (.jpeg, .jpg or .png)")

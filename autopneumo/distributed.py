@@ -1,0 +1,150 @@
+"""Chief / worker tuning on keras-tuner's own gRPC oracle, plus liveness.
+
+keras-tuner already distributes a search: a process whose ``KERASTUNER_TUNER_ID`` is
+``chief`` serves the oracle on ``KERASTUNER_ORACLE_IP:PORT``; every other process is a
+worker that asks it for trials. What keras-tuner lacks is liveness: a worker killed
+mid-trial leaves its trial "running" and the chief waiting forever. Workers here touch a
+heartbeat file in the shared project folder; the chief's watchdog hands the trial of a
+silent worker back to the oracle (retried once by another worker) and forgets the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OptionError
+
+ENV_IP, ENV_PORT, ENV_ID = "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"
+HEARTBEAT_DIR = "workers"
+
+
+def parse_chief(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError(f"--chief must be HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+def default_worker_id() -> str:
+    return f"worker-{socket.gethostname()}-{os.getpid()}"
+
+
+@contextlib.contextmanager
+def tuner_environment(address: str, tuner_id: str) -> Iterator[None]:
+    """Set keras-tuner's three variables for the duration of a search, then restore them."""
+    if "chief" in tuner_id and tuner_id != "chief":
+        raise OptionError(f"--worker-id must not contain 'chief', got {tuner_id!r}")
+    host, port = parse_chief(address)
+    saved = {k: os.environ.get(k) for k in (ENV_IP, ENV_PORT, ENV_ID)}
+    os.environ.update({ENV_IP: host, ENV_PORT: str(port), ENV_ID: tuner_id})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Heartbeat:
+    """A worker's background thread that touches ``workers/<id>.alive`` every ``interval`` s."""
+
+    def __init__(self, project_dir: Path, tuner_id: str, interval: float = 2.0):
+        self.path = Path(project_dir) / HEARTBEAT_DIR / f"{tuner_id}.alive"
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.path.touch()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Heartbeat:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class Watchdog:
+    """The chief's thread: a worker silent for ``timeout`` s loses its trial to the others."""
+
+    def __init__(self, oracle, project_dir: Path, timeout: float = 60.0, interval: float = 1.0):
+        self.oracle = oracle
+        self.folder = Path(project_dir) / HEARTBEAT_DIR
+        self.timeout = timeout
+        self.interval = interval
+        self.reclaimed: list[tuple[str, str]] = []  # (worker id, trial id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="watchdog")
+
+    def __enter__(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def silent_workers(self) -> list[str]:
+        now = time.time()
+        silent = []
+        for tuner_id in list(self.oracle.ongoing_trials):
+            try:
+                age = now - (self.folder / f"{tuner_id}.alive").stat().st_mtime
+            except FileNotFoundError:
+                age = float("inf")
+            if age > self.timeout:
+                silent.append(tuner_id)
+        return silent
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for tuner_id in self.silent_workers():
+                trial_id = _reclaim(self.oracle, tuner_id, self.timeout)
+                if trial_id is not None:
+                    self.reclaimed.append((tuner_id, trial_id))
+
+
+def _reclaim(oracle, tuner_id: str, timeout: float) -> str | None:
+    from keras_tuner.src.engine.oracle import synchronized
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    @synchronized
+    def reclaim(oracle):
+        trial = oracle.ongoing_trials.get(tuner_id)
+        if trial is None:
+            return None
+        trial.status = TrialStatus.INVALID  # INVALID is retried (max_retries_per_trial)
+        trial.message = f"worker {tuner_id} stopped responding for {timeout:.0f} s"
+        oracle.end_trial(trial)
+        oracle.tuner_ids.discard(tuner_id)
+        return trial.trial_id
+
+    return reclaim(oracle)
+
+
+def mirrored_strategy(devices: int | None):
+    """``tf.distribute.MirroredStrategy`` over ``devices`` GPUs, or None on a CPU machine."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    n = min(devices or len(gpus), len(gpus))
+    return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(n)])

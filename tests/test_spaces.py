@@ -1,0 +1,462 @@
+"""Search-space files: the built-in ones load and apply; every error names file, key, line."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import textwrap
+from pathlib import Path
+
+import keras_tuner as kt
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from autopneumo.errors import SpaceError
+from autopneumo.paths import spaces_dir
+from autopneumo.spaces import SearchSpace, builtin_space, load_space
+
+BUILTIN = sorted(spaces_dir().rglob("*.yaml"))
+PREFIX = {"family": "model", "augment": "augment", "training": "train"}
+
+
+def test_builtin_spaces_are_found():
+    names = {p.relative_to(spaces_dir()).as_posix() for p in BUILTIN}
+    assert "training.yaml" in names
+    assert "families/base_cnn.yaml" in names
+    assert "augment/none.yaml" in names
+    assert len(BUILTIN) >= 5
+
+
+def _expected_default(spec: dict):
+    kind = spec["type"]
+    if kind == "fixed":
+        return spec["value"]
+    if kind == "boolean":
+        return spec.get("default", False)
+    if kind == "choice":
+        return spec.get("default", spec["values"][0])
+    return spec.get("default", spec["min"])  # int / float: keras-tuner starts at min
+
+
+@pytest.mark.parametrize("path", BUILTIN, ids=lambda p: p.relative_to(spaces_dir()).as_posix())
+def test_builtin_space_loads_and_applies_defaults(path):
+    raw = yaml.safe_load(path.read_text())
+    space = load_space(path)
+    assert isinstance(space, SearchSpace)
+    assert space.kind == raw["kind"] and space.name == raw["name"]
+    assert space.path == path
+    assert list(space.hyperparameters) == list(raw.get("hyperparameters") or {})
+    # the file name is the space's name, and builtin_space finds it
+    assert path.stem == space.name
+    again = builtin_space(space.kind, space.name)
+    assert again.hyperparameters == space.hyperparameters
+
+    hp = kt.HyperParameters()
+    values = space.apply(hp)
+    expected = {
+        name: _expected_default(spec) for name, spec in (raw.get("hyperparameters") or {}).items()
+    }
+    assert values.keys() == expected.keys()
+    for name, value in expected.items():
+        assert values[name] == pytest.approx(value), name
+        assert type(values[name]) in (type(value), float), name
+        assert hp.values[f"{PREFIX[space.kind]}.{name}"] == values[name]
+    assert len(hp.values) == len(expected)
+    assert space.defaults() == values
+
+
+def test_apply_conditional_hyperparameters(tmp_path):
+    path = _write(tmp_path, """\
+        kind: family
+        name: cond
+        hyperparameters:
+          deep: {type: boolean, default: false}
+          units: {type: int, min: 32, max: 256, step: 32, default: 64, when: {deep: [true]}}
+          width: {type: choice, values: [1, 2.5], default: 1}
+        """)
+    space = load_space(path)
+    values = space.apply(kt.HyperParameters())
+    assert values == {"deep": False, "width": 1.0}  # units inactive
+    assert isinstance(values["width"], float)  # mixed int/float choices become floats
+    hp = kt.HyperParameters()
+    hp.values["model.deep"] = True
+    assert space.apply(hp) == {"deep": True, "units": 64, "width": 1.0}
+
+
+def test_with_fixed_overrides_values(tmp_path):
+    space = builtin_space("training", "training").with_fixed(epochs=2, batch_size=8)
+    values = space.apply(kt.HyperParameters())
+    assert values["epochs"] == 2 and values["batch_size"] == 8
+
+
+def test_space_name_mismatch(tmp_path, monkeypatch):
+    folder = tmp_path / "spaces" / "families"
+    folder.mkdir(parents=True)
+    (folder / "other.yaml").write_text("kind: family\nname: base_cnn\nhyperparameters: {}\n")
+    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(tmp_path / "spaces"))
+    with pytest.raises(SpaceError, match="expected family 'other'"):
+        builtin_space("family", "other")
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _write(folder: Path, text: str, name: str = "space.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    """1-based number of the only line containing ``needle``."""
+    hits = [i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\n" not in message  # one line for the CLI
+    return message
+
+
+def _assert_line(message: str, line: int) -> None:
+    found = re.findall(r"line (\d+)", message)
+    assert found == [str(line)], message
+
+
+HEADER = """\
+    kind: family
+    name: demo
+    description: a test space
+    hyperparameters:
+"""
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: int, min: 1, max: 4}
+      depth: type: int
+      dropout: {type: float, min: 0.0, max: 0.5}
+    """)
+    message = _error(path)
+    assert "invalid YAML" in message
+    _assert_line(message, _line_of(path, "depth:"))
+
+
+def test_invalid_yaml_unclosed_flow_mapping(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: int, min: 1, max: 4
+      depth: {type: int, min: 1, max: 4}
+    """)
+    message = _error(path)
+    assert "invalid YAML" in message
+    assert re.search(r"line \d+", message)
+
+
+def test_unknown_hyperparameter_type(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: int, min: 1, max: 4}
+      depth: {type: integer, min: 1, max: 4}
+    """)
+    message = _error(path)
+    assert "hyperparameters.depth" in message
+    assert "unknown hyperparameter type 'integer'" in message
+    _assert_line(message, _line_of(path, "depth:"))
+
+
+def test_missing_type(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: int, min: 1, max: 4}
+      depth: {min: 1, max: 4}
+    """)
+    message = _error(path)
+    assert "hyperparameters.depth" in message and "missing 'type'" in message
+    _assert_line(message, _line_of(path, "depth:"))
+
+
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_min_greater_than_max(tmp_path, kind):
+    path = _write(tmp_path, HEADER + f"""\
+      width: {{type: choice, values: [1, 2]}}
+      depth:
+        type: {kind}
+        min: 5
+        max: 2
+    """)
+    message = _error(path)
+    assert "hyperparameters.depth" in message
+    assert re.search(r"min \(5(\.0)?\) > max \(2(\.0)?\)", message), message
+    _assert_line(message, _line_of(path, "depth:"))
+
+
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_log_sampling_step_must_be_a_factor(tmp_path, kind):
+    path = _write(tmp_path, HEADER + f"""\
+      units: {{type: {kind}, min: 16, max: 256, sampling: log, step: 1}}
+    """)
+    message = _error(path)
+    assert "hyperparameters.units" in message and "step" in message
+    _assert_line(message, _line_of(path, "units:"))
+
+
+def test_log_sampling_applies_with_and_without_step(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      a: {type: int, min: 16, max: 256, sampling: log}
+      b: {type: int, min: 16, max: 256, sampling: log, step: 2, default: 64}
+      c: {type: float, min: 1.0e-4, max: 1.0e-2, sampling: log}
+    """)
+    space = load_space(path)
+    hp = kt.HyperParameters()
+    assert space.apply(hp) == {"a": 16, "b": 64, "c": pytest.approx(1e-4)}
+    assert hp.get_config()["space"][1]["config"]["step"] == 2
+    # b takes the powers-of-two grid 16, 32, ..., 256
+    b = hp.space[1]
+    grid = sorted({b.prob_to_value(i / 50) for i in range(50)})
+    assert grid == [16, 32, 64, 128, 256]
+
+
+def test_default_outside_range(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      depth: {type: int, min: 1, max: 4, default: 9}
+    """)
+    message = _error(path)
+    assert "hyperparameters.depth" in message and "default 9" in message
+    _assert_line(message, _line_of(path, "depth:"))
+
+
+def test_log_sampling_needs_positive_min(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      lr: {type: float, min: 0.0, max: 0.1, sampling: log}
+    """)
+    message = _error(path)
+    assert "hyperparameters.lr" in message and "min > 0" in message
+    _assert_line(message, _line_of(path, "lr:"))
+
+
+def test_empty_choice_list(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      depth: {type: int, min: 1, max: 4}
+      width:
+        type: choice
+        values: []
+    """)
+    message = _error(path)
+    assert "hyperparameters.width.values" in message
+    _assert_line(message, _line_of(path, "values:"))
+
+
+def test_choice_default_not_in_values(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: choice, values: [1, 2], default: 3}
+    """)
+    message = _error(path)
+    assert "hyperparameters.width" in message and "not one of the values" in message
+    _assert_line(message, _line_of(path, "width:"))
+
+
+def test_condition_on_undefined_parameter(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      deep: {type: boolean}
+      units:
+        type: int
+        min: 32
+        max: 64
+        when:
+          deeper: [true]
+    """)
+    message = _error(path)
+    assert "units" in message and "'deeper'" in message and "undefined" in message
+    assert "hyperparameters.units.when.deeper" in message
+    _assert_line(message, _line_of(path, "deeper:"))
+
+
+def test_condition_on_later_parameter(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      units: {type: int, min: 32, max: 64, when: {deep: [true]}}
+      deep: {type: boolean}
+    """)
+    message = _error(path)
+    assert "hyperparameters.units" in message and "before" in message
+    _assert_line(message, _line_of(path, "units:"))
+
+
+def test_condition_on_two_parameters_is_rejected(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      deep: {type: boolean}
+      wide: {type: boolean}
+      units:
+        type: int
+        min: 32
+        max: 64
+        when: {deep: [true], wide: [true]}
+    """)
+    message = _error(path)
+    assert "hyperparameters.units.when" in message
+    _assert_line(message, _line_of(path, "when:"))
+
+
+def test_unknown_key_with_did_you_mean(tmp_path):
+    path = _write(tmp_path, HEADER + """\
+      width: {type: choice, values: [1, 2]}
+      depth:
+        type: int
+        min: 1
+        max: 4
+        defualt: 2
+    """)
+    message = _error(path)
+    assert "hyperparameters.depth.defualt" in message
+    assert "unknown key" in message
+    assert "did you mean 'default'" in message
+    _assert_line(message, _line_of(path, "defualt:"))
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = _write(tmp_path, """\
+        kind: family
+        name: demo
+        hyperparamters:
+          width: {type: int, min: 1, max: 2}
+        """)
+    message = _error(path)
+    assert "hyperparamters" in message and "did you mean 'hyperparameters'" in message
+    _assert_line(message, 3)
+
+
+def test_unknown_kind(tmp_path):
+    path = _write(tmp_path, "kind: familly\nname: demo\n")
+    message = _error(path)
+    assert "kind" in message
+    _assert_line(message, 1)
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string\n"])
+def test_not_a_mapping(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    assert "expected a mapping" in _error(path)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope" / "missing.yaml"
+    message = _error(path)
+    assert "not found" in message
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    path = _write(tmp_path, "kind: !!python/object/apply:os.system ['true']\nname: x\n")
+    assert "invalid YAML" in _error(path)
+
+
+# ---------------------------------------------------------------------------- check_names
+
+
+def test_check_names_rejects_unknown_builder_argument(tmp_path):
+    from autopneumo.registry import FAMILIES
+
+    entry = FAMILIES.get("base_cnn")
+    original = load_space(spaces_dir() / "families" / "base_cnn.yaml")
+    original.check_names(entry.parameters(), "family base_cnn")  # the shipped file is fine
+
+    text = (spaces_dir() / "families" / "base_cnn.yaml").read_text()
+    assert "\n  depth:" in text
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text(text.replace("\n  depth:", "\n  dept:"))
+    space = load_space(path)  # valid as a file ...
+    with pytest.raises(SpaceError) as info:  # ... but not for this builder
+        space.check_names(entry.parameters(), "family base_cnn")
+    message = str(info.value)
+    assert str(path) in message
+    assert "hyperparameters.dept" in message
+    assert "did you mean 'depth'" in message
+    assert "family base_cnn" in message
+    _assert_line(message, _line_of(path, "dept:"))
+
+
+def test_check_names_without_close_match(tmp_path):
+    path = _write(tmp_path, HEADER + "      zzz: {type: boolean}\n")
+    space = load_space(path)
+    with pytest.raises(SpaceError) as info:
+        space.check_names({"width": 1.0, "depth": 4}, "family demo")
+    message = str(info.value)
+    assert "did you mean" not in message
+    assert "known: depth, width" in message
+    _assert_line(message, _line_of(path, "zzz:"))
+
+
+# ---------------------------------------------------------------------------- property
+
+
+@st.composite
+def numeric_specs(draw):
+    kind = draw(st.sampled_from(["int", "float"]))
+    if kind == "int":
+        lo = draw(st.integers(-1000, 1000))
+        hi = lo + draw(st.integers(0, 1000))
+        spec = {"type": "int", "min": lo, "max": hi}
+        log = lo > 0 and draw(st.booleans())
+        if log:
+            spec["sampling"] = "log"
+        if draw(st.booleans()):  # with log sampling the step is a factor > 1
+            spec["step"] = draw(st.integers(2 if log else 1, 50))
+        if draw(st.booleans()):
+            spec["default"] = draw(st.integers(lo, hi))
+    else:
+        finite = {"allow_nan": False, "allow_infinity": False}
+        lo = draw(st.floats(-1e3, 1e3, **finite))
+        hi = lo + draw(st.floats(0, 1e3, **finite))
+        spec = {"type": "float", "min": lo, "max": hi}
+        log = lo > 0 and draw(st.booleans())
+        if log:
+            spec["sampling"] = draw(st.sampled_from(["log", "reverse_log"]))
+        if draw(st.booleans()):
+            low = 1.0 + 1e-6 if log else 1e-3
+            spec["step"] = draw(st.floats(low, 10, **finite))
+        if draw(st.booleans()):
+            spec["default"] = draw(st.floats(lo, hi, **finite))
+    return spec
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(numeric_specs(), min_size=1, max_size=4))
+def test_random_valid_numeric_specs_load_and_apply_within_range(specs):
+    doc = {
+        "kind": "augment",
+        "name": "random",
+        "hyperparameters": {f"p{i}": spec for i, spec in enumerate(specs)},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "random.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        space = load_space(path)
+    hp = kt.HyperParameters()
+    values = space.apply(hp)
+    assert list(values) == list(doc["hyperparameters"])
+    for name, spec in doc["hyperparameters"].items():
+        value = values[name]
+        assert spec["min"] <= value <= spec["max"], (name, spec, value)
+        assert value == spec.get("default", spec["min"])
+        if spec["type"] == "int":
+            assert isinstance(value, int)
+        assert hp.values[f"augment.{name}"] == value
+
+
+@settings(max_examples=40, deadline=None)
+@given(lo=st.integers(-100, 100), gap=st.integers(1, 100))
+def test_random_inverted_ranges_are_rejected_with_line(lo, gap):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bad.yaml"
+        path.write_text(
+            f"kind: augment\nname: bad\nhyperparameters:\n  a: {{type: boolean}}\n"
+            f"  b: {{type: int, min: {lo + gap}, max: {lo}}}\n"
+        )
+        with pytest.raises(SpaceError) as info:
+            load_space(path)
+    message = str(info.value)
+    assert "hyperparameters.b" in message and "(line 5)" in message
