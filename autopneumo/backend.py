@@ -20,6 +20,7 @@ def import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe logs here too
+            tf.get_logger().setLevel("ERROR")  # retracing notes between trials are expected
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -102,9 +102,10 @@ class Watchdog:
         self._thread.join(timeout=5)
 
     def silent_workers(self) -> list[str]:
+        """Workers the oracle waits for (running a trial, or registered) that went quiet."""
         now = time.time()
         silent = []
-        for tuner_id in list(self.oracle.ongoing_trials):
+        for tuner_id in set(self.oracle.ongoing_trials) | set(self.oracle.tuner_ids):
             try:
                 age = now - (self.folder / f"{tuner_id}.alive").stat().st_mtime
             except FileNotFoundError:
@@ -117,8 +118,7 @@ class Watchdog:
         while not self._stop.wait(self.interval):
             for tuner_id in self.silent_workers():
                 trial_id = _reclaim(self.oracle, tuner_id, self.timeout)
-                if trial_id is not None:
-                    self.reclaimed.append((tuner_id, trial_id))
+                self.reclaimed.append((tuner_id, trial_id))
 
 
 def _reclaim(oracle, tuner_id: str, timeout: float) -> str | None:
@@ -128,13 +128,12 @@ def _reclaim(oracle, tuner_id: str, timeout: float) -> str | None:
     @synchronized
     def reclaim(oracle):
         trial = oracle.ongoing_trials.get(tuner_id)
-        if trial is None:
-            return None
-        trial.status = TrialStatus.INVALID  # INVALID is retried (max_retries_per_trial)
-        trial.message = f"worker {tuner_id} stopped responding for {timeout:.0f} s"
-        oracle.end_trial(trial)
-        oracle.tuner_ids.discard(tuner_id)
-        return trial.trial_id
+        if trial is not None:
+            trial.status = TrialStatus.INVALID  # INVALID is retried (max_retries_per_trial)
+            trial.message = f"worker {tuner_id} stopped responding for {timeout:.0f} s"
+            oracle.end_trial(trial)
+        oracle.tuner_ids.discard(tuner_id)  # else the chief waits for it forever
+        return None if trial is None else trial.trial_id
 
     return reclaim(oracle)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Evaluator:
             "environment": environment(),
             "command": self.command,
             "trial_dir": str(trial_dir),
+            "worker": os.environ.get("KERASTUNER_TUNER_ID"),  # set in chief/worker searches
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 

@@ -248,7 +248,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials
     if progress and config.role != "chief":
-        progress.search_begin(config, _count_done(tuner))
+        progress.search_begin(config, len(list(project_dir.glob(f"trial_*/{RECORD_FILE}"))))
     callbacks = [progress.epoch_callback()] if progress and config.role != "chief" else []
     if deadline is not None:
         from .hypermodel import StopAtDeadline
@@ -291,13 +291,6 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
         raise OptionError(f"--time-budget must look like 90s, 30m, 2h or 1h30m, got {text!r}")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-
-
-def _count_done(tuner) -> int:
-    return sum(
-        1 for t in tuner.oracle.trials.values()
-        if str(t.status).upper() in ("COMPLETED", "FAILED", "INVALID")
-    )
 
 
 def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""keras-tuner's chief/worker engine on loopback: a chief and two worker processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autopneumo.distributed import parse_chief, tuner_environment
+from autopneumo.errors import OptionError
+
+SMALL_CNN = """\
+kind: family
+name: base_cnn
+hyperparameters:
+  width: {type: choice, values: [0.25, 0.5], default: 0.25}
+  depth: {type: fixed, value: 2}
+  dense_units: {type: choice, values: ["8", "16", "32"], default: "16"}
+  dense_dropout: {type: fixed, value: 0.3}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def common(data: Path, runs: Path, space: Path, trials: int) -> list[str]:
+    return ["--family", "base_cnn", "--augment", "none", "--data", str(data), "--image-size",
+            "32", "--epochs", "1", "--tuner", "random", "--max-trials", str(trials),
+            "--runs-dir", str(runs), "--space", str(space), "--seed", "5"]
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    fh = open(log, "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "autopneumo.cli", *args], stdout=fh,
+                            stderr=subprocess.STDOUT)
+
+
+def records(runs: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(runs.rglob("record.json"))]
+
+
+def test_chief_address_and_environment():
+    assert parse_chief("127.0.0.1:8000") == ("127.0.0.1", 8000)
+    for bad in ("nohost", "h:0", "h:x", ":80"):
+        with pytest.raises(OptionError):
+            parse_chief(bad)
+    import os
+
+    with tuner_environment("127.0.0.1:9", "worker-a"):
+        assert os.environ["KERASTUNER_TUNER_ID"] == "worker-a"
+        assert os.environ["KERASTUNER_ORACLE_PORT"] == "9"
+    assert "KERASTUNER_TUNER_ID" not in os.environ
+    with pytest.raises(OptionError):
+        with tuner_environment("127.0.0.1:9", "mychief"):
+            pass
+
+
+def run_cluster(tiny_kermany, tmp_path, trials, kill_one=False):
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_CNN)
+    runs = tmp_path / "runs"
+    address = f"127.0.0.1:{free_port()}"
+    args = common(tiny_kermany, runs, space, trials)
+    chief = start(["search", *args, "--chief", address, "--worker-timeout", "6"],
+                  tmp_path / "chief.log")
+    time.sleep(8)  # the chief loads TensorFlow and starts serving
+    workers = [start(["worker", *args, "--chief", address, "--worker-id", f"worker-{i}"],
+                     tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        if kill_one:  # kill worker-0 in the middle of a trial of its own
+            oracle = runs / "base_cnn__none" / "oracle.json"
+            deadline = time.monotonic() + 300
+            victim_trial = None
+            while time.monotonic() < deadline and victim_trial is None:
+                try:
+                    ongoing = json.loads(oracle.read_text()).get("ongoing_trials", {})
+                except (OSError, ValueError):
+                    ongoing = {}
+                if records(runs) and "worker-0" in ongoing:
+                    victim_trial = ongoing["worker-0"]
+                time.sleep(0.2)
+            assert victim_trial is not None
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=30)
+            # (it may have finished that trial in the last instant: then nothing to reissue)
+            finished = {r["trial_id"] for r in records(runs) if r.get("worker") == "worker-0"}
+            run_cluster.victim_trial = None if victim_trial in finished else victim_trial
+        assert chief.wait(timeout=300) == 0, (tmp_path / "chief.log").read_text()[-3000:]
+        for w in workers[1 if kill_one else 0:]:
+            assert w.wait(timeout=60) == 0, "worker failed"
+    finally:
+        for p in (chief, *workers):
+            if p.poll() is None:
+                p.kill()
+    return runs
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_six_trial_search(tiny_kermany, tmp_path):
+    runs = run_cluster(tiny_kermany, tmp_path, trials=6)
+    recs = records(runs)
+    assert sorted(r["trial_id"] for r in recs) == [str(i) for i in range(6)]  # each once
+    assert {r["status"] for r in recs} == {"completed"}
+    assert {r["worker"] for r in recs} == {"worker-0", "worker-1"}  # both did work
+    import autopneumo
+
+    frame = autopneumo.leaderboard(runs)
+    assert len(frame) == 6 and list(frame["rank"]) == list(range(1, 7))
+    assert frame["val_objective"].is_monotonic_decreasing
+
+
+@pytest.mark.slow
+def test_a_killed_worker_does_not_stall_the_search(tiny_kermany, tmp_path):
+    runs = run_cluster(tiny_kermany, tmp_path, trials=4, kill_one=True)
+    recs = records(runs)
+    assert sorted(r["trial_id"] for r in recs) == ["0", "1", "2", "3"]
+    assert {r["status"] for r in recs} == {"completed"}
+    if run_cluster.victim_trial is not None:
+        reissued = next(r for r in recs if r["trial_id"] == run_cluster.victim_trial)
+        assert reissued["worker"] == "worker-1"  # the dead worker's trial was run again
