@@ -81,12 +81,23 @@ class ValidationObjective(keras.callbacks.Callback):
         self.x_val, self.y_val = x_val, y_val
         self.recall_target = recall_target
         self.batch_size = batch_size
+        self.best = -np.inf
+        self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
         scores = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).ravel()
         summary = validation_summary(self.y_val, scores, self.recall_target)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})
+        if summary["objective"] > self.best:  # strictly better, as keras-tuner's checkpoint
+            self.best = summary["objective"]
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        """Leave the model at its best epoch: that is what gets evaluated and saved."""
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            self.best_weights = None
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -107,6 +118,7 @@ class PneumoniaHyperModel(kt.HyperModel):
         self.train, self.val = train, val
         self.recall_target = recall_target
         self.image_shape = tuple(train.x.shape[1:])
+        self.last_fit = None  # (hyperparameter values, model at its best epoch)
 
     def values(self, hp) -> dict[str, dict[str, Any]]:
         return {kind: space.apply(hp) for kind, space in self.spaces.items()}
@@ -123,7 +135,8 @@ class PneumoniaHyperModel(kt.HyperModel):
             ValidationObjective(self.val.x, self.val.y, self.recall_target),
             keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=t["patience"]),
         ]
-        return model.fit(
+        self.last_fit = None
+        history = model.fit(
             self.train.x,
             self.train.y,
             batch_size=t["batch_size"],
@@ -134,3 +147,5 @@ class PneumoniaHyperModel(kt.HyperModel):
             shuffle=True,
             verbose=0,
         )
+        self.last_fit = (dict(hp.values), model)
+        return history

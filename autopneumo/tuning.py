@@ -159,7 +159,12 @@ def _tuner_class(kind: str):
 def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
     trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
     if str(trial.status).upper() == "COMPLETED":
-        model = tuner.load_model(trial)  # the best epoch's weights, kept by keras-tuner
+        last = getattr(tuner.hypermodel, "last_fit", None)
+        if last is not None and last[0] == trial.hyperparameters.values:
+            model = last[1]  # still in memory, restored to its best epoch
+        else:
+            model = tuner.load_model(trial)  # the best epoch's weights, kept by keras-tuner
+        tuner.hypermodel.last_fit = None
         return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds)
     return tuner.evaluator.record_failure(trial, trial_dir, seconds)
 

@@ -68,3 +68,43 @@ def test_class_weights_balance_the_classes():
     w = class_weights(np.array([0] * 25 + [1] * 75))
     assert w[0] * 25 == pytest.approx(w[1] * 75)
     assert w[0] == pytest.approx(2.0)
+
+
+class _StubModel:
+    """Predicts a scripted score vector per epoch; its 'weights' are the epoch number."""
+
+    def __init__(self, per_epoch):
+        self.per_epoch, self.epoch, self.restored = per_epoch, 0, None
+
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.asarray(self.per_epoch[self.epoch], dtype=float)[:, None]
+
+    def get_weights(self):
+        return [self.epoch]
+
+    def set_weights(self, weights):
+        self.restored = weights[0]
+
+
+def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
+    from autopneumo.hypermodel import ValidationObjective
+    from autopneumo.objective import precision_at_recall
+
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    good = [0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 0.9, 0.95]  # separable: precision 1 at recall 1
+    bad = [0.9, 0.2, 0.3, 0.6, 0.7, 0.8, 0.1, 0.95]
+    stub = _StubModel([bad, good, bad])
+    callback = ValidationObjective(np.zeros((8, 4, 4, 1)), y, recall_target=0.95)
+    callback.set_model(stub)
+    logged = []
+    for epoch in range(3):
+        stub.epoch = epoch
+        logs = {}
+        callback.on_epoch_end(epoch, logs)
+        logged.append(logs)
+    callback.on_train_end()
+    assert stub.restored == 1  # the best epoch, not the last
+    assert logged[1]["val_prec_at_recall"] == 1.0
+    assert logged[0]["val_prec_at_recall"] == precision_at_recall(y, bad, 0.95).precision
+    assert logged[1]["val_objective"] > logged[0]["val_objective"]
+    assert set(logged[0]) >= {"val_loss", "val_accuracy", "val_auc", "val_threshold"}

@@ -60,6 +60,11 @@ def test_threshold_and_test_metrics_recompute_from_predictions(searched):
         assert point.threshold == pytest.approx(r["threshold"], abs=1e-6)
         assert point.precision == pytest.approx(r["val"]["prec_at_recall"], abs=1e-9)
         assert point.recall >= r["recall_target"]
+        # the evaluated weights are the best epoch's (not the last epoch's)
+        assert r["val"]["objective"] == pytest.approx(max(r["history"]["val_objective"]),
+                                                      abs=1e-9)
+        assert r["best_epoch"] == 1 + r["history"]["val_objective"].index(
+            max(r["history"]["val_objective"]))
         pred = (test.probability >= r["threshold"]).astype(int)
         t = r["test"]
         assert t["accuracy"] == pytest.approx(accuracy_score(test.label, pred))
