@@ -212,6 +212,52 @@ def report(runs_dir: Path, out: Path, fmt: str) -> None:
         click.echo(str(path))
 
 
+# --- use the winner ---------------------------------------------------------------------
+
+@main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="A trial folder, an exported folder or a .keras file.")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--threshold", type=float, default=None,
+              help="Override the validation-chosen threshold.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output.")
+def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
+            as_csv: bool) -> None:
+    """Probability of pneumonia and label per image (IMAGE_OR_FOLDER...)."""
+    from .inference import predict as run_predict
+
+    frame = run_predict(model_path, list(inputs), threshold)
+    if as_csv:
+        from .report import safe_csv
+
+        click.echo(safe_csv(frame), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} (chosen on validation)")
+    for col in ("file", "probability", "label"):
+        table.add_column(col)
+    for _, row in frame.iterrows():
+        prob = "-" if row["error"] else f"{row['probability']:.4f}"
+        table.add_row(Text(row["file"]), prob, Text(row["label"] or f"error: {row['error']}"))
+    Console().print(table)
+
+
+@main.command()
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--top", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def export(runs_dir: Path, top: int, out: Path) -> None:
+    """Write the best model(s) by validation with a JSON model card."""
+    from .inference import export as run_export
+
+    for folder in run_export(runs_dir, out, top):
+        click.echo(str(folder))
+
+
 # --- registries -------------------------------------------------------------------------
 
 @main.command()

@@ -120,3 +120,43 @@ def test_project_file_pins_the_settings(searched):
                           .read_text())
     assert settings["image_size"] == 32 and settings["recall_target"] == 0.95
     assert settings["spaces"]["family"]["hyperparameters"]["depth"] == {"type": "fixed", "value": 2}
+
+
+def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kermany, tmp_path):
+    from click.testing import CliRunner
+
+    import autopneumo
+    from autopneumo.cli import main
+    from autopneumo.inference import export, predict
+
+    config, _ = searched
+    best = autopneumo.leaderboard(config.runs_dir).iloc[0]
+    [folder] = export(config.runs_dir, tmp_path / "winner", top=1)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["trial_id"] == best["trial_id"] and card["image_size"] == 32
+    assert card["threshold"] == pytest.approx(best["threshold"])
+    assert card["threshold_chosen_on"] == "validation split"
+    assert card["test"]["precision"] == pytest.approx(best["test_precision"])
+    frame = predict(folder, [tiny_kermany / "test"])
+    preds = pd.read_csv(Path(best["trial_dir"]) / "predictions.csv")
+    expected = preds[preds.split == "test"].set_index("file")["probability"]
+    got = frame.assign(file=[str(Path(f).relative_to(tiny_kermany)) for f in frame.file])
+    got = got.set_index("file")["probability"]
+    assert len(got) == 16
+    np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-5, atol=1e-6)
+    labels = frame["label"] == "PNEUMONIA"
+    assert (labels == (frame["probability"] >= card["threshold"])).all()
+    result = CliRunner().invoke(main, ["predict", "--model", str(folder), "--csv",
+                                       str(tiny_kermany / "test" / "NORMAL")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "file,probability,label,error"
+    assert len(result.output.splitlines()) == 9
+
+
+def test_predict_errors_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "no"), "x.png"])
+    assert result.exit_code == 2 and result.output.startswith("Error: --model")
