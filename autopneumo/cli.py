@@ -117,6 +117,9 @@ def search_options(fn):
         click.option("--strategy", type=click.Choice(["mirrored"]), default=None,
                      help="Train each trial on several GPUs (tf.distribute.MirroredStrategy)."),
         click.option("--devices", type=int, default=None, help="GPUs per trial with --strategy."),
+        click.option("--preset", type=click.Choice(["quick"]), default=None,
+                     help="quick: 64 px, 3 epochs, hyperband, 8 trials, 5 min per search "
+                          "(options given explicitly win)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -124,16 +127,24 @@ def search_options(fn):
 
 
 def _config(role: str, **kw):
-    from .tuning import SearchConfig, parse_duration
+    from .tuning import PRESETS, SearchConfig, parse_duration
 
     budget = kw.pop("time_budget", None)
+    budget = parse_duration(budget) if budget else None
+    if kw.get("preset"):
+        ctx = click.get_current_context()
+        for key, value in PRESETS[kw["preset"]].items():
+            if key == "time_budget":
+                budget = budget if budget is not None else value
+            elif ctx.get_parameter_source(key) in (None, click.core.ParameterSource.DEFAULT):
+                kw[key] = str(value) if key == "channels" else value
     return SearchConfig(
         family=kw["family"], policy=kw["policy"], data=kw["data_path"], tuner=kw["tuner"],
         max_trials=kw["max_trials"], epochs=kw["epochs"], image_size=kw["image_size"],
         channels=int(kw["channels"]), recall_target=kw["recall_target"],
         val_fraction=kw["val_fraction"], seed=kw["seed"], runs_dir=kw["runs_dir"],
         spaces=list(kw["spaces"]), command=shlex.join(["autopneumo", *sys.argv[1:]]),
-        time_budget=parse_duration(budget) if budget else None, chief=kw.get("chief"),
+        time_budget=budget, chief=kw.get("chief"),
         role=role, worker_id=kw.get("worker_id"),
         worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
         devices=kw["devices"],
@@ -175,6 +186,39 @@ def search(**kw) -> None:
 def worker(**kw) -> None:
     """Join a chief's search: run the trials it hands out (same options as its search)."""
     _run_search(_config("worker", **kw))
+
+
+@main.command()
+@click.option("--families", default="all", show_default=True,
+              help="'all' or a comma-separated list.")
+@click.option("--augment", "policies", default="all", show_default=True,
+              help="'all' or a comma-separated list of policies.")
+@click.option("--budget", required=True, help="Total time: 90m, 2h, 1h30m.")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV)
+@click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random"]),
+              default="hyperband", show_default=True)
+@click.option("--epochs", type=int, default=None)
+@click.option("--image-size", type=int, default=128, show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
+@click.option("--recall-target", type=float, default=0.95, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+def study(families, policies, budget, data_path, tuner, epochs, image_size, channels,
+          recall_target, seed, runs_dir) -> None:
+    """Search the families x policies matrix within one time budget (resumable)."""
+    from .progress import SearchProgress
+    from .study import run_study
+    from .tuning import SearchConfig, parse_duration
+
+    base = SearchConfig(family="", policy="", data=data_path, tuner=tuner, max_trials=1000,
+                        epochs=epochs, image_size=image_size, channels=int(channels),
+                        recall_target=recall_target, seed=seed, runs_dir=runs_dir,
+                        command=shlex.join(["autopneumo", *sys.argv[1:]]))
+    state = run_study(families, policies, parse_duration(budget), base, SearchProgress)
+    click.echo(f"study: {len(state['pairs'])} projects, {state['total_spent'] / 60:.1f} of "
+               f"{state['budget'] / 60:.1f} minutes spent; next: autopneumo report "
+               f"--runs-dir {runs_dir}")
 
 
 # --- results ----------------------------------------------------------------------------

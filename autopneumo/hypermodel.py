@@ -55,6 +55,17 @@ class FailOnNaN(keras.callbacks.Callback):
             raise kt.errors.FailedTrialError(f"loss became {loss} in epoch {epoch + 1}")
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Logs ``epoch_seconds``: the trial-overhead benchmark and the budget tests read it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 class StopAtDeadline(keras.callbacks.Callback):
     """Ends the running trial after the epoch in which the time budget runs out."""
 
@@ -131,6 +142,7 @@ class PneumoniaHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         t = self.values(hp)["training"]
         own = [
+            EpochTimer(),
             FailOnNaN(),
             ValidationObjective(self.val.x, self.val.y, self.recall_target),
             keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=t["patience"]),

@@ -19,6 +19,12 @@ from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
 TUNERS = ("hyperband", "bayesian", "random")
+# Named sets of defaults; options given explicitly win.
+PRESETS: dict[str, dict[str, Any]] = {
+    # a useful comparison of two families in about 10 minutes on 2 CPU cores
+    "quick": {"image_size": 64, "epochs": 3, "tuner": "hyperband", "max_trials": 8,
+              "time_budget": 300.0},
+}
 PROJECT_FILE = "autopneumo_project.json"
 # Settings that must not change when a project is resumed.
 _PINNED = ("family", "policy", "tuner", "image_size", "channels", "recall_target",

@@ -1,0 +1,60 @@
+"""The budgeted study: the families x policies matrix within one budget, resumable."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from autopneumo.errors import OptionError
+from autopneumo.registry import FAMILIES, POLICIES
+from autopneumo.study import expand, run_study
+from autopneumo.tuning import PRESETS, SearchConfig, parse_duration
+
+
+def test_parse_duration():
+    assert parse_duration("90s") == 90
+    assert parse_duration("30m") == 1800
+    assert parse_duration("2h") == 7200
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("5") == 300
+    for bad in ("", "2x", "h", "1h30"):
+        with pytest.raises(OptionError):
+            parse_duration(bad)
+
+
+def test_expand_names():
+    assert expand("all", FAMILIES) == FAMILIES.names()
+    assert expand("none,flip", POLICIES) == ["none", "flip"]
+    assert expand(["none", "flip,none"], POLICIES) == ["none", "flip"]
+    with pytest.raises(OptionError, match="did you mean 'flip'"):
+        expand("flp", POLICIES)
+
+
+def test_quick_preset_is_the_documented_one():
+    assert PRESETS["quick"]["image_size"] == 64 and PRESETS["quick"]["tuner"] == "hyperband"
+
+
+@pytest.mark.slow
+def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, tmp_path):
+    budget = 30.0
+    base = SearchConfig(family="", policy="", data=tiny_kermany, tuner="random", max_trials=50,
+                        epochs=2, image_size=32, runs_dir=tmp_path / "runs")
+    start = time.time()
+    state = run_study("base_cnn", "none,flip", budget, base)
+    wall = time.time() - start
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
+    longest_epoch = max(s for r in records for s in r["history"]["epoch_seconds"])
+    longest_eval = max(r["seconds"]["evaluation"] for r in records)
+    # past the deadline a trial finishes its epoch and is evaluated; nothing else starts
+    assert wall <= budget + longest_epoch + longest_eval + 10.0
+    assert state["total_spent"] == pytest.approx(sum(state["spent"].values()))
+    assert set(state["spent"]) <= {"base_cnn__none", "base_cnn__flip"}
+    assert "base_cnn__none" in state["spent"]
+    assert all(r["status"] == "completed" for r in records)
+    # rerun: the budget is spent, nothing more is trained
+    again = run_study("base_cnn", "none,flip", budget, base)
+    after = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
+    assert len(after) == len(records)
+    assert again["total_spent"] <= state["total_spent"] + 2.0
