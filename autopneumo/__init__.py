@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", message="Skipping variable loading for optimiz
 __version__ = "0.1.0"
 
 # Bound eagerly: the submodule of the same name would otherwise shadow the function.
-from .leaderboard import leaderboard  # noqa: E402
+from .leaderboard import leaderboard  # noqa: E402, F401
 
 _LAZY = {
     "SearchConfig": ("autopneumo.tuning", "SearchConfig"),

@@ -256,6 +256,49 @@ def report(runs_dir: Path, out: Path, fmt: str) -> None:
         click.echo(str(path))
 
 
+@main.group(cls=_Group)
+def baseline() -> None:
+    """Reference runs trained as published studies trained them."""
+
+
+@baseline.command("classroom")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image-size", type=int, default=None,
+              help="Deviate from the study's 180 px (recorded; for quick checks only).")
+@click.option("--epochs", type=int, default=None,
+              help="Deviate from the study's 10 epochs (recorded; for quick checks only).")
+def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
+    """The classroom study's CNN, CNN + flip and ResNet-18 (180 px RGB, batch 16, 10 epochs,
+    Adam, class weights, random 80/20 image split, threshold 0.5), marked reference."""
+    from .baseline import classroom
+
+    for r in classroom(data_path, runs_dir, seed, image_size=image_size, epochs=epochs):
+        t = r["test"]
+        click.echo(f"{r['trial_id']}: test accuracy {t['accuracy']:.3f} precision "
+                   f"{t['precision']:.3f} recall {t['recall']:.3f} loss {t['loss']:.3f}")
+
+
+@main.command()
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--top", type=int, default=3, show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True)
+def finalize(runs_dir: Path, top: int, seeds: int) -> None:
+    """Retrain the top configurations with several seeds: mean and std of test metrics."""
+    from .finalize import finalize as run_finalize
+
+    summary = run_finalize(runs_dir, top, seeds)
+    for _, row in summary.iterrows():
+        click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: "
+                   f"precision {row['precision_mean']:.3f} ± {row['precision_std']:.3f}, "
+                   f"recall {row['recall_mean']:.3f} ± {row['recall_std']:.3f}, "
+                   f"AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f} ({row['seeds']} seeds)")
+    click.echo(f"details: {runs_dir / '_finalize' / 'summary.csv'}")
+
+
 # --- use the winner ---------------------------------------------------------------------
 
 @main.command()

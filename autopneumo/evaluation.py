@@ -61,14 +61,17 @@ class Evaluator:
         }
 
     def evaluate(self, model, trial, trial_dir: Path, history: dict[str, list] | None,
-                 seconds: float | None) -> dict[str, Any]:
-        """Threshold from validation, then test metrics with bootstrap intervals; write files."""
+                 seconds: float | None, threshold: float | None = None,
+                 extra: dict[str, Any] | None = None, filename: str = RECORD_FILE,
+                 ) -> dict[str, Any]:
+        """Threshold from validation (unless fixed, as the classroom's 0.5), then test
+        metrics with bootstrap intervals; write the model, predictions and record."""
         start = time.perf_counter()
-        record = self.base_record(trial, trial_dir)
+        record = self.base_record(trial, trial_dir) | (extra or {})
         ds = self.dataset
         p_val = model.predict(ds.val.x, batch_size=256, verbose=0).ravel()
         val = validation_summary(ds.val.y, p_val, self.recall_target)
-        threshold = val["threshold"]
+        threshold = val["threshold"] if threshold is None else float(threshold)
         p_test = model.predict(ds.test.x, batch_size=256, verbose=0).ravel()
         test = binary_metrics(ds.test.y, p_test, threshold, self.recall_target)
         test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot)
@@ -90,7 +93,7 @@ class Evaluator:
             files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},
             seconds={"trial": seconds, "evaluation": time.perf_counter() - start},
         )
-        atomic_write_json(trial_dir / RECORD_FILE, record)
+        atomic_write_json(trial_dir / filename, record)
         return record
 
     def record_failure(self, trial, trial_dir: Path, seconds: float | None) -> dict[str, Any]:

@@ -140,24 +140,35 @@ class PneumoniaHyperModel(kt.HyperModel):
                            v["training"]["learning_rate"])
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
-        t = self.values(hp)["training"]
-        own = [
-            EpochTimer(),
-            FailOnNaN(),
-            ValidationObjective(self.val.x, self.val.y, self.recall_target),
-            keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=t["patience"]),
-        ]
         self.last_fit = None
-        history = model.fit(
-            self.train.x,
-            self.train.y,
-            batch_size=t["batch_size"],
-            epochs=epochs or t["epochs"],
-            initial_epoch=initial_epoch,
-            class_weight=class_weights(self.train.y) if t["class_weights"] else None,
-            callbacks=own + list(callbacks or []),
-            shuffle=True,
-            verbose=0,
-        )
+        history = train(model, self.train, self.val, self.values(hp)["training"],
+                        self.recall_target, epochs=epochs, initial_epoch=initial_epoch,
+                        callbacks=callbacks)
         self.last_fit = (dict(hp.values), model)
         return history
+
+
+def train(model, train_split, val_split, training: dict[str, Any], recall_target: float,
+          epochs: int | None = None, initial_epoch: int = 0, callbacks=None,
+          early_stopping: bool = True):
+    """One trial's training: exact validation objective per epoch, early stopping on it,
+    best epoch restored. Shared by the search, ``finalize`` and ``baseline``."""
+    own = [
+        EpochTimer(),
+        FailOnNaN(),
+        ValidationObjective(val_split.x, val_split.y, recall_target),
+    ]
+    if early_stopping:
+        own.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",
+                                                 patience=training.get("patience", 3)))
+    return model.fit(
+        train_split.x,
+        train_split.y,
+        batch_size=training["batch_size"],
+        epochs=epochs or training["epochs"],
+        initial_epoch=initial_epoch,
+        class_weight=class_weights(train_split.y) if training.get("class_weights") else None,
+        callbacks=own + list(callbacks or []),
+        shuffle=True,
+        verbose=0,
+    )

@@ -56,6 +56,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     cache_folder: Path | None = None,
+    split_by: str = "patient",
 ) -> Dataset:
     """Load a Kermany folder (or a PneumoniaMNIST .npz) at ``image_size`` px.
 
@@ -78,7 +79,16 @@ def load_dataset(
     pool = everything.take(np.flatnonzero(~is_test))
     if len(test) == 0 or len(np.unique(test.y)) < 2:
         raise DataError(f"{path}: the test split needs readable images of both classes")
-    train_idx, val_idx = patient_split(pool.y, pool.patients, val_fraction, seed)
+    if split_by == "patient":
+        train_idx, val_idx = patient_split(pool.y, pool.patients, val_fraction, seed)
+        how = "patient-grouped, class-stratified, from train + official val"
+    elif split_by == "image":  # the classroom study's random image-level split (leaks patients)
+        order = np.random.default_rng(seed).permutation(len(pool))
+        n_val = int(round(len(pool) * val_fraction))
+        train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+        how = "random image-level split of train + official val (patients may leak)"
+    else:
+        raise OptionError(f"split_by must be 'patient' or 'image', got {split_by!r}")
     manifest = {
         "source": "kermany",
         "path": str(path.resolve()),
@@ -87,7 +97,7 @@ def load_dataset(
         "channels": channels,
         "val_fraction": val_fraction,
         "split_seed": seed,
-        "split": "patient-grouped, class-stratified, from train + official val",
+        "split": how,
         "cache": str(decoded.cache_path),
         "cache_hit": decoded.cache_hit,
         "unreadable": [{"file": f.path, "reason": f.reason} for f in decoded.failures],

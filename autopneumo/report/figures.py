@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .runs import ScoredModel
-from .stats import Difference, HyperparameterEffect
+from .stats import Difference, HyperparameterEffect, curve, value_label
 
 DPI = 100
 RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
@@ -27,22 +27,35 @@ METRICS = (("loss", "loss"), ("accuracy", "accuracy"), ("precision", "precision"
            ("recall", "recall"))
 
 
+def shorten(text: Any, width: int) -> str:
+    text = str(text)
+    return text[: width - 1] + "…" if len(text) > width else text
+
+
 def plain(text: Any, width: int = 48) -> str:
     """A label for matplotlib: ``$`` would start mathtext (and can raise), so escape it;
     long names are shortened so a figure keeps its layout."""
-    text = str(text)
-    if len(text) > width:
-        text = text[: width - 1] + "…"
-    return text.replace("$", r"\$")
+    return shorten(text, width).replace("$", r"\$")
 
 
 @contextmanager
-def figure(width: float, height: float) -> Iterator[Any]:
+def figure(width: float, height: float, left: float = 0.65, right: float = 0.2,
+           bottom: float = 0.5, top: float = 0.4, wspace: float = 0.3,
+           hspace: float = 0.5) -> Iterator[Any]:
+    """A figure with fixed margins in inches (``left`` .. ``top``).
+
+    Fixed margins, not a layout engine: constrained or tight layout doubles the drawing
+    time, and a report over a thousand trials has a time budget.
+    """
     import matplotlib
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(RC):
-        yield Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(width, height), dpi=DPI)
+        fig.subplots_adjust(left=min(left / width, 0.45), right=1 - min(right / width, 0.45),
+                            bottom=min(bottom / height, 0.45), top=1 - min(top / height, 0.45),
+                            wspace=wspace, hspace=hspace)
+        yield fig
 
 
 def to_png(fig: Any) -> bytes:
@@ -52,9 +65,26 @@ def to_png(fig: Any) -> bytes:
 
 
 def colors(n: int) -> list:
+    """Distinct colours (tab10, repeating past ten)."""
+    from matplotlib import colormaps
+
+    palette = list(colormaps["tab10"].colors)
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def heatmap(ax: Any, table: np.ndarray, fmt: str, cmap: str, vmin: float, vmax: float,
+            xlabels: Sequence[str], ylabels: Sequence[str]) -> Any:
+    """An annotated seaborn heatmap; returns its mappable for a colorbar."""
     import seaborn as sns
 
-    return sns.color_palette("tab10", max(n, 1))
+    data = pd.DataFrame(np.asarray(table, dtype=float), index=list(ylabels),
+                        columns=list(xlabels))
+    labels = data.map(lambda v: "" if not np.isfinite(v) else
+                      (str(int(v)) if fmt == "d" else format(v, fmt)))
+    sns.heatmap(data, annot=labels.to_numpy(), fmt="", cmap=cmap, vmin=vmin, vmax=vmax,
+                cbar=False, ax=ax, annot_kws={"fontsize": 8})
+    ax.tick_params(length=0)
+    return ax.collections[0]
 
 
 def family_policy_heatmap(frame: pd.DataFrame) -> bytes | None:
@@ -68,19 +98,18 @@ def family_policy_heatmap(frame: pd.DataFrame) -> bytes | None:
     done = done[done["val_objective"].notna()]
     if done.empty:
         return None
-    import seaborn as sns
-
     best = done.sort_values("val_objective", ascending=False, kind="mergesort")
     best = best.groupby(["family", "policy"]).head(1)
     table = best.pivot(index="family", columns="policy", values="test_precision")
-    table.index = [plain(i, 24) for i in table.index]
-    table.columns = [plain(c, 18) for c in table.columns]
-    low = np.nanmin(table.to_numpy(dtype=float)) if np.isfinite(table.to_numpy(dtype=float)).any() else 0.5
-    with figure(2.4 + 1.2 * table.shape[1], 1.4 + 0.6 * table.shape[0]) as fig:
+    values = table.to_numpy(dtype=float)
+    low = np.nanmin(values) if np.isfinite(values).any() else 0.5
+    with figure(3.9 + 1.1 * table.shape[1], 1.5 + 0.5 * table.shape[0], left=1.8, bottom=0.75,
+                top=0.55, right=0.8) as fig:
         ax = fig.subplots()
-        sns.heatmap(table.astype(float), annot=True, fmt=".3f", cmap="viridis",
-                    vmin=min(0.5, math.floor(low * 10) / 10), vmax=1.0, ax=ax,
-                    cbar_kws={"label": "test precision"}, linewidths=0.5)
+        image = heatmap(ax, values, ".3f", "viridis", min(0.5, math.floor(low * 10) / 10), 1.0,
+                        [plain(c, 18) for c in table.columns], [plain(i, 24) for i in table.index])
+        bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03)
+        bar.set_label("test precision")
         ax.set_xlabel("augmentation policy")
         ax.set_ylabel("model family")
         ax.set_title("Best configuration (by validation) per family x policy:\n"
@@ -93,31 +122,29 @@ def policy_effects_plot(effects: Sequence[dict[str, Any]]) -> bytes | None:
     if not effects:
         return None
     labels = [plain(f"{e['family']}: {e['policy']} − none", 40) for e in effects]
-    with figure(8.0, 1.0 + 0.35 * len(effects)) as fig:
+    with figure(8.0, 1.2 + 0.35 * len(effects), left=2.4, bottom=0.55, top=0.35,
+                wspace=0.12) as fig:
         axes = fig.subplots(1, 2, sharey=True)
         for ax, metric, title in zip(axes, ("precision", "auc"),
-                                     ("test precision at validation threshold", "test AUC"),
+                                     ("Δ test precision (at validation thresholds)", "Δ test AUC"),
                                      strict=True):
             diffs: list[Difference] = [e[metric] for e in effects]
-            y = np.arange(len(diffs))
-            values = np.array([d.value for d in diffs])
-            err = np.array([[d.value - d.lo for d in diffs], [d.hi - d.value for d in diffs]])
-            tone = ["#2a7" if d.verdict == "better" else "#c33" if d.verdict == "worse" else "#555"
-                    for d in diffs]
-            ax.errorbar(values, y, xerr=np.nan_to_num(err), fmt="none", ecolor=tone, capsize=3)
-            ax.scatter(values, y, c=tone, zorder=3, s=18)
+            for y, d in enumerate(diffs):
+                tone = {"better": "#2a7", "worse": "#c33"}.get(d.verdict, "#555")
+                if math.isfinite(d.lo) and math.isfinite(d.hi):
+                    ax.plot([d.lo, d.hi], [y, y], color=tone, lw=1.5)
+                ax.plot([d.value], [y], "o", color=tone, ms=5)
             ax.axvline(0, color="#999", lw=0.8, ls="--")
-            ax.set_yticks(y, labels)
+            ax.set_yticks(np.arange(len(diffs)), labels)
             ax.invert_yaxis()
-            ax.set_xlabel(f"difference in {title} (95 % paired bootstrap)")
+            ax.set_title(title)
+            ax.set_xlabel("policy − none, 95 % paired bootstrap interval")
         return to_png(fig)
 
 
 def roc_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | None:
     """ROC curves of the top models; each model's operating point at its validation
     threshold, and the recall target as a horizontal line."""
-    from sklearn.metrics import roc_curve
-
     if not models:
         return None
     with figure(5.0, 4.2) as fig:
@@ -125,8 +152,9 @@ def roc_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | Non
         for model, color in zip(models, colors(len(models)), strict=True):
             y, s = model.test.label, model.test.probability
             if 0 < y.sum() < len(y):
-                fpr, tpr, _ = roc_curve(y, s)
-                ax.plot(fpr, tpr, color=color, lw=1.2, label=plain(f"#{model.rank} {model.label}"))
+                c = curve(y, s)
+                ax.plot(np.r_[0.0, c.fpr], np.r_[0.0, c.tpr], color=color, lw=1.2,
+                        label=plain(f"#{model.rank} {model.label}"))
                 point = _operating_point(model)
                 ax.plot(point["fpr"], point["recall"], "o", color=color, ms=6, mec="k")
         if target is not None:
@@ -141,8 +169,6 @@ def roc_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | Non
 
 def pr_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | None:
     """Precision-recall curves; the recall target as a vertical line, operating points."""
-    from sklearn.metrics import precision_recall_curve
-
     if not models:
         return None
     with figure(5.0, 4.2) as fig:
@@ -150,8 +176,9 @@ def pr_plot(models: Sequence[ScoredModel], target: float | None) -> bytes | None
         for model, color in zip(models, colors(len(models)), strict=True):
             y, s = model.test.label, model.test.probability
             if y.sum() > 0:
-                prec, rec, _ = precision_recall_curve(y, s)
-                ax.plot(rec, prec, color=color, lw=1.2, label=plain(f"#{model.rank} {model.label}"))
+                c = curve(y, s)
+                ax.plot(np.r_[0.0, c.tpr], np.r_[1.0, c.precision], color=color, lw=1.2,
+                        label=plain(f"#{model.rank} {model.label}"))
                 point = _operating_point(model)
                 ax.plot(point["recall"], point["precision"], "o", color=color, ms=6, mec="k")
         if target is not None:
@@ -175,48 +202,59 @@ def _operating_point(model: ScoredModel) -> dict[str, float]:
 
 def confusion_plot(models: Sequence[ScoredModel], confusions: Sequence[Any]) -> bytes | None:
     """One 2x2 confusion matrix per top model at its validation threshold."""
-    import seaborn as sns
-
     if not models:
         return None
-    with figure(2.6 * len(models) + 0.4, 2.8) as fig:
+    with figure(2.3 * len(models) + 1.0, 2.7, left=0.95, bottom=0.55, top=0.5, right=0.1,
+                wspace=0.12) as fig:
         axes = np.atleast_1d(fig.subplots(1, len(models)))
-        for ax, model, c in zip(axes, models, confusions, strict=True):
+        for k, (ax, model, c) in enumerate(zip(axes, models, confusions, strict=True)):
             table = np.array([[c.tn, c.fp], [c.fn, c.tp]])
-            sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                        xticklabels=["NORMAL", "PNEUMONIA"], yticklabels=["NORMAL", "PNEUMONIA"])
+            heatmap(ax, table, "d", "Blues", 0, max(table.max(), 1), ["NORMAL", "PNEUMONIA"],
+                    ["NORMAL", "PNEUMONIA"] if k == 0 else ["", ""])
             ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-            ax.set_title(plain(f"#{model.rank} {model.label}", 34) + f"\nthreshold {model.threshold:.3f}")
+            if k == 0:
+                ax.set_ylabel("true")
+            ax.set_title(f"{plain(f'#{model.rank} {model.label}', 30)}\n"
+                         f"threshold {model.threshold:.3f}", fontsize=7)
         return to_png(fig)
 
 
 def training_curves_plot(models: Sequence[ScoredModel]) -> bytes | None:
-    """Loss, accuracy, precision, recall per epoch, train (solid) vs validation (dashed),
-    one row per model, as the classroom notebooks plot them."""
+    """Loss, accuracy, precision, recall per epoch for the top models, train (solid) vs
+    validation (dashed), as the classroom notebooks plot them; a ring marks the best
+    epoch (the weights that were kept)."""
     rows = [m for m in models if isinstance(m.record.get("history"), dict) and m.record["history"]]
     if not rows:
         return None
-    with figure(10.0, 0.4 + 2.1 * len(rows)) as fig:
-        axes = np.atleast_2d(fig.subplots(len(rows), len(METRICS), squeeze=False))
-        for r, model in enumerate(rows):
+    with figure(10.0, 3.2, left=0.5, bottom=1.0, top=0.3, right=0.1, wspace=0.28) as fig:
+        axes = fig.subplots(1, len(METRICS))
+        for model, color in zip(rows, colors(len(rows)), strict=True):
             history = model.record["history"]
-            for c, (key, title) in enumerate(METRICS):
-                ax = axes[r, c]
+            best = model.record.get("best_epoch")
+            for ax, (key, _) in zip(axes, METRICS, strict=True):
                 for name, style in ((key, "-"), (f"val_{key}", "--")):
                     values = _floats(history.get(name))
                     if values:
-                        ax.plot(range(1, len(values) + 1), values, style, marker=".",
-                                label="validation" if name.startswith("val_") else "train")
-                best = model.record.get("best_epoch")
-                if isinstance(best, int):
-                    ax.axvline(best, color="#c33", lw=0.8, ls=":")
-                ax.set_title(title if r == 0 else "")
-                ax.set_xlabel("epoch")
-                if c == 0:
-                    ax.set_ylabel(plain(f"#{model.rank} {model.label}", 30), fontsize=7)
-                    ax.legend()
+                        ax.plot(range(1, len(values) + 1), values, style, color=color, lw=1.2)
+                        if name.startswith("val_") and _epoch(best, len(values)):
+                            ax.plot([best], [values[best - 1]], "o", ms=6, mfc="none", color=color)
+        for ax, (_, title) in zip(axes, METRICS, strict=True):
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=c, lw=1.5, label=plain(f"#{m.rank} {m.label}", 40))
+                   for m, c in zip(rows, colors(len(rows)), strict=True)]
+        handles += [Line2D([], [], color="#444", ls="-", label="train"),
+                    Line2D([], [], color="#444", ls="--", label="validation"),
+                    Line2D([], [], color="#444", ls="", marker="o", mfc="none", label="best epoch")]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False)
         return to_png(fig)
+
+
+def _epoch(best: Any, epochs: int) -> bool:
+    return isinstance(best, int) and 0 < best <= epochs
 
 
 def _floats(values: Any) -> list[float]:
@@ -248,6 +286,7 @@ def tuning_history_plot(history: pd.DataFrame) -> bytes | None:
             ax.scatter(part["order"], part["objective"], color=color, s=10, alpha=0.6)
             ax.step(part["order"], part["objective"].cummax(), where="post", color=color,
                     lw=1.2, label=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("trial (in the order it ran, per project)")
         ax.set_ylabel("validation objective")
         ax.set_title("Tuning history: dots are trials, lines the best so far")
@@ -266,7 +305,8 @@ def hyperparameter_plot(frame: pd.DataFrame, effects: Sequence[HyperparameterEff
     palette = dict(zip(families, colors(len(families)), strict=True))
     ncols = min(4, len(effects))
     nrows = math.ceil(len(effects) / ncols)
-    with figure(2.5 * ncols + 0.5, 2.2 * nrows + 0.3) as fig:
+    with figure(2.5 * ncols + 0.6, 2.3 * nrows + 0.7, left=0.75, bottom=0.85, top=0.5,
+                wspace=0.3, hspace=0.85) as fig:
         axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
         for ax, effect in zip(axes, effects, strict=False):
             col = f"hp:{effect.name}"
@@ -279,10 +319,12 @@ def hyperparameter_plot(frame: pd.DataFrame, effects: Sequence[HyperparameterEff
             else:
                 cats = list(effect.by_value)
                 index = {c: i for i, c in enumerate(cats)}
-                part = part[part[col].astype(str).isin(index)]
+                labels = part[col].map(value_label)
+                part = part[labels.isin(index)]
                 jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(part))
-                x = part[col].astype(str).map(index).to_numpy(float) + jitter
+                x = labels[labels.isin(index)].map(index).to_numpy(float) + jitter
                 ax.set_xticks(range(len(cats)), [plain(c, 12) for c in cats], rotation=30)
+                ax.set_xlim(-0.5, len(cats) - 0.5)
                 title = f"{plain(effect.name, 26)}\nbest: {plain(effect.best_value, 16)}"
             ax.scatter(x, part["val_objective"], s=8, alpha=0.6,
                        c=[palette[str(f)] for f in part["family"]])
@@ -294,8 +336,9 @@ def hyperparameter_plot(frame: pd.DataFrame, effects: Sequence[HyperparameterEff
 
             handles = [Line2D([], [], ls="", marker="o", color=palette[f], label=plain(f, 20))
                        for f in families[:10]]
-            fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
-        fig.supylabel("validation objective", fontsize=8)
+            fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5),
+                       frameon=False)
+        fig.supylabel("validation objective", fontsize=8, x=0.01)
         return to_png(fig)
 
 
@@ -306,7 +349,7 @@ def data_counts_plot(counts: dict[str, dict[str, int]]) -> bytes | None:
     if not rows:
         return None
     splits = list(dict.fromkeys(r[0] for r in rows))
-    with figure(5.0, 2.6) as fig:
+    with figure(5.0, 2.6, bottom=0.35) as fig:
         ax = fig.subplots()
         width = 0.38
         for i, (cls, color) in enumerate((("NORMAL", "#4c72b0"), ("PNEUMONIA", "#dd8452"))):

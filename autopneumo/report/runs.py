@@ -191,7 +191,8 @@ def scored_models(runs: Runs, k: int) -> tuple[list[ScoredModel], list[str]]:
             break
         pred = runs.predictions(row)
         if pred is None or not is_finite(row.get("threshold")):
-            notes.append(f"{model_label(row)}: no readable {PREDICTIONS_FILE} or threshold, left out")
+            notes.append(f"{model_label(row)}: no readable {PREDICTIONS_FILE} or threshold, "
+                         "left out")
             continue
         out.append(ScoredModel(int(row["rank"]), model_label(row), row, runs.record(row), pred,
                                float(row["threshold"])))

@@ -36,6 +36,32 @@ def confusion(y: np.ndarray, scores: np.ndarray, threshold: float) -> Confusion:
                      tn=int(np.sum(~pred & ~y)), fn=int(np.sum(~pred & y)))
 
 
+@dataclass(frozen=True)
+class Curve:
+    """ROC and precision-recall points at every distinct score (``score >= t``)."""
+
+    thresholds: np.ndarray  # decreasing
+    fpr: np.ndarray
+    tpr: np.ndarray  # = recall
+    precision: np.ndarray
+
+
+def curve(y: np.ndarray, scores: np.ndarray) -> Curve:
+    """Exact curves from sorted scores (what scikit-learn's ``roc_curve`` with
+    ``drop_intermediate=False`` and ``precision_recall_curve`` give, without importing
+    scikit-learn, whose scipy import alone costs seconds of the report's budget)."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    tp = np.cumsum(y_sorted)[last].astype(float)
+    fp = np.cumsum(~y_sorted)[last].astype(float)
+    positives, negatives = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    return Curve(thresholds=s_sorted[last], fpr=fp / negatives, tpr=tp / positives,
+                 precision=tp / (tp + fp))
+
+
 def align(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
     """Indices into ``a`` and ``b`` of the test images both models scored (by file name).
 
@@ -112,7 +138,8 @@ def paired_differences(y: np.ndarray, s_a: np.ndarray, t_a: float, s_b: np.ndarr
     """Test precision (each at its own validation threshold) and AUC of a minus b."""
     counts = resample_counts(len(y), n_boot, seed)
     samples = {
-        "precision": weighted_precision(counts, y, s_a, t_a) - weighted_precision(counts, y, s_b, t_b),
+        "precision": (weighted_precision(counts, y, s_a, t_a)
+                      - weighted_precision(counts, y, s_b, t_b)),
         "auc": weighted_auc(counts, y, s_a) - weighted_auc(counts, y, s_b),
     }
     points = {"precision": precision(y, s_a, t_a) - precision(y, s_b, t_b),
@@ -138,16 +165,25 @@ class McNemar:
 
 def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> McNemar:
     """Two-sided exact binomial test of ``only_a`` among the discordant pairs (p = 1/2)."""
-    from scipy.stats import binomtest
-
     y = np.asarray(y).astype(bool)
     right_a = np.asarray(pred_a).astype(bool) == y
     right_b = np.asarray(pred_b).astype(bool) == y
     only_a = int(np.sum(right_a & ~right_b))
     only_b = int(np.sum(~right_a & right_b))
-    discordant = only_a + only_b
-    p = float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0
-    return McNemar(only_a, only_b, len(y), p)
+    return McNemar(only_a, only_b, len(y), binomial_two_sided(only_a, only_a + only_b))
+
+
+def binomial_two_sided(k: int, n: int) -> float:
+    """Exact two-sided p-value of ``k`` successes in ``n`` fair coin flips.
+
+    The distribution is symmetric, so this is twice the smaller tail, capped at 1 (what
+    ``scipy.stats.binomtest(k, n, 0.5).pvalue`` gives). Integer arithmetic, exact; and no
+    scipy.stats import, which alone costs over a second of the report's time budget.
+    """
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 @dataclass(frozen=True)
@@ -174,13 +210,22 @@ def hyperparameter_effects(frame: pd.DataFrame, objective: str = "val_objective"
             continue
         values = part[col]
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        best_value = str(part.sort_values(objective, ascending=False)[col].iloc[0])
+        best_value = value_label(part.sort_values(objective, ascending=False)[col].iloc[0])
         if numeric and values.nunique() > 2:
             rho = float(part[col].rank().corr(part[objective].rank()))
             out.append(HyperparameterEffect(col[3:], "numeric", len(part), rho, best_value, {}))
         else:
-            medians = part.groupby(part[col].astype(str))[objective].median()
+            medians = part.groupby(part[col].map(value_label))[objective].median()
             medians = medians.sort_values(ascending=False).head(max_values)
+            by_value = {str(k): float(v) for k, v in medians.items()}
             out.append(HyperparameterEffect(col[3:], "categorical", len(part), math.nan,
-                                            best_value, {str(k): float(v) for k, v in medians.items()}))
+                                            best_value, by_value))
     return sorted(out, key=lambda e: e.name)
+
+
+def value_label(value: object) -> str:
+    """A hyperparameter value as text: floats to 4 significant digits (0.6000000000000001
+    reads 0.6), everything else as it is."""
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        return f"{float(value):.4g}"
+    return str(value)

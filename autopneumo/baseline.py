@@ -1,0 +1,60 @@
+"""``baseline classroom``: the classroom study's three models, trained as it trained them,
+stored as runs marked ``reference`` so every leaderboard shows them beside tuned models.
+
+Study settings: 180 px RGB, batch 16, 10 epochs, Adam (1e-3), binary cross-entropy, class
+weights, a random image-level 80/20 split of train + val, no early stopping, decision
+threshold 0.5. Models: the separable-conv CNN without augmentation, the same with random
+horizontal flips, and ResNet-18 from scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .evaluation import Evaluator
+from .paths import DEFAULT_RUNS_DIR
+
+PROJECT = "classroom__reference"
+CLASSROOM = {"image_size": 180, "channels": 3, "batch_size": 16, "epochs": 10,
+             "learning_rate": 1e-3, "val_fraction": 0.2}
+MODELS = (  # (trial id, family, policy, family hyperparameters)
+    ("cnn", "base_cnn", "none", {}),
+    ("cnn_flip", "base_cnn", "flip", {}),
+    ("resnet18", "resnet18", "none", {"width": 1.0, "dropout": 0.0, "weight_decay": 0.0}),
+)
+PUBLISHED = {  # official test set, as the classroom study reported them
+    "cnn": {"accuracy": 0.689, "precision": 0.668, "recall": 0.997, "loss": 1.609},
+    "cnn_flip": {"accuracy": 0.878, "precision": 0.865, "recall": 0.954, "loss": 0.408},
+    "resnet18": {"accuracy": 0.777, "precision": 0.925, "recall": 0.700, "loss": 0.752},
+}
+
+
+def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+              seed: int = 0, recall_target: float = 0.95, **overrides: Any) -> list[dict]:
+    """Train the three reference models; ``overrides`` (image_size, epochs, ...) are for
+    quick checks and are recorded, so a deviating run never passes for the study's."""
+    from .data import load_dataset
+    from .trials import train_and_evaluate
+
+    settings = {**CLASSROOM, **{k: v for k, v in overrides.items() if v is not None}}
+    dataset = load_dataset(data, settings["image_size"], settings["channels"],
+                           settings["val_fraction"], seed, split_by="image")
+    project = {"project": PROJECT, "family": None, "policy": None, "tuner": "none"}
+    records = []
+    for trial_id, family, policy, model_params in MODELS:
+        values = {f"model.{k}": v for k, v in model_params.items()}
+        values.update({"train.learning_rate": settings["learning_rate"],
+                       "train.batch_size": settings["batch_size"],
+                       "train.epochs": settings["epochs"], "train.class_weights": True})
+        evaluator = Evaluator(dataset, project | {"family": family, "policy": policy},
+                              recall_target, command="autopneumo baseline classroom")
+        records.append(train_and_evaluate(
+            family, policy, values, dataset, evaluator, Path(runs_dir) / PROJECT /
+            f"trial_{trial_id}", trial_id, recall_target, seed, threshold=0.5,
+            early_stopping=False,
+            extra={"reference": True, "reference_settings": settings,
+                   "reference_published": PUBLISHED[trial_id],
+                   "reference_exact": settings == CLASSROOM},
+        ))
+    return records

@@ -1,0 +1,57 @@
+"""``finalize``: retrain the top configurations with several seeds, so a ranking is not an
+accident of one seed. Results go to ``<runs>/_finalize/`` (not read as search trials)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_write_text
+from .errors import OptionError, RunsError
+from .leaderboard import leaderboard
+
+FINAL_FILE = "final.json"
+METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_at_recall")
+
+
+def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame:
+    """Mean and standard deviation of every test metric over ``seeds`` retrainings."""
+    if top < 1 or seeds < 1:
+        raise OptionError("--top and --seeds must be positive")
+    from .data import load_dataset
+    from .evaluation import Evaluator
+    from .trials import train_and_evaluate
+
+    runs_dir = Path(runs_dir)
+    frame = leaderboard(runs_dir)
+    best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
+    if best.empty:
+        raise RunsError(f"{runs_dir}: no completed trial to finalize")
+    rows = []
+    for rank, (_, row) in enumerate(best.iterrows(), start=1):
+        record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
+        data = record["data"]
+        dataset = load_dataset(data["path"], data["image_size"], data["channels"],
+                               data.get("val_fraction") or 0.2, data["split_seed"])
+        values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
+        for seed in range(seeds):
+            out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+            evaluator = Evaluator(dataset, {"project": row["project"], "family": row["family"],
+                                            "policy": row["policy"], "tuner": "finalize"},
+                                  record["recall_target"], command="autopneumo finalize")
+            final = train_and_evaluate(
+                row["family"], row["policy"], values, dataset, evaluator, out / f"seed{seed}",
+                f"{row['trial_id']}-seed{seed}", record["recall_target"], seed,
+                extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
+            rows.append({"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
+                         "seed": seed, **{m: final["test"][m] for m in METRICS},
+                         "val_prec_at_recall": final["val"]["prec_at_recall"]})
+    runs = pd.DataFrame(rows)
+    summary = runs.groupby(["rank", "project", "trial_id"]).agg(
+        **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
+           for stat in ("mean", "std")}, seeds=("seed", "count")).reset_index()
+    atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
+    return summary

@@ -1,0 +1,549 @@
+"""Assemble the report's sections, top to bottom, into one template context.
+
+Each section is one method returning plain values for the template (and adding its
+figures). A section that cannot be drawn (a missing prediction file, data folder or
+model, an odd record) becomes a short note on the page; it never stops the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..evaluation import MODEL_FILE
+from . import figures as fig
+from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
+from .stats import (
+    Difference,
+    align,
+    confusion,
+    hyperparameter_effects,
+    mcnemar,
+    paired_differences,
+)
+from .tables import HTML_COLUMNS, fmt_number, fmt_seconds, fmt_value, table_rows
+
+# The classroom study's published numbers: official Kermany test set (624 images),
+# 180 px, 10 epochs, class weights, Keras metrics as the notebooks report them.
+CLASSROOM = (
+    ("separable-conv CNN, no augmentation", "base_cnn", "none", 0.689, 0.668, 0.997, 1.609),
+    ("same CNN + random horizontal flip", "base_cnn", "flip", 0.878, 0.865, 0.954, 0.408),
+    ("ResNet18 from scratch", "resnet18", "none", 0.777, 0.925, 0.700, 0.752),
+)
+CLASSROOM_SETUP = "official test set, 624 images; 180 px, 10 epochs, class weights"
+HEADLINE_METRICS = (("test_precision", "precision"), ("test_recall", "recall"),
+                    ("test_accuracy", "accuracy"), ("test_auc", "AUC"),
+                    ("test_specificity", "specificity"))
+SECTIONS = ("headline", "leaderboard", "families", "curves", "training", "tuning", "data",
+            "gradcam", "significance", "provenance")
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Options:
+    top: int = 25  # leaderboard rows in the HTML (all are in the CSV)
+    curves: int = 5  # models in the ROC / PR / confusion figures
+    training: int = 3  # models in the training-curve figure
+    pixels: bool = True  # sample images, augmentation previews and Grad-CAM
+    n_boot: int = 1000
+    seed: int = 0
+    examples: int = 4  # Grad-CAM images per row (right, wrong)
+
+
+class ReportBuilder:
+    def __init__(self, runs: Runs, options: Options | None = None, draw: bool = True):
+        self.runs = runs
+        self.opt = options or Options()
+        self.draw = draw
+        self.figures: dict[str, bytes] = {}
+        self.notes: dict[str, list[str]] = {name: [] for name in SECTIONS}
+        candidates = runs.candidates()
+        self.best = candidates.iloc[0] if len(candidates) else None
+        self._top: list[ScoredModel] | None = None
+        self._dataset: Any = None
+        self._dataset_tried = False
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def note(self, section: str, text: str) -> None:
+        self.notes[section].append(text)
+
+    def add_figure(self, name: str, draw: Any, *args: Any) -> bool:
+        """Draw one figure (skipped when the builder only gathers numbers)."""
+        if not self.draw:
+            return False
+        png = draw(*args)
+        if png:
+            self.figures[name] = png
+        return bool(png)
+
+    def guarded(self, section: str) -> Any:
+        try:
+            return getattr(self, f"section_{section}")()
+        except Exception as exc:  # a report always renders; the note says what is missing
+            self.note(section, f"This section could not be drawn: {_one_line(exc)}")
+            return None
+
+    def context(self, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+        start = time.perf_counter()
+        drawn = {name: self.guarded(name) if name in sections else None for name in SECTIONS}
+        frame = self.runs.frame
+        return {
+            **drawn,
+            "n_trials": len(frame),
+            "n_completed": len(self.runs.completed()),
+            "n_candidates": len(self.runs.candidates()),
+            "top": self.opt.top,
+            "pixels": self.opt.pixels,
+            "figures": {k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
+            "notes": self.notes,
+            "skipped": frame.attrs.get("skipped", []),
+            "runs_dir": self.runs.runs_dir,
+            "generated": time.strftime("%Y-%m-%d %H:%M"),
+            "build_seconds": time.perf_counter() - start,
+            "version": __version__,
+        }
+
+    def top_models(self) -> list[ScoredModel]:
+        if self._top is None:
+            self._top, notes = scored_models(self.runs, max(self.opt.curves, 2))
+            for text in notes:
+                self.note("curves", text)
+        return self._top
+
+    def dataset(self) -> Any:
+        """The best trial's data set, loaded once (``None`` with a note when unavailable)."""
+        if not self._dataset_tried:
+            self._dataset_tried = True
+            from .pixels import load_record_data
+
+            try:
+                self._dataset, notes = load_record_data(self.runs.record(self.best))
+            except Exception as exc:
+                self._dataset, notes = None, [f"The data could not be loaded: {_one_line(exc)}"]
+            for text in notes:
+                self.note("data", text)
+        return self._dataset
+
+    # --- 1. headline ------------------------------------------------------------------
+
+    def section_headline(self) -> dict[str, Any] | None:
+        best = self.best
+        if best is None:
+            return None
+        target = best.get("recall_target")
+        recall = best.get("test_recall")
+        record = self.runs.record(best)
+        comparison = [self._comparison_row(best, "this search: best by validation")]
+        comparison += [self._comparison_row(r, "reference run (classroom recipe, this data)")
+                       for _, r in self.runs.references().iterrows()]
+        out = {
+            "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
+            "family": best["family"], "policy": best["policy"],
+            "target": fmt_number(target, 2) if is_finite(target) else "–",
+            "val": fmt_value(best, "val_prec_at_recall"),
+            "threshold": fmt_number(best.get("threshold")),
+            "metrics": [(label, fmt_value(best, col)) for col, label in HEADLINE_METRICS],
+            "recall_met": is_finite(recall) and is_finite(target) and recall >= target - 1e-12,
+            "test_best": fmt_number(best.get("test_prec_at_recall")),
+            "n_test": as_dict(record.get("test")).get("n"),
+            "comparison": comparison,
+            "classroom": [{"name": name, "family": fam, "policy": pol,
+                           "accuracy": f"{acc:.3f}", "precision": f"{prec:.3f}",
+                           "recall": f"{rec:.3f}", "loss": f"{loss:.3f}"}
+                          for name, fam, pol, acc, prec, rec, loss in CLASSROOM],
+            "classroom_setup": CLASSROOM_SETUP,
+            "runner_up": None,
+        }
+        candidates = self.runs.candidates()
+        if len(candidates) > 1:
+            second = candidates.iloc[1]
+            out["runner_up"] = {
+                "name": model_label(second),
+                "val": fmt_value(second, "val_prec_at_recall"),
+                "val_gap": _signed(best.get("val_prec_at_recall")
+                                   - second.get("val_prec_at_recall")),
+                "test_gap": _signed(best.get("test_precision") - second.get("test_precision")),
+            }
+        return out
+
+    def _comparison_row(self, row: pd.Series, kind: str) -> dict[str, Any]:
+        test = as_dict(self.runs.record(row).get("test"))
+        return {"name": model_label(row), "kind": kind, "reference": bool(row.get("reference")),
+                "n": test.get("n", "–"),
+                **{label: fmt_value(row, col) for col, label in HEADLINE_METRICS},
+                "loss": fmt_number(row.get("test_loss"))}
+
+    # --- 2. leaderboard ---------------------------------------------------------------
+
+    def section_leaderboard(self) -> dict[str, Any]:
+        frame = self.runs.frame
+        status = frame["status"].astype(str) if "status" in frame else pd.Series(dtype=str)
+        return {
+            "columns": HTML_COLUMNS,
+            "rows": table_rows(frame, self.opt.top),
+            "shown": min(self.opt.top, len(frame)),
+            "failed": int((status == "failed").sum()),
+            "unfinished": int(status.str.startswith("unfinished").sum()),
+            "references": int(frame["reference"].astype(bool).sum()) if "reference" in frame else 0,
+        }
+
+    # --- 3. family x policy and the effect of each policy -----------------------------
+
+    def section_families(self) -> dict[str, Any]:
+        self.add_figure("family_policy", fig.family_policy_heatmap, self.runs.frame)
+        effects = self._policy_effects()
+        self.add_figure("policy_effects", fig.policy_effects_plot, effects)
+        return {"effects": [_effect_row(e) for e in effects]}
+
+    def _policy_effects(self) -> list[dict[str, Any]]:
+        """Per family: the best trial of each policy against the best of ``none``."""
+        runs, out = self.runs, []
+        best = runs.best_per_project()
+        if best.empty:
+            return out
+        for family, group in best.groupby("family", sort=False):
+            base = group[group["policy"] == "none"]
+            others = group[group["policy"] != "none"]
+            if others.empty:
+                continue
+            if base.empty:
+                self.note("families", f"{family}: no 'none' project, so no baseline to compare "
+                                      "its policies against.")
+                continue
+            b = base.iloc[0]
+            pb = runs.predictions(b)
+            for _, a in others.iterrows():
+                pa = runs.predictions(a)
+                pairs = align(pa, pb) if pa is not None and pb is not None else None
+                if pairs is None:
+                    self.note("families", f"{model_label(a)} vs {model_label(b)}: no common test "
+                                          "predictions to compare.")
+                    continue
+                ia, ib = pairs
+                diffs = paired_differences(pa.label[ia], pa.probability[ia], float(a["threshold"]),
+                                           pb.probability[ib], float(b["threshold"]),
+                                           n_boot=self.opt.n_boot, seed=self.opt.seed)
+                out.append({"family": family, "policy": a["policy"], "a": model_label(a),
+                            "b": model_label(b), "n": len(ia), **diffs})
+        return out
+
+    # --- 4. curves and confusion matrices ---------------------------------------------
+
+    def section_curves(self) -> dict[str, Any] | None:
+        models = self.top_models()[: self.opt.curves]
+        if not models:
+            return None
+        target = self.best.get("recall_target") if self.best is not None else None
+        target = float(target) if is_finite(target) else None
+        self.add_figure("roc", fig.roc_plot, models, target)
+        self.add_figure("precision_recall", fig.pr_plot, models, target)
+        confusions = [confusion(m.test.label, m.test.probability, m.threshold) for m in models]
+        self.add_figure("confusion", fig.confusion_plot, models, confusions)
+        rows = []
+        for m, c in zip(models, confusions, strict=True):
+            rows.append({"rank": m.rank, "label": m.label, "threshold": f"{m.threshold:.3f}",
+                         "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn, "n": c.n,
+                         "precision": fmt_number(c.tp / (c.tp + c.fp) if c.tp + c.fp else None),
+                         "recall": fmt_number(c.tp / (c.tp + c.fn) if c.tp + c.fn else None)})
+        return {"rows": rows}
+
+    # --- 5. training curves -----------------------------------------------------------
+
+    def section_training(self) -> dict[str, Any] | None:
+        models = self.top_models()[: self.opt.training]
+        if not self.add_figure("training_curves", fig.training_curves_plot, models):
+            if models and self.draw:
+                self.note("training", "The top models' records hold no per-epoch history.")
+            return None
+        return {"models": [m.label for m in models]}
+
+    # --- 6. tuning history and hyperparameters ----------------------------------------
+
+    def section_tuning(self) -> dict[str, Any] | None:
+        frame = self.runs.frame
+        if frame.empty or "project" not in frame:
+            return None
+        cands = self.runs.candidates()
+        scored = cands[cands["val_objective"] >= 0]
+        if len(scored) < len(cands):
+            self.note("tuning", f"{len(cands) - len(scored)} completed trial(s) never reached "
+                                "the recall target on validation; they are left out of the plots.")
+        self.add_figure("tuning_history", fig.tuning_history_plot, self._trial_order(scored))
+        effects = hyperparameter_effects(scored)
+        self.add_figure("hyperparameters", fig.hyperparameter_plot, scored, effects)
+        return {"projects": _project_rows(frame), "effects": [_hp_row(e) for e in effects]}
+
+    def _trial_order(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Trial number within each project, in the order trials finished."""
+        if frame.empty:
+            return pd.DataFrame(columns=["project", "order", "objective"])
+        finished = [str(self.runs.records.get(str(d), {}).get("finished_at") or "")
+                    for d in frame["trial_dir"]]
+        part = pd.DataFrame({"project": frame["project"].astype(str).to_numpy(),
+                             "finished": finished,
+                             "natural": [_natural(t) for t in frame["trial_id"]],
+                             "objective": frame["val_objective"].to_numpy(float)})
+        part = part.sort_values(["project", "finished", "natural"], kind="mergesort")
+        part["order"] = part.groupby("project").cumcount() + 1
+        return part
+
+    # --- 7. data ----------------------------------------------------------------------
+
+    def section_data(self) -> dict[str, Any] | None:
+        if self.best is None:
+            return None
+        data = as_dict(self.runs.record(self.best).get("data"))
+        counts = {k: v for k, v in as_dict(data.get("counts")).items() if isinstance(v, dict)}
+        rows = [{"split": split, "normal": c.get("NORMAL", "–"),
+                 "pneumonia": c.get("PNEUMONIA", "–"), "total": _total(c),
+                 "patients": c.get("patients", "–")}
+                for split, c in counts.items()]
+        self.add_figure("data_counts", fig.data_counts_plot, counts)
+        out = {"rows": rows, "path": data.get("path"), "image_size": data.get("image_size"),
+               "channels": data.get("channels"), "source": data.get("source")}
+        if not self.opt.pixels:
+            self.note("data", "X-ray images are left out of this report (pixels=False).")
+            return out
+        dataset = self.dataset()
+        if dataset is None:
+            return out
+        from .pixels import augment_previews, augmentation_plot, samples_plot
+
+        self.add_figure("samples", samples_plot, dataset.train, 5, self.opt.seed)
+        positives = np.flatnonzero(dataset.train.y == 1)
+        pool = positives if len(positives) else np.arange(len(dataset.train))
+        if len(pool):
+            image = dataset.train.x[pool[np.random.default_rng(self.opt.seed).integers(len(pool))]]
+            partners = dataset.train.x[np.random.default_rng(self.opt.seed + 1).choice(
+                len(dataset.train), min(5, len(dataset.train)), replace=False)]
+            previews, notes = augment_previews(image, self._policy_hyperparameters(), partners,
+                                               seed=self.opt.seed)
+            for text in notes:
+                self.note("data", text)
+            self.add_figure("augmentation", augmentation_plot, image, previews)
+        return out
+
+    def _policy_hyperparameters(self) -> dict[str, dict[str, Any]]:
+        """Each policy in the runs with the hyperparameters of its best trial (none first)."""
+        out: dict[str, dict[str, Any]] = {"none": {}}
+        for _, row in self.runs.candidates().iterrows():
+            hps = as_dict(self.runs.record(row).get("hyperparameters"))
+            out.setdefault(str(row["policy"]), hps)
+        return out
+
+    # --- 8. Grad-CAM ------------------------------------------------------------------
+
+    def section_gradcam(self) -> dict[str, Any] | None:
+        if self.best is None:
+            return None
+        if not self.opt.pixels:
+            self.note("gradcam", "Grad-CAM overlays are left out of this report (pixels=False).")
+            return None
+        best, record = self.best, self.runs.record(self.best)
+        model_file = as_dict(record.get("files")).get("model", MODEL_FILE)
+        model_path = Path(str(best["trial_dir"])) / str(model_file)
+        if not model_path.is_file():
+            self.note("gradcam", f"The best model's file {model_path} is not available here.")
+            return None
+        dataset = self.dataset()
+        if dataset is None:
+            self.note("gradcam", "The data set is not available, so there is nothing to overlay.")
+            return None
+        from .gradcam import (
+            example_title,
+            gradcam,
+            gradcam_plot,
+            last_conv_layer,
+            load_model,
+            pick_examples,
+        )
+
+        model = load_model(model_path)
+        layer = last_conv_layer(model)
+        if layer is None:
+            self.note("gradcam", "The best model has no convolutional layer to explain.")
+            return None
+        test = dataset.test
+        threshold = float(best["threshold"])
+        scores = self._test_scores(best, test, model)
+        right, wrong = pick_examples(test.y, scores, threshold, self.opt.examples)
+        rows = []
+        for label, idx in (("right", right), ("wrong", wrong)):
+            if not idx:
+                continue
+            maps, probs = gradcam(model, test.x[idx], threshold, layer)
+            rows.append((label, [(test.x[i], m, example_title(str(test.files[i]), int(test.y[i]),
+                                                             float(p), threshold))
+                                 for i, m, p in zip(idx, maps, probs, strict=True)]))
+        self.add_figure("gradcam", gradcam_plot, rows, self.opt.examples)
+        return {"model": model_label(best), "layer": layer.name, "threshold": f"{threshold:.3f}",
+                "right": len(right), "wrong": len(wrong)}
+
+    def _test_scores(self, best: pd.Series, test: Any, model: Any) -> np.ndarray:
+        """The saved test scores in the data set's order; the model predicts any missing."""
+        saved = self.runs.predictions(best)
+        if saved is not None:
+            lookup = dict(zip(saved.file, saved.probability, strict=True))
+            scores = np.array([lookup.get(str(f), np.nan) for f in test.files])
+            if np.isfinite(scores).all():
+                return scores
+        self.note("gradcam", "Saved predictions do not cover this data set; the model "
+                             "re-scored it.")
+        return model.predict(test.x, batch_size=128, verbose=0).ravel()
+
+    # --- 9. is the winner really better? ----------------------------------------------
+
+    def section_significance(self) -> dict[str, Any] | None:
+        models = self.top_models()
+        if len(models) < 2:
+            return {"sentence": "There is only one completed model, so there is nothing to "
+                                "test it against yet."} if models else None
+        a, b = models[0], models[1]
+        pairs = align(a.test, b.test)
+        if pairs is None:
+            return {"sentence": f"{a.label} and {b.label} were tested on different images, so "
+                                "McNemar's test does not apply."}
+        ia, ib = pairs
+        result = mcnemar(a.test.label[ia], a.predicted[ia], b.predicted[ib])
+        acc_a = float(np.mean(a.predicted[ia] == a.test.label[ia].astype(bool)))
+        acc_b = float(np.mean(b.predicted[ib] == b.test.label[ib].astype(bool)))
+        p = f"{result.p_value:.3g}"
+        if result.p_value < ALPHA and result.only_a > result.only_b:
+            verdict = (f"{a.label} is significantly better than {b.label} on the test images "
+                       f"(exact McNemar test, p = {p}).")
+        elif result.p_value < ALPHA:
+            verdict = (f"{a.label} ranks first on validation, but {b.label} is significantly "
+                       f"better on the test images (exact McNemar test, p = {p}).")
+        else:
+            verdict = (f"{a.label} is not significantly better than {b.label} "
+                       f"(exact McNemar test, p = {p}): the difference could be chance.")
+        return {"a": a.label, "b": b.label, "only_a": result.only_a, "only_b": result.only_b,
+                "n": result.n, "p": p, "acc_a": f"{acc_a:.3f}", "acc_b": f"{acc_b:.3f}",
+                "significant": result.p_value < ALPHA, "sentence": verdict,
+                "detail": (f"Of the {result.n} test images both models scored, only {a.label} "
+                           f"was right on {result.only_a} and only {b.label} on {result.only_b} "
+                           f"(accuracy {acc_a:.3f} vs {acc_b:.3f}, each at its validation "
+                           "threshold).")}
+
+    # --- 10. provenance ---------------------------------------------------------------
+
+    def section_provenance(self) -> dict[str, Any]:
+        records = list(self.runs.records.values())
+        frame = self.runs.frame
+        data_keys = ("path", "data_hash", "image_size", "channels", "split_seed", "val_fraction")
+        data = _distinct(records, lambda r: tuple(as_dict(r.get("data")).get(k) for k in data_keys))
+        env = [as_dict(r.get("environment")) for r in records]
+        versions = _distinct(env, lambda e: (e.get("tensorflow"), e.get("keras"),
+                                             e.get("keras_tuner"), e.get("python")))
+        hardware = _distinct(env, lambda e: (e.get("cpu"), e.get("cpu_count"),
+                                             ", ".join(map(str, e.get("gpus") or [])) or "none"))
+        seconds = [float(s) for s in frame.get("seconds", pd.Series(dtype=float)) if is_finite(s)]
+        items = [
+            ("runs folder", [self.runs.runs_dir]),
+            ("data (path, hash, size, channels, split seed, val fraction)", _counted(data)),
+            ("recall target", _counted(_distinct(records, lambda r: (r.get("recall_target"),)))),
+            ("command lines", _counted(_distinct(records, lambda r: (r.get("command") or "–",)))),
+            ("TensorFlow, Keras, keras-tuner, Python", _counted(versions)),
+            ("hardware (CPU, cores, GPUs)", _counted(hardware)),
+            ("time", [_time_summary(seconds)]),
+            ("report", [f"autopneumo {__version__}"]),
+        ]
+        warning = None
+        if len(data) > 1:
+            warning = ("Trials were run on different data or preprocessing: compare them within "
+                       "a group only.")
+        return {"items": items, "warning": warning}
+
+
+# --- small helpers --------------------------------------------------------------------
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.3f}" if is_finite(value) else "–"
+
+
+def _interval(d: Difference) -> str:
+    return f"{_signed(d.value)} [{_signed(d.lo)}, {_signed(d.hi)}]"
+
+
+def _effect_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {"family": e["family"], "policy": e["policy"], "a": e["a"], "b": e["b"], "n": e["n"],
+            "precision": _interval(e["precision"]), "precision_verdict": e["precision"].verdict,
+            "auc": _interval(e["auc"]), "auc_verdict": e["auc"].verdict,
+            "precision_value": e["precision"].value, "auc_value": e["auc"].value}
+
+
+def _hp_row(e: Any) -> dict[str, Any]:
+    if e.kind == "numeric":
+        effect = f"Spearman ρ = {e.spearman:+.2f}" if math.isfinite(e.spearman) else "–"
+    else:
+        effect = " · ".join(f"{k}: {v:.3f}" for k, v in e.by_value.items())
+    return {"name": e.name, "kind": e.kind, "n": e.n, "effect": effect, "best": e.best_value}
+
+
+def _project_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for project, group in frame.groupby(frame["project"].astype(str), sort=True):
+        status = group["status"].astype(str)
+        done = group[(status == "completed") & group["val_objective"].notna()]
+        top = done.iloc[0] if len(done) else None
+        rows.append({
+            "project": project, "trials": len(group),
+            "completed": int((status == "completed").sum()),
+            "failed": int((status == "failed").sum()),
+            "unfinished": int(status.str.startswith("unfinished").sum()),
+            "best_val": fmt_value(top, "val_prec_at_recall") if top is not None else "–",
+            "best_test": fmt_value(top, "test_precision") if top is not None else "–",
+            "seconds": (fmt_seconds(group["seconds"].sum(min_count=1)) if "seconds" in group
+                        else "–"),
+        })
+    return rows
+
+
+def _natural(text: Any) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
+def _total(counts: dict[str, Any]) -> Any:
+    a, b = counts.get("NORMAL"), counts.get("PNEUMONIA")
+    return a + b if isinstance(a, int) and isinstance(b, int) else "–"
+
+
+def _distinct(items: list[Any], key) -> list[tuple[tuple, int]]:
+    """Distinct keys with how many items have each, most common first."""
+    counts: dict[tuple, int] = {}
+    for item in items:
+        k = key(item)
+        counts[k] = counts.get(k, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+def _counted(groups: list[tuple[tuple, int]]) -> list[str]:
+    return [f"{_join(key)} — {n} trial(s)" for key, n in groups]
+
+
+def _join(key: tuple) -> str:
+    return ", ".join("–" if v is None else str(v) for v in key)
+
+
+def _time_summary(seconds: list[float]) -> str:
+    if not seconds:
+        return "no trial times recorded"
+    return (f"total {fmt_seconds(sum(seconds))} over {len(seconds)} trial(s); per trial median "
+            f"{fmt_seconds(statistics.median(seconds))}, min {fmt_seconds(min(seconds))}, "
+            f"max {fmt_seconds(max(seconds))}")

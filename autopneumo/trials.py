@@ -1,0 +1,55 @@
+"""Train one fixed configuration outside a search (``baseline``, ``finalize``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class FixedTrial:
+    """Quacks like a keras-tuner Trial for ``Evaluator``: id, status, hyperparameter values."""
+
+    trial_id: str
+    values: dict[str, Any]
+    status: str = "COMPLETED"
+    message: str | None = None
+    hyperparameters: Any = field(init=False)
+
+    def __post_init__(self):
+        self.hyperparameters = type("HP", (), {"values": self.values})()
+
+
+def split_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"model.width": .5, "train.batch_size": 32}`` -> per-space plain dicts."""
+    out: dict[str, dict[str, Any]] = {"model": {}, "augment": {}, "train": {}}
+    for key, value in values.items():
+        prefix, _, name = key.partition(".")
+        if prefix in out and name:
+            out[prefix][name] = value
+    return out
+
+
+def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset, evaluator,
+                       trial_dir: Path, trial_id: str, recall_target: float, seed: int,
+                       threshold: float | None = None, early_stopping: bool = True,
+                       extra: dict[str, Any] | None = None, filename: str = "record.json"):
+    import keras
+
+    from .hypermodel import build_model, train
+    from .registry import FAMILIES, POLICIES
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    parts = split_values(values)
+    start = time.perf_counter()
+    model = build_model(FAMILIES.get(family), POLICIES.get(policy), dataset.image_shape,
+                        parts["model"], parts["augment"], parts["train"]["learning_rate"])
+    history = train(model, dataset.train, dataset.val, parts["train"], recall_target,
+                    early_stopping=early_stopping)
+    trial = FixedTrial(trial_id, values)
+    return evaluator.evaluate(model, trial, trial_dir, history.history,
+                              time.perf_counter() - start, threshold=threshold,
+                              extra=extra, filename=filename)

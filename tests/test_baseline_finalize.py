@@ -1,0 +1,52 @@
+"""Reference runs (the classroom models) and multi-seed finalisation, on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import autopneumo
+from autopneumo.baseline import CLASSROOM, classroom
+from autopneumo.data import load_dataset
+from autopneumo.finalize import finalize
+
+
+def test_image_level_split_mixes_patients_patient_split_does_not(tiny_kermany):
+    by_patient = load_dataset(tiny_kermany, image_size=16, seed=0)
+    by_image = load_dataset(tiny_kermany, image_size=16, seed=0, split_by="image")
+    assert not set(by_patient.train.patients) & set(by_patient.val.patients)
+    assert set(by_image.train.patients) & set(by_image.val.patients)
+    assert len(by_image.val) == round(0.2 * (len(by_image.train) + len(by_image.val)))
+    np.testing.assert_array_equal(by_image.test.files, by_patient.test.files)
+
+
+@pytest.mark.slow
+def test_classroom_reference_runs_and_finalize(tiny_kermany, tmp_path):
+    runs = tmp_path / "runs"
+    records = classroom(tiny_kermany, runs, image_size=32, epochs=1)
+    assert [r["trial_id"] for r in records] == ["cnn", "cnn_flip", "resnet18"]
+    for r in records:
+        assert r["reference"] is True and r["reference_exact"] is False  # 32 px, 1 epoch
+        assert r["threshold"] == 0.5  # the study's decision threshold
+        assert r["reference_settings"]["batch_size"] == CLASSROOM["batch_size"] == 16
+        assert r["hyperparameters"]["train.batch_size"] == 16
+        preds = pd.read_csv(Path(r["trial_dir"]) / "predictions.csv")
+        test = preds[preds.split == "test"]
+        assert r["test"]["recall"] == pytest.approx(
+            ((test.probability >= 0.5) & (test.label == 1)).sum() / (test.label == 1).sum())
+    assert records[2]["params"] > records[0]["params"]  # ResNet-18 at full width
+    board = autopneumo.leaderboard(runs)
+    assert board["reference"].all() and len(board) == 3
+
+    summary = finalize(runs, top=1, seeds=2)
+    assert len(summary) == 1 and summary.iloc[0]["seeds"] == 2
+    finals = sorted((runs / "_finalize").rglob("final.json"))
+    assert len(finals) == 2
+    values = [json.loads(p.read_text())["test"]["precision"] for p in finals]
+    assert summary.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
+    assert summary.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
+    assert len(autopneumo.leaderboard(runs)) == 3  # finalisation runs are not trials

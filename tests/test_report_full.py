@@ -1,0 +1,557 @@
+"""The full HTML report: every number on the page equals the CSV, which equals an
+independent recomputation from the saved predictions (scikit-learn, scipy); intervals
+behave; names are escaped; failed, unfinished and reference trials are marked; the pixel
+sections (samples, augmentation previews, Grad-CAM) work on a tiny real model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from autopneumo.atomic import atomic_write_json
+from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
+from autopneumo.report import write_report
+from autopneumo.report.stats import binomial_two_sided, curve, paired_differences
+from tests.conftest import make_kermany
+
+REPO = Path(__file__).resolve().parent.parent
+N_VAL, N_TEST = 160, 200
+Y_VAL = np.random.default_rng(100).integers(0, 2, N_VAL)
+Y_TEST = np.random.default_rng(101).integers(0, 2, N_TEST)
+CLASSES = ("NORMAL", "PNEUMONIA")
+
+
+# --- synthetic runs: every trial scores the same test images --------------------------
+
+def write_trial(runs: Path, family: str, policy: str, trial_id: str, quality: float, *,
+                seed: int = 0, status: str = "completed", reference: bool = False,
+                hyperparameters: dict | None = None, data: dict | None = None,
+                command: str = "autopneumo search", finished_at: str | None = None,
+                message: str | None = None, test_files: list[str] | None = None,
+                predictions: bool = True) -> Path:
+    """A record as evaluation.py writes it, with a predictions file on shared test images."""
+    rng = np.random.default_rng(seed)
+    safe = lambda s: re.sub(r"\W", "_", s)  # noqa: E731 - folder names only
+    trial_dir = runs / f"{safe(family)}__{safe(policy)}" / f"trial_{safe(trial_id)}"
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "schema_version": 1, "project": f"{family}__{policy}", "family": family,
+        "policy": policy, "tuner": "random", "trial_id": trial_id, "status": status,
+        "message": message if status == "completed" else (message or "RuntimeError: NaN loss"),
+        "hyperparameters": hyperparameters if hyperparameters is not None else {
+            "model.width": [0.5, 1.0, 2.0][seed % 3],
+            "train.learning_rate": 10 ** -(2 + seed % 4 / 2),
+            "train.class_weights": bool(seed % 2)},
+        "recall_target": 0.95,
+        "data": data or {"path": "/nonexistent/chest_xray", "data_hash": "abc123", "image_size": 32,
+                         "channels": 1, "split_seed": 0, "val_fraction": 0.2,
+                         "counts": {"train": {"NORMAL": 100, "PNEUMONIA": 280, "patients": 200},
+                                    "val": {"NORMAL": 30, "PNEUMONIA": 60, "patients": 50},
+                                    "test": {"NORMAL": 90, "PNEUMONIA": 110, "patients": 120}}},
+        "environment": {"tensorflow": "2.21.0", "keras": "3.15.1", "keras_tuner": "1.4.8",
+                        "python": "3.11.7", "cpu": "Test CPU", "cpu_count": 2, "gpus": []},
+        "command": command, "seconds": {"trial": 10.0 + seed},
+        "finished_at": finished_at or f"2026-01-01T00:{seed % 60:02d}:00+0000",
+    }
+    if reference:
+        record["reference"] = True
+    if status == "completed":
+        pv = np.clip(Y_VAL * quality + rng.random(N_VAL) * (1 - quality), 0, 1)
+        pt = np.clip(Y_TEST * quality + rng.random(N_TEST) * (1 - quality), 0, 1)
+        val = validation_summary(Y_VAL, pv, 0.95)
+        threshold = val["threshold"]
+        files = test_files or [f"test/{CLASSES[y]}/t{i}.jpeg" for i, y in enumerate(Y_TEST)]
+        if predictions:
+            lines = ["split,file,label,probability"]
+            lines += [f"val,train/{CLASSES[y]}/v{i}.jpeg,{y},{float(p)!r}"
+                      for i, (y, p) in enumerate(zip(Y_VAL, pv, strict=True))]
+            lines += [f"test,{f},{y},{float(p)!r}"
+                      for f, y, p in zip(files, Y_TEST, pt, strict=True)]
+            (trial_dir / "predictions.csv").write_text("\n".join(lines) + "\n")
+        epochs = 3
+        history = {k: [0.5 + 0.1 * e + 0.01 * seed for e in range(epochs)]
+                   for k in ("accuracy", "precision", "recall", "auc")}
+        history |= {f"val_{k}": [v - 0.05 for v in vs] for k, vs in history.items()}
+        history |= {"loss": [0.7 - 0.1 * e for e in range(epochs)],
+                    "val_loss": [0.72 - 0.08 * e for e in range(epochs)],
+                    "val_objective": [0.5, 0.6, val["objective"]]}
+        record.update(
+            val=val, threshold=threshold, test=binary_metrics(Y_TEST, pt, threshold, 0.95),
+            test_ci={k: list(v) for k, v in bootstrap_intervals(Y_TEST, pt, threshold,
+                                                                  n_boot=200).items()},
+            history=history, epochs_run=epochs, best_epoch=3, params=1000 + seed,
+            files={"model": "model.keras", "predictions": "predictions.csv"},
+        )
+    path = trial_dir / "record.json"
+    atomic_write_json(path, record)
+    return path
+
+
+def make_runs(root: Path) -> Path:
+    """Two families x three policies, a failed, an unfinished and two reference trials."""
+    runs = root / "runs"
+    k = 0
+    projects = (("base_cnn", ("none", "flip", "geometric")), ("resnet18", ("none", "flip")))
+    for family, policies in projects:
+        for policy in policies:
+            for trial in range(2):
+                k += 1
+                write_trial(runs, family, policy, str(trial), 0.05 + 0.03 * ((k * 7) % 11), seed=k)
+    write_trial(runs, "resnet18", "flip", "9", 0.0, status="failed", seed=90)
+    write_trial(runs, "base_cnn", "flip", "classroom", 0.45, reference=True, seed=91)
+    write_trial(runs, "base_cnn", "none", "classroom", 0.02, reference=True, seed=92)  # ranks low
+    unfinished = runs / "base_cnn__none" / "trial_7"
+    unfinished.mkdir(parents=True)
+    (unfinished / "trial.json").write_text(json.dumps({"trial_id": "7", "status": "RUNNING"}))
+    return runs
+
+
+def section(page: str, name: str) -> str:
+    start = page.index(f'<section id="{name}">')
+    return page[start:page.index("</section>", start)]
+
+
+def cell(value: float, lo: float, hi: float) -> str:
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def saved_test(row: pd.Series) -> pd.DataFrame:
+    """The test rows of a trial's predictions file, as the evaluation saved them."""
+    preds = pd.read_csv(Path(row.trial_dir) / "predictions.csv")
+    return preds[preds.split == "test"].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("full")
+    runs = make_runs(root)
+    out = root / "report"
+    written = write_report(runs, out, top=20, pixels=False)
+    csv = pd.read_csv(out / "leaderboard.csv")
+    return SimpleNamespace(runs=runs, out=out, written=written, csv=csv,
+                           page=(out / "index.html").read_text(encoding="utf-8"))
+
+
+# --- numbers: HTML == CSV == independent recomputation --------------------------------
+
+def test_csv_has_every_trial_and_column(report):
+    csv = report.csv
+    assert len(csv) == 14  # 10 search trials, a failed, two reference and an unfinished one
+    assert set(csv.status) == {"completed", "failed", "unfinished (running)"}
+    for col in ("family", "policy", "trial_id", "status", "reference", "val_objective",
+                "threshold", "params", "epochs_run", "seconds", "hp:model.width",
+                "hp:train.learning_rate", "test_prec_at_recall", "test_loss"):
+        assert col in csv.columns, col
+    for m in ("precision", "recall", "accuracy", "auc", "specificity", "f1"):
+        assert {f"test_{m}", f"test_{m}_lo", f"test_{m}_hi"} <= set(csv.columns)
+    assert csv.loc[csv.trial_id == "classroom", "reference"].all() and csv.reference.sum() == 2
+    assert list(csv.columns).index("reference") == list(csv.columns).index("status") + 1
+
+
+def test_csv_equals_sklearn_recomputation(report):
+    done = report.csv[report.csv.status == "completed"]
+    assert len(done) == 12
+    for _, row in done.iterrows():
+        test = saved_test(row)
+        pred = (test.probability >= row.threshold).astype(int)
+        assert row.test_precision == pytest.approx(precision_score(test.label, pred))
+        assert row.test_recall == pytest.approx(recall_score(test.label, pred))
+        assert row.test_accuracy == pytest.approx(accuracy_score(test.label, pred))
+        assert row.test_auc == pytest.approx(roc_auc_score(test.label, test.probability))
+        val = pd.read_csv(Path(row.trial_dir) / "predictions.csv").query("split == 'val'")
+        assert row.val_auc == pytest.approx(roc_auc_score(val.label, val.probability))
+
+
+def test_headline_shows_best_non_reference_with_intervals(report):
+    csv, head = report.csv, section(report.page, "headline")
+    ranked = csv[(csv.status == "completed") & ~csv.reference].sort_values(
+        "val_objective", ascending=False, kind="mergesort")
+    best = ranked.iloc[0]
+    assert f"{best.family} + {best.policy} (trial {best.trial_id})" in head
+    for m in ("precision", "recall", "accuracy", "auc"):
+        assert cell(best[f"test_{m}"], best[f"test_{m}_lo"], best[f"test_{m}_hi"]) in head
+    # the reference run has the best validation objective, but is shown beside, not as, the winner
+    ref = csv[csv.reference].iloc[0]
+    assert ref.val_objective > best.val_objective
+    assert "base_cnn + flip (trial classroom)" in head
+    assert "base_cnn + none (trial classroom)" in head
+    assert head[:head.index('</table>')].count('class="tag">reference') == 2
+    # the classroom study's published numbers
+    assert "0.865" in head and "0.954" in head and "0.878" in head and "0.925" in head
+
+
+def leaderboard_rows(page: str) -> list[str]:
+    """The class of each row of the HTML leaderboard."""
+    table = page[page.index('<table id="leaderboard"'):]
+    return re.findall(r"<tr class=\"([^\"]*)\"", table[:table.index("</table>")])
+
+
+def test_leaderboard_table_top_n_plus_references_and_marks(report):
+    rows = leaderboard_rows(report.page)
+    assert len(rows) == 14
+    assert rows[0] == "completed reference"  # best on validation, still marked
+    assert rows.count("completed reference") == 2
+    assert rows[-2:] == ["failed", "unfinished"]
+    assert '<tr class="failed" title="RuntimeError: NaN loss">' in report.page
+    assert '<tr class="unfinished" title="no record.json yet' in report.page
+    assert "1 failed. 1 unfinished." in report.page
+    for _, row in report.csv[report.csv.status == "completed"].iterrows():
+        assert cell(row.test_precision, row.test_precision_lo, row.test_precision_hi) in report.page
+        assert cell(row.test_auc, row.test_auc_lo, row.test_auc_hi) in report.page
+    # top 2: the two best, plus the reference run ranked further down
+    top2 = write_report(report.runs, report.out.parent / "top2", top=2, pixels=False)
+    page = top2[-1].read_text()
+    assert leaderboard_rows(page) == ["completed reference", "completed", "completed reference"]
+    assert "Top 2 of 14 trials (reference runs always shown)" in page
+
+
+def test_confusion_matrices_match_sklearn(report):
+    csv, part = report.csv, section(report.page, "curves")
+    ranked = csv[(csv.status == "completed") & ~csv.reference].head(5)
+    for _, row in ranked.iterrows():
+        test = saved_test(row)
+        tn, fp, fn, tp = confusion_matrix(test.label, test.probability >= row.threshold).ravel()
+        assert (f"<td>{row.threshold:.3f}</td><td>{tp}</td><td>{fp}</td><td>{tn}</td>"
+                f"<td>{fn}</td><td>{N_TEST}</td>") in part
+
+
+def test_mcnemar_matches_scipy(report):
+    csv, part = report.csv, section(report.page, "significance")
+    ranked = csv[(csv.status == "completed") & ~csv.reference]
+    a, b = ranked.iloc[0], ranked.iloc[1]
+    ta, tb = saved_test(a), saved_test(b)
+    assert list(ta.file) == list(tb.file)
+    right_a = (ta.probability >= a.threshold) == ta.label.astype(bool)
+    right_b = (tb.probability >= b.threshold) == tb.label.astype(bool)
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue
+    assert f"<td>{only_a}</td><td>{only_b}</td><td>{N_TEST}</td><td>{p:.3g}</td>" in part
+    assert f"p = {p:.3g}" in part
+    words = "is significantly better" if p < 0.05 else "is not significantly better"
+    assert words in part or "but" in part
+    assert f"{a.family} + {a.policy} (trial {a.trial_id})" in part
+
+
+def test_policy_effects_match_sklearn(report):
+    csv, part = report.csv, section(report.page, "families")
+    done = csv[(csv.status == "completed") & ~csv.reference]
+    best = done.sort_values("val_objective", ascending=False, kind="mergesort").groupby(
+        ["family", "policy"]).head(1).set_index(["family", "policy"])
+    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td class=\"text\" title=\"[^\"]*\">(\w+)"
+                      r"</td><td>(\d+)</td>\s*<td>([^<]+)</td>", part)
+    assert {(f, p) for f, p, _, _ in rows} == {("base_cnn", "flip"), ("base_cnn", "geometric"),
+                                               ("resnet18", "flip")}
+    for family, policy, n, shown in rows:
+        a, b = best.loc[(family, policy)], best.loc[(family, "none")]
+        ta, tb = saved_test(a), saved_test(b)
+        diff = (precision_score(ta.label, ta.probability >= a.threshold)
+                - precision_score(tb.label, tb.probability >= b.threshold))
+        value, lo, hi = (float(x) for x in re.findall(r"[+-]\d\.\d{3}", shown))
+        assert int(n) == N_TEST
+        assert value == pytest.approx(diff, abs=5e-4)
+        assert lo <= value <= hi
+        assert f"{diff:+.3f}" == shown.split(" ")[0]
+
+
+def test_figures_written_and_embedded(report):
+    pngs = sorted((report.out / "figures").glob("*.png"))
+    names = {p.stem for p in pngs}
+    assert {"family_policy", "policy_effects", "roc", "precision_recall", "confusion",
+            "training_curves", "tuning_history", "hyperparameters", "data_counts"} <= names
+    assert not names & {"samples", "augmentation", "gradcam"}  # pixels=False
+    for png in pngs:
+        data = png.read_bytes()
+        assert data.startswith(b"\x89PNG")
+        assert base64.b64encode(data).decode() in report.page, png.name
+    assert report.page.count("data:image/png;base64,") == len(pngs)
+    assert "X-ray images are left out" in report.page
+
+
+def test_provenance_lists_data_versions_hardware_time(report):
+    part = section(report.page, "provenance")
+    assert "/nonexistent/chest_xray, abc123, 32, 1, 0, 0.2" in part
+    assert "2.21.0, 3.15.1, 1.4.8, 3.11.7" in part
+    assert "Test CPU, 2, none" in part
+    assert "autopneumo search" in part and "0.95" in part
+    seconds = report.csv.seconds.dropna()
+    assert f"over {len(seconds)} trial(s)" in part
+
+
+def test_report_needs_no_tensorflow_without_pixels(report, tmp_path):
+    code = ("import sys; from autopneumo.report import write_report; "
+            f"write_report({str(report.runs)!r}, {str(tmp_path / 'o')!r}, pixels=False); "
+            "bad = [m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules]; "
+            "print('LOADED', bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout
+
+
+# --- statistics -----------------------------------------------------------------------
+
+def _scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return y, np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+
+
+def test_bootstrap_intervals_contain_estimate_and_shrink():
+    widths = {}
+    for n in (100, 2500):
+        y, s = _scores(n, seed=n)
+        point = binary_metrics(y, s, 0.5, 0.95)
+        ci = bootstrap_intervals(y, s, 0.5, n_boot=500)
+        for m in ("precision", "recall", "accuracy", "auc", "specificity", "f1"):
+            lo, hi = ci[m]
+            assert lo <= point[m] <= hi, (n, m)
+        widths[n] = {m: ci[m][1] - ci[m][0] for m in ci}
+    for m in widths[100]:
+        assert widths[2500][m] < widths[100][m] / 2.5, m  # ~ 1/sqrt(n): 5x narrower
+
+
+def test_paired_difference_contains_estimate_and_shrinks():
+    widths = []
+    for n in (120, 3000):
+        y, a = _scores(n, seed=1)
+        b = np.clip(a + np.random.default_rng(2).normal(0, 0.15, n), 0, 1)
+        d = paired_differences(y, a, 0.5, b, 0.5, n_boot=500)
+        for metric in ("precision", "auc"):
+            assert d[metric].lo <= d[metric].value <= d[metric].hi
+        assert d["precision"].value == pytest.approx(
+            precision_score(y, a >= 0.5) - precision_score(y, b >= 0.5))
+        assert d["auc"].value == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+        widths.append(d["auc"].hi - d["auc"].lo)
+    assert widths[1] < widths[0] / 2.5
+    # a model against itself: exactly zero, every resample
+    y, a = _scores(200, seed=3)
+    same = paired_differences(y, a, 0.5, a, 0.5, n_boot=200)
+    assert (same["precision"].lo, same["precision"].hi) == (0.0, 0.0)
+    assert same["precision"].verdict == "no clear difference"
+
+
+def test_exact_mcnemar_p_value_matches_scipy():
+    for n in (0, 1, 2, 7, 30, 101, 500):
+        for k in range(0, n + 1, max(1, n // 9)):
+            expected = binomtest(k, n, 0.5).pvalue if n else 1.0
+            assert binomial_two_sided(k, n) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_curves_match_sklearn():
+    y, s = _scores(300, seed=4)
+    s = np.round(s, 2)  # ties
+    c = curve(y, s)
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(c.fpr, fpr[1:])
+    np.testing.assert_allclose(c.tpr, tpr[1:])
+    np.testing.assert_allclose(c.thresholds, thr[1:])
+    prec, rec, pthr = precision_recall_curve(y, s)
+    order = np.argsort(-pthr)
+    np.testing.assert_allclose(c.precision, prec[:-1][order])
+    np.testing.assert_allclose(c.tpr, rec[:-1][order])
+
+
+# --- escaping, single trial, broken inputs, Markdown ------------------------------------
+
+EVIL = "<script>alert(1)</script>"
+
+
+def test_malicious_names_render_as_text(tmp_path):
+    runs = tmp_path / "runs"
+    evil_files = [f"test/{CLASSES[y]}/<script>x{i}</script>$a$.jpeg" for i, y in enumerate(Y_TEST)]
+    for k, family in enumerate(("base_cnn", "<b>fam</b> $x$")):
+        write_trial(runs, family, "<img src=x onerror=alert(2)>", EVIL, 0.3 + 0.1 * k, seed=k,
+                    hyperparameters={"model.<i>hp</i>": f"<u>{k}</u>", "train.lr": 0.1 * (k + 1)},
+                    data={"path": f"/tmp/{EVIL}", "image_size": 32, "channels": 1,
+                          "counts": {"<script>s</script>": {"NORMAL": 1, "PNEUMONIA": 2}}},
+                    command=f"autopneumo search --family '{EVIL}'", test_files=evil_files)
+    write_trial(runs, "base_cnn", "none", "f", 0.0, status="failed", seed=5,
+                message=f"ValueError: {EVIL}")
+    out = tmp_path / "report"
+    write_report(runs, out, pixels=False)
+    page = (out / "index.html").read_text()
+    assert page.count("<script") == 1  # the page's own sorting script, nothing else
+    for raw in ("<b>fam</b>", "<img src=x", "<i>hp</i>", "<u>0</u>", "alert(1)</script>"):
+        assert raw not in page, raw
+    for escaped in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;b&gt;fam&lt;/b&gt;",
+                    "&lt;img src=x onerror=alert(2)&gt;", "model.&lt;i&gt;hp&lt;/i&gt;",
+                    "&lt;script&gt;s&lt;/script&gt;"):
+        assert escaped in page, escaped
+    assert "could not be drawn" not in page  # "$x$" in names does not break the figures
+    md = write_report(runs, tmp_path / "md", fmt="md")[-1].read_text()
+    assert "<script>" not in md and "<b>fam</b>" not in md and "&lt;b&gt;fam&lt;/b&gt;" in md
+
+
+def test_single_trial_report_says_so(tmp_path):
+    runs = tmp_path / "runs"
+    write_trial(runs, "base_cnn", "flip", "0", 0.4)
+    out = tmp_path / "r"
+    write_report(runs, out, pixels=False)
+    page = (out / "index.html").read_text()
+    assert "Only one completed trial" in page
+    assert "base_cnn + flip (trial 0)" in section(page, "headline")
+    assert "only one completed model" in section(page, "significance")
+    assert "could not be drawn" not in page
+
+
+def test_broken_inputs_never_break_the_report(tmp_path):
+    runs = tmp_path / "runs"
+    write_trial(runs, "base_cnn", "none", "0", 0.5, seed=1, predictions=False)  # best, no file
+    write_trial(runs, "base_cnn", "flip", "0", 0.3, seed=2)
+    write_trial(runs, "base_cnn", "flip", "1", 0.2, seed=3)
+    (runs / "base_cnn__flip" / "trial_1" / "predictions.csv").write_text("garbage\n\x00\x01")
+    odd = write_trial(runs, "resnet18", "none", "0", 0.25, seed=4)
+    record = json.loads(odd.read_text())
+    record.update(history="not a dict", data=None, environment=[1, 2], command=None)
+    odd.write_text(json.dumps(record))
+    (runs / "base_cnn__none" / "trial_5").mkdir()
+    (runs / "base_cnn__none" / "trial_5" / "record.json").write_text("{ truncated")
+    (runs / "base_cnn__none" / "trial_6").mkdir()
+    (runs / "base_cnn__none" / "trial_6" / "trial.json").write_text("not json")
+    out = tmp_path / "r"
+    written = write_report(runs, out)  # pixels on: the data folder is missing -> a note
+    page = (out / "index.html").read_text()
+    assert written[-1].name == "index.html"
+    assert "Skipped unreadable record" in page and "trial_5" in page
+    assert "no readable predictions.csv" in page
+    assert "Data folder /nonexistent/chest_xray is not available here." in page
+    assert 'class="unfinished"' in page
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert len(csv) == 5
+
+
+def test_markdown_summary_has_headline_verdict_and_one_table(report, tmp_path):
+    written = write_report(report.runs, tmp_path / "md", fmt="md", top=4)
+    assert [p.name for p in written] == ["leaderboard.csv", "summary.md"]
+    md = written[-1].read_text()
+    assert md.count("\n| ") == 1 + 4
+    assert "**Best by validation:**" in md
+    assert "McNemar" in md
+    assert "vs none, test precision" in md
+    best = section(report.page, "headline")
+    name = re.search(r'<div class="name">([^<]+)</div>', best).group(1)
+    assert name in md
+
+
+def test_report_over_a_thousand_trials_is_fast(tmp_path):
+    """Only the top models' prediction files are read: the table and figures use records."""
+    runs = tmp_path / "runs"
+    template = json.loads(write_trial(runs, "base_cnn", "none", "0", 0.4).read_text())
+    predictions = (runs / "base_cnn__none" / "trial_0" / "predictions.csv").read_bytes()
+    rng = np.random.default_rng(0)
+    for k in range(1, 1000):
+        family, policy = ("base_cnn", "resnet18")[k % 2], ("none", "flip", "geometric")[k % 3]
+        folder = runs / f"{family}__{policy}" / f"trial_{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {**template, "family": family, "policy": policy, "trial_id": str(k),
+                  "project": f"{family}__{policy}",
+                  "val": {**template["val"], "objective": float(rng.random())},
+                  "hyperparameters": {"model.width": float(rng.choice([0.5, 1.0])),
+                                      "train.learning_rate": float(rng.random() / 100)}}
+        (folder / "record.json").write_text(json.dumps(record))
+        (folder / "predictions.csv").write_bytes(predictions)
+    write_report(runs, tmp_path / "r", pixels=False)  # its speed: benchmarks/, not here
+    assert len(pd.read_csv(tmp_path / "r" / "leaderboard.csv")) == 1000
+
+
+# --- pixels: a tiny real model ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """One real base_cnn trial (one epoch on a tiny Kermany folder), evaluated and saved as
+    the search does, plus a synthetic flip trial on the same data for the previews."""
+    from autopneumo.data import load_dataset
+    from autopneumo.evaluation import Evaluator
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    root = tmp_path_factory.mktemp("real")
+    data = make_kermany(root / "chest_xray")
+    dataset = load_dataset(data, image_size=32, channels=1, seed=0)
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "16"})
+    history = model.fit(dataset.train.x, dataset.train.y, epochs=1, batch_size=16, verbose=0)
+    runs = root / "runs"
+    evaluator = Evaluator(dataset, {"project": "base_cnn__none", "family": "base_cnn",
+                                    "policy": "none", "tuner": "random"}, 0.95,
+                          command="pytest tiny run", n_boot=100)
+    trial = SimpleNamespace(trial_id="0", status="COMPLETED", message=None,
+                            hyperparameters=SimpleNamespace(values={"model.width": 0.25}))
+    record = evaluator.evaluate(model, trial, runs / "base_cnn__none" / "trial_0",
+                                history.history, 1.0)
+    record["val"]["objective"] = 2.0  # rank it first, whatever one epoch learnt
+    atomic_write_json(runs / "base_cnn__none" / "trial_0" / "record.json", record)
+    write_trial(runs, "base_cnn", "flip", "0", 0.2, data=record["data"],
+                hyperparameters={"augment.mode": "horizontal"})
+    return SimpleNamespace(runs=runs, model=model, dataset=dataset, record=record)
+
+
+def test_pixel_sections_with_a_real_model(real_run, tmp_path):
+    out = tmp_path / "r"
+    write_report(real_run.runs, out)
+    page = (out / "index.html").read_text()
+    for name in ("samples", "augmentation", "gradcam"):
+        png = (out / "figures" / f"{name}.png").read_bytes()
+        assert base64.b64encode(png).decode() in page, name
+        assert f'id="fig-{name}"' in page
+    grad = section(page, "gradcam")
+    assert "Grad-CAM on layer <code>" in grad and "could not be drawn" not in page
+    assert f"{real_run.record['threshold']:.3f}" in grad
+    counts = section(page, "data")
+    for split in ("train", "val", "test"):
+        c = real_run.record["data"]["counts"][split]
+        assert (f"<td class=\"text\">{split}</td><td>{c['NORMAL']}</td><td>{c['PNEUMONIA']}</td>"
+                f"<td>{c['NORMAL'] + c['PNEUMONIA']}</td><td>{c['patients']}</td>") in counts
+    # the same folder without pixels: those figures leave the page and the folder
+    write_report(real_run.runs, out, pixels=False)
+    page = (out / "index.html").read_text()
+    for name in ("samples", "augmentation", "gradcam"):
+        assert not (out / "figures" / f"{name}.png").exists()
+        assert f'id="fig-{name}"' not in page
+
+
+def test_gradcam_maps(real_run):
+    from autopneumo.report.gradcam import gradcam, last_conv_layer, pick_examples
+
+    layer = last_conv_layer(real_run.model)
+    assert "Conv" in type(layer).__name__ and len(layer.output.shape) == 4
+    x = real_run.dataset.test.x[:6]
+    maps, probs = gradcam(real_run.model, x, threshold=0.5)
+    assert maps.shape == (6, 32, 32)
+    assert maps.min() >= 0 and maps.max() <= 1
+    np.testing.assert_allclose(probs, real_run.model.predict(x, verbose=0).ravel(), atol=1e-5)
+    right, wrong = pick_examples(np.array([1, 1, 0, 0, 1]), np.array([0.9, 0.2, 0.1, 0.8, 0.6]),
+                                 0.5, n=2)
+    assert right == [0, 2] and wrong == [1, 3]
+
+
+def test_missing_model_or_data_gives_notes(real_run, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(real_run.runs, runs)
+    (runs / "base_cnn__none" / "trial_0" / "model.keras").unlink()
+    out = tmp_path / "r"
+    write_report(runs, out)
+    page = (out / "index.html").read_text()
+    assert "model.keras is not available here" in page
+    assert (out / "figures" / "samples.png").exists()  # the data is still there
