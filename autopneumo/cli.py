@@ -245,13 +245,16 @@ def leaderboard(runs_dir: Path, top: int) -> None:
               show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",
               show_default=True)
-def report(runs_dir: Path, out: Path, fmt: str) -> None:
+@click.option("--top", type=int, default=25, show_default=True, help="Rows in the HTML table.")
+@click.option("--no-pixels", is_flag=True,
+              help="Leave out every figure showing X-ray pixels (samples, previews, Grad-CAM).")
+def report(runs_dir: Path, out: Path, fmt: str, top: int, no_pixels: bool) -> None:
     """Write leaderboard.csv and index.html (or summary.md) comparing families x policies."""
     from .report import write_report
 
     if not runs_dir.is_dir():
         raise UserError(f"runs folder not found: {runs_dir}")
-    written = write_report(runs_dir, out, fmt=fmt)
+    written = write_report(runs_dir, out, fmt=fmt, top=top, pixels=not no_pixels)
     for path in written:
         click.echo(str(path))
 
@@ -343,6 +346,26 @@ def export(runs_dir: Path, top: int, out: Path) -> None:
 
     for folder in run_export(runs_dir, out, top):
         click.echo(str(folder))
+
+
+@main.group(cls=_Group)
+def augment() -> None:
+    """Look at augmentation policies."""
+
+
+@augment.command("preview")
+@click.option("--policy", required=True)
+@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--image-size", type=int, default=128, show_default=True)
+@click.option("--images", type=int, default=3, show_default=True)
+@click.option("--draws", type=int, default=5, show_default=True)
+def augment_preview(policy, data_path, out, image_size, images, draws) -> None:
+    """A grid of the same training images through POLICY (its default strengths)."""
+    from .previews import preview_policy
+
+    click.echo(str(preview_policy(policy, data_path, out, image_size, images=images,
+                                  draws=draws)))
 
 
 # --- registries -------------------------------------------------------------------------

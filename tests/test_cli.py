@@ -149,3 +149,17 @@ def test_console_script_error_has_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"Error: data folder not found: {tmp_path / 'missing'}"]
+
+
+def test_augment_preview_writes_a_grid(tiny_kermany, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    result = run("augment", "preview", "--policy", "geometric", "--data", tiny_kermany,
+                 "--out", out, "--image-size", "32", "--images", "2", "--draws", "3")
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        width, height = im.size
+    assert width > height > 100  # 2 rows x (original + 3 draws)
+    assert_one_line_error(run("augment", "preview", "--policy", "geometrc", "--data",
+                              tiny_kermany, "--out", out), "did you mean 'geometric'")

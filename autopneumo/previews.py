@@ -1,0 +1,59 @@
+"""``augment preview``: the same training images through a policy, as a PNG grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+
+
+def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_size: int = 128,
+                   channels: int = 1, images: int = 3, draws: int = 5, seed: int = 0) -> Path:
+    """Rows: ``images`` training images (both classes); columns: original + ``draws``
+    random draws of ``policy`` at the defaults of its search-space file."""
+    from .data import load_dataset
+    from .registry import POLICIES
+    from .report.pixels import augment_previews, augmentation_plot
+    from .spaces import builtin_space
+
+    entry = POLICIES.get(policy)
+    params = {f"augment.{k}": v for k, v in builtin_space("augment", entry.name).defaults().items()}
+    dataset = load_dataset(data, image_size, channels, seed=seed)
+    rng = np.random.default_rng(seed)
+    picks = [int(rng.choice(np.flatnonzero(dataset.train.y == label)))
+             for label in (np.arange(images) % 2)]
+    rows = []
+    for k, i in enumerate(picks):
+        previews, notes = augment_previews(dataset.train.x[i], {entry.name: params},
+                                           partners=dataset.train.x[picks], draws=draws,
+                                           seed=seed + k)
+        if notes:
+            from .errors import OptionError
+
+            raise OptionError(f"--policy {policy}: {notes[0]}")
+        name = Path(str(dataset.train.files[i])).name
+        rows.append((f"{entry.name}: {name}", previews[0][1], dataset.train.x[i]))
+    png = _grid(rows)
+    return atomic_write_bytes(out, png)
+
+
+def _grid(rows) -> bytes:
+    from .report.figures import figure, plain, to_png
+    from .report.pixels import show
+
+    draws = max(len(r[1]) for r in rows)
+    with figure(1.45 * (draws + 1) + 0.5, 1.5 * len(rows) + 0.3, left=0.4, right=0.05,
+                bottom=0.05, top=0.25, wspace=0.06, hspace=0.2) as fig:
+        axes = fig.subplots(len(rows), draws + 1, squeeze=False)
+        for r, (label, augmented, original) in enumerate(rows):
+            for ax in axes[r]:
+                ax.axis("off")
+            image, kw = show(original)
+            axes[r, 0].imshow(image, **kw)
+            axes[r, 0].set_title(plain(label, 30), fontsize=6)
+            for c, draw in enumerate(augmented, start=1):
+                shown, kw = show(draw)
+                axes[r, c].imshow(shown, **({**kw, "vmax": 1} if kw else {}))
+        return to_png(fig)
