@@ -15,7 +15,7 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
     random draws of ``policy`` at the defaults of its search-space file."""
     from .data import load_dataset
     from .registry import POLICIES
-    from .report.pixels import augment_previews, augmentation_plot
+    from .report.pixels import augment_previews
     from .spaces import builtin_space
 
     entry = POLICIES.get(policy)

@@ -33,8 +33,9 @@ def write_record(runs: Path, family: str, policy: str, trial_id: str, quality: f
         val = validation_summary(yv, pv, 0.95)
         test = binary_metrics(yt, pt, val["threshold"], 0.95)
         lines = ["split,file,label,probability"]
-        lines += [f"val,train/X/v{i}.jpeg,{y},{float(p)!r}" for i, (y, p) in enumerate(zip(yv, pv))]
-        lines += [f"test,test/X/t{i}.jpeg,{y},{float(p)!r}" for i, (y, p) in enumerate(zip(yt, pt))]
+        for split, folder, ys, ps in (("val", "train/X/v", yv, pv), ("test", "test/X/t", yt, pt)):
+            lines += [f"{split},{folder}{i}.jpeg,{y},{float(p)!r}"
+                      for i, (y, p) in enumerate(zip(ys, ps, strict=True))]
         (trial_dir / "predictions.csv").write_text("\n".join(lines) + "\n")
         record.update(
             val=val, threshold=val["threshold"], test=test,
