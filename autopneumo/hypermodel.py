@@ -16,6 +16,15 @@ from .registry import Entry
 from .spaces import SearchSpace
 
 
+def load_trained_model(path) -> keras.Model:
+    """Load a saved trial model safely (no code from the file runs): every policy module
+    is imported first so their registered custom layers resolve."""
+    from .registry import POLICIES
+
+    POLICIES.names()
+    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+
+
 def build_model(
     family: Entry,
     policy: Entry,
@@ -141,18 +150,24 @@ class PneumoniaHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         self.last_fit = None
-        history = train(model, self.train, self.val, self.values(hp)["training"],
-                        self.recall_target, epochs=epochs, initial_epoch=initial_epoch,
-                        callbacks=callbacks)
+        values = self.values(hp)
+        history = train(model, self.train, self.val, values["training"], self.recall_target,
+                        epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                        augmentation=self.policy.builder(**values["augment"]))
         self.last_fit = (dict(hp.values), model)
         return history
 
 
 def train(model, train_split, val_split, training: dict[str, Any], recall_target: float,
           epochs: int | None = None, initial_epoch: int = 0, callbacks=None,
-          early_stopping: bool = True):
+          early_stopping: bool = True, augmentation=None, seed: int = 0):
     """One trial's training: exact validation objective per epoch, early stopping on it,
-    best epoch restored. Shared by the search, ``finalize`` and ``baseline``."""
+    best epoch restored. Shared by the search, ``finalize`` and ``baseline``.
+
+    A batch-level policy (MixUp, CutMix: ``augmentation`` has a ``transform``) mixes the
+    training batches; validation never sees mixed images."""
+    from .augment._mixing import MixedBatches, batch_transform
+
     own = [
         EpochTimer(),
         FailOnNaN(),
@@ -161,13 +176,21 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     if early_stopping:
         own.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",
                                                  patience=training.get("patience", 3)))
+    weights = class_weights(train_split.y) if training.get("class_weights") else None
+    transform = batch_transform(augmentation) if augmentation is not None else None
+    if transform is not None:
+        batches = MixedBatches(train_split.x, train_split.y, training["batch_size"], transform,
+                               class_weight=weights, seed=seed)
+        return model.fit(batches, epochs=epochs or training["epochs"],
+                         initial_epoch=initial_epoch, callbacks=own + list(callbacks or []),
+                         verbose=0)
     return model.fit(
         train_split.x,
         train_split.y,
         batch_size=training["batch_size"],
         epochs=epochs or training["epochs"],
         initial_epoch=initial_epoch,
-        class_weight=class_weights(train_split.y) if training.get("class_weights") else None,
+        class_weight=weights,
         callbacks=own + list(callbacks or []),
         shuffle=True,
         verbose=0,

@@ -119,13 +119,13 @@ def predict(model: str | Path, inputs: list[str | Path], threshold: float | None
 
     Unreadable images get an empty probability and their error, not an exception.
     """
-    import keras
     import numpy as np
 
     from .data.images import decode_image
+    from .hypermodel import load_trained_model
 
     card = resolve_model(model, threshold)
-    net = keras.saving.load_model(card.model_path, safe_mode=True, compile=False)
+    net = load_trained_model(card.model_path)
     _, size, _, channels = net.input_shape
     size = card.image_size or size
     channels = card.channels or channels

@@ -48,7 +48,8 @@ def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset
     model = build_model(FAMILIES.get(family), POLICIES.get(policy), dataset.image_shape,
                         parts["model"], parts["augment"], parts["train"]["learning_rate"])
     history = train(model, dataset.train, dataset.val, parts["train"], recall_target,
-                    early_stopping=early_stopping)
+                    early_stopping=early_stopping, seed=seed,
+                    augmentation=POLICIES.get(policy).builder(**parts["augment"]))
     trial = FixedTrial(trial_id, values)
     return evaluator.evaluate(model, trial, trial_dir, history.history,
                               time.perf_counter() - start, threshold=threshold,

@@ -160,3 +160,14 @@ def test_predict_errors_are_one_line(tmp_path):
 
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "no"), "x.png"])
     assert result.exit_code == 2 and result.output.startswith("Error: --model")
+
+
+def test_batch_level_policy_trains_through_the_search(tiny_kermany, tmp_path):
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "mixup", data=tiny_kermany, tuner="random", max_trials=1,
+                          epochs=2, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+    [record] = search(config)
+    assert record["status"] == "completed", record.get("traceback")
+    assert "augment.alpha" in record["hyperparameters"]
+    assert record["epochs_run"] >= 1

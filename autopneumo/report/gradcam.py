@@ -19,9 +19,9 @@ from .pixels import CLASSES, show
 
 def load_model(path: str | Path) -> Any:
     """A saved trial model, without its optimizer, refusing arbitrary code (safe mode)."""
-    import keras
+    from ..hypermodel import load_trained_model
 
-    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    return load_trained_model(path)
 
 
 def last_conv_layer(model: Any) -> Any | None:

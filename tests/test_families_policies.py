@@ -1,0 +1,297 @@
+"""The keras.applications / ResNet families and the RandAugment, erasing, MixUp, CutMix and
+combined policies: tunables, channels, local weights files (no network), training-only
+behaviour and the batch-level mixing functions."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import urllib.request
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from autopneumo.augment._mixing import (  # noqa: E402
+    BatchPolicy,
+    MixedBatches,
+    batch_transform,
+    cutmix_batch,
+    mixup_batch,
+)
+from autopneumo.augment.erasing import RandomErase  # noqa: E402
+from autopneumo.augment.randaugment import RandAugment  # noqa: E402
+from autopneumo.errors import OptionError  # noqa: E402
+from autopneumo.hypermodel import build_model, class_weights  # noqa: E402
+from autopneumo.registry import FAMILIES, POLICIES  # noqa: E402
+from autopneumo.spaces import builtin_space  # noqa: E402
+
+APPLICATIONS = ("densenet121", "efficientnet_b0", "mobilenet_v3_small")
+NEW_FAMILIES = ("resnet",) + APPLICATIONS
+NEW_POLICIES = ("randaugment", "mixup", "cutmix", "erasing", "combined")
+# small settings per family, and a larger one that must have more parameters
+SMALL = {"resnet": {"width": 0.25}, "densenet121": {"blocks": "2-2-2-2"},
+         "efficientnet_b0": {"width": 0.25, "depth": 0.5},
+         "mobilenet_v3_small": {"alpha": 0.5, "minimalistic": True}}
+LARGER = {"resnet": {"width": 0.25, "depth": 34}, "densenet121": {"blocks": "2-4-8-4"},
+          "efficientnet_b0": {"width": 0.5, "depth": 0.5},
+          "mobilenet_v3_small": {"alpha": 0.75, "minimalistic": True}}
+
+
+def features(family: str, shape, **params):
+    inputs = keras.Input(shape=shape)
+    return keras.Model(inputs, FAMILIES.get(family).builder(inputs, **params))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlretrieve", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    monkeypatch.setattr(importlib.import_module("keras.src.utils.file_utils"), "get_file", refuse)
+
+
+def test_registered_with_spaces_that_match_the_builders():
+    assert set(NEW_FAMILIES) <= set(FAMILIES.names())
+    assert set(NEW_POLICIES) <= set(POLICIES.names())
+    for name in NEW_FAMILIES + ("resnet18",):
+        entry = FAMILIES.get(name)
+        space = builtin_space("family", name)
+        space.check_names(entry.parameters(), name)
+        assert "weights" not in space.hyperparameters  # a fixed option, never tuned
+        assert entry.min_image_size == 32
+    for name in NEW_POLICIES:
+        builtin_space("augment", name).check_names(POLICIES.get(name).parameters(), name)
+    for name in APPLICATIONS:  # --weights: a keyword-only argument, None by default
+        entry = FAMILIES.get(name)
+        assert entry.parameters()["weights"] is None
+        assert set(entry.builder.pretrained_fixed) <= set(entry.parameters())
+    assert "weights" not in FAMILIES.get("resnet").parameters()
+
+
+def test_resnet18_is_resnet_at_depth_18():
+    params = {"width": 0.25, "dropout": 0.1, "weight_decay": 1e-5}
+    assert FAMILIES.get("resnet18").parameters() == {"width": 1.0, "dropout": 0.0,
+                                                     "weight_decay": 0.0}
+    a = features("resnet18", (32, 32, 1), **params)
+    b = features("resnet", (32, 32, 1), depth=18, **params)
+    assert a.count_params() == b.count_params()
+    with pytest.raises(OptionError, match="depth"):
+        features("resnet", (32, 32, 1), depth=50)
+
+
+@pytest.mark.parametrize("family", NEW_FAMILIES)
+def test_tunables_change_the_architecture(family):
+    small = features(family, (32, 32, 1), **SMALL[family])
+    large = features(family, (32, 32, 1), **LARGER[family])
+    assert len(small.output.shape) == 2
+    assert large.count_params() > small.count_params()
+
+
+@pytest.mark.parametrize("family", APPLICATIONS)
+def test_one_and_three_channel_inputs_build(family):
+    grey = features(family, (32, 32, 1), **SMALL[family])
+    rgb = features(family, (32, 32, 3), **SMALL[family])
+    assert grey.output.shape == rgb.output.shape
+    assert rgb.count_params() > grey.count_params()  # only the stem's kernel differs
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    assert np.all(np.isfinite(np.asarray(rgb(x))))
+
+
+def _named_weights(model):
+    return {layer.name: layer.get_weights() for layer in model.layers
+            if layer.weights and not isinstance(layer, keras.layers.Normalization)}
+
+
+@pytest.mark.parametrize("family", APPLICATIONS)
+def test_local_weights_file_loads_without_network(family, tmp_path, no_network):
+    module = importlib.import_module(f"autopneumo.families.{family}")
+    source = module.backbone(input_shape=(32, 32, 3), **SMALL[family])
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    saved = _named_weights(source)
+
+    model = features(family, (32, 32, 1), weights=str(path), **SMALL[family])
+    (rgb,) = [la for la in model.layers if la.name.endswith("_rgb")]
+    assert isinstance(rgb, keras.layers.Concatenate) and rgb.output.shape[-1] == 3
+    loaded = _named_weights(model)
+    assert set(saved) <= set(loaded)
+    for name, arrays in saved.items():
+        for a, b in zip(arrays, loaded[name], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    fresh = _named_weights(features(family, (32, 32, 3), **SMALL[family]))
+    assert any(not np.array_equal(a, b) for name in saved
+               for a, b in zip(saved[name], fresh[name], strict=True))
+
+
+def test_legacy_h5_file_like_keras_imagenet_files_loads(tmp_path, no_network):
+    """Keras' ImageNet "notop" files are legacy .h5 files, loaded by layer order."""
+    h5py = pytest.importorskip("h5py")
+    legacy = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format")
+    from autopneumo.families import mobilenet_v3_small as module
+
+    small = SMALL["mobilenet_v3_small"]
+    source = module.backbone(input_shape=(32, 32, 3), **small)
+    path = tmp_path / "notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy.save_weights_to_hdf5_group(f, source)
+    model = features("mobilenet_v3_small", (32, 32, 1), weights=str(path), **small)
+    loaded = _named_weights(model)
+    for name, arrays in _named_weights(source).items():
+        for a, b in zip(arrays, loaded[name], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(OptionError, match="does not fit"):
+        features("mobilenet_v3_small", (32, 32, 1), weights=str(path), alpha=0.75)
+
+
+def test_efficientnet_with_weights_normalises_like_imagenet_and_round_trips(tmp_path,
+                                                                           no_network):
+    from autopneumo.families import efficientnet_b0 as module
+
+    small = SMALL["efficientnet_b0"]
+    path = tmp_path / "b.weights.h5"
+    module.backbone(input_shape=(32, 32, 3), **small).save_weights(path)
+    model = build_model(FAMILIES.get("efficientnet_b0"), POLICIES.get("none"), (32, 32, 1),
+                        {**small, "weights": str(path)})
+    norm = next(la for la in model.layers if isinstance(la, keras.layers.Normalization))
+    np.testing.assert_allclose(np.ravel(norm.mean), [0.485, 0.456, 0.406], rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.ravel(norm.variance)), [0.229, 0.224, 0.225],
+                               rtol=1e-6)
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
+    before = np.asarray(model(x, training=False))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), before, rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
+def test_weights_that_do_not_fit_are_a_clear_error(tmp_path, no_network):
+    from autopneumo.families import densenet121 as module
+
+    path = tmp_path / "other.weights.h5"
+    module.backbone(input_shape=(32, 32, 3), blocks="2-2-2-2").save_weights(path)
+    with pytest.raises(OptionError, match="does not fit family densenet121"):
+        features("densenet121", (32, 32, 1), blocks="2-4-8-4", weights=str(path))
+    with pytest.raises(OptionError, match="no such file"):
+        features("densenet121", (32, 32, 1), weights=str(tmp_path / "missing.h5"))
+
+
+IMAGES = np.random.default_rng(3).random((6, 32, 32, 1)).astype("float32")
+
+
+def test_erasing_changes_pixels_in_training_only():
+    layer = RandomErase(probability=1.0, max_area=0.3, seed=1)
+    out = np.asarray(layer(IMAGES, training=True))
+    changed = (out != IMAGES).reshape(len(IMAGES), -1).mean(axis=1)
+    assert np.all(changed > 0.005) and np.all(changed < 0.35)
+    assert out.min() >= 0 and out.max() <= 1
+    np.testing.assert_array_equal(np.asarray(layer(IMAGES, training=False)), IMAGES)
+    np.testing.assert_array_equal(np.asarray(layer(IMAGES)), IMAGES)
+    assert RandomErase.from_config(layer.get_config()).get_config() == layer.get_config()
+    assert POLICIES.get("erasing").builder(probability=0.0) == []
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_randaugment_changes_images_in_training_only(channels):
+    x = np.repeat(IMAGES, channels, axis=-1)
+    layer = RandAugment(num_ops=2, magnitude=0.5, seed=2)
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not np.allclose(out, x)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    assert RandAugment.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_augmentation_layers_are_inactive_in_a_model_at_inference():
+    for name in ("randaugment", "erasing", "combined"):
+        model = build_model(FAMILIES.get("base_cnn"), POLICIES.get(name), (32, 32, 1),
+                            {"depth": 2, "width": 0.5})
+        x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
+        np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def two_images():
+    x = np.stack([np.zeros((16, 16, 1), np.uint8), np.full((16, 16, 1), 255, np.uint8)])
+    return x, np.array([0, 1], dtype=np.uint8)
+
+
+def test_mixup_blends_images_and_labels_alike():
+    x, y = two_images()
+    rng = np.random.default_rng(0)
+    mixed_any = False
+    for _ in range(20):
+        xm, ym = mixup_batch(x, y, alpha=0.4, probability=1.0, rng=rng)
+        assert xm.dtype == np.uint8 and ym.dtype == np.float32
+        assert np.all((ym >= 0) & (ym <= 1))
+        # each image is uniform; its brightness share is its label
+        np.testing.assert_allclose(xm.reshape(2, -1).mean(axis=1) / 255, ym, atol=1 / 255)
+        mixed_any |= bool(np.any((ym > 0.01) & (ym < 0.99)))
+    assert mixed_any
+    xm, ym = mixup_batch(x, y, alpha=0.4, probability=0.0, rng=rng)
+    np.testing.assert_array_equal(xm, x)
+    np.testing.assert_array_equal(ym, y)
+
+
+def test_cutmix_mixes_labels_by_the_pasted_area():
+    x, y = two_images()
+    rng = np.random.default_rng(1)
+    mixed_any = False
+    for _ in range(20):
+        xm, ym = cutmix_batch(x, y, alpha=1.0, probability=1.0, rng=rng)
+        assert xm.dtype == np.uint8 and np.all((ym >= 0) & (ym <= 1))
+        np.testing.assert_allclose((xm == 255).reshape(2, -1).mean(axis=1), ym, atol=1e-6)
+        mixed_any |= bool(np.any((ym > 0) & (ym < 1)))
+    assert mixed_any
+
+
+def test_batch_policies_give_no_layers_but_a_transform():
+    for name in ("mixup", "cutmix"):
+        policy = POLICIES.get(name)
+        built = policy.builder(**builtin_space("augment", name).defaults())
+        assert isinstance(built, BatchPolicy) and not built  # build_model adds no block
+        assert callable(batch_transform(built))
+    assert batch_transform(POLICIES.get("combined").builder()) is None
+
+
+def test_mixed_batches_train_a_model_with_interpolated_class_weights():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 32, 32, 1), dtype=np.uint8)
+    y = np.array([0] * 15 + [1] * 5, dtype=np.uint8)
+    weights = class_weights(y)
+    transform = batch_transform(POLICIES.get("mixup").builder(alpha=0.4))
+    data = MixedBatches(x, y, 8, transform, class_weight=weights, seed=1)
+    assert len(data) == 3
+    xb, yb, wb = data[0]
+    assert xb.shape == (8, 32, 32, 1) and xb.dtype == np.uint8
+    np.testing.assert_allclose(wb, (1 - yb) * weights[0] + yb * weights[1], rtol=1e-6)
+    again = MixedBatches(x, y, 8, transform, class_weight=weights, seed=1)[0]
+    np.testing.assert_array_equal(again[0], xb)  # repeatable from the seed
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("mixup"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5})
+    model.run_eagerly = True  # three small steps: tracing would cost more
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_saved_models_with_custom_layers_load_in_a_fresh_process(tmp_path):
+    """Policies with registered custom layers load where nothing imported them yet."""
+    import subprocess
+    import sys
+
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("erasing"), (32, 32, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "8"})
+    model.save(tmp_path / "m.keras")
+    code = ("from autopneumo.hypermodel import load_trained_model; "
+            f"m = load_trained_model({str(tmp_path / 'm.keras')!r}); print(m.name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "base_cnn__erasing" in out.stdout
