@@ -100,7 +100,7 @@ def search_options(fn):
                      help="Augmentation policy (see `autopneumo policies`)."),
         click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
                      help=f"Kermany folder or MedMNIST .npz [env {DATA_ENV}]."),
-        click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random"]),
+        click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random", "grid"]),
                      default="bayesian", show_default=True),
         click.option("--max-trials", type=int, default=10, show_default=True),
         click.option("--epochs", type=int, default=None,

@@ -32,8 +32,14 @@ def build_model(
     model_params: dict[str, Any] | None = None,
     augment_params: dict[str, Any] | None = None,
     learning_rate: float = 1e-3,
+    training: dict[str, Any] | None = None,
+    steps_per_epoch: int = 100,
 ) -> keras.Model:
-    """uint8 image -> [0, 1] -> augmentation (training only) -> backbone -> sigmoid."""
+    """uint8 image -> [0, 1] -> augmentation (training only) -> backbone -> sigmoid.
+
+    ``training`` chooses the optimizer (adam / adamw / sgd with momentum), the schedule
+    (constant / cosine over the epoch cap), the loss (binary cross-entropy / focal) and
+    label smoothing; ``steps_per_epoch`` sizes the cosine schedule."""
     inputs = keras.Input(shape=image_shape, dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     augmentation = policy.builder(**(augment_params or {}))
@@ -42,9 +48,11 @@ def build_model(
     features = family.builder(x, **(model_params or {}))
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="pneumonia")(features)
     model = keras.Model(inputs, outputs, name=f"{family.name}__{policy.name}")
+    training = training or {}
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
+        optimizer=make_optimizer(training, learning_rate,
+                                 steps_per_epoch * int(training.get("epochs", 10))),
+        loss=make_loss(training),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),
             keras.metrics.Precision(name="precision"),
@@ -53,6 +61,43 @@ def build_model(
         ],
     )
     return model
+
+
+def make_optimizer(training: dict[str, Any], learning_rate: float, total_steps: int):
+    rate = learning_rate
+    if training.get("schedule", "constant") == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    kind = training.get("optimizer", "adam")
+    if kind == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=1e-4)
+    if kind == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(rate)
+
+
+def make_loss(training: dict[str, Any]):
+    smoothing = float(training.get("label_smoothing", 0.0))
+    if training.get("loss", "bce") == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=2.0, label_smoothing=smoothing)
+    return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+
+
+def balance_mode(training: dict[str, Any]) -> str:
+    """``balance`` (class_weights / oversample / none); older files' ``class_weights`` flag."""
+    if "balance" in training:
+        return training["balance"]
+    return "class_weights" if training.get("class_weights", True) else "none"
+
+
+def oversample(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices that repeat the minority class (drawn with replacement) up to the majority."""
+    y = np.asarray(y).astype(int)
+    rng = np.random.default_rng(seed)
+    idx = [np.flatnonzero(y == c) for c in (0, 1)]
+    target = max(len(i) for i in idx)
+    parts = [i if len(i) == target or len(i) == 0 else
+             np.concatenate([i, rng.choice(i, target - len(i), replace=True)]) for i in idx]
+    return rng.permutation(np.concatenate(parts))
 
 
 class FailOnNaN(keras.callbacks.Callback):
@@ -145,8 +190,10 @@ class PneumoniaHyperModel(kt.HyperModel):
 
     def build(self, hp):
         v = self.values(hp)
+        t = v["training"]
+        steps = -(-len(self.train) // int(t["batch_size"]))
         return build_model(self.family, self.policy, self.image_shape, v["family"], v["augment"],
-                           v["training"]["learning_rate"])
+                           t["learning_rate"], training=t, steps_per_epoch=steps)
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         self.last_fit = None
@@ -176,7 +223,10 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     if early_stopping:
         own.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",
                                                  patience=training.get("patience", 3)))
-    weights = class_weights(train_split.y) if training.get("class_weights") else None
+    mode = balance_mode(training)
+    weights = class_weights(train_split.y) if mode == "class_weights" else None
+    if mode == "oversample":
+        train_split = train_split.take(oversample(train_split.y, seed))
     transform = batch_transform(augmentation) if augmentation is not None else None
     if transform is not None:
         batches = MixedBatches(train_split.x, train_split.y, training["batch_size"], transform,

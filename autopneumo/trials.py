@@ -45,8 +45,10 @@ def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset
     keras.utils.set_random_seed(seed)
     parts = split_values(values)
     start = time.perf_counter()
+    steps = -(-len(dataset.train) // int(parts["train"]["batch_size"]))
     model = build_model(FAMILIES.get(family), POLICIES.get(policy), dataset.image_shape,
-                        parts["model"], parts["augment"], parts["train"]["learning_rate"])
+                        parts["model"], parts["augment"], parts["train"]["learning_rate"],
+                        training=parts["train"], steps_per_epoch=steps)
     history = train(model, dataset.train, dataset.val, parts["train"], recall_target,
                     early_stopping=early_stopping, seed=seed,
                     augmentation=POLICIES.get(policy).builder(**parts["augment"]))

@@ -18,7 +18,7 @@ from typing import Any
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
-TUNERS = ("hyperband", "bayesian", "random")
+TUNERS = ("hyperband", "bayesian", "random", "grid")
 # Named sets of defaults; options given explicitly win.
 PRESETS: dict[str, dict[str, Any]] = {
     # a useful comparison of two families in about 10 minutes on 2 CPU cores
@@ -113,20 +113,29 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
         spaces[space.kind] = space
     spaces["family"].check_names(family.parameters(), f"family {family.name}")
     spaces["augment"].check_names(policy.parameters(), f"policy {policy.name}")
-    spaces["training"].check_names(
-        {k: None for k in ("learning_rate", "batch_size", "class_weights", "epochs", "patience")},
-        "training",
-    )
+    spaces["training"].check_names(TRAINING_KEYS, "training")
+    if config.tuner == "grid":
+        for space in spaces.values():
+            for name, spec in space.hyperparameters.items():
+                if spec.type == "float" and spec.step is None:
+                    raise OptionError(
+                        f"--tuner grid needs discrete hyperparameters; {space.path}: "
+                        f"hyperparameters.{name} is a continuous float (give it a step)")
     if config.epochs is not None:
         spaces["training"] = spaces["training"].with_fixed(epochs=config.epochs)
     return {"family": family, "policy": policy, "spaces": spaces}
+
+
+TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
+                                    "label_smoothing", "balance", "class_weights", "epochs",
+                                    "patience")}
 
 
 def _tuner_class(kind: str):
     import keras_tuner as kt
 
     base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
-            "random": kt.RandomSearch}[kind]
+            "random": kt.RandomSearch, "grid": kt.GridSearch}[kind]
 
     class RecordingTuner(base):
         """keras-tuner's tuner, plus one evaluation record written at each trial's end."""

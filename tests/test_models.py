@@ -115,3 +115,33 @@ def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
     assert logged[0]["val_prec_at_recall"] == precision_at_recall(y, bad, 0.95).precision
     assert logged[1]["val_objective"] > logged[0]["val_objective"]
     assert set(logged[0]) >= {"val_loss", "val_accuracy", "val_auc", "val_threshold"}
+
+
+def test_training_options_compile_as_asked():
+    from autopneumo.hypermodel import make_loss, make_optimizer, oversample
+
+    assert isinstance(make_optimizer({"optimizer": "sgd"}, 0.01, 10), keras.optimizers.SGD)
+    adamw = make_optimizer({"optimizer": "adamw", "schedule": "cosine"}, 0.01, 10)
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    assert float(adamw.learning_rate) == pytest.approx(0.01)  # step 0 of the cosine
+    schedule = keras.optimizers.schedules.CosineDecay(0.01, 10)
+    assert float(schedule(10)) == pytest.approx(0.0, abs=1e-9)
+    assert isinstance(make_loss({"loss": "focal"}), keras.losses.BinaryFocalCrossentropy)
+    smooth = make_loss({"label_smoothing": 0.1})
+    y, p = np.array([[1.0]]), np.array([[0.999]])
+    assert float(smooth(y, p)) > float(make_loss({})(y, p))  # smoothing penalises certainty
+    idx = oversample(np.array([0] * 10 + [1] * 40), seed=0)
+    assert len(idx) == 80 and np.bincount(np.array([0] * 10 + [1] * 40)[idx]).tolist() == [40, 40]
+    assert set(idx[np.array([0] * 10 + [1] * 40)[idx] == 0]) == set(range(10))
+
+
+def test_in_graph_normalisation_equals_classroom_float_input():
+    """uint8 in, Rescaling inside the graph == the classroom's float32 0-255 input."""
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "8"})
+    as_float = keras.models.clone_model(model, input_tensors=keras.Input((32, 32, 1),
+                                                                       dtype="float32"))
+    as_float.set_weights(model.get_weights())
+    x = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(as_float(x.astype("float32"))),
+                               rtol=1e-6, atol=1e-7)

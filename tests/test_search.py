@@ -171,3 +171,26 @@ def test_batch_level_policy_trains_through_the_search(tiny_kermany, tmp_path):
     assert record["status"] == "completed", record.get("traceback")
     assert "augment.alpha" in record["hyperparameters"]
     assert record["epochs_run"] >= 1
+
+
+def test_grid_tuner_runs_a_discrete_space_and_refuses_a_continuous_one(tiny_kermany, tmp_path):
+    from autopneumo.errors import OptionError
+
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    training = tmp_path / "training.yaml"
+    training.write_text("kind: training\nname: training\nhyperparameters:\n"
+                        "  learning_rate: {type: choice, values: [0.001, 0.003]}\n"
+                        "  batch_size: {type: fixed, value: 16}\n"
+                        "  balance: {type: choice, values: [class_weights, oversample]}\n"
+                        "  epochs: {type: fixed, value: 1}\n  patience: {type: fixed, value: 1}\n")
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="grid", max_trials=2,
+                          image_size=32, runs_dir=tmp_path / "runs", spaces=[space, training])
+    records = search(config)
+    assert len(records) == 2 and {r["status"] for r in records} == {"completed"}
+    combos = {(r["hyperparameters"]["train.learning_rate"], r["hyperparameters"]["model.width"],
+               r["hyperparameters"]["train.balance"]) for r in records}
+    assert len(combos) == 2  # a grid never repeats a point
+    with pytest.raises(OptionError, match="learning_rate is a continuous float"):
+        search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="grid",
+                            image_size=32, runs_dir=tmp_path / "runs2", spaces=[space]))
