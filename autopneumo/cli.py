@@ -117,6 +117,8 @@ def search_options(fn):
         click.option("--strategy", type=click.Choice(["mirrored"]), default=None,
                      help="Train each trial on several GPUs (tf.distribute.MirroredStrategy)."),
         click.option("--devices", type=int, default=None, help="GPUs per trial with --strategy."),
+        click.option("--weights", type=click.Path(path_type=Path), default=None,
+                     help="Local ImageNet weights file for the backbone (nothing is downloaded)."),
         click.option("--preset", type=click.Choice(["quick"]), default=None,
                      help="quick: 64 px, 3 epochs, hyperband, 8 trials, 5 min per search "
                           "(options given explicitly win)."),
@@ -147,7 +149,7 @@ def _config(role: str, **kw):
         time_budget=budget, chief=kw.get("chief"),
         role=role, worker_id=kw.get("worker_id"),
         worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
-        devices=kw["devices"],
+        devices=kw["devices"], weights=kw.get("weights"),
     )
 
 

@@ -72,6 +72,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "status": r.get("status"),
         "tuner": r.get("tuner"),
         "reference": bool(r.get("reference", False)),
+        "pretrained": bool((r.get("hyperparameters") or {}).get("model.weights")),
         "recall_target": r.get("recall_target"),
         "val_objective": _num(val.get("objective")),
         "val_prec_at_recall": _num(val.get("prec_at_recall")),

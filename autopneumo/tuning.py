@@ -54,6 +54,7 @@ class SearchConfig:
     worker_timeout: float = 60.0  # seconds of silence before a worker's trial is reissued
     strategy: str | None = None  # "mirrored": tf.distribute over --devices GPUs
     devices: int | None = None
+    weights: str | Path | None = None  # local ImageNet weights file for the backbone
 
     @property
     def project(self) -> str:
@@ -123,6 +124,17 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
                         f"hyperparameters.{name} is a continuous float (give it a step)")
     if config.epochs is not None:
         spaces["training"] = spaces["training"].with_fixed(epochs=config.epochs)
+    if config.weights is not None:
+        if "weights" not in family.parameters():
+            supported = [n for n in FAMILIES.names() if "weights" in FAMILIES.get(n).parameters()]
+            raise OptionError(f"--weights: family {family.name} cannot load pretrained weights; "
+                              f"families that can: {', '.join(supported)}")
+        if not Path(config.weights).is_file():
+            raise OptionError(f"--weights {config.weights}: file not found")
+        # ImageNet files fit one architecture: pin the settings they need
+        fixed = getattr(family.builder, "pretrained_fixed", {})
+        spaces["family"] = spaces["family"].with_fixed(
+            weights=str(Path(config.weights).resolve()), **fixed)
     return {"family": family, "policy": policy, "spaces": spaces}
 
 

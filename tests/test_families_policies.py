@@ -295,3 +295,41 @@ def test_saved_models_with_custom_layers_load_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "base_cnn__erasing" in out.stdout
+
+
+def test_weights_option_pins_the_pretrained_architecture(tmp_path):
+    from autopneumo.errors import OptionError
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    weights = tmp_path / "imagenet_notop.h5"
+    weights.write_bytes(b"not read here")
+    resolved = resolve_spaces(SearchConfig("mobilenet_v3_small", "none", image_size=64,
+                                           weights=weights))
+    values = resolved["spaces"]["family"].defaults()
+    assert values["weights"] == str(weights.resolve())
+    for key, value in FAMILIES.get("mobilenet_v3_small").builder.pretrained_fixed.items():
+        assert values[key] == value
+    with pytest.raises(OptionError, match="cannot load pretrained weights"):
+        resolve_spaces(SearchConfig("base_cnn", "none", image_size=64, weights=weights))
+    with pytest.raises(OptionError, match="file not found"):
+        resolve_spaces(SearchConfig("densenet121", "none", image_size=64,
+                                    weights=tmp_path / "missing.h5"))
+
+
+def test_pretrained_rows_are_marked(tmp_path):
+    import json
+
+    import autopneumo
+    from autopneumo.report import write_report
+    from tests.records import write_record
+
+    path = write_record(tmp_path / "runs", "densenet121", "none", "0", 0.3)
+    record = json.loads(path.read_text())
+    record["hyperparameters"]["model.weights"] = "/models/densenet121_notop.h5"
+    path.write_text(json.dumps(record))
+    write_record(tmp_path / "runs", "base_cnn", "none", "0", 0.2, seed=4)
+    frame = autopneumo.leaderboard(tmp_path / "runs")
+    assert frame.set_index("family")["pretrained"].to_dict() == {"densenet121": True,
+                                                                  "base_cnn": False}
+    write_report(tmp_path / "runs", tmp_path / "out", pixels=False)
+    assert '<span class="tag">pretrained</span>' in (tmp_path / "out" / "index.html").read_text()

@@ -117,6 +117,7 @@ def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
             "cells": [(fmt_value(r, col), sort_key(r, col)) for col, _ in HTML_COLUMNS],
             "status": status,
             "reference": reference,
+            "pretrained": bool(r.get("pretrained", False)),
             "css": " ".join(c for c in (_css_word(status), "reference" if reference else "") if c),
             "message": r.get("message") if isinstance(r.get("message"), str) else "",
         })
