@@ -45,7 +45,9 @@ class Evaluator:
             "policy": self.project["policy"],
             "tuner": self.project["tuner"],
             "trial_id": str(trial.trial_id),
-            "status": str(trial.status).lower(),
+            # keras-tuner says FAILED or INVALID for a trial that raised; both are failures
+            "status": "completed" if str(trial.status).upper() == "COMPLETED" else "failed",
+            "tuner_status": str(trial.status).upper(),
             "message": _last_line(getattr(trial, "message", None)),
             "traceback": getattr(trial, "message", None),
             "hyperparameters": hps,

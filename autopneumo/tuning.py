@@ -240,6 +240,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
 
     dataset = load_dataset(config.data, config.image_size, config.channels,
                            config.val_fraction, config.seed)
+    _warn_about_data(dataset)
     runs_dir = Path(config.runs_dir)
     project_dir = runs_dir / config.project
     project = _pin_project(project_dir, config, dataset, resolved["spaces"])
@@ -310,6 +311,21 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def _warn_about_data(dataset) -> None:
+    """Problems that do not stop a search but that a reader of its numbers must know."""
+    manifest = dataset.manifest
+    unreadable = manifest.get("unreadable") or []
+    if unreadable:
+        names = ", ".join(u["file"] for u in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        print(f"warning: skipped {len(unreadable)} unreadable image(s): {names}{more}",
+              file=sys.stderr)
+    shared = manifest.get("test_images_also_in_train_or_val") or 0
+    if shared:
+        print(f"warning: {shared} test image(s) also occur in train/val (identical pixels at "
+              f"{manifest['image_size']} px); their test numbers are optimistic", file=sys.stderr)
 
 
 def parse_duration(text: str) -> float:

@@ -165,3 +165,71 @@ def test_diverging_trial_is_marked_failed_and_the_search_goes_on(tiny_kermany, t
     frame = autopneumo.leaderboard(tmp_path / "runs")
     assert list(frame.status) == ["completed", "failed"]
     assert keras  # imported for the Lambda layer's backend
+
+
+def test_non_ascii_names_and_a_huge_jpeg_decode_with_bounded_memory(tmp_path):
+    """A 10,000 x 10,000 JPEG is decoded at reduced size (Pillow's draft mode): the peak
+    memory of a fresh process stays far below the 100 MB a full decode would take."""
+    from PIL import Image
+
+    from tests.conftest import make_kermany
+
+    root = make_kermany(tmp_path / "k", {"train": 3, "test": 2})
+    huge = root / "train" / "NORMAL" / "IM-9999-0001.jpeg"
+    Image.new("L", (10_000, 10_000), 128).save(huge, quality=50)
+    named = root / "train" / "PNEUMONIA" / "person777_bacteria_ünïcödé_1.jpeg"
+    shutil.copy(next((root / "train" / "PNEUMONIA").iterdir()), named)
+    small = next((root / "train" / "NORMAL").iterdir())
+
+    def peak_kb(path):
+        code = ("import resource, sys; from autopneumo.data.images import decode_image; "
+                f"a = decode_image({str(path)!r}, 64, 1); assert a.shape == (64, 64, 1); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+
+    # a full decode alone would add 100,000 kB (10^8 one-byte pixels)
+    assert peak_kb(huge) - peak_kb(small) < 30_000
+    from autopneumo.data import load_dataset
+
+    ds = load_dataset(root, image_size=32, cache_folder=tmp_path / "cache")
+    files = set(ds.train.files) | set(ds.val.files)
+    assert "train/PNEUMONIA/person777_bacteria_ünïcödé_1.jpeg" in files
+    assert "train/NORMAL/IM-9999-0001.jpeg" in files
+
+
+@pytest.mark.slow
+def test_out_of_memory_trial_is_marked_failed_with_the_reason(tiny_kermany, tmp_path,
+                                                              monkeypatch):
+    import tensorflow as tf
+    from keras import layers
+
+    from autopneumo.paths import spaces_dir
+    from autopneumo.registry import FAMILIES
+    from autopneumo.tuning import SearchConfig, search
+
+    spaces = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), spaces)
+    (spaces / "families" / "oom_test.yaml").write_text(
+        "kind: family\nname: oom_test\nhyperparameters:\n"
+        "  huge: {type: choice, values: [false, true]}\n")
+    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(spaces))
+
+    def oom_test(x, *, huge: bool = False):
+        if huge:  # what a model too large for the device raises
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
+
+    FAMILIES.register("oom_test", description="test only")(oom_test)
+    try:
+        result = search(SearchConfig("oom_test", "none", data=tiny_kermany, tuner="random",
+                                     max_trials=3, epochs=1, image_size=32, seed=2,
+                                     runs_dir=tmp_path / "runs"))
+    finally:
+        FAMILIES._entries.pop("oom_test")
+    by_status = {r["status"]: r for r in result}
+    assert set(by_status) == {"completed", "failed"}  # the search went on
+    assert "OOM when allocating" in by_status["failed"]["message"]
+    assert by_status["failed"]["hyperparameters"]["model.huge"] in (True, 1)

@@ -1,4 +1,4 @@
-"""Patient-grouped, class-stratified validation split (scikit-learn's StratifiedGroupKFold)."""
+"""Patient-grouped, class-stratified validation split (scikit-learn's group splitters)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,40 @@ def patient_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` such that no patient is on both sides.
 
-    The validation share is the nearest ``1/k`` (k folds of StratifiedGroupKFold, one fold
-    kept): 0.2 gives exactly five folds. Classes keep their proportions as far as the
-    patient groups allow.
+    Where every patient has one class (Kermany: NORMAL and PNEUMONIA patients are numbered
+    apart), ``val_fraction`` of each class's patients go to validation
+    (``GroupShuffleSplit`` per class: exact stratification by patient, and fast). Otherwise
+    ``StratifiedGroupKFold`` keeps one fold of the nearest ``1/k`` share.
     """
     if not 0.0 < val_fraction <= 0.5:
         raise OptionError(f"--val-fraction must be in (0, 0.5], got {val_fraction}")
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
-    n_splits = max(2, round(1.0 / val_fraction))
     labels = np.asarray(labels)
     patients = np.asarray(patients)
     n_groups = len(np.unique(patients))
-    if n_groups < n_splits:
+    if n_groups < 2 or n_groups * val_fraction < 1:
         raise OptionError(
             f"only {n_groups} patients: too few for a {val_fraction:.0%} patient-level split"
         )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_idx, val_idx = next(splitter.split(np.zeros(len(labels)), labels, patients))
-    return np.sort(train_idx), np.sort(val_idx)
+    classes_per_patient = {p: set() for p in np.unique(patients)}
+    for p, y in zip(patients, labels, strict=True):
+        classes_per_patient[p].add(y)
+    if all(len(c) == 1 for c in classes_per_patient.values()):
+        val_parts = []
+        for k, label in enumerate(np.unique(labels)):
+            idx = np.flatnonzero(labels == label)
+            if len(np.unique(patients[idx])) < 2:
+                continue  # a class of one patient stays in train
+            splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction,
+                                         random_state=seed + k)
+            _, val_local = next(splitter.split(idx, groups=patients[idx]))
+            val_parts.append(idx[val_local])
+        val_idx = np.sort(np.concatenate(val_parts)) if val_parts else np.array([], int)
+    else:
+        n_splits = max(2, round(1.0 / val_fraction))
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        _, val_idx = next(splitter.split(np.zeros(len(labels)), labels, patients))
+        val_idx = np.sort(val_idx)
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx
