@@ -119,6 +119,9 @@ def search_options(fn):
         click.option("--devices", type=int, default=None, help="GPUs per trial with --strategy."),
         click.option("--weights", type=click.Path(path_type=Path), default=None,
                      help="Local ImageNet weights file for the backbone (nothing is downloaded)."),
+        click.option("--mixed-precision", is_flag=True,
+                     help="GPU only: float16 compute (ignored, with a note, on a CPU)."),
+        click.option("--jit", is_flag=True, help="GPU only: XLA compilation (ignored on a CPU)."),
         click.option("--preset", type=click.Choice(["quick"]), default=None,
                      help="quick: 64 px, 3 epochs, hyperband, 8 trials, 5 min per search "
                           "(options given explicitly win)."),
@@ -150,6 +153,7 @@ def _config(role: str, **kw):
         role=role, worker_id=kw.get("worker_id"),
         worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
         devices=kw["devices"], weights=kw.get("weights"),
+        mixed_precision=kw.get("mixed_precision", False), jit=kw.get("jit", False),
     )
 
 

@@ -34,6 +34,7 @@ def build_model(
     learning_rate: float = 1e-3,
     training: dict[str, Any] | None = None,
     steps_per_epoch: int = 100,
+    jit_compile: bool | str = "auto",
 ) -> keras.Model:
     """uint8 image -> [0, 1] -> augmentation (training only) -> backbone -> sigmoid.
 
@@ -53,6 +54,7 @@ def build_model(
         optimizer=make_optimizer(training, learning_rate,
                                  steps_per_epoch * int(training.get("epochs", 10))),
         loss=make_loss(training),
+        jit_compile=jit_compile,
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),
             keras.metrics.Precision(name="precision"),
@@ -177,13 +179,14 @@ class PneumoniaHyperModel(kt.HyperModel):
     """Builds and fits one trial's model; validation data stays inside, test never enters."""
 
     def __init__(self, family: Entry, policy: Entry, spaces: dict[str, SearchSpace],
-                 train, val, recall_target: float):
+                 train, val, recall_target: float, jit: bool = False):
         super().__init__(name=f"{family.name}__{policy.name}")
         self.family, self.policy, self.spaces = family, policy, spaces
         self.train, self.val = train, val
         self.recall_target = recall_target
         self.image_shape = tuple(train.x.shape[1:])
         self.last_fit = None  # (hyperparameter values, model at its best epoch)
+        self.jit = jit
 
     def values(self, hp) -> dict[str, dict[str, Any]]:
         return {kind: space.apply(hp) for kind, space in self.spaces.items()}
@@ -193,7 +196,8 @@ class PneumoniaHyperModel(kt.HyperModel):
         t = v["training"]
         steps = -(-len(self.train) // int(t["batch_size"]))
         return build_model(self.family, self.policy, self.image_shape, v["family"], v["augment"],
-                           t["learning_rate"], training=t, steps_per_epoch=steps)
+                           t["learning_rate"], training=t, steps_per_epoch=steps,
+                           jit_compile=True if self.jit else "auto")
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         self.last_fit = None

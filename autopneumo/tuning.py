@@ -55,6 +55,8 @@ class SearchConfig:
     strategy: str | None = None  # "mirrored": tf.distribute over --devices GPUs
     devices: int | None = None
     weights: str | Path | None = None  # local ImageNet weights file for the backbone
+    mixed_precision: bool = False  # GPU only: float16 compute, float32 output
+    jit: bool = False  # GPU only: XLA-compiled train and predict steps
 
     @property
     def project(self) -> str:
@@ -245,8 +247,9 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     project_dir = runs_dir / config.project
     project = _pin_project(project_dir, config, dataset, resolved["spaces"])
     keras.utils.set_random_seed(config.seed)
+    jit = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
-                                     dataset.train, dataset.val, config.recall_target)
+                                     dataset.train, dataset.val, config.recall_target, jit=jit)
     evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
     cap = resolved["spaces"]["training"].defaults()["epochs"]
     kwargs: dict[str, Any] = {}
@@ -311,6 +314,25 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def _gpu_options(config: SearchConfig) -> bool:
+    """Apply --mixed-precision and --jit where a GPU is present; on a CPU say they are
+    ignored, so CPU behaviour never changes. Returns whether to XLA-compile."""
+    if not (config.mixed_precision or config.jit):
+        return False
+    import keras
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        asked = [o for o, on in (("--mixed-precision", config.mixed_precision),
+                                 ("--jit", config.jit)) if on]
+        print(f"{' and '.join(asked)}: no GPU found, ignored (training on the CPU)",
+              file=sys.stderr)
+        return False
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    return config.jit
 
 
 def _warn_about_data(dataset) -> None:

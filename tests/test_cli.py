@@ -163,3 +163,19 @@ def test_augment_preview_writes_a_grid(tiny_kermany, tmp_path):
     assert width > height > 100  # 2 rows x (original + 3 draws)
     assert_one_line_error(run("augment", "preview", "--policy", "geometrc", "--data",
                               tiny_kermany, "--out", out), "did you mean 'geometric'")
+
+
+def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
+    import tensorflow as tf
+
+    from autopneumo.distributed import mirrored_strategy
+    from autopneumo.tuning import SearchConfig, _gpu_options
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this checks the CPU behaviour")
+    import keras
+
+    assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) is False
+    assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert mirrored_strategy(2) is None

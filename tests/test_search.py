@@ -194,3 +194,38 @@ def test_grid_tuner_runs_a_discrete_space_and_refuses_a_continuous_one(tiny_kerm
     with pytest.raises(OptionError, match="learning_rate is a continuous float"):
         search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="grid",
                             image_size=32, runs_dir=tmp_path / "runs2", spaces=[space]))
+
+
+class _RssProbe:
+    """A progress object (the search calls it per trial) that reads this process's RSS."""
+
+    def __init__(self):
+        self.rss = []
+
+    def search_begin(self, config, done):
+        pass
+
+    def trial_begin(self, trial):
+        pass
+
+    def trial_end(self, record):
+        with open("/proc/self/status") as fh:
+            self.rss.append(next(int(ln.split()[1]) for ln in fh if ln.startswith("VmRSS")))
+
+    def epoch_callback(self):
+        import keras
+
+        return keras.callbacks.Callback()
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_across_ten_trials(tiny_kermany, tmp_path):
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    probe = _RssProbe()
+    search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=10,
+                        epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space]),
+           progress=probe)
+    assert len(probe.rss) == 10
+    # generous: graphs and models of finished trials must be freed, not kept
+    assert probe.rss[-1] <= probe.rss[2] * 1.25, probe.rss
