@@ -98,9 +98,14 @@ class Evaluator:
         atomic_write_json(trial_dir / filename, record)
         return record
 
-    def record_failure(self, trial, trial_dir: Path, seconds: float | None) -> dict[str, Any]:
+    def record_failure(self, trial, trial_dir: Path, seconds: float | None,
+                       status: str | None = None, message: str | None = None) -> dict[str, Any]:
         record = self.base_record(trial, trial_dir)
         record["seconds"] = {"trial": seconds}
+        if status:
+            record["status"] = status
+        if message:
+            record["message"] = message
         atomic_write_json(trial_dir / RECORD_FILE, record)
         return record
 

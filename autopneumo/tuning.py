@@ -168,7 +168,15 @@ def _tuner_class(kind: str):
 
         def run_trial(self, trial, *args, **kwargs):
             start = time.perf_counter()
-            histories = super().run_trial(trial, *args, **kwargs)
+            try:
+                histories = super().run_trial(trial, *args, **kwargs)
+            except KeyboardInterrupt:
+                # marked, never half-recorded: the next run of the command repeats it
+                self.evaluator.record_failure(
+                    trial, Path(self.get_trial_dir(trial.trial_id)),
+                    time.perf_counter() - start, status="interrupted",
+                    message="interrupted (Ctrl-C); rerun the command to repeat this trial")
+                raise
             self._fit[trial.trial_id] = (histories[0].history, time.perf_counter() - start)
             return histories
 

@@ -121,6 +121,9 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
     assert "run the same command again to resume" in err
     assert "Traceback" not in err
     assert not list(runs.rglob(LOCK_FILE))  # the lock is released
+    statuses = [r["status"] for r in records(runs)]
+    assert statuses.count("interrupted") == 1  # the running trial is marked
+    assert set(statuses) <= {"completed", "interrupted"}
 
 
 @pytest.mark.slow
@@ -233,3 +236,20 @@ def test_out_of_memory_trial_is_marked_failed_with_the_reason(tiny_kermany, tmp_
     assert set(by_status) == {"completed", "failed"}  # the search went on
     assert "OOM when allocating" in by_status["failed"]["message"]
     assert by_status["failed"]["hyperparameters"]["model.huge"] in (True, 1)
+
+
+def test_search_warns_about_test_images_duplicated_in_train(tiny_kermany, tmp_path, capsys):
+    from autopneumo.data import load_dataset
+    from autopneumo.tuning import _warn_about_data
+
+    copy = tmp_path / "k"
+    shutil.copytree(tiny_kermany, copy)
+    for src in sorted((copy / "test" / "NORMAL").iterdir())[:2]:
+        shutil.copy(src, copy / "train" / "NORMAL" / f"IM-8{src.name[4:]}")
+    (copy / "train" / "NORMAL" / "loop.jpeg").symlink_to(copy / "train" / "NORMAL" / "loop.jpeg")
+    ds = load_dataset(copy, image_size=32, cache_folder=tmp_path / "cache")
+    assert ds.manifest["test_images_also_in_train_or_val"] == 2
+    _warn_about_data(ds)
+    err = capsys.readouterr().err
+    assert "2 test image(s) also occur in train/val" in err
+    assert "loop.jpeg" not in " ".join(ds.train.files)  # the symlink loop is skipped
