@@ -151,10 +151,15 @@ def test_diverging_trial_is_marked_failed_and_the_search_goes_on(tiny_kermany, t
         return layers.Dense(4)(x)
 
     FAMILIES.register("nan_test", description="test only")(nan_test)
+    training = tmp_path / "training.yaml"  # all fixed: a grid of exactly the two families
+    training.write_text("kind: training\nname: training\nhyperparameters:\n"
+                        "  learning_rate: {type: fixed, value: 0.001}\n"
+                        "  batch_size: {type: fixed, value: 16}\n"
+                        "  epochs: {type: fixed, value: 1}\n  patience: {type: fixed, value: 1}\n")
     try:
-        config = SearchConfig("nan_test", "none", data=tiny_kermany, tuner="random",
-                              max_trials=2, epochs=1, image_size=32, runs_dir=tmp_path / "runs",
-                              seed=0)
+        config = SearchConfig("nan_test", "none", data=tiny_kermany, tuner="grid",
+                              max_trials=2, image_size=32, runs_dir=tmp_path / "runs",
+                              spaces=[training], seed=0)
         result = search(config)
     finally:
         FAMILIES._entries.pop("nan_test")
@@ -226,9 +231,14 @@ def test_out_of_memory_trial_is_marked_failed_with_the_reason(tiny_kermany, tmp_
         return layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
 
     FAMILIES.register("oom_test", description="test only")(oom_test)
+    training = tmp_path / "training.yaml"  # all fixed: a grid of exactly the two families
+    training.write_text("kind: training\nname: training\nhyperparameters:\n"
+                        "  learning_rate: {type: fixed, value: 0.001}\n"
+                        "  batch_size: {type: fixed, value: 16}\n"
+                        "  epochs: {type: fixed, value: 1}\n  patience: {type: fixed, value: 1}\n")
     try:
-        result = search(SearchConfig("oom_test", "none", data=tiny_kermany, tuner="random",
-                                     max_trials=3, epochs=1, image_size=32, seed=2,
+        result = search(SearchConfig("oom_test", "none", data=tiny_kermany, tuner="grid",
+                                     max_trials=2, image_size=32, spaces=[training],
                                      runs_dir=tmp_path / "runs"))
     finally:
         FAMILIES._entries.pop("oom_test")
