@@ -263,3 +263,35 @@ def test_search_warns_about_test_images_duplicated_in_train(tiny_kermany, tmp_pa
     err = capsys.readouterr().err
     assert "2 test image(s) also occur in train/val" in err
     assert "loop.jpeg" not in " ".join(ds.train.files)  # the symlink loop is skipped
+
+
+@pytest.mark.slow
+def test_a_search_opens_no_network_connection(tiny_kermany, tmp_path, monkeypatch):
+    import socket
+
+    from autopneumo.tuning import SearchConfig, search
+
+    def refuse(self, address):
+        raise AssertionError(f"network connection attempted: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    space = tmp_path / "small.yaml"
+    space.write_text(SMALL_CNN)
+    [record] = search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random",
+                                   max_trials=1, epochs=1, image_size=32, spaces=[space],
+                                   runs_dir=tmp_path / "runs"))
+    assert record["status"] == "completed", record.get("traceback")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_listed_and_skipped(tiny_kermany, tmp_path):
+    from autopneumo.data import load_dataset
+
+    copy = tmp_path / "k"
+    shutil.copytree(tiny_kermany, copy)
+    locked = sorted((copy / "train" / "NORMAL").iterdir())[0]
+    locked.chmod(0)
+    ds = load_dataset(copy, image_size=32, cache_folder=tmp_path / "cache")
+    assert [u["file"] for u in ds.manifest["unreadable"]] == [
+        f"train/NORMAL/{locked.name}"]
