@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +47,7 @@ def load_or_decode(
     if path.exists():
         try:
             return _read(path)
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt
     entries = scan.entries
     abs_paths = [str(scan.root / e.relpath) for e in entries]
@@ -63,16 +66,64 @@ def load_or_decode(
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     try:
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getbuffer())  # a view: no second 100 MB copy
     except OSError:
         pass  # a read-only cache folder only costs speed
     return _from_arrays(arrays, path, hit=False)
 
 
 def _read(path: Path) -> DecodedImages:
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return _from_arrays(arrays, path, hit=True)
+    return _from_arrays(_read_npz(path), path, hit=True)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """``np.load`` of an uncompressed ``.npz``, several times faster: each member is read
+    straight from the file into its array (``numpy.fromfile``, one copy instead of
+    three, no zip stream in between), and its CRC-32 is still checked. Anything unusual
+    (compressed members, object arrays, Fortran order) goes through ``np.load``. A
+    damaged file raises ``ValueError`` or ``BadZipFile``."""
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+        for info in zf.infolist():
+            array = _read_stored_member(raw, info)
+            if array is None:
+                with np.load(path, allow_pickle=False) as npz:
+                    return {k: npz[k] for k in npz.files}
+            arrays[info.filename.removesuffix(".npy")] = array
+    return arrays
+
+
+def _read_stored_member(raw, info: zipfile.ZipInfo) -> np.ndarray | None:
+    if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+        return None
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{info.filename}: bad local zip header")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw.seek(start)
+    version = np.lib.format.read_magic(raw)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
+    else:
+        return None
+    if fortran or dtype.hasobject:
+        return None
+    header_len = raw.tell() - start
+    count = int(np.prod(shape, dtype=np.int64))
+    if header_len + count * dtype.itemsize != info.file_size:
+        raise ValueError(f"{info.filename}: size does not match its header")
+    raw.seek(start)
+    crc = zlib.crc32(raw.read(header_len))
+    array = np.fromfile(raw, dtype=dtype, count=count)
+    if array.size != count:
+        raise ValueError(f"{info.filename}: truncated")
+    if zlib.crc32(array.view(np.uint8) if count else b"", crc) != info.CRC:
+        raise ValueError(f"{info.filename}: CRC-32 mismatch")
+    return array.reshape(shape)
 
 
 def _from_arrays(arrays: dict[str, np.ndarray], path: Path, hit: bool) -> DecodedImages:

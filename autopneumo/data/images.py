@@ -8,6 +8,8 @@ are converted. Files that cannot be decoded are reported, never fatal.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,40 +65,105 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im.convert(mode)
 
 
-def _decode_chunk(args: tuple[list[str], int, int]) -> list[np.ndarray | DecodeFailure]:
-    paths, size, channels = args
-    out: list[np.ndarray | DecodeFailure] = []
-    for path in paths:
+def _failure(path: str, exc: Exception) -> DecodeFailure:
+    return DecodeFailure(path, f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _decode_into(out: np.ndarray, paths: list[str], start: int, stop: int, size: int,
+                 channels: int) -> list[tuple[int, DecodeFailure]]:
+    """Decode ``paths[start:stop]`` into ``out[start:stop]``; return the failures."""
+    failures = []
+    for i in range(start, stop):
         try:
-            out.append(decode_image(path, size, channels))
+            out[i] = decode_image(paths[i], size, channels)
         except Exception as exc:  # any decoder error means: skip and report this file
-            out.append(DecodeFailure(path, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-    return out
+            failures.append((i, _failure(paths[i], exc)))
+    return failures
+
+
+# The job a forked worker decodes: set just before the pool forks, so the children
+# inherit the paths and the shared output buffer instead of receiving them pickled.
+_FORKED_JOB: tuple[list[str], np.ndarray, int, int] | None = None
+_MIN_FILES_FOR_PROCESSES = 512  # below this, forking costs more than the GIL
+_FORK_LOCK = threading.Lock()  # one forked decode at a time per process
+
+
+def _decode_forked_span(span: tuple[int, int]) -> list[tuple[int, DecodeFailure]]:
+    assert _FORKED_JOB is not None
+    paths, out, size, channels = _FORKED_JOB
+    return _decode_into(out, paths, span[0], span[1], size, channels)
+
+
+def _can_fork() -> bool:
+    """Forked workers on Linux only (elsewhere fork is unsafe or absent), and not from a
+    daemonic process (it may not have children)."""
+    import multiprocessing as mp
+
+    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+            and not mp.current_process().daemon)
+
+
+def _default_workers() -> int:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return min(usable or os.cpu_count() or 1, 8)
 
 
 def decode_many(
     paths: list[str], size: int, channels: int = 1, workers: int | None = None
 ) -> tuple[np.ndarray, list[int], list[DecodeFailure]]:
-    """Decode ``paths`` in parallel threads (Pillow releases the GIL while it decodes).
+    """Decode ``paths`` in parallel: forked processes on Linux for large lists (Pillow's
+    Python-level work holds the GIL for about a third of each image, so threads reach
+    only ~1.2x on two cores), threads elsewhere. Children write straight into a shared
+    buffer. Same result whichever way.
 
     Returns the stacked images of the files that decoded, the indices (into ``paths``)
     of those files, and the failures.
     """
-    workers = workers or min(os.cpu_count() or 1, 8)
-    chunk = max(1, min(256, len(paths) // (workers * 4) + 1))
-    chunks = [(paths[i : i + chunk], size, channels) for i in range(0, len(paths), chunk)]
-    if workers == 1 or len(chunks) == 1:
-        results = [r for c in chunks for r in _decode_chunk(c)]
+    global _FORKED_JOB
+    workers = workers or _default_workers()
+    n = len(paths)
+    shape = (n, size, size, channels)
+    spans = _spans(n, workers)
+    if workers > 1 and n >= _MIN_FILES_FOR_PROCESSES and _can_fork():
+        import mmap
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        buffer = mmap.mmap(-1, max(1, int(np.prod(shape))))  # shared with the children
+        out = np.frombuffer(buffer, dtype=np.uint8, count=int(np.prod(shape))).reshape(shape)
+        with _FORK_LOCK:
+            _FORKED_JOB = (paths, out, size, channels)
+            try:
+                with ProcessPoolExecutor(min(workers, len(spans)),
+                                         mp_context=mp.get_context("fork")) as pool:
+                    parts = list(pool.map(_decode_forked_span, spans))
+            except (BrokenProcessPool, OSError):  # no processes here: use threads
+                parts = None
+            finally:
+                _FORKED_JOB = None
+        if parts is None:
+            out = np.zeros(shape, dtype=np.uint8)
+            parts = _decode_threads(out, paths, spans, size, channels, workers)
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            results = [r for part in pool.map(_decode_chunk, chunks) for r in part]
-    images = np.zeros((len(paths), size, size, channels), dtype=np.uint8)
-    kept: list[int] = []
-    failures: list[DecodeFailure] = []
-    for i, result in enumerate(results):
-        if isinstance(result, DecodeFailure):
-            failures.append(result)
-        else:
-            images[len(kept)] = result
-            kept.append(i)
-    return images[: len(kept)], kept, failures
+        out = np.zeros(shape, dtype=np.uint8)
+        parts = _decode_threads(out, paths, spans, size, channels, workers)
+    failed = dict(f for part in parts for f in part)
+    if not failed:
+        return out, list(range(n)), []
+    kept = [i for i in range(n) if i not in failed]
+    return out[kept], kept, [failed[i] for i in sorted(failed)]
+
+
+def _spans(n: int, workers: int) -> list[tuple[int, int]]:
+    step = max(1, min(256, n // (workers * 4) + 1))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def _decode_threads(out: np.ndarray, paths: list[str], spans: list[tuple[int, int]],
+                    size: int, channels: int, workers: int) -> list[list]:
+    if workers == 1 or len(spans) <= 1:
+        return [_decode_into(out, paths, a, b, size, channels) for a, b in spans]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda span: _decode_into(out, paths, *span, size, channels),
+                             spans))

@@ -1,0 +1,100 @@
+"""Trial throughput: images/s of one autopneumo trial epoch / images/s of a bare
+``model.fit`` on in-memory float32 tensors; same model, batch size 32, same image size.
+
+autopneumo side: ``PneumoniaHyperModel.fit`` with keras-tuner's ``SaveBestEpoch`` (see
+``epochs.py``), uint8 numpy in. The epoch includes the ``ValidationObjective`` predict
+over a validation split a quarter the size of the training subset (the share a real
+search has with ``--val-fraction 0.2``); the rate without it is printed too. Training
+subsets are sized for about 5 s epochs (the whole suite must fit in 20 minutes); a
+real search's epochs are 4-16x longer, which dilutes the fixed per-epoch costs (the
+checkpoint write) further, so these ratios are on the pessimistic side.
+bare side: the same architecture with a float32 input (``clone_model``; the Rescaling
+layer stays), ``model.fit(x_float32_tensor, y, batch_size=32)``, no callbacks.
+
+Both models are traced by one untimed epoch first; then single-epoch fits alternate
+between the sides (ABBA), so a busy neighbour slows both alike. Medians over rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from common import Context, Result, check, fmt, interleaved, median, ratio, spread
+from epochs import bare_clone, checkpoint, clear_session, epoch_timer, hypermodel, subset, timed_validation
+
+TARGET = ">= 0.95"
+
+
+def measure(ctx: Context, family: str, size: int, n_train: int, n_val: int, rounds: int,
+            policy: str = "none") -> dict:
+    import tensorflow as tf
+
+    clear_session()
+    data = subset(ctx, size, n_train, n_val)
+    hm, hp = hypermodel(family, policy, data, epochs=1)
+    model = hm.build(hp)
+    bare = bare_clone(model)
+    x_float = tf.constant(data.train_x.astype(np.float32))
+    y = data.train_y.astype(np.float32)
+    ckpt = checkpoint(ctx.scratch(f"throughput-{family}-{size}"))
+    ap_timer, bare_timer = epoch_timer(), epoch_timer()
+    with timed_validation() as val_times:
+
+        def autopneumo():
+            hm.fit(hp, model, epochs=1, callbacks=[ckpt, ap_timer])
+            return ap_timer.times[-1]
+
+        def bare_fit():
+            bare.fit(x_float, y, batch_size=32, epochs=1, verbose=0, callbacks=[bare_timer])
+            return bare_timer.times[-1]
+
+        times = interleaved({"autopneumo": autopneumo, "bare": bare_fit}, rounds, warmup=1)
+    val = val_times[1:]
+    saves = ckpt.times[1:]
+    ap = times["autopneumo"]
+    return {
+        "family": family, "size": size, "n_train": len(data.train_y), "n_val": len(data.val_y),
+        "source": data.source, "params": model.count_params(),
+        "autopneumo": ap, "bare": times["bare"], "val": val, "save": saves,
+        "no_val": [a - v for a, v in zip(ap, val, strict=True)],
+        "first_autopneumo": ap_timer.times[0], "first_bare": bare_timer.times[0],
+    }
+
+
+def to_result(m: dict) -> Result:
+    n = m["n_train"]
+    ap, bare = median(m["autopneumo"]), median(m["bare"])
+    no_val = median(m["no_val"])
+    value = ratio(bare, ap)  # (n / ap) / (n / bare)
+    return Result(
+        "throughput", f"trial throughput, {m['family']} {m['size']} px",
+        "images/s of a trial epoch (incl. validation predict) / images/s of bare model.fit",
+        {
+            "autopneumo trial epoch, s": spread(m["autopneumo"]),
+            "bare model.fit epoch, s": spread(m["bare"]),
+            "  validation predict in the trial epoch, s": spread(m["val"]),
+            "  SaveBestEpoch in the trial epoch, s": spread(m["save"]),
+            "images/s autopneumo / bare": f"{fmt(n / ap)} / {fmt(n / bare)}",
+            "images/s autopneumo without validation": f"{fmt(n / no_val)} "
+                                                      f"(ratio {fmt(ratio(bare, no_val), 4)})",
+            "first (tracing) epoch autopneumo / bare, s":
+                f"{fmt(m['first_autopneumo'])} / {fmt(m['first_bare'])}",
+        },
+        value, TARGET, check(value, TARGET),
+        [f"{m['source']}; {m['params']:,} parameters; validation split "
+         f"{m['n_val']} images predicted once per epoch"],
+    )
+
+
+# (family, px, training images): about 5 s per epoch on 2 busy cores; validation = 1/4
+FULL = [("base_cnn", 64, 1024), ("base_cnn", 128, 512), ("resnet18", 64, 512),
+        ("resnet18", 128, 256)]
+QUICK = [("base_cnn", 64, 256)]
+
+
+def run(ctx: Context) -> list[Result]:
+    configs, rounds = (QUICK, 3) if ctx.quick else (FULL, 4)
+    results = []
+    for family, size, n_train in configs:
+        ctx.log(f"  {family} {size} px, {n_train} images: 1 + {rounds} epochs per side ...")
+        results.append(to_result(measure(ctx, family, size, n_train, n_train // 4, rounds)))
+    return results
