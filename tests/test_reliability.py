@@ -126,53 +126,57 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
     assert set(statuses) <= {"completed", "interrupted"}
 
 
-@pytest.mark.slow
-def test_diverging_trial_is_marked_failed_and_the_search_goes_on(tiny_kermany, tmp_path,
-                                                                 monkeypatch):
-    """A family whose output turns NaN in some trials: those fail with the reason."""
-    import keras
-    from keras import layers
-
+def two_point_search(tiny_kermany, tmp_path, monkeypatch, name, builder, values):
+    """Search a test-only family with one boolean hyperparameter over a grid of exactly
+    its two values (training fully fixed), so both kinds of trial run, always."""
     from autopneumo.paths import spaces_dir
     from autopneumo.registry import FAMILIES
     from autopneumo.tuning import SearchConfig, search
 
     spaces = tmp_path / "spaces"
     shutil.copytree(spaces_dir(), spaces)
-    (spaces / "families" / "nan_test.yaml").write_text(
-        "kind: family\nname: nan_test\nhyperparameters:\n"
-        "  diverge: {type: choice, values: [true, false]}\n")
+    (spaces / "families" / f"{name}.yaml").write_text(
+        f"kind: family\nname: {name}\nhyperparameters:\n"
+        f"  flag: {{type: choice, values: {values}}}\n")
     monkeypatch.setenv("AUTOPNEUMO_SPACES", str(spaces))
-
-    def nan_test(x, *, diverge: bool = False):
-        x = layers.GlobalAveragePooling2D()(x)
-        if diverge:
-            x = layers.Lambda(lambda t: t * float("nan"))(x)
-        return layers.Dense(4)(x)
-
-    FAMILIES.register("nan_test", description="test only")(nan_test)
-    training = tmp_path / "training.yaml"  # all fixed: a grid of exactly the two families
+    training = tmp_path / "training.yaml"
     training.write_text("kind: training\nname: training\nhyperparameters:\n"
                         "  learning_rate: {type: fixed, value: 0.001}\n"
                         "  batch_size: {type: fixed, value: 16}\n"
                         "  epochs: {type: fixed, value: 1}\n  patience: {type: fixed, value: 1}\n")
+    FAMILIES.register(name, description="test only")(builder)
     try:
-        config = SearchConfig("nan_test", "none", data=tiny_kermany, tuner="grid",
-                              max_trials=2, image_size=32, runs_dir=tmp_path / "runs",
-                              spaces=[training], seed=0)
-        result = search(config)
+        result = search(SearchConfig(name, "none", data=tiny_kermany, tuner="grid",
+                                     max_trials=2, image_size=32, spaces=[training],
+                                     runs_dir=tmp_path / "runs"))
     finally:
-        FAMILIES._entries.pop("nan_test")
+        FAMILIES._entries.pop(name)
     by_status = {r["status"]: r for r in result}
-    assert set(by_status) == {"completed", "failed"}
+    assert set(by_status) == {"completed", "failed"}  # the search went on
+    assert by_status["failed"]["hyperparameters"]["model.flag"] in (True, 1)
+    return by_status
+
+
+@pytest.mark.slow
+def test_diverging_trial_is_marked_failed_and_the_search_goes_on(tiny_kermany, tmp_path,
+                                                                 monkeypatch):
+    """A family whose output turns NaN in some trials: those fail with the reason."""
+    from keras import layers
+
+    def nan_test(x, *, flag: bool = False):
+        x = layers.GlobalAveragePooling2D()(x)
+        if flag:
+            x = layers.Lambda(lambda t: t * float("nan"))(x)
+        return layers.Dense(4)(x)
+
+    by_status = two_point_search(tiny_kermany, tmp_path, monkeypatch, "nan_test", nan_test,
+                                 "[true, false]")
     assert "loss became nan" in by_status["failed"]["message"]
-    assert by_status["failed"]["hyperparameters"]["model.diverge"] in (True, 1)
     assert "FailedTrialError" in by_status["failed"]["traceback"]
     import autopneumo
 
     frame = autopneumo.leaderboard(tmp_path / "runs")
     assert list(frame.status) == ["completed", "failed"]
-    assert keras  # imported for the Lambda layer's backend
 
 
 def test_non_ascii_names_and_a_huge_jpeg_decode_with_bounded_memory(tmp_path):
@@ -214,55 +218,14 @@ def test_out_of_memory_trial_is_marked_failed_with_the_reason(tiny_kermany, tmp_
     import tensorflow as tf
     from keras import layers
 
-    from autopneumo.paths import spaces_dir
-    from autopneumo.registry import FAMILIES
-    from autopneumo.tuning import SearchConfig, search
-
-    spaces = tmp_path / "spaces"
-    shutil.copytree(spaces_dir(), spaces)
-    (spaces / "families" / "oom_test.yaml").write_text(
-        "kind: family\nname: oom_test\nhyperparameters:\n"
-        "  huge: {type: choice, values: [false, true]}\n")
-    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(spaces))
-
-    def oom_test(x, *, huge: bool = False):
-        if huge:  # what a model too large for the device raises
+    def oom_test(x, *, flag: bool = False):
+        if flag:  # what a model too large for the device raises
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
         return layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
 
-    FAMILIES.register("oom_test", description="test only")(oom_test)
-    training = tmp_path / "training.yaml"  # all fixed: a grid of exactly the two families
-    training.write_text("kind: training\nname: training\nhyperparameters:\n"
-                        "  learning_rate: {type: fixed, value: 0.001}\n"
-                        "  batch_size: {type: fixed, value: 16}\n"
-                        "  epochs: {type: fixed, value: 1}\n  patience: {type: fixed, value: 1}\n")
-    try:
-        result = search(SearchConfig("oom_test", "none", data=tiny_kermany, tuner="grid",
-                                     max_trials=2, image_size=32, spaces=[training],
-                                     runs_dir=tmp_path / "runs"))
-    finally:
-        FAMILIES._entries.pop("oom_test")
-    by_status = {r["status"]: r for r in result}
-    assert set(by_status) == {"completed", "failed"}  # the search went on
+    by_status = two_point_search(tiny_kermany, tmp_path, monkeypatch, "oom_test", oom_test,
+                                 "[false, true]")
     assert "OOM when allocating" in by_status["failed"]["message"]
-    assert by_status["failed"]["hyperparameters"]["model.huge"] in (True, 1)
-
-
-def test_search_warns_about_test_images_duplicated_in_train(tiny_kermany, tmp_path, capsys):
-    from autopneumo.data import load_dataset
-    from autopneumo.tuning import _warn_about_data
-
-    copy = tmp_path / "k"
-    shutil.copytree(tiny_kermany, copy)
-    for src in sorted((copy / "test" / "NORMAL").iterdir())[:2]:
-        shutil.copy(src, copy / "train" / "NORMAL" / f"IM-8{src.name[4:]}")
-    (copy / "train" / "NORMAL" / "loop.jpeg").symlink_to(copy / "train" / "NORMAL" / "loop.jpeg")
-    ds = load_dataset(copy, image_size=32, cache_folder=tmp_path / "cache")
-    assert ds.manifest["test_images_also_in_train_or_val"] == 2
-    _warn_about_data(ds)
-    err = capsys.readouterr().err
-    assert "2 test image(s) also occur in train/val" in err
-    assert "loop.jpeg" not in " ".join(ds.train.files)  # the symlink loop is skipped
 
 
 @pytest.mark.slow
