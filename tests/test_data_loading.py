@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -246,7 +247,7 @@ def test_cache_miss_then_hit_and_equal_to_direct_decode(kermany, cache):
     assert first.manifest["cache_hit"] is False
     cache_file = Path(first.manifest["cache"])
     assert cache_file.parent == cache and cache_file.exists()
-    assert list(cache.glob("*.npz")) == [cache_file]
+    assert list(cache.glob("*.npy")) == [cache_file]
 
     second = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
     assert second.manifest["cache_hit"] is True
@@ -299,10 +300,30 @@ def test_cache_key_depends_on_size_channels_and_files(kermany, cache):
 
 def test_damaged_cache_is_rebuilt(kermany, cache):
     first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
-    Path(first.manifest["cache"]).write_bytes(b"garbage, not an npz")
+    Path(first.manifest["cache"]).write_bytes(b"garbage, not an npy")
     again = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
     assert again.manifest["cache_hit"] is False
     assert np.array_equal(again.test.x, first.test.x)
+    assert load_dataset(kermany, image_size=SIZE, cache_folder=cache).manifest["cache_hit"] is True
+
+
+@pytest.mark.parametrize("damage", ["truncate images", "delete index", "index of another size"])
+def test_incomplete_or_mismatched_cache_is_rebuilt(kermany, cache, damage):
+    first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    images = Path(first.manifest["cache"])
+    index = images.with_suffix(".json")
+    assert images.suffix == ".npy" and index.exists()
+    if damage == "truncate images":
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "delete index":
+        index.unlink()
+    else:
+        meta = json.loads(index.read_text())
+        meta["shape"][1] += 1
+        index.write_text(json.dumps(meta))
+    again = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    assert again.manifest["cache_hit"] is False
+    assert np.array_equal(again.train.x, first.train.x)
     assert load_dataset(kermany, image_size=SIZE, cache_folder=cache).manifest["cache_hit"] is True
 
 
@@ -311,7 +332,7 @@ def test_cache_folder_from_environment(kermany, tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOPNEUMO_CACHE", str(env_cache))
     ds = load_dataset(kermany, image_size=SIZE)
     assert Path(ds.manifest["cache"]).parent == env_cache
-    assert len(list(env_cache.glob("kermany-*.npz"))) == 1
+    assert len(list(env_cache.glob("kermany-*.npy"))) == 1
     assert load_dataset(kermany, image_size=SIZE).manifest["cache_hit"] is True
 
 

@@ -1,36 +1,37 @@
-"""Decode once, load in milliseconds: a uint8 ``.npz`` per (file list, size, channels)."""
+"""Decode once, load in milliseconds: per (file list, size, channels) a uint8 ``.npy`` of
+the images, memory-mapped on load, and a small JSON index of labels, splits, files,
+patients and decode failures. The index is written last, so it marks a complete cache."""
 
 from __future__ import annotations
 
 import hashlib
-import io
-import struct
-import zipfile
-import zlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_open, atomic_write_json
 from ..paths import cache_dir
 from .images import DecodeFailure, decode_many
 from .kermany import Scan
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 
 @dataclass(frozen=True)
 class DecodedImages:
     """Every decodable image of a scan, in scan order."""
 
-    images: np.ndarray  # (N, S, S, C) uint8
+    images: np.ndarray  # (N, S, S, C) uint8, read-only (memory-mapped on a cache hit)
     labels: np.ndarray  # (N,) uint8
     splits: np.ndarray  # (N,) str
     files: np.ndarray  # (N,) str, relative to the data root
     patients: np.ndarray  # (N,) str
+    digests: np.ndarray  # (N,) str, md5 of each decoded image's pixels (finds duplicates)
     failures: tuple[DecodeFailure, ...]
-    cache_path: Path
+    cache_path: Path  # the images' .npy; its index is the same name with .json
     cache_hit: bool
 
 
@@ -43,95 +44,60 @@ def load_or_decode(
     scan: Scan, size: int, channels: int, folder: Path | None = None, workers: int | None = None
 ) -> DecodedImages:
     """Load the cache for this scan, size and channels, or build it (in parallel) first."""
-    path = (folder or cache_dir()) / f"kermany-{cache_key(scan, size, channels)}.npz"
+    path = (folder or cache_dir()) / f"kermany-{cache_key(scan, size, channels)}.npy"
     if path.exists():
         try:
-            return _read(path)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # a damaged cache is rebuilt
+            return _read(path, size, channels)
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            pass  # a damaged or incomplete cache is rebuilt
     entries = scan.entries
     abs_paths = [str(scan.root / e.relpath) for e in entries]
     images, kept, failures = decode_many(abs_paths, size, channels, workers=workers)
     root = str(scan.root)
     failures = tuple(DecodeFailure(Path(f.path).relative_to(root).as_posix(), f.reason) for f in failures)
-    arrays = {
-        "images": images,
-        "labels": np.array([entries[i].label for i in kept], dtype=np.uint8),
-        "splits": np.array([entries[i].split for i in kept], dtype=str),
-        "files": np.array([entries[i].relpath for i in kept], dtype=str),
-        "patients": np.array([entries[i].patient for i in kept], dtype=str),
-        "failed_files": np.array([f.path for f in failures], dtype=str),
-        "failed_reasons": np.array([f.reason for f in failures], dtype=str),
+    index = {
+        "version": CACHE_VERSION,
+        "shape": list(images.shape),
+        "labels": [int(entries[i].label) for i in kept],
+        "splits": [entries[i].split for i in kept],
+        "files": [entries[i].relpath for i in kept],
+        "patients": [entries[i].patient for i in kept],
+        "digests": [hashlib.md5(image.tobytes()).hexdigest() for image in images],
+        "failures": [[f.path, f.reason] for f in failures],
     }
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     try:
-        atomic_write_bytes(path, buffer.getbuffer())  # a view: no second 100 MB copy
+        with atomic_open(path) as fh:
+            np.save(fh, images, allow_pickle=False)
+        atomic_write_json(_index_path(path), index)
     except OSError:
         pass  # a read-only cache folder only costs speed
-    return _from_arrays(arrays, path, hit=False)
+    return _decoded(images, index, path, hit=False)
 
 
-def _read(path: Path) -> DecodedImages:
-    return _from_arrays(_read_npz(path), path, hit=True)
+def _index_path(path: Path) -> Path:
+    return path.with_suffix(".json")
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """``np.load`` of an uncompressed ``.npz``, several times faster: each member is read
-    straight from the file into its array (``numpy.fromfile``, one copy instead of
-    three, no zip stream in between), and its CRC-32 is still checked. Anything unusual
-    (compressed members, object arrays, Fortran order) goes through ``np.load``. A
-    damaged file raises ``ValueError`` or ``BadZipFile``."""
-    arrays: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-        for info in zf.infolist():
-            array = _read_stored_member(raw, info)
-            if array is None:
-                with np.load(path, allow_pickle=False) as npz:
-                    return {k: npz[k] for k in npz.files}
-            arrays[info.filename.removesuffix(".npy")] = array
-    return arrays
+def _read(path: Path, size: int, channels: int) -> DecodedImages:
+    index = json.loads(_index_path(path).read_text(encoding="utf-8"))
+    images = np.load(path, mmap_mode="r", allow_pickle=False)  # ValueError if damaged/short
+    n = len(index["files"])
+    if (index.get("version") != CACHE_VERSION or images.dtype != np.uint8
+            or images.shape != (n, size, size, channels) or list(images.shape) != index["shape"]
+            or any(len(index[k]) != n for k in INDEX_KEYS)):
+        raise ValueError(f"{path}: cache does not match its index")
+    return _decoded(images, index, path, hit=True)
 
 
-def _read_stored_member(raw, info: zipfile.ZipInfo) -> np.ndarray | None:
-    if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-        return None
-    raw.seek(info.header_offset)
-    local = raw.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise ValueError(f"{info.filename}: bad local zip header")
-    name_len, extra_len = struct.unpack("<HH", local[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
-    raw.seek(start)
-    version = np.lib.format.read_magic(raw)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
-    else:
-        return None
-    if fortran or dtype.hasobject:
-        return None
-    header_len = raw.tell() - start
-    count = int(np.prod(shape, dtype=np.int64))
-    if header_len + count * dtype.itemsize != info.file_size:
-        raise ValueError(f"{info.filename}: size does not match its header")
-    raw.seek(start)
-    crc = zlib.crc32(raw.read(header_len))
-    array = np.fromfile(raw, dtype=dtype, count=count)
-    if array.size != count:
-        raise ValueError(f"{info.filename}: truncated")
-    if zlib.crc32(array.view(np.uint8) if count else b"", crc) != info.CRC:
-        raise ValueError(f"{info.filename}: CRC-32 mismatch")
-    return array.reshape(shape)
-
-
-def _from_arrays(arrays: dict[str, np.ndarray], path: Path, hit: bool) -> DecodedImages:
-    failures = tuple(
-        DecodeFailure(str(p), str(r))
-        for p, r in zip(arrays["failed_files"], arrays["failed_reasons"], strict=True)
-    )
+def _decoded(images: np.ndarray, index: dict, path: Path, hit: bool) -> DecodedImages:
     return DecodedImages(
-        arrays["images"], arrays["labels"], arrays["splits"], arrays["files"],
-        arrays["patients"], failures, path, hit,
+        images,
+        np.asarray(index["labels"], dtype=np.uint8),
+        np.asarray(index["splits"], dtype=str),
+        np.asarray(index["files"], dtype=str),
+        np.asarray(index["patients"], dtype=str),
+        np.asarray(index["digests"], dtype=str),
+        tuple(DecodeFailure(str(p), str(r)) for p, r in index["failures"]),
+        path,
+        hit,
     )
