@@ -25,7 +25,7 @@ def run(ctx: Context) -> list[Result]:
     from autopneumo.registry import POLICIES
 
     size = 64
-    n_train, rounds = (128, 2) if ctx.quick else (256, 5)
+    n_train, rounds = (128, 2) if ctx.quick else (256, 4)
     policies = ["none"] + [p for p in POLICIES.names() if p != "none"]
     if ctx.quick:  # tracing nine models takes two minutes: the layer-heavy ones only
         policies = [p for p in policies if p in QUICK_POLICIES]

@@ -92,7 +92,7 @@ QUICK = [("base_cnn", 64, 256)]
 
 
 def run(ctx: Context) -> list[Result]:
-    configs, rounds = (QUICK, 3) if ctx.quick else (FULL, 4)
+    configs, rounds = (QUICK, 3) if ctx.quick else (FULL, 3)
     results = []
     for family, size, n_train in configs:
         ctx.log(f"  {family} {size} px, {n_train} images: 1 + {rounds} epochs per side ...")
