@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backend import custom_gradient_names, release_custom_gradients
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
@@ -162,6 +163,7 @@ def _tuner_class(kind: str):
             super().__init__(*args, **kwargs)
 
         def on_trial_begin(self, trial):
+            self._gradients_before = custom_gradient_names()
             super().on_trial_begin(trial)
             if self.progress:
                 self.progress.trial_begin(trial)
@@ -188,6 +190,7 @@ def _tuner_class(kind: str):
                 self.progress.trial_end(record)
             if self.deadline is not None and time.time() >= self.deadline:
                 self.oracle.max_trials = len(self.oracle.trials)  # the budget is spent
+            release_custom_gradients(getattr(self, "_gradients_before", set()))
             gc.collect()
 
     return RecordingTuner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
+from autopneumo.backend import custom_gradient_names
 from autopneumo.errors import RunsError
 from autopneumo.objective import precision_at_recall
 from autopneumo.tuning import SearchConfig, search
@@ -223,9 +225,21 @@ def test_memory_does_not_grow_across_ten_trials(tiny_kermany, tmp_path):
     space = tmp_path / "small_cnn.yaml"
     space.write_text(SMALL_CNN)
     probe = _RssProbe()
+    gradients_before, graphs_before = custom_gradient_names(), _live_func_graphs()
     search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=10,
                         epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space]),
            progress=probe)
     assert len(probe.rss) == 10
     # generous: graphs and models of finished trials must be freed, not kept
     assert probe.rss[-1] <= probe.rss[2] * 1.25, probe.rss
+    # exact: no traced graph of a finished trial stays alive (TensorFlow's global registry
+    # of custom gradients kept ~50 per trial before autopneumo released them)
+    assert custom_gradient_names() == gradients_before
+    assert _live_func_graphs() <= graphs_before
+
+
+def _live_func_graphs() -> int:
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
