@@ -71,7 +71,11 @@ class Evaluator:
         start = time.perf_counter()
         record = self.base_record(trial, trial_dir) | (extra or {})
         ds = self.dataset
-        p_val = model.predict(ds.val.x, batch_size=256, verbose=0).ravel()
+        from .hypermodel import best_validation_scores
+
+        p_val = best_validation_scores(model, ds.val.x)  # the best epoch's, already computed
+        if p_val is None:
+            p_val = model.predict(ds.val.x, batch_size=256, verbose=0).ravel()
         val = validation_summary(ds.val.y, p_val, self.recall_target)
         threshold = val["threshold"] if threshold is None else float(threshold)
         p_test = model.predict(ds.test.x, batch_size=256, verbose=0).ravel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from typing import Any
 
 import keras
@@ -150,6 +151,7 @@ class ValidationObjective(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.best = -np.inf
         self.best_weights = None
+        self.best_scores = None
 
     def on_epoch_end(self, epoch, logs=None):
         scores = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).ravel()
@@ -159,12 +161,28 @@ class ValidationObjective(keras.callbacks.Callback):
         if summary["objective"] > self.best:  # strictly better, as keras-tuner's checkpoint
             self.best = summary["objective"]
             self.best_weights = self.model.get_weights()
+            self.best_scores = scores
 
     def on_train_end(self, logs=None):
         """Leave the model at its best epoch: that is what gets evaluated and saved."""
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
             self.best_weights = None
+            _BEST_VALIDATION_SCORES[self.model] = (self.x_val, self.best_scores)
+
+
+_BEST_VALIDATION_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def best_validation_scores(model, x_val: np.ndarray) -> np.ndarray | None:
+    """The validation scores ``ValidationObjective`` computed at the epoch whose weights the
+    model now holds (so the evaluation need not predict them again), or None where the
+    model was not trained on exactly ``x_val`` with it (or its weights changed since)."""
+    seen, scores = _BEST_VALIDATION_SCORES.get(model, (None, None))
+    if seen is x_val or (seen is not None and seen.shape == x_val.shape
+                         and np.array_equal(seen, x_val)):
+        return scores
+    return None
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:

@@ -111,6 +111,12 @@ def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
         logged.append(logs)
     callback.on_train_end()
     assert stub.restored == 1  # the best epoch, not the last
+    # the evaluation reuses the best epoch's validation scores instead of predicting again
+    from autopneumo.hypermodel import best_validation_scores
+
+    np.testing.assert_array_equal(best_validation_scores(stub, np.zeros((8, 4, 4, 1))), good)
+    assert best_validation_scores(stub, np.ones((8, 4, 4, 1))) is None
+    assert best_validation_scores(_StubModel([good]), np.zeros((8, 4, 4, 1))) is None
     assert logged[1]["val_prec_at_recall"] == 1.0
     assert logged[0]["val_prec_at_recall"] == precision_at_recall(y, bad, 0.95).precision
     assert logged[1]["val_objective"] > logged[0]["val_objective"]

@@ -76,7 +76,7 @@ def test_threshold_and_test_metrics_recompute_from_predictions(searched):
         assert t["n"] == len(test) == 16  # 4 test patients x 2 images x 2 classes
 
 
-def test_saved_model_reproduces_test_predictions(searched, tiny_kermany):
+def test_saved_model_reproduces_val_and_test_predictions(searched, tiny_kermany):
     import keras
 
     from autopneumo.data import load_dataset
@@ -91,6 +91,11 @@ def test_saved_model_reproduces_test_predictions(searched, tiny_kermany):
     np.testing.assert_array_equal(test.file.to_numpy(), ds.test.files)
     np.testing.assert_allclose(model.predict(ds.test.x, verbose=0).ravel(),
                                test.probability.to_numpy(), rtol=1e-5, atol=1e-6)
+    # validation scores are the best epoch's, kept from training: the saved weights agree
+    val = preds[preds.split == "val"]
+    np.testing.assert_array_equal(val.file.to_numpy(), ds.val.files)
+    np.testing.assert_allclose(model.predict(ds.val.x, verbose=0).ravel(),
+                               val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_validation_never_contains_test_or_train_patients(searched):
