@@ -10,7 +10,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .errors import OptionError, RunsError
-from .leaderboard import leaderboard
+from .leaderboard import leaderboard, search_trials
 
 FINAL_FILE = "final.json"
 METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_at_recall")
@@ -25,7 +25,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
     from .trials import train_and_evaluate
 
     runs_dir = Path(runs_dir)
-    frame = leaderboard(runs_dir)
+    frame = search_trials(leaderboard(runs_dir))  # an ensemble row is not a trial to retrain
     best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if best.empty:
         raise RunsError(f"{runs_dir}: no completed trial to finalize")

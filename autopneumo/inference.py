@@ -14,7 +14,7 @@ from .atomic import atomic_write_json
 from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, RECORD_FILE
-from .leaderboard import leaderboard
+from .leaderboard import leaderboard, search_trials
 
 CARD_FILE = "model_card.json"
 
@@ -58,7 +58,7 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     """Copy the top-``top`` completed models (by validation) with a model card each."""
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
-    frame = leaderboard(runs_dir)
+    frame = search_trials(leaderboard(runs_dir))  # an ensemble row has no model file
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:
         raise RunsError(f"{runs_dir}: no completed trial to export")

@@ -2,6 +2,8 @@
 
 Ranked by the validation objective only; test metrics are shown, never used to rank.
 Records that cannot be read are skipped and listed in ``DataFrame.attrs["skipped"]``.
+Ensembles (``autopneumo ensemble``, records with ``kind: ensemble``) are rows too, marked
+``ensemble``; ``search_trials`` leaves them out where a row must be one trained model.
 """
 
 from __future__ import annotations
@@ -59,6 +61,18 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     return frame
 
 
+def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are one trained model of a registered family: what ``finalize`` may
+    retrain and ``export`` may copy (never an ensemble row)."""
+    if frame.empty:
+        return frame
+    from .registry import FAMILIES
+
+    ensemble = frame["ensemble"].astype(bool) if "ensemble" in frame else False
+    known = frame["family"].map(lambda f: isinstance(f, str) and f in FAMILIES)
+    return frame[~ensemble & known.astype(bool)]
+
+
 def _row(r: dict[str, Any]) -> dict[str, Any]:
     val = r.get("val") or {}
     test = r.get("test") or {}
@@ -72,6 +86,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "status": r.get("status"),
         "tuner": r.get("tuner"),
         "reference": bool(r.get("reference", False)),
+        "ensemble": r.get("kind") == "ensemble",
         "pretrained": bool((r.get("hyperparameters") or {}).get("model.weights")),
         "recall_target": r.get("recall_target"),
         "val_objective": _num(val.get("objective")),
