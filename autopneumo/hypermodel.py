@@ -13,6 +13,7 @@ import numpy as np
 from keras import layers
 
 from .objective import OBJECTIVE, validation_summary
+from .preprocessing import HistogramEqualization
 from .registry import Entry
 from .spaces import SearchSpace
 
@@ -41,16 +42,21 @@ def build_model(
 
     ``training`` chooses the optimizer (adam / adamw / sgd with momentum), the schedule
     (constant / cosine over the epoch cap), the loss (binary cross-entropy / focal) and
-    label smoothing; ``steps_per_epoch`` sizes the cosine schedule."""
+    label smoothing, and whether each image's histogram is equalised first (part of the
+    model, so prediction and export see the same preprocessing); ``steps_per_epoch``
+    sizes the cosine schedule."""
+    training = training or {}
     inputs = keras.Input(shape=image_shape, dtype="uint8", name="image")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = inputs
+    if training.get("equalize"):  # per-image histogram equalisation, train and test alike
+        x = HistogramEqualization(name="equalize")(x)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     augmentation = policy.builder(**(augment_params or {}))
     if augmentation:
         x = keras.Sequential(augmentation, name="augmentation")(x)
     features = family.builder(x, **(model_params or {}))
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="pneumonia")(features)
     model = keras.Model(inputs, outputs, name=f"{family.name}__{policy.name}")
-    training = training or {}
     model.compile(
         optimizer=make_optimizer(training, learning_rate,
                                  steps_per_epoch * int(training.get("epochs", 10))),

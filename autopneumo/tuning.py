@@ -142,7 +142,7 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
 
 
 TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
-                                    "label_smoothing", "balance", "class_weights", "epochs",
+                                    "label_smoothing", "balance", "class_weights", "equalize", "epochs",
                                     "patience")}
 
 

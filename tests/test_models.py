@@ -151,3 +151,43 @@ def test_in_graph_normalisation_equals_classroom_float_input():
     x = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(as_float(x.astype("float32"))),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_histogram_equalisation_is_part_of_the_model_and_survives_saving(tmp_path):
+    """``equalize``: each image's histogram is spread over 0-255 inside the model, so a
+    low-contrast and a stretched copy of one scan look alike to the network."""
+    params = {"width": 0.25, "depth": 2, "dense_units": "8"}
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
+                        training={"equalize": True})
+    plain = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params)
+    assert "equalize" in [layer.name for layer in model.layers]
+    assert "equalize" not in [layer.name for layer in plain.layers]
+    rng = np.random.default_rng(3)
+    low = rng.integers(100, 140, (4, 32, 32, 1)).astype(np.uint8)  # a dull, narrow histogram
+    equalised = np.asarray(model.get_layer("equalize")(low.astype("float32")))
+    assert equalised.min() <= 10 and equalised.max() >= 245
+    stretched = ((low.astype(int) - 100) * 6).clip(0, 255).astype(np.uint8)  # same ranks
+    np.testing.assert_allclose(np.asarray(model(low)), np.asarray(model(stretched)), atol=2e-2)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(low)), np.asarray(model(low)), rtol=1e-5, atol=1e-6)
+
+
+def test_histogram_equalisation_matches_a_numpy_reference():
+    from autopneumo.preprocessing import HistogramEqualization
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(40, 200, (3, 16, 16, 2)).astype(np.uint8)
+    images[2, :, :, 1] = 77  # a flat channel stays as it is
+    out = np.asarray(HistogramEqualization()(images))
+    for b in range(3):
+        for c in range(2):
+            x = images[b, :, :, c].ravel()
+            hist = np.bincount(x, minlength=256)
+            cdf = np.cumsum(hist)
+            first = cdf[hist > 0].min()
+            if cdf[-1] == first:
+                expected = x.astype(float)
+            else:
+                expected = (cdf[x] - first) / (cdf[-1] - first) * 255
+            np.testing.assert_allclose(out[b, :, :, c].ravel(), expected, rtol=1e-5, atol=1e-3)

@@ -1,0 +1,44 @@
+"""Preprocessing that is part of every trained model (so prediction and export see it too)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class HistogramEqualization(layers.Layer):
+    """Per-image, per-channel histogram equalisation of 0-255 pixels, in training and at
+    inference alike: each grey level maps to its rank in the image's cumulative
+    histogram, spread over 0-255 (``keras.layers.Equalization`` only acts in training).
+    Outputs float32 0-255."""
+
+    def __init__(self, bins: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = int(bins)
+
+    def call(self, images):
+        shape = ops.shape(images)
+        channels = images.shape[-1]
+        levels = ops.clip(ops.cast(images, "int32"), 0, self.bins - 1)
+        rows = ops.reshape(ops.moveaxis(levels, -1, 1), (-1, shape[1] * shape[2]))  # (B*C, HW)
+        hist = ops.cast(ops.bincount(rows, minlength=self.bins), "float32")  # (B*C, bins)
+        cdf = ops.cumsum(hist, axis=-1)
+        # the darkest level present maps to 0: subtract the cdf below it
+        first = ops.min(ops.where(hist > 0, cdf, ops.max(cdf, axis=-1, keepdims=True)),
+                        axis=-1, keepdims=True)
+        total = cdf[:, -1:]
+        lut = (cdf - first) / ops.maximum(total - first, 1.0) * (self.bins - 1)
+        lut = ops.where(total - first > 0, lut, ops.cast(ops.arange(self.bins), "float32"))
+        out = ops.take_along_axis(ops.maximum(lut, 0.0), rows, axis=-1)
+        out = ops.reshape(out, (shape[0], channels, shape[1], shape[2]))
+        return ops.moveaxis(out, 1, -1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs.shape, dtype="float32")
+
+    def get_config(self):
+        return super().get_config() | {"bins": self.bins}
