@@ -6,6 +6,7 @@ The same functions the CLI calls::
     import autopneumo
     autopneumo.search(autopneumo.SearchConfig("resnet18", "geometric", data="chest_xray"))
     autopneumo.leaderboard("runs")          # a pandas DataFrame
+    autopneumo.ensemble("runs", top=3)      # the top 3 trials averaged, one more row
     autopneumo.write_report("runs", "reports")
 """
 
@@ -21,6 +22,7 @@ warnings.filterwarnings("ignore", message="Skipping variable loading for optimiz
 __version__ = "0.1.0"
 
 # Bound eagerly: the submodule of the same name would otherwise shadow the function.
+from .ensemble import ensemble  # noqa: E402, F401
 from .leaderboard import leaderboard  # noqa: E402, F401
 
 _LAZY = {
@@ -44,4 +46,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'autopneumo' has no attribute {name!r}")
 
 
-__all__ = sorted([*_LAZY, "leaderboard"])
+__all__ = sorted([*_LAZY, "ensemble", "leaderboard"])

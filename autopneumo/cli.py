@@ -405,5 +405,65 @@ def _list_entries(registry) -> None:
     Console().print(table)
 
 
+# --- ensembles and shortcut checks --------------------------------------------------------
+
+@main.command()
+@click.option("--top", type=int, default=3, show_default=True,
+              help="Average the K best completed trials by validation.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
+              show_default=True)
+@click.option("--tta", is_flag=True,
+              help="Re-score each model on the original and horizontally flipped images "
+                   "(needs the models and the data folder; works with --top 1).")
+def ensemble(top: int, runs_dir: Path, tta: bool) -> None:
+    """Average the top K trials' probabilities; threshold on validation; one more row."""
+    from .ensemble import ensemble as run_ensemble
+
+    record = run_ensemble(runs_dir, top=top, tta=tta,
+                          command=shlex.join(["autopneumo", *sys.argv[1:]]))
+    val, test, ci = record["val"], record["test"], record["test_ci"]
+
+    def metric(name: str) -> str:
+        lo, hi = (ci.get(name) or [float("nan")] * 2)[:2]
+        return f"{name} {test[name]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    members = ", ".join(f"#{m['rank']} {m['family']} + {m['policy']} (trial {m['trial_id']})"
+                        for m in record["members"])
+    click.echo(f"ensemble {record['trial_id']}: mean of {members}"
+               + (", each with horizontal-flip TTA" if tta else ""))
+    click.echo(f"validation: objective {val['objective']:.4f}, precision "
+               f"{val['prec_at_recall']:.3f} at recall >= {record['recall_target']}, "
+               f"threshold {record['threshold']:.4f}")
+    click.echo(f"test ({test['n']} images, 95 % bootstrap intervals): "
+               + ", ".join(metric(m) for m in ("precision", "recall", "auc")))
+    click.echo(f"record: {record['_path']}")
+
+
+@data.command("shortcuts")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
+              help=f"Kermany folder [env {DATA_ENV}].")
+def data_shortcuts(data_path: Path | None) -> None:
+    """Can file size, image dimensions or the borders alone predict the label?"""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .shortcuts import check_shortcuts
+
+    frame = check_shortcuts(data_path)
+    table = Table(title=f"shortcut check: {frame.attrs.get('root')} (logistic regression fitted "
+                        "on train + val, AUC on test)")
+    for col in ("features", "what", "train", "test", "test AUC", "95 % CI", "verdict"):
+        table.add_column(col, justify="right" if col in ("train", "test", "test AUC") else "left")
+    for _, row in frame.iterrows():
+        table.add_row(Text(row["group"]), Text(row["features"]), str(row["n_train"]),
+                      str(row["n_test"]), f"{row['test_auc']:.3f}",
+                      f"[{row['test_auc_lo']:.3f}, {row['test_auc_hi']:.3f}]", Text(row["verdict"]))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -67,11 +67,14 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with ``reference`` next to ``status``; every other column as is."""
+    """The leaderboard with ``reference`` (and ``ensemble``) next to ``status``; every other
+    column as is."""
     if "reference" not in frame or "status" not in frame:
         return frame
-    cols = [c for c in frame.columns if c != "reference"]
-    cols.insert(cols.index("status") + 1, "reference")
+    marks = [c for c in ("reference", "ensemble") if c in frame]
+    cols = [c for c in frame.columns if c not in marks]
+    at = cols.index("status") + 1
+    cols[at:at] = marks
     return frame[cols]
 
 
@@ -85,6 +88,8 @@ def render_html(frame: pd.DataFrame, figures: dict[str, str], top: int,
         frame = frame.copy()
         if "reference" not in frame:
             frame["reference"] = False
+        if "ensemble" not in frame:
+            frame["ensemble"] = False
         runs = Runs(frame=frame, records={}, runs_dir=str(frame.attrs.get("runs_dir", "")))
         context = ReportBuilder(runs, Options(top=top, pixels=False)).context()
     env = Environment(loader=PackageLoader("autopneumo.report", "templates"),

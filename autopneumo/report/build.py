@@ -147,6 +147,8 @@ class ReportBuilder:
         comparison = [self._comparison_row(best, "this search: best by validation")]
         comparison += [self._comparison_row(r, "reference run (classroom recipe, this data)")
                        for _, r in self.runs.references().iterrows()]
+        comparison += [self._comparison_row(r, _ensemble_kind(self.runs.record(r)))
+                       for _, r in self.runs.ensembles().iterrows()]
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
@@ -180,6 +182,7 @@ class ReportBuilder:
     def _comparison_row(self, row: pd.Series, kind: str) -> dict[str, Any]:
         test = as_dict(self.runs.record(row).get("test"))
         return {"name": model_label(row), "kind": kind, "reference": bool(row.get("reference")),
+                "ensemble": bool(row.get("ensemble")),
                 "n": test.get("n", "–"),
                 **{label: fmt_value(row, col) for col, label in HEADLINE_METRICS},
                 "loss": fmt_number(row.get("test_loss"))}
@@ -196,6 +199,7 @@ class ReportBuilder:
             "failed": int((status == "failed").sum()),
             "unfinished": int(status.str.startswith("unfinished").sum()),
             "references": int(frame["reference"].astype(bool).sum()) if "reference" in frame else 0,
+            "ensembles": int(frame["ensemble"].eq(True).sum()) if "ensemble" in frame else 0,
         }
 
     # --- 3. family x policy and the effect of each policy -----------------------------
@@ -282,7 +286,8 @@ class ReportBuilder:
         self.add_figure("tuning_history", fig.tuning_history_plot, self._trial_order(scored))
         effects = hyperparameter_effects(scored)
         self.add_figure("hyperparameters", fig.hyperparameter_plot, scored, effects)
-        return {"projects": _project_rows(frame), "effects": [_hp_row(e) for e in effects]}
+        searched = frame[~frame["ensemble"].eq(True)] if "ensemble" in frame else frame
+        return {"projects": _project_rows(searched), "effects": [_hp_row(e) for e in effects]}
 
     def _trial_order(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Trial number within each project, in the order trials finished."""
@@ -471,6 +476,14 @@ class ReportBuilder:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _ensemble_kind(record: dict[str, Any]) -> str:
+    """``ensemble: mean of the top 3 trials by validation, flip TTA``."""
+    members = record.get("members")
+    n = len(members) if isinstance(members, list) else "?"
+    tta = ", horizontal-flip TTA" if as_dict(record.get("ensemble")).get("tta") else ""
+    return f"ensemble: mean of the top {n} trial(s) by validation{tta}"
 
 
 def _signed(value: Any) -> str:

@@ -89,12 +89,14 @@ def heatmap(ax: Any, table: np.ndarray, fmt: str, cmap: str, vmin: float, vmax: 
 
 def family_policy_heatmap(frame: pd.DataFrame) -> bytes | None:
     """Best configuration (by validation) per family x policy: its test precision at its
-    validation threshold. Reference runs and unfinished trials are left out."""
+    validation threshold. Reference runs, ensembles and unfinished trials are left out."""
     if frame.empty or "status" not in frame:
         return None
     done = frame[frame["status"] == "completed"]
     if "reference" in done:
         done = done[~done["reference"].astype(bool)]
+    if "ensemble" in done:
+        done = done[~done["ensemble"].astype(bool)]
     done = done[done["val_objective"].notna()]
     if done.empty:
         return None

@@ -33,7 +33,9 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
             f"(95 % bootstrap intervals): {metrics}.",
         ]
         for row in headline["comparison"][1:]:
-            lines.append(f"- Reference run {_text(row['name'])}: precision {row['precision']}, "
+            what = (f"Ensemble ({_text(row['kind'])})" if row.get("ensemble")
+                    else "Reference run")
+            lines.append(f"- {what} {_text(row['name'])}: precision {row['precision']}, "
                          f"recall {row['recall']}, accuracy {row['accuracy']}.")
         classroom = "; ".join(f"{r['name']}: precision {r['precision']}, recall {r['recall']}, "
                               f"accuracy {r['accuracy']}" for r in headline["classroom"])

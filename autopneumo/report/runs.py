@@ -34,7 +34,10 @@ def is_finite(value: Any) -> bool:
 
 
 def model_label(row: pd.Series | dict[str, Any]) -> str:
-    """The headline name form, ``family + policy (trial id)``."""
+    """The headline name form, ``family + policy (trial id)``; ``ensemble top3`` for one."""
+    flag = row.get("ensemble")
+    if isinstance(flag, bool | np.bool_) and flag:
+        return f"ensemble {row.get('policy')}"
     return f"{row.get('family')} + {row.get('policy')} (trial {row.get('trial_id')})"
 
 
@@ -52,7 +55,8 @@ class Predictions:
 
 @dataclass
 class Runs:
-    """The leaderboard frame (plus ``reference`` and unfinished rows) and the records."""
+    """The leaderboard frame (plus ``reference``, ``ensemble`` and unfinished rows) and the
+    records."""
 
     frame: pd.DataFrame
     records: dict[str, dict[str, Any]]
@@ -68,19 +72,25 @@ class Runs:
         return self.frame[self.frame["status"] == "completed"]
 
     def candidates(self) -> pd.DataFrame:
-        """Completed, non-reference trials with a validation objective, best first.
+        """Completed search trials with a validation objective, best first.
 
-        Reference runs (the classroom baseline re-run) are shown beside the winner, not
-        competed against it.
+        Reference runs (the classroom baseline re-run) and ensembles of the top trials are
+        shown beside the winner, not competed against it.
         """
         done = self.completed()
         if done.empty:
             return done
-        return done[~done["reference"].astype(bool) & done["val_objective"].notna()]
+        return done[~done["reference"].astype(bool) & ~done["ensemble"].astype(bool)
+                    & done["val_objective"].notna()]
 
     def references(self) -> pd.DataFrame:
         done = self.completed()
         return done[done["reference"].astype(bool)] if not done.empty else done
+
+    def ensembles(self) -> pd.DataFrame:
+        """``autopneumo ensemble`` rows (the top trials averaged), best by validation first."""
+        done = self.completed()
+        return done[done["ensemble"].astype(bool)] if not done.empty else done
 
     def best_per_project(self) -> pd.DataFrame:
         """The best trial of each family x policy by validation (the frame is ranked)."""
@@ -104,6 +114,8 @@ def load_runs(runs_dir: str | Path) -> Runs:
     records = {str(Path(r["_path"]).parent): r for r in read_records(runs_dir)}
     frame["reference"] = [bool(as_dict(records.get(str(d))).get("reference", False))
                           for d in frame.get("trial_dir", pd.Series(dtype=str))]
+    frame["ensemble"] = [as_dict(records.get(str(d))).get("kind") == "ensemble"
+                         for d in frame.get("trial_dir", pd.Series(dtype=str))]
     unfinished = _unfinished_rows(Path(runs_dir))
     if unfinished:
         extra = pd.DataFrame(unfinished)
@@ -134,6 +146,7 @@ def _unfinished_rows(runs_dir: Path) -> list[dict[str, Any]]:
             "trial_id": str(trial.get("trial_id", _trial_id(trial_dir.name))),
             "status": "unfinished" if status in ("", "completed") else f"unfinished ({status})",
             "reference": False,
+            "ensemble": False,
             "trial_dir": str(trial_dir),
             "message": "no record.json yet: the trial is running or was interrupted",
         })

@@ -102,26 +102,36 @@ def sort_key(row: pd.Series | dict[str, Any], col: str) -> str:
 
 
 def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
-    """The top ``top`` rows, plus any reference run ranked below them (always shown)."""
+    """The top ``top`` rows, plus any reference run or ensemble ranked below them (always
+    shown)."""
     if frame.empty:
         return []
     shown = frame.head(top)
-    if "reference" in frame:
+    marked = [c for c in ("reference", "ensemble") if c in frame]
+    if marked:
         extra = frame.iloc[top:]
-        shown = pd.concat([shown, extra[extra["reference"].astype(bool)]])
+        shown = pd.concat([shown, extra[extra[marked].eq(True).any(axis=1)]])
     rows = []
     for _, r in shown.iterrows():
-        reference = bool(r.get("reference", False))
+        reference = _flag(r, "reference")
+        ensemble = _flag(r, "ensemble")
         status = str(r.get("status"))
+        css = (_css_word(status), "reference" if reference else "", "ensemble" if ensemble else "")
         rows.append({
             "cells": [(fmt_value(r, col), sort_key(r, col)) for col, _ in HTML_COLUMNS],
             "status": status,
             "reference": reference,
+            "ensemble": ensemble,
             "pretrained": bool(r.get("pretrained", False)),
-            "css": " ".join(c for c in (_css_word(status), "reference" if reference else "") if c),
+            "css": " ".join(c for c in css if c),
             "message": r.get("message") if isinstance(r.get("message"), str) else "",
         })
     return rows
+
+
+def _flag(row: pd.Series, col: str) -> bool:
+    value = row.get(col, False)
+    return False if is_missing(value) else bool(value)
 
 
 def _css_word(text: str) -> str:

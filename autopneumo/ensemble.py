@@ -1,0 +1,258 @@
+"""``ensemble``: average the probabilities of the top K trials (by validation), optionally
+with test-time augmentation (horizontal flip), and record the result as one more row.
+
+Members are the K best completed search trials by the leaderboard's validation ranking
+(reference runs and other ensembles are never members); test metrics play no part in the
+choice. Every member must have scored the same validation and test images. The decision
+threshold is chosen on the ensemble's validation scores with the rule every trial uses
+(``validation_summary`` at the recall target), then the test split is scored once, with
+bootstrap intervals, exactly as ``Evaluator.evaluate`` does for a trial.
+
+The result goes to ``<runs>/_ensemble/top{K}[_tta]/``: a ``record.json`` with the trial
+record's schema (``family: ensemble``, ``kind: ensemble``, the member list) and a
+``predictions.csv``, so ``leaderboard`` and ``report`` show it as its own, marked row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_write_json
+from .errors import OptionError, RunsError
+from .evaluation import (
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+    RECORD_FILE,
+    SCHEMA_VERSION,
+    _write_predictions,
+    read_predictions,
+)
+from .leaderboard import leaderboard
+from .objective import binary_metrics, bootstrap_intervals, validation_summary
+from .paths import DEFAULT_RUNS_DIR
+
+ENSEMBLE_DIR = "_ensemble"
+KIND = "ensemble"
+SPLITS = ("val", "test")
+
+
+def ensemble_name(top: int, tta: bool = False) -> str:
+    return f"top{top}" + ("_tta" if tta else "")
+
+
+def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = False,
+             n_boot: int = 1000, command: str = "") -> dict[str, Any]:
+    """Build, evaluate and save the ensemble of the ``top`` best trials; returns its record
+    (``record["_path"]`` is the ``record.json`` written)."""
+    if top < 1:
+        raise OptionError(f"--top must be positive, got {top}")
+    if top == 1 and not tta:
+        raise OptionError("--top 1 without --tta is the best trial itself; "
+                          "use --top 2 or more, or add --tta")
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RunsError(f"runs folder not found: {runs_dir}")
+    start = time.perf_counter()
+    members = select_members(runs_dir, top)
+    records = [_read_record(Path(m["trial_dir"])) for m in members]
+    targets = {float(r.get("recall_target", 0.95)) for r in records}
+    if len(targets) > 1:
+        raise RunsError("the top trials were searched at different recall targets "
+                        f"({', '.join(map(str, sorted(targets)))}): "
+                        + ", ".join(m["trial_dir"] for m in members))
+    target = targets.pop()
+    saved = [_read_member_predictions(Path(m["trial_dir"])) for m in members]
+    files, labels = _common_split(members, saved)
+    if tta:
+        datasets: dict[tuple, Any] = {}
+        scores = [_tta_scores(Path(m["trial_dir"]), r, files, datasets)
+                  for m, r in zip(members, records, strict=True)]
+    else:
+        scores = [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64)
+                   for s in SPLITS} for p in saved]
+    p_val = np.mean([s["val"] for s in scores], axis=0)
+    p_test = np.mean([s["test"] for s in scores], axis=0)
+
+    val = validation_summary(labels["val"], p_val, target)
+    threshold = val["threshold"]
+    test = binary_metrics(labels["test"], p_test, threshold, target)
+    test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot)
+
+    name = ensemble_name(top, tta)
+    out = runs_dir / ENSEMBLE_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    split = SimpleNamespace(**{s: SimpleNamespace(files=files[s], y=labels[s]) for s in SPLITS})
+    _write_predictions(out / PREDICTIONS_FILE, split, p_val, p_test)
+    best = records[0]
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "project": ENSEMBLE_DIR,
+        "family": KIND,
+        "policy": name,
+        "tuner": KIND,
+        "trial_id": name,
+        "status": "completed",
+        "message": None,
+        "hyperparameters": {},
+        "recall_target": target,
+        "members": members,
+        "ensemble": {
+            "top": top,
+            "combine": "mean probability",
+            "tta": "horizontal flip (mean of original and flipped)" if tta else None,
+            "selected_by": "validation objective (leaderboard rank), never test metrics",
+        },
+        "data": best.get("data"),
+        "environment": _environment(best, tta),
+        "command": command,
+        "trial_dir": str(out),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "val": val,
+        "threshold": threshold,
+        "test": test,
+        "test_ci": {k: list(v) for k, v in test_ci.items()},
+        "history": {},
+        "epochs_run": None,
+        "best_epoch": None,
+        "params": _total_params(records),
+        "files": {"predictions": PREDICTIONS_FILE},
+        "seconds": {"evaluation": time.perf_counter() - start},
+    }
+    path = atomic_write_json(out / RECORD_FILE, record)
+    record["_path"] = str(path)
+    return record
+
+
+def select_members(runs_dir: Path, top: int) -> list[dict[str, Any]]:
+    """The ``top`` best completed search trials by validation (no reference run, no ensemble)."""
+    frame = leaderboard(runs_dir)
+    if frame.empty:
+        raise RunsError(f"{runs_dir}: no completed trial to ensemble")
+    done = frame[(frame["status"] == "completed") & frame["val_objective"].notna()
+                 & ~frame["reference"].astype(bool) & ~frame["ensemble"].astype(bool)]
+    if len(done) < top:
+        raise RunsError(f"{runs_dir}: --top {top} needs {top} completed trials, "
+                        f"found {len(done)}")
+    return [{"rank": int(row["rank"]), "project": row["project"], "family": row["family"],
+             "policy": row["policy"], "trial_id": str(row["trial_id"]),
+             "trial_dir": str(row["trial_dir"]), "val_objective": float(row["val_objective"]),
+             "threshold": float(row["threshold"])}
+            for _, row in done.head(top).iterrows()]
+
+
+def _read_record(trial_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunsError(f"{trial_dir}: cannot read {RECORD_FILE} ({exc})") from exc
+
+
+def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
+    try:
+        parts = read_predictions(trial_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunsError(f"{trial_dir}: cannot read {PREDICTIONS_FILE} ({exc})") from exc
+    out = {}
+    for split in SPLITS:
+        part = parts.get(split)
+        if part is None or len(part["label"]) == 0:
+            raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has no {split} predictions")
+        frame = pd.DataFrame({"label": np.asarray(part["label"]).astype(int),
+                              "probability": np.asarray(part["probability"], dtype=np.float64)},
+                             index=pd.Index(np.asarray(part["file"]).astype(str), name="file"))
+        if frame.index.has_duplicates:
+            raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} lists a {split} file twice")
+        out[split] = frame
+    return out
+
+
+def _common_split(members: list[dict[str, Any]], saved: list[dict[str, pd.DataFrame]],
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The first member's validation and test files and labels; every member must have
+    scored exactly these (a different split or data set is refused, naming the trials)."""
+    first = saved[0]
+    differ = []
+    for member, pred in zip(members[1:], saved[1:], strict=True):
+        for split in SPLITS:
+            a, b = first[split], pred[split]
+            if len(a) != len(b) or not a.index.isin(b.index).all() or not (
+                    b.loc[a.index, "label"].to_numpy() == a["label"].to_numpy()).all():
+                differ.append(member["trial_dir"])
+                break
+    if differ:
+        raise RunsError("the top trials were not evaluated on the same validation and test "
+                        f"files (different splits or data): {', '.join(differ)} differ from "
+                        f"{members[0]['trial_dir']}")
+    files = {s: first[s].index.to_numpy() for s in SPLITS}
+    labels = {s: first[s]["label"].to_numpy() for s in SPLITS}
+    return files, labels
+
+
+def _dataset_for(record: dict[str, Any], datasets: dict[tuple, Any]) -> Any:
+    """The data set a record was evaluated on, loaded with its settings (once per setting)."""
+    from .data import load_dataset
+
+    data = record.get("data") or {}
+    if not data.get("path"):
+        raise RunsError(f"{record.get('trial_dir')}: the record names no data folder, so "
+                        "--tta cannot re-score its images")
+    key = (str(data["path"]), int(data.get("image_size") or 128), int(data.get("channels") or 1),
+           float(data.get("val_fraction") or 0.2), int(data.get("split_seed") or 0))
+    if key not in datasets:
+        datasets.clear()  # one data set in memory at a time
+        datasets[key] = load_dataset(*key)
+    return datasets[key]
+
+
+def flip_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Mean of the model's probabilities on ``x`` and on ``x`` flipped left-right."""
+    x = np.asarray(x)
+    plain = model.predict(x, batch_size=batch_size, verbose=0).ravel()
+    flipped = model.predict(np.ascontiguousarray(x[:, :, ::-1, :]), batch_size=batch_size,
+                            verbose=0).ravel()
+    return (plain.astype(np.float64) + flipped.astype(np.float64)) / 2.0
+
+
+def _tta_scores(trial_dir: Path, record: dict[str, Any], files: dict[str, np.ndarray],
+                datasets: dict[tuple, Any]) -> dict[str, np.ndarray]:
+    """One member's flip-averaged validation and test probabilities, in ``files`` order."""
+    from .hypermodel import load_trained_model
+
+    model_path = trial_dir / str((record.get("files") or {}).get("model") or MODEL_FILE)
+    if not model_path.is_file():
+        raise RunsError(f"{trial_dir}: no {model_path.name}, so --tta cannot re-score it")
+    dataset = _dataset_for({**record, "trial_dir": str(trial_dir)}, datasets)
+    model = load_trained_model(model_path)
+    out = {}
+    for split in SPLITS:
+        part = getattr(dataset, split)
+        scores = pd.Series(flip_predict(model, part.x), index=np.asarray(part.files).astype(str))
+        missing = ~np.isin(files[split], scores.index)
+        if missing.any():
+            raise RunsError(f"{trial_dir}: the data at {record['data']['path']} no longer holds "
+                            f"{int(missing.sum())} of its {split} images "
+                            f"(e.g. {files[split][missing][0]})")
+        out[split] = scores.loc[files[split]].to_numpy()
+    del model
+    return out
+
+
+def _environment(best: dict[str, Any], tta: bool) -> Any:
+    if tta:  # the models ran here
+        from .provenance import environment
+
+        return environment()
+    return best.get("environment")  # only saved probabilities were averaged
+
+
+def _total_params(records: list[dict[str, Any]]) -> int | None:
+    params = [r.get("params") for r in records]
+    return int(sum(params)) if all(isinstance(p, int) for p in params) else None

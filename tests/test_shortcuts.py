@@ -1,0 +1,107 @@
+"""``data shortcuts``: borders or image size that give the label away are flagged; data
+where only the lungs carry the label is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from autopneumo.cli import main
+from autopneumo.errors import DataError
+from autopneumo.shortcuts import SHORTCUT_AUC, check_shortcuts
+from tests.conftest import xray_like
+
+
+def make_data(root: Path, border: bool = False, size: bool = False, lungs: bool = True,
+              per_class: int = 50, seed: int = 0) -> Path:
+    """Kermany layout at <= 32 px. ``border``: every PNEUMONIA image has a bright 2 px frame
+    (inside the check's 8 % frame); ``size``: PNEUMONIA images are 32 px, NORMAL 28 px;
+    otherwise sizes are random for both classes. ``lungs``: PNEUMONIA images have the lung
+    blob of ``xray_like``; without, the content is the same for both classes."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val", "test"):
+        n = 4 if split == "val" else per_class
+        for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                if size:
+                    side = 32 if label else 28
+                else:
+                    side = int(rng.integers(26, 33))
+                img = xray_like(label if lungs else 0, side, rng)
+                if border and label:
+                    img[:2], img[-2:], img[:, :2], img[:, -2:] = 255, 255, 255, 255
+                Image.fromarray(img, "L").save(folder / f"{split}_{cls}_{i}.jpeg", quality=90)
+    return root
+
+
+def rows(frame):
+    return frame.set_index("group")
+
+
+def test_a_border_that_encodes_the_label_is_flagged(tmp_path):
+    frame = check_shortcuts(make_data(tmp_path / "data", border=True, lungs=False), n_boot=200)
+    assert list(frame["group"]) == ["bytes", "dimensions", "borders", "centre (control)"]
+    r = rows(frame)
+    assert r.loc["borders", "test_auc"] >= 0.95, frame.to_string()
+    # only the frame differs between the classes (a little bleeds into the centre at 64 px)
+    assert r.loc["centre (control)", "test_auc"] < r.loc["borders", "test_auc"] - 0.1
+    assert r.loc["borders", "shortcut"] and r.loc["borders", "verdict"].startswith("shortcut risk")
+    assert not r.loc["dimensions", "shortcut"]  # sizes are random here
+    assert not r.loc["centre (control)", "shortcut"]  # a control is never a shortcut
+    assert (r["n_train"] == 108).all() and (r["n_test"] == 100).all()  # train + val, test
+    assert (r["test_auc_lo"] <= r["test_auc"] + 1e-12).all()
+
+
+def test_image_dimensions_that_encode_the_label_are_flagged(tmp_path):
+    r = rows(check_shortcuts(make_data(tmp_path / "data", size=True, per_class=20), n_boot=100))
+    assert r.loc["dimensions", "test_auc"] == pytest.approx(1.0)
+    assert r.loc["dimensions", "shortcut"]
+    assert not r.loc["borders", "shortcut"]
+
+
+def test_data_without_shortcuts_is_not_flagged(tmp_path):
+    frame = check_shortcuts(make_data(tmp_path / "data"), n_boot=200)
+    r = rows(frame)
+    for group in ("borders", "dimensions"):
+        assert r.loc[group, "test_auc"] < SHORTCUT_AUC, frame.to_string()
+        assert not r.loc[group, "shortcut"]
+        assert not r.loc[group, "verdict"].startswith("shortcut risk")
+    # the check can see a signal: the lung blob makes the centre's intensity informative
+    assert r.loc["centre (control)", "test_auc"] >= 0.75
+    assert r.loc["centre (control)", "verdict"].startswith("control")
+
+
+def test_constant_size_is_said_to_be_no_shortcut(tmp_path):
+    root = make_data(tmp_path / "data", per_class=12)
+    for path in root.rglob("*.jpeg"):
+        with Image.open(path) as im:
+            resized = im.resize((30, 30))
+        resized.save(path, quality=90)
+    r = rows(check_shortcuts(root, n_boot=50))
+    assert r.loc["dimensions", "test_auc"] == pytest.approx(0.5)
+    assert "same for every image" in r.loc["dimensions", "verdict"]
+
+
+def test_cli_prints_the_table_and_exits_0(tmp_path):
+    root = make_data(tmp_path / "data", border=True, per_class=12)
+    result = CliRunner().invoke(main, ["data", "shortcuts", "--data", str(root)])
+    assert result.exit_code == 0, result.output
+    for text in ("bytes", "dimensions", "borders", "centre (control)", "shortcut risk"):
+        assert text in result.output
+
+
+def test_bad_input_is_one_line(tmp_path):
+    with pytest.raises(DataError, match="needs a Kermany folder"):
+        npz = tmp_path / "x.npz"
+        np.savez(npz, a=np.zeros(1))
+        check_shortcuts(npz)
+    result = CliRunner().invoke(main, ["data", "shortcuts", "--data", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: data folder not found")
+    assert len(result.output.strip().splitlines()) == 1
