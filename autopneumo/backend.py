@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from pathlib import Path
 
 
 def import_tensorflow_quietly() -> None:
@@ -24,6 +26,44 @@ def import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    configure_threads()
+
+
+THREADS_ENV = "AUTOPNEUMO_THREADS"
+
+
+def usable_cores(cgroup_cpu_max: str | Path = "/sys/fs/cgroup/cpu.max") -> int:
+    """Cores this process may really use: its CPU affinity, capped by a cgroup CPU quota
+    (a container limited to 2 CPUs on a 64-core host reports 64 to ``os.cpu_count``)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cores = cores or os.cpu_count() or 1
+    try:
+        quota, period = Path(cgroup_cpu_max).read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def configure_threads(threads: int | None = None) -> int | None:
+    """Size TensorFlow's thread pools to the usable cores (``AUTOPNEUMO_THREADS`` overrides):
+    ops run on ``threads`` intra-op threads, at most 2 ops at once. Returns the count set,
+    or None where TensorFlow already started (the pools are fixed then) or is absent."""
+    if "tensorflow" not in sys.modules:
+        return None
+    import tensorflow as tf
+
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if threads is None and value.isdigit() and int(value) > 0:
+        threads = int(value)
+    threads = threads or usable_cores()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:  # the runtime is already initialised
+        return None
+    return threads
 
 
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import custom_gradient_names, release_custom_gradients
+from .backend import custom_gradient_names, import_tensorflow_quietly, release_custom_gradients
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
@@ -221,6 +221,7 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     from .locking import project_lock
 
     resolve_data_path(config.data)  # a missing data path fails before anything is written
+    import_tensorflow_quietly()  # first import only: quiet, thread pools sized to the cores
 
     project_dir = Path(config.runs_dir) / config.project
     if config.role == "worker":

@@ -1,0 +1,45 @@
+"""TensorFlow start-up: thread pools sized to the cores this process may use; the custom
+gradient registry that is released between trials."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autopneumo.backend import usable_cores
+
+
+def test_usable_cores_is_capped_by_a_cgroup_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    quota.write_text("100000 100000\n")  # one CPU's worth
+    assert usable_cores(quota) == 1
+    quota.write_text("150000 100000\n")  # 1.5 CPUs: two threads, never more than allowed
+    assert usable_cores(quota) == min(2, affinity)
+    quota.write_text("max 100000\n")
+    assert usable_cores(quota) == affinity
+    assert usable_cores(tmp_path / "absent") == affinity
+    quota.write_text("garbage")
+    assert usable_cores(quota) == affinity
+
+
+@pytest.mark.parametrize("env, expected", [("1", "1 1"), ("3", "3 2"), (None, None)])
+def test_thread_pools_follow_the_cores_or_the_environment(env, expected):
+    code = ("from autopneumo.backend import import_tensorflow_quietly, usable_cores\n"
+            "import_tensorflow_quietly()\n"
+            "import tensorflow as tf\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+            " tf.config.threading.get_inter_op_parallelism_threads(), usable_cores())\n")
+    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
+    if env is not None:
+        environ["AUTOPNEUMO_THREADS"] = env
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                         text=True, timeout=300, check=True).stdout.split()
+    intra, inter, cores = (int(x) for x in out[-3:])
+    if expected is None:
+        assert (intra, inter) == (cores, min(2, cores))
+    else:
+        assert f"{intra} {inter}" == expected
