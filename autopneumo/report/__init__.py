@@ -3,7 +3,8 @@
 The page answers, top to bottom: which configuration wins (by validation) and by how
 much on test; the ranked table; family x policy and each policy against ``none``;
 curves and confusion matrices; training curves; tuning history and hyperparameters; the
-data; Grad-CAM; McNemar's test between the top two; provenance. Modules:
+data; Grad-CAM with its focus on the lung field, and the shortcut check; McNemar's test
+between the top two; provenance. Modules:
 
 - ``runs``: leaderboard + records + lazily read predictions
 - ``stats``: paired bootstrap, McNemar, curves, hyperparameter effects
@@ -31,7 +32,9 @@ __all__ = ["CI_COLUMNS", "HTML_COLUMNS", "TABLE_COLUMNS", "family_policy_heatmap
 FIGURES = ("family_policy", "policy_effects", "roc", "precision_recall", "confusion",
            "training_curves", "tuning_history", "hyperparameters", "data_counts", "samples",
            "augmentation", "gradcam")
-MARKDOWN_SECTIONS = ("headline", "families", "significance", "provenance")
+MARKDOWN_SECTIONS = ("headline", "families", "gradcam", "shortcuts", "significance",
+                     "provenance")
+TABLES = ("gradcam_focus", "shortcuts")  # extra CSVs, written where the data allow
 
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt: str = "html",
@@ -41,8 +44,10 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
 
     ``top`` rows go into the HTML table (every trial is in the CSV); ``curves`` models get
     ROC / PR curves and confusion matrices; ``pixels=False`` leaves out every figure that
-    shows X-ray pixels (sample images, augmentation previews, Grad-CAM), and with them the
-    need for the data folder, the models and TensorFlow.
+    shows X-ray pixels (sample images, augmentation previews, Grad-CAM overlays). The
+    numbers of the shortcut guard show no pixels and stay: where the best model and its
+    data folder are available, the Grad-CAM focus on the lung field (gradcam_focus.csv,
+    which needs TensorFlow) and the shortcut check (shortcuts.csv); otherwise a note.
     """
     if fmt not in ("html", "md"):
         raise ValueError(f"unknown report format {fmt!r}: use 'html' or 'md'")
@@ -51,18 +56,34 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
     options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed)
     if fmt == "md":
-        context = ReportBuilder(runs, options, draw=False).context(MARKDOWN_SECTIONS)
+        builder = ReportBuilder(runs, options, draw=False)
+        context = builder.context(MARKDOWN_SECTIONS)
+        written += _write_tables(builder, out)
         written.append(atomic_write_text(out / "summary.md",
                                          markdown_summary(runs.frame, top, context)))
         return written
     builder = ReportBuilder(runs, options)
     context = builder.context()
+    written += _write_tables(builder, out)
     for name, png in builder.figures.items():
         written.append(atomic_write_bytes(out / "figures" / f"{name}.png", png))
     for name in set(FIGURES) - set(builder.figures):  # no stale figure from an older report
         (out / "figures" / f"{name}.png").unlink(missing_ok=True)
     written.append(atomic_write_text(out / "index.html",
                                      render_html(runs.frame, context["figures"], top, context)))
+    return written
+
+
+def _write_tables(builder: ReportBuilder, out: Path) -> list[Path]:
+    """gradcam_focus.csv and shortcuts.csv where they were computed; a stale one from an
+    older report is removed."""
+    written = []
+    for name in TABLES:
+        if name in builder.tables:
+            written.append(atomic_write_text(out / f"{name}.csv",
+                                             safe_csv(builder.tables[name])))
+        else:
+            (out / f"{name}.csv").unlink(missing_ok=True)
     return written
 
 

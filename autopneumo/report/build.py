@@ -45,7 +45,7 @@ HEADLINE_METRICS = (("test_precision", "precision"), ("test_recall", "recall"),
                     ("test_accuracy", "accuracy"), ("test_auc", "AUC"),
                     ("test_specificity", "specificity"))
 SECTIONS = ("headline", "leaderboard", "families", "curves", "training", "tuning", "data",
-            "gradcam", "significance", "provenance")
+            "gradcam", "shortcuts", "significance", "provenance")
 ALPHA = 0.05
 
 
@@ -54,7 +54,7 @@ class Options:
     top: int = 25  # leaderboard rows in the HTML (all are in the CSV)
     curves: int = 5  # models in the ROC / PR / confusion figures
     training: int = 3  # models in the training-curve figure
-    pixels: bool = True  # sample images, augmentation previews and Grad-CAM
+    pixels: bool = True  # sample images, augmentation previews and Grad-CAM overlays
     n_boot: int = 1000
     seed: int = 0
     examples: int = 4  # Grad-CAM images per row (right, wrong)
@@ -66,6 +66,7 @@ class ReportBuilder:
         self.opt = options or Options()
         self.draw = draw
         self.figures: dict[str, bytes] = {}
+        self.tables: dict[str, pd.DataFrame] = {}  # extra CSVs: gradcam_focus, shortcuts
         self.notes: dict[str, list[str]] = {name: [] for name in SECTIONS}
         candidates = runs.candidates()
         self.best = candidates.iloc[0] if len(candidates) else None
@@ -347,32 +348,28 @@ class ReportBuilder:
             out.setdefault(str(row["policy"]), hps)
         return out
 
-    # --- 8. Grad-CAM ------------------------------------------------------------------
+    # --- 8. Grad-CAM and the shortcut guard ------------------------------------------
 
     def section_gradcam(self) -> dict[str, Any] | None:
+        """Where the best model looks: a focus table (numbers, shown with or without pixels)
+        and, with pixels, overlays on its most confident right answers and mistakes."""
         if self.best is None:
             return None
         if not self.opt.pixels:
-            self.note("gradcam", "Grad-CAM overlays are left out of this report (pixels=False).")
-            return None
+            self.note("gradcam", "Grad-CAM overlays are left out of this report (pixels=False); "
+                                 "the focus numbers show no pixels and stay.")
         best, record = self.best, self.runs.record(self.best)
         model_file = as_dict(record.get("files")).get("model", MODEL_FILE)
         model_path = Path(str(best["trial_dir"])) / str(model_file)
         if not model_path.is_file():
-            self.note("gradcam", f"The best model's file {model_path} is not available here.")
+            self.note("gradcam", f"The best model's file {model_path} is not available here, "
+                                 "so there is no Grad-CAM.")
             return None
         dataset = self.dataset()
         if dataset is None:
-            self.note("gradcam", "The data set is not available, so there is nothing to overlay.")
+            self.note("gradcam", "The data set is not available, so there is no Grad-CAM.")
             return None
-        from .gradcam import (
-            example_title,
-            gradcam,
-            gradcam_plot,
-            last_conv_layer,
-            load_model,
-            pick_examples,
-        )
+        from .gradcam import last_conv_layer, load_model
 
         model = load_model(model_path)
         layer = last_conv_layer(model)
@@ -381,7 +378,47 @@ class ReportBuilder:
             return None
         test = dataset.test
         threshold = float(best["threshold"])
-        scores = self._test_scores(best, test, model)
+        out = {"model": model_label(best), "layer": layer.name, "threshold": f"{threshold:.3f}",
+               "right": 0, "wrong": 0, "focus": self._gradcam_focus(model, layer, test, threshold)}
+        if self.opt.pixels and self.draw:
+            out["right"], out["wrong"] = self._gradcam_overlays(model, layer, test, threshold)
+        return out
+
+    def _gradcam_focus(self, model: Any, layer: Any, test: Any,
+                       threshold: float) -> dict[str, Any] | None:
+        """The share of Grad-CAM mass inside the central lung-field box (also gradcam_focus.csv)."""
+        from .gradcam import FOCUS_IMAGES, FOCUS_MARGIN, INSIDE, LUNG_BOX, focus_sample, gradcam_focus
+
+        idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
+        if not idx:
+            self.note("gradcam", "The test split is empty, so there is no Grad-CAM focus.")
+            return None
+        labels = np.asarray(test.y)[idx].astype(int)
+        rows, verdict, uniform = gradcam_focus(model, test.x[idx], labels, threshold, layer)
+        width, height = LUNG_BOX
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "model", model_label(self.best))
+        frame.insert(1, "layer", layer.name)
+        frame["box_width"], frame["box_height"] = width, height
+        frame["verdict"] = verdict
+        self.tables["gradcam_focus"] = frame
+        return {
+            "rows": [{"true_class": r["true_class"], "n": r["n_images"] - r["n_empty"],
+                      "empty": r["n_empty"], "median": fmt_number(r["share_median"]),
+                      "iqr": (f"{fmt_number(r['share_q1'])}–{fmt_number(r['share_q3'])}"),
+                      "uniform": f"{uniform:.3f}"} for r in rows],
+            "n": len(idx), "uniform": f"{uniform:.3f}", "margin": f"{FOCUS_MARGIN:.2f}",
+            "box": (f"the middle {width:.0%} of the width and {height:.0%} of the height "
+                    f"({(1 - width) / 2:.0%} margins left and right, {(1 - height) / 2:.0%} top "
+                    "and bottom)").replace("%", " %"),
+            "verdict": verdict, "inside": verdict == INSIDE,
+        }
+
+    def _gradcam_overlays(self, model: Any, layer: Any, test: Any,
+                          threshold: float) -> tuple[int, int]:
+        from .gradcam import example_title, gradcam, gradcam_plot, pick_examples
+
+        scores = self._test_scores(self.best, test, model)
         right, wrong = pick_examples(test.y, scores, threshold, self.opt.examples)
         rows = []
         for label, idx in (("right", right), ("wrong", wrong)):
@@ -392,8 +429,46 @@ class ReportBuilder:
                                                              float(p), threshold))
                                  for i, m, p in zip(idx, maps, probs, strict=True)]))
         self.add_figure("gradcam", gradcam_plot, rows, self.opt.examples)
-        return {"model": model_label(best), "layer": layer.name, "threshold": f"{threshold:.3f}",
-                "right": len(right), "wrong": len(wrong)}
+        return len(right), len(wrong)
+
+    def section_shortcuts(self) -> dict[str, Any] | None:
+        """``check_shortcuts`` on the best trial's data folder (also shortcuts.csv): can file
+        size, image dimensions or the borders alone predict the label? No pixels shown."""
+        if self.best is None:
+            return None
+        path = as_dict(self.runs.record(self.best).get("data")).get("path")
+        if not path:
+            self.note("shortcuts", "The best trial's record names no data folder, so the "
+                                   "shortcut check did not run.")
+            return None
+        if not Path(str(path)).exists():
+            self.note("shortcuts", f"Data folder {path} is not available here, so the shortcut "
+                                   "check (file size, dimensions, borders) did not run.")
+            return None
+        if Path(str(path)).is_file():
+            self.note("shortcuts", f"{path} is a .npz file, which has no file sizes or image "
+                                   "headers: the shortcut check needs a Kermany folder.")
+            return None
+        from ..shortcuts import CONTROL, SHORTCUT_AUC, check_shortcuts
+
+        frame = check_shortcuts(str(path), n_boot=self.opt.n_boot, seed=self.opt.seed)
+        self.tables["shortcuts"] = frame
+        if frame.attrs.get("unreadable"):
+            self.note("shortcuts", f"{frame.attrs['unreadable']} unreadable image(s) were left out.")
+        risky = [str(g) for g, flag in zip(frame["group"], frame["shortcut"], strict=True) if flag]
+        if risky:
+            sentence = (f"Shortcut risk: {', '.join(risky)} alone predict(s) the label on the test "
+                        f"split (AUC >= {SHORTCUT_AUC}); the models may use it instead of the lungs.")
+        else:
+            sentence = (f"Neither file size, image dimensions nor the borders alone predict the "
+                        f"label (every test AUC below {SHORTCUT_AUC}).")
+        rows = [{"group": r.group, "features": r.features,
+                 "auc": f"{r.test_auc:.3f} [{r.test_auc_lo:.3f}, {r.test_auc_hi:.3f}]",
+                 "verdict": r.verdict, "shortcut": bool(r.shortcut), "control": r.group == CONTROL}
+                for r in frame.itertuples()]
+        return {"rows": rows, "sentence": sentence, "risky": bool(risky), "path": str(path),
+                "n_train": int(frame["n_train"].iloc[0]), "n_test": int(frame["n_test"].iloc[0]),
+                "threshold": SHORTCUT_AUC}
 
     def _test_scores(self, best: pd.Series, test: Any, model: Any) -> np.ndarray:
         """The saved test scores in the data set's order; the model predicts any missing."""

@@ -4,6 +4,11 @@ The gradient of the predicted class's score with respect to the last convolution
 feature map, averaged per channel, weights that map; its positive part, upsampled, is
 laid over the image. Shown for a few test images the model got right and a few it got
 wrong, at the model's validation threshold. TensorFlow is imported here only.
+
+The focus numbers need no pixels on the page: over a fixed sample of test images of both
+classes, the share of each map's mass inside the central lung-field box (``LUNG_BOX``)
+against the share a uniform map would put there (the box's area). A model that reads
+borders, markers or corners puts its mass in the outer frame.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import numpy as np
 
 from .figures import figure, plain, shorten, to_png
 from .pixels import CLASSES, show
+
+LUNG_BOX = (0.70, 0.80)  # the central box: share of the width, share of the height
+FOCUS_IMAGES = 64  # test images in the focus sample, half of each class where possible
+FOCUS_MARGIN = 0.10  # "clearly inside": median share at least this far above the uniform share
+FOCUS_BATCH = 16
+INSIDE = "looks mostly inside the lung field"
+OUTSIDE = "attention is not concentrated on the lungs — check for shortcuts"
 
 
 def load_model(path: str | Path) -> Any:
@@ -119,3 +131,79 @@ def example_title(file: str, label: int, probability: float, threshold: float) -
     predicted = int(probability >= threshold)
     mark = "right" if predicted == label else "wrong"
     return f"{shorten(Path(file).name, 24)}\ntrue {CLASSES[label]}, p={probability:.2f} ({mark})"
+
+
+# --- focus: how much of the map falls in the lung field --------------------------------
+
+def lung_box(height: int, width: int, box: tuple[float, float] = LUNG_BOX) -> np.ndarray:
+    """A boolean ``(height, width)`` mask: pixels whose centre lies in the middle ``box[0]``
+    of the width and ``box[1]`` of the height."""
+    bw, bh = box
+    if not (0 < bw <= 1 and 0 < bh <= 1):
+        raise ValueError(f"the box must be fractions in (0, 1], got {box}")
+    cx = (np.arange(width) + 0.5) / width
+    cy = (np.arange(height) + 0.5) / height
+    inside_x = np.abs(cx - 0.5) <= bw / 2 + 1e-9
+    inside_y = np.abs(cy - 0.5) <= bh / 2 + 1e-9
+    return inside_y[:, None] & inside_x[None, :]
+
+
+def focus_shares(maps: np.ndarray, box: tuple[float, float] = LUNG_BOX) -> tuple[np.ndarray, float]:
+    """Per map, the share of its (non-negative) mass inside the central box; NaN for a map
+    with no mass. Also the box's area fraction: the share of a uniform map."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim == 2:
+        maps = maps[None]
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
+    maps = np.clip(np.nan_to_num(maps, nan=0.0), 0.0, None)
+    mask = lung_box(maps.shape[1], maps.shape[2], box)
+    total = maps.sum(axis=(1, 2))
+    inside = maps[:, mask].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+    return shares, float(mask.mean())
+
+
+def focus_sample(y: np.ndarray, n: int = FOCUS_IMAGES, seed: int = 0) -> list[int]:
+    """Up to ``n`` test indices, deterministic, half of each class where the classes allow
+    (the other class fills a short one), in data order."""
+    y = np.asarray(y).astype(int)
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(y == c)) for c in (0, 1)]
+    take = [min(len(p), n // 2) for p in pools]
+    for c in (0, 1):  # the other class fills what one class lacks
+        take[c] = min(len(pools[c]), n - take[1 - c])
+    return sorted(int(i) for c in (0, 1) for i in pools[c][:take[c]])
+
+
+def focus_summary(shares: np.ndarray, labels: np.ndarray, uniform: float,
+                  margin: float = FOCUS_MARGIN) -> tuple[list[dict[str, Any]], str]:
+    """Median and interquartile range of the shares per true class and over all images,
+    and the verdict: inside the lung field when each class's median (and so the overall
+    one) is at least ``margin`` above the uniform share."""
+    shares = np.asarray(shares, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    rows = []
+    for name, mask in ((CLASSES[0], labels == 0), (CLASSES[1], labels == 1),
+                       ("all", np.ones(len(labels), dtype=bool))):
+        s = shares[mask]
+        ok = s[np.isfinite(s)]
+        q1, median, q3 = (np.percentile(ok, [25, 50, 75]) if len(ok) else (np.nan,) * 3)
+        rows.append({"true_class": name, "n_images": int(mask.sum()), "n_empty": int(len(s) - len(ok)),
+                     "share_median": float(median), "share_q1": float(q1), "share_q3": float(q3),
+                     "share_iqr": float(q3 - q1), "uniform_share": float(uniform)})
+    scored = [r for r in rows if r["n_images"] - r["n_empty"] > 0]
+    inside = bool(scored) and all(r["share_median"] >= uniform + margin for r in scored)
+    return rows, INSIDE if inside else OUTSIDE
+
+
+def gradcam_focus(model: Any, images: np.ndarray, labels: np.ndarray, threshold: float,
+                  layer: Any | None = None, box: tuple[float, float] = LUNG_BOX,
+                  batch: int = FOCUS_BATCH) -> tuple[list[dict[str, Any]], str, float]:
+    """Grad-CAM maps of ``images`` (in batches) reduced to the focus table and verdict."""
+    maps = [gradcam(model, images[i:i + batch], threshold, layer)[0]
+            for i in range(0, len(images), batch)]
+    shares, uniform = focus_shares(np.concatenate(maps) if maps else np.zeros((0, 1, 1)), box)
+    rows, verdict = focus_summary(shares, labels, uniform)
+    return rows, verdict, uniform
