@@ -102,3 +102,20 @@ def test_report_on_empty_runs_folder(tmp_path):
     (tmp_path / "runs").mkdir()
     write_report(tmp_path / "runs", tmp_path / "out")
     assert "No completed trial yet" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_shortcut_guard_notes_without_data(runs, tmp_path):
+    """Records with no data folder: the shortcut guard says why it has no numbers, in the
+    HTML and the Markdown, with --no-pixels, and writes no CSV for them."""
+    written = write_report(runs, tmp_path / "r", pixels=False)
+    page = (tmp_path / "r" / "index.html").read_text()
+    guard = page[page.index('<section id="gradcam">'):]
+    guard = guard[:guard.index("</section>")]
+    assert "Shortcut check" in guard and "Grad-CAM focus" not in guard
+    assert "names no data folder, so the shortcut check did not run" in guard
+    assert "is not available here, so there is no Grad-CAM" in guard
+    md = write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    text = md[-1].read_text()
+    assert "## Shortcut guard" in text and "shortcut check did not run" in text
+    names = {p.name for p in written + md}
+    assert not names & {"gradcam_focus.csv", "shortcuts.csv"}

@@ -6,6 +6,7 @@ sections (samples, augmentation previews, Grad-CAM) work on a tiny real model.""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import subprocess
@@ -307,6 +308,27 @@ def test_report_needs_no_tensorflow_without_pixels(report, tmp_path):
     assert "LOADED []" in out.stdout
 
 
+def test_shortcut_guard_without_model_or_data_says_so(report, tmp_path):
+    """No model file, no data folder: section 8 and the Markdown say why, and no stale
+    gradcam_focus.csv / shortcuts.csv is left from an earlier report."""
+    part = section(report.page, "gradcam")
+    assert 'id="shortcuts">Shortcut check' in part
+    assert "model.keras is not available here, so there is no Grad-CAM" in part
+    assert "Data folder /nonexistent/chest_xray is not available here, so the shortcut check" in part
+    assert 'id="gradcam-focus"' not in part and 'id="shortcut-table"' not in part
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("gradcam_focus.csv", "shortcuts.csv"):
+        (out / name).write_text("stale\n")
+    for fmt in ("html", "md"):
+        written = write_report(report.runs, out, fmt=fmt, pixels=False)
+        assert not (out / "gradcam_focus.csv").exists() and not (out / "shortcuts.csv").exists()
+        assert not {p.name for p in written} & {"gradcam_focus.csv", "shortcuts.csv"}
+    md = (out / "summary.md").read_text()
+    assert "## Shortcut guard" in md and "### Shortcut check" in md
+    assert "shortcut check (file size, dimensions, borders) did not run" in md
+
+
 # --- statistics -----------------------------------------------------------------------
 
 def _scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -368,6 +390,109 @@ def test_curves_match_sklearn():
     order = np.argsort(-pthr)
     np.testing.assert_allclose(c.precision, prec[:-1][order])
     np.testing.assert_allclose(c.tpr, rec[:-1][order])
+
+
+# --- Grad-CAM focus: maps -> shares (pure) ----------------------------------------------
+
+def _blob(size: int, cx: float = 0.5, cy: float = 0.5, sigma: float = 0.12) -> np.ndarray:
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size
+    return np.exp(-(((xx - cx) / sigma) ** 2 + ((yy - cy) / sigma) ** 2) / 2)
+
+
+def _frame_map(size: int, width: int) -> np.ndarray:
+    m = np.zeros((size, size))
+    m[:width], m[-width:], m[:, :width], m[:, -width:] = 1, 1, 1, 1
+    return m
+
+
+def test_lung_box_is_the_stated_central_box():
+    from autopneumo.report.gradcam import LUNG_BOX, lung_box
+
+    assert LUNG_BOX == (0.70, 0.80)
+    mask = lung_box(100, 100)
+    assert mask.mean() == pytest.approx(0.70 * 0.80)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (10, 89, 15, 84)
+    assert lung_box(40, 60, (1.0, 1.0)).all()
+    with pytest.raises(ValueError):
+        lung_box(10, 10, (0.0, 0.5))
+
+
+def test_focus_shares_centre_blob_high_border_low():
+    from autopneumo.report.gradcam import focus_shares
+
+    size = 64
+    maps = np.stack([_blob(size), _frame_map(size, 3), np.ones((size, size)),
+                     np.zeros((size, size)), _blob(size, cx=0.05, cy=0.5, sigma=0.05)])
+    shares, uniform = focus_shares(maps)
+    assert uniform == pytest.approx(focus_shares(np.ones((1, size, size)))[0][0])
+    assert 0.5 < uniform < 0.6  # about 0.70 x 0.80 at 64 px
+    assert shares[0] > 0.95  # a centred blob: almost all its mass in the lung field
+    assert shares[1] == 0.0  # a 3 px border-only map: nothing inside
+    assert shares[2] == pytest.approx(uniform)  # a uniform map: the box's area
+    assert np.isnan(shares[3])  # no mass: no share
+    assert shares[4] < 0.2  # a blob on the left edge
+    # scale-free, negative values ignored, a single map accepted
+    assert focus_shares(7 * _blob(size))[0][0] == pytest.approx(shares[0], abs=1e-12)
+    ring = _frame_map(size, 3)
+    assert focus_shares(_blob(size) - 2 * ring)[0][0] == pytest.approx(
+        focus_shares(_blob(size) * (1 - ring))[0][0], abs=1e-12)
+
+
+def test_focus_summary_medians_iqr_and_verdict():
+    from autopneumo.report.gradcam import EMPTY, INSIDE, OUTSIDE, focus_shares, focus_summary
+
+    rng = np.random.default_rng(0)
+    size = 48
+    centred = [_blob(size, 0.5 + rng.uniform(-0.1, 0.1), 0.5 + rng.uniform(-0.1, 0.1))
+               for _ in range(10)]
+    borders = [_frame_map(size, int(rng.integers(1, 4))) + 0.05 * rng.random((size, size))
+               for _ in range(10)]
+    labels = np.array([0] * 5 + [1] * 5)
+
+    shares, uniform = focus_shares(np.stack(centred))
+    rows, verdict = focus_summary(shares, labels, uniform)
+    assert verdict == INSIDE
+    assert [r["true_class"] for r in rows] == ["NORMAL", "PNEUMONIA", "all"]
+    for r, mask in zip(rows, (labels == 0, labels == 1, labels >= 0), strict=True):
+        q1, med, q3 = np.percentile(shares[mask], [25, 50, 75])
+        assert (r["share_q1"], r["share_median"], r["share_q3"]) == pytest.approx((q1, med, q3))
+        assert r["share_iqr"] == pytest.approx(q3 - q1)
+        assert r["uniform_share"] == uniform and r["n_images"] == mask.sum()
+        assert r["share_median"] > uniform + 0.3
+
+    shares, uniform = focus_shares(np.stack(borders))
+    rows, verdict = focus_summary(shares, labels, uniform)
+    assert verdict == OUTSIDE and rows[2]["share_median"] < uniform
+    # one class looks at the lungs, the other at the borders: not concentrated on the lungs
+    shares, uniform = focus_shares(np.stack(centred[:5] + borders[:5]))
+    rows, verdict = focus_summary(shares, labels, uniform)
+    assert verdict == OUTSIDE and rows[0]["share_median"] > uniform + 0.3
+    # a uniform map is exactly at the uniform share: not clearly above it
+    shares, uniform = focus_shares(np.ones((4, size, size)))
+    assert focus_summary(shares, np.array([0, 0, 1, 1]), uniform)[1] == OUTSIDE
+    # no map with mass: no verdict either way
+    shares, uniform = focus_shares(np.zeros((4, size, size)))
+    rows, verdict = focus_summary(shares, np.array([0, 0, 1, 1]), uniform)
+    assert verdict == EMPTY and rows[2]["n_empty"] == 4 and np.isnan(rows[2]["share_median"])
+    # empty maps are counted, not scored
+    shares = np.array([0.9, np.nan, 0.8, 0.85])
+    rows, verdict = focus_summary(shares, np.array([0, 0, 1, 1]), 0.56)
+    assert rows[0]["n_empty"] == 1 and rows[0]["share_median"] == pytest.approx(0.9)
+    assert verdict == INSIDE
+
+
+def test_focus_sample_is_deterministic_and_balanced():
+    from autopneumo.report.gradcam import focus_sample
+
+    y = np.array([0] * 30 + [1] * 200)
+    a = focus_sample(y, 64, seed=0)
+    assert a == focus_sample(y, 64, seed=0) and a == sorted(a) and len(set(a)) == 64
+    assert (y[a] == 0).sum() == 30 and (y[a] == 1).sum() == 34  # the short class is filled up
+    b = focus_sample(np.array([0, 1] * 100), 64)
+    assert (np.array([0, 1] * 100)[b] == 1).sum() == 32
+    assert focus_sample(np.array([1, 0, 1]), 64) == [0, 1, 2]
+    assert focus_sample(np.array([], dtype=int), 64) == []
 
 
 # --- escaping, single trial, broken inputs, Markdown ------------------------------------
@@ -515,6 +640,7 @@ def test_pixel_sections_with_a_real_model(real_run, tmp_path):
         assert f'id="fig-{name}"' in page
     grad = section(page, "gradcam")
     assert "Grad-CAM on layer <code>" in grad and "could not be drawn" not in page
+    assert 'id="gradcam-focus"' in grad and 'id="shortcut-table"' in grad  # numbers too
     assert f"{real_run.record['threshold']:.3f}" in grad
     counts = section(page, "data")
     for split in ("train", "val", "test"):
@@ -544,6 +670,107 @@ def test_gradcam_maps(real_run):
     assert right == [0, 2] and wrong == [1, 3]
 
 
+def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
+    """--no-pixels: no X-ray figure, but the Grad-CAM focus and the shortcut check are in the
+    HTML, the Markdown and their CSVs, and equal an independent recomputation."""
+    from autopneumo.report.gradcam import (
+        EMPTY,
+        FOCUS_IMAGES,
+        INSIDE,
+        OUTSIDE,
+        focus_sample,
+        focus_shares,
+        gradcam,
+    )
+    from autopneumo.shortcuts import check_shortcuts
+
+    out = tmp_path / "r"
+    written = write_report(real_run.runs, out, pixels=False)
+    assert {"gradcam_focus.csv", "shortcuts.csv"} <= {p.name for p in written}
+    page = (out / "index.html").read_text()
+    part = section(page, "gradcam")
+    assert 'id="fig-gradcam"' not in page and "data:image/png;base64" not in part
+    assert "Grad-CAM overlays are left out" in part and "could not be drawn" not in page
+
+    focus = pd.read_csv(out / "gradcam_focus.csv")
+    assert list(focus.true_class) == ["NORMAL", "PNEUMONIA", "all"]
+    assert {"share_median", "share_q1", "share_q3", "uniform_share", "box_width", "box_height",
+            "verdict", "n_images", "n_empty"} <= set(focus.columns)
+    test = real_run.dataset.test
+    idx = focus_sample(test.y, FOCUS_IMAGES, 0)
+    assert focus.n_images.iloc[2] == len(idx) == min(FOCUS_IMAGES, len(test.y))
+    assert set(focus.n_images.iloc[:2]) == {int((test.y[idx] == 0).sum()),
+                                            int((test.y[idx] == 1).sum())}
+    maps, _ = gradcam(real_run.model, test.x[idx], real_run.record["threshold"])
+    shares, uniform = focus_shares(maps)
+    ok = np.isfinite(shares)
+    assert focus.n_empty.iloc[2] == (~ok).sum()
+    if ok.any():  # a one-epoch model may explain nothing: then every map is empty
+        assert focus.share_median.iloc[2] == pytest.approx(np.median(shares[ok]), abs=1e-4)
+    assert focus.uniform_share.iloc[0] == pytest.approx(uniform)
+    assert focus.verdict.iloc[0] in ((INSIDE, OUTSIDE) if ok.any() else (EMPTY,))
+    table = part[part.index('<table id="gradcam-focus"'):]
+    table = table[:table.index("</table>")]
+    for r in focus.itertuples():
+        shown = ((f"<td>{r.share_median:.3f}</td><td>{r.share_q1:.3f}–{r.share_q3:.3f}</td>")
+                 if r.n_images > r.n_empty else "<td>–</td><td>–</td>")
+        assert (f'<td class="text">{r.true_class}</td><td>{r.n_images - r.n_empty}</td>'
+                f"{shown}<td>{r.uniform_share:.3f}</td><td>{r.n_empty}</td>") in table
+    assert "middle 70 % of the width and 80 % of the height" in part
+    assert focus.verdict.iloc[0] in part
+
+    shortcuts = pd.read_csv(out / "shortcuts.csv")
+    direct = check_shortcuts(real_run.record["data"]["path"])
+    assert list(shortcuts.group) == list(direct.group)
+    np.testing.assert_allclose(shortcuts.test_auc, direct.test_auc)
+    np.testing.assert_allclose(shortcuts.test_auc_lo, direct.test_auc_lo)
+    table = part[part.index('<table id="shortcut-table"'):]
+    for r in direct.itertuples():
+        assert (f"<td>{r.test_auc:.3f} [{r.test_auc_lo:.3f}, {r.test_auc_hi:.3f}]</td>"
+                f'<td class="text">{html.escape(r.verdict)}</td>') in table
+    assert 'id="shortcut-verdict"' in part
+
+    md = write_report(real_run.runs, tmp_path / "md", fmt="md", pixels=False)
+    assert {p.name for p in md} == {"leaderboard.csv", "gradcam_focus.csv", "shortcuts.csv",
+                                    "summary.md"}
+    text = md[-1].read_text()
+    guard = text[text.index("## Shortcut guard"):]
+    assert "| true class | images | median share in box |" in guard
+    assert f"| all | {focus.n_images.iloc[2] - focus.n_empty.iloc[2]} | " in guard
+    assert focus.verdict.iloc[0] in guard
+    if ok.any():
+        assert f"| {focus.share_median.iloc[2]:.3f} | " in guard
+    assert "| feature group | features | test AUC [95 % CI] | verdict |" in guard
+    for r in direct.itertuples():
+        assert f"| {r.group} | " in guard and f"{r.test_auc:.3f} [{r.test_auc_lo:.3f}" in guard
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "md" / "shortcuts.csv"), shortcuts)
+
+
+@pytest.mark.parametrize("where", ["centre", "border"])
+def test_gradcam_focus_verdict_in_the_report(real_run, tmp_path, monkeypatch, where):
+    """The page's verdict follows the maps: Grad-CAM replaced by centred blobs (a model that
+    looks at the lungs) or by a frame (one that reads the borders)."""
+    import autopneumo.report.gradcam as gc
+
+    def fake(model, images, threshold=0.5, layer=None):
+        size = images.shape[1]
+        one = _blob(size, sigma=0.1) if where == "centre" else _frame_map(size, 2)
+        return np.repeat(one[None], len(images), 0).astype(np.float32), np.full(len(images), 0.6)
+
+    monkeypatch.setattr(gc, "gradcam", fake)
+    out = tmp_path / "r"
+    write_report(real_run.runs, out, fmt="html", pixels=False)
+    part = section((out / "index.html").read_text(), "gradcam")
+    focus = pd.read_csv(out / "gradcam_focus.csv")
+    if where == "centre":
+        assert (focus.share_median > focus.uniform_share + 0.3).all()
+        assert f'class="verdict yes" id="gradcam-verdict">Grad-CAM: {gc.INSIDE}' in part
+    else:
+        assert (focus.share_median == 0).all()
+        assert f'class="verdict no" id="gradcam-verdict">Grad-CAM: {gc.OUTSIDE}' in part
+    assert f"<td>{focus.share_median.iloc[2]:.3f}</td>" in part
+
+
 def test_missing_model_or_data_gives_notes(real_run, tmp_path):
     import shutil
 
@@ -555,3 +782,5 @@ def test_missing_model_or_data_gives_notes(real_run, tmp_path):
     page = (out / "index.html").read_text()
     assert "model.keras is not available here" in page
     assert (out / "figures" / "samples.png").exists()  # the data is still there
+    assert not (out / "gradcam_focus.csv").exists()  # no model, no focus
+    assert (out / "shortcuts.csv").exists() and 'id="shortcut-table"' in page

@@ -387,7 +387,15 @@ class ReportBuilder:
     def _gradcam_focus(self, model: Any, layer: Any, test: Any,
                        threshold: float) -> dict[str, Any] | None:
         """The share of Grad-CAM mass inside the central lung-field box (also gradcam_focus.csv)."""
-        from .gradcam import FOCUS_IMAGES, FOCUS_MARGIN, INSIDE, LUNG_BOX, focus_sample, gradcam_focus
+        from .gradcam import (
+            EMPTY,
+            FOCUS_IMAGES,
+            FOCUS_MARGIN,
+            INSIDE,
+            LUNG_BOX,
+            focus_sample,
+            gradcam_focus,
+        )
 
         idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
         if not idx:
@@ -405,13 +413,17 @@ class ReportBuilder:
         return {
             "rows": [{"true_class": r["true_class"], "n": r["n_images"] - r["n_empty"],
                       "empty": r["n_empty"], "median": fmt_number(r["share_median"]),
-                      "iqr": (f"{fmt_number(r['share_q1'])}–{fmt_number(r['share_q3'])}"),
+                      "iqr": (f"{r['share_q1']:.3f}–{r['share_q3']:.3f}"
+                              if math.isfinite(r["share_q1"]) else "–"),
                       "uniform": f"{uniform:.3f}"} for r in rows],
             "n": len(idx), "uniform": f"{uniform:.3f}", "margin": f"{FOCUS_MARGIN:.2f}",
-            "box": (f"the middle {width:.0%} of the width and {height:.0%} of the height "
-                    f"({(1 - width) / 2:.0%} margins left and right, {(1 - height) / 2:.0%} top "
-                    "and bottom)").replace("%", " %"),
+            "box": (f"the middle {width:.0%} of the width and {height:.0%} of the height; "
+                    f"margins {(1 - width) / 2:.0%} left and right, {(1 - height) / 2:.0%} top "
+                    "and bottom").replace("%", " %"),
             "verdict": verdict, "inside": verdict == INSIDE,
+            "sentence": (f"Grad-CAM: {verdict}." if verdict == EMPTY else
+                         f"Grad-CAM: {verdict} (median share in the box, each true class, "
+                         f"against {uniform:.3f} for a uniform map)."),
         }
 
     def _gradcam_overlays(self, model: Any, layer: Any, test: Any,

@@ -27,6 +27,7 @@ FOCUS_MARGIN = 0.10  # "clearly inside": median share at least this far above th
 FOCUS_BATCH = 16
 INSIDE = "looks mostly inside the lung field"
 OUTSIDE = "attention is not concentrated on the lungs — check for shortcuts"
+EMPTY = "no verdict: every Grad-CAM map is empty (no positive evidence to place)"
 
 
 def load_model(path: str | Path) -> Any:
@@ -181,7 +182,7 @@ def focus_summary(shares: np.ndarray, labels: np.ndarray, uniform: float,
                   margin: float = FOCUS_MARGIN) -> tuple[list[dict[str, Any]], str]:
     """Median and interquartile range of the shares per true class and over all images,
     and the verdict: inside the lung field when each class's median (and so the overall
-    one) is at least ``margin`` above the uniform share."""
+    one) is at least ``margin`` above the uniform share; ``EMPTY`` when no map has mass."""
     shares = np.asarray(shares, dtype=np.float64)
     labels = np.asarray(labels).astype(int)
     rows = []
@@ -194,7 +195,9 @@ def focus_summary(shares: np.ndarray, labels: np.ndarray, uniform: float,
                      "share_median": float(median), "share_q1": float(q1), "share_q3": float(q3),
                      "share_iqr": float(q3 - q1), "uniform_share": float(uniform)})
     scored = [r for r in rows if r["n_images"] - r["n_empty"] > 0]
-    inside = bool(scored) and all(r["share_median"] >= uniform + margin for r in scored)
+    if not scored:
+        return rows, EMPTY
+    inside = all(r["share_median"] >= uniform + margin for r in scored)
     return rows, INSIDE if inside else OUTSIDE
 
 

@@ -1,7 +1,9 @@
 """``--format md``: a Markdown summary to paste into an issue or a paper draft.
 
 One table (the top trials) and short lines around it: the winner with its intervals,
-the policy effects, McNemar's verdict, provenance. Every name is HTML-escaped (issue
+the policy effects, McNemar's verdict, provenance; then the shortcut guard (the
+Grad-CAM focus on the lung field and the shortcut check, each a small table where the
+model and data were available, otherwise the note saying why not). Every name is HTML-escaped (issue
 trackers render inline HTML) and pipes in cells are escaped.
 """
 
@@ -65,4 +67,46 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
         lines.append("")
         for label, values in provenance["items"]:
             lines.append(f"- {label}: " + "; ".join(_text(v) for v in values))
+    if headline:
+        lines += _shortcut_guard(context)
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    return _text(value).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def _shortcut_guard(context: dict[str, Any]) -> list[str]:
+    """Grad-CAM focus and the shortcut check: tables where computed, else the notes."""
+    notes = context.get("notes") or {}
+    lines = ["", "## Shortcut guard", "", "### Grad-CAM focus on the lung field", ""]
+    focus = (context.get("gradcam") or {}).get("focus")
+    if focus:
+        g = context["gradcam"]
+        lines += [f"**{_text(focus['sentence'])}**", "",
+                  f"{_text(g['model'])}, layer `{_text(g['layer'])}`, threshold {g['threshold']}: "
+                  f"share of Grad-CAM mass inside the central box ({_text(focus['box'])}) on "
+                  f"{focus['n']} test images; a uniform map gives {focus['uniform']} (the box's "
+                  f"area). Inside when every class's median is >= {focus['margin']} above it.", ""]
+        lines += _table(["true class", "images", "median share in box", "IQR (Q1-Q3)",
+                         "uniform share", "empty maps"],
+                        [[r["true_class"], r["n"], r["median"], r["iqr"], r["uniform"], r["empty"]]
+                         for r in focus["rows"]])
+    lines += [f"- {_text(t)}" for t in notes.get("gradcam", []) if "overlays" not in t]
+    lines += ["", "### Shortcut check", ""]
+    shortcuts = context.get("shortcuts")
+    if shortcuts:
+        lines += [f"**{_text(shortcuts['sentence'])}**", "",
+                  f"Logistic regression per feature group, fitted on train + val "
+                  f"({shortcuts['n_train']} images), test AUC ({shortcuts['n_test']} images) with a "
+                  f"95 % bootstrap interval; >= {shortcuts['threshold']} flags a shortcut risk.", ""]
+        lines += _table(["feature group", "features", "test AUC [95 % CI]", "verdict"],
+                        [[r["group"], r["features"], r["auc"], r["verdict"]]
+                         for r in shortcuts["rows"]])
+    lines += [f"- {_text(t)}" for t in notes.get("shortcuts", [])]
+    return lines
