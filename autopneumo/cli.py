@@ -253,7 +253,8 @@ def leaderboard(runs_dir: Path, top: int) -> None:
               show_default=True)
 @click.option("--top", type=int, default=25, show_default=True, help="Rows in the HTML table.")
 @click.option("--no-pixels", is_flag=True,
-              help="Leave out every figure showing X-ray pixels (samples, previews, Grad-CAM).")
+              help="Leave out every figure showing X-ray pixels (samples, previews, Grad-CAM "
+                   "overlays); numbers such as the Grad-CAM focus and shortcut check stay.")
 def report(runs_dir: Path, out: Path, fmt: str, top: int, no_pixels: bool) -> None:
     """Write leaderboard.csv and index.html (or summary.md) comparing families x policies."""
     from .report import write_report
