@@ -141,11 +141,12 @@ def select_members(runs_dir: Path, top: int) -> list[dict[str, Any]]:
     if len(done) < top:
         raise RunsError(f"{runs_dir}: --top {top} needs {top} completed trials, "
                         f"found {len(done)}")
-    return [{"rank": int(row["rank"]), "project": row["project"], "family": row["family"],
+    # rank among the search trials: an ensemble row already written must not shift it
+    return [{"rank": rank, "project": row["project"], "family": row["family"],
              "policy": row["policy"], "trial_id": str(row["trial_id"]),
              "trial_dir": str(row["trial_dir"]), "val_objective": float(row["val_objective"]),
              "threshold": float(row["threshold"])}
-            for _, row in done.head(top).iterrows()]
+            for rank, (_, row) in enumerate(done.head(top).iterrows(), start=1)]
 
 
 def _read_record(trial_dir: Path) -> dict[str, Any]:

@@ -89,6 +89,9 @@ def test_threshold_is_chosen_on_validation_only(runs):
         frame.loc[test, "probability"] = 1 - frame.loc[test, "probability"]  # wreck test only
         frame.to_csv(folder / "predictions.csv", index=False)
     second = ensemble(runs, top=3, n_boot=50)
+    # members keep their rank among the trials, whatever ensemble rows are ranked above
+    assert [m["rank"] for m in second["members"]] == [1, 2, 3]
+    assert [m["trial_dir"] for m in second["members"]] == [m["trial_dir"] for m in first["members"]]
     assert second["threshold"] == first["threshold"]
     assert second["val"] == first["val"]
     assert second["test"]["auc"] == pytest.approx(1 - first["test"]["auc"])
