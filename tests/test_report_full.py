@@ -784,3 +784,21 @@ def test_missing_model_or_data_gives_notes(real_run, tmp_path):
     assert (out / "figures" / "samples.png").exists()  # the data is still there
     assert not (out / "gradcam_focus.csv").exists()  # no model, no focus
     assert (out / "shortcuts.csv").exists() and 'id="shortcut-table"' in page
+
+
+def test_gradcam_of_a_saturated_model_is_not_empty():
+    """A confident model's probability is exactly 1.0 in float32, so its gradient is 0:
+    Grad-CAM must explain the logit, or every confident map comes out empty."""
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+    from autopneumo.report.gradcam import gradcam
+
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "8"})
+    head = model.get_layer("pneumonia")
+    head.bias.assign(np.array([60.0], dtype="float32"))  # sigmoid(60) == 1.0 in float32
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1), dtype=np.uint8)
+    maps, probs = gradcam(model, images, threshold=0.5)
+    assert np.all(probs == 1.0)
+    assert maps.shape == (4, 32, 32)
+    assert np.all(maps.reshape(4, -1).max(axis=1) > 0)  # every map has positive evidence

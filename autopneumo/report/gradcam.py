@@ -54,8 +54,10 @@ def gradcam(model: Any, images: np.ndarray, threshold: float = 0.5,
             layer: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps in [0, 1] at the images' size, and the model's probabilities.
 
-    Each map explains the class the model predicts at ``threshold``: the gradient of p
-    for a pneumonia call, of 1 - p for a normal one.
+    Each map explains the class the model predicts at ``threshold``, from the gradient of
+    the output's logit (before the sigmoid): + logit for a pneumonia call, - logit for a
+    normal one. The probability itself saturates at 0 or 1 for a confident model, and its
+    gradient underflows to zero, which would leave every confident map empty.
     """
     import keras
     import tensorflow as tf
@@ -63,12 +65,20 @@ def gradcam(model: Any, images: np.ndarray, threshold: float = 0.5,
     layer = layer or last_conv_layer(model)
     if layer is None:
         raise ValueError("the model has no convolutional layer")
-    probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+    head = _sigmoid_head(model)
+    outputs = [layer.output, head.input if head is not None else model.outputs[0]]
+    probe = keras.Model(model.inputs, outputs)
     x = tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
-        features, probability = probe(x, training=False)
-        p = probability[:, 0]
-        score = tf.where(p >= threshold, p, 1.0 - p)
+        features, out = probe(x, training=False)
+        if head is not None:
+            kernel, bias = tf.cast(head.kernel, out.dtype), tf.cast(head.bias, out.dtype)
+            logit = (tf.matmul(out, kernel) + bias)[:, 0]
+            p = tf.sigmoid(logit)
+            score = tf.where(p >= threshold, logit, -logit)
+        else:  # not an autopneumo head: explain the probability
+            p = out[:, 0]
+            score = tf.where(p >= threshold, p, 1.0 - p)
     grads = tape.gradient(score, features)
     weights = tf.reduce_mean(grads, axis=(1, 2))
     cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", features, weights))
@@ -76,6 +86,18 @@ def gradcam(model: Any, images: np.ndarray, threshold: float = 0.5,
     peak = cam.reshape(len(cam), -1).max(axis=1)
     cam = cam / np.where(peak > 0, peak, 1.0)[:, None, None]
     return cam.astype(np.float32), p.numpy()
+
+
+def _sigmoid_head(model: Any) -> Any | None:
+    """The model's final ``Dense(1, sigmoid)`` layer (autopneumo names it ``pneumonia``)."""
+    try:
+        head = model.get_layer("pneumonia")
+    except ValueError:
+        return None
+    activation = getattr(getattr(head, "activation", None), "__name__", "")
+    if type(head).__name__ != "Dense" or activation != "sigmoid" or head.use_bias is False:
+        return None
+    return head
 
 
 def pick_examples(y: np.ndarray, scores: np.ndarray, threshold: float,
