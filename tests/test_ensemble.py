@@ -19,6 +19,7 @@ from autopneumo.inference import export
 from autopneumo.objective import binary_metrics, validation_summary
 from autopneumo.report import write_report
 from tests.records import write_record
+from tests.test_search import SMALL_CNN  # the same tiny space as the search tests
 
 
 def trial_dir(runs: Path, family: str, policy: str, trial_id: str) -> Path:
@@ -162,15 +163,6 @@ def test_options_and_missing_trials(runs, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-SMALL_CNN = """\
-kind: family
-name: base_cnn
-hyperparameters:
-  width: {type: choice, values: [0.25, 0.5], default: 0.25}
-  depth: {type: fixed, value: 2}
-  dense_units: {type: fixed, value: "32"}
-  dense_dropout: {type: fixed, value: 0.3}
-"""
 TRAINING = """\
 kind: training
 name: training
