@@ -22,7 +22,7 @@ class HistogramEqualization(layers.Layer):
         channels = images.shape[-1]
         levels = ops.clip(ops.cast(images, "int32"), 0, self.bins - 1)
         rows = ops.reshape(ops.moveaxis(levels, -1, 1), (-1, shape[1] * shape[2]))  # (B*C, HW)
-        hist = ops.cast(ops.bincount(rows, minlength=self.bins), "float32")  # (B*C, bins)
+        hist = self._histograms(rows)  # (B*C, bins)
         cdf = ops.cumsum(hist, axis=-1)
         # the darkest level present maps to 0: subtract the cdf below it
         first = ops.min(ops.where(hist > 0, cdf, ops.max(cdf, axis=-1, keepdims=True)),
@@ -33,6 +33,16 @@ class HistogramEqualization(layers.Layer):
         out = ops.take_along_axis(ops.maximum(lut, 0.0), rows, axis=-1)
         out = ops.reshape(out, (shape[0], channels, shape[1], shape[2]))
         return ops.moveaxis(out, 1, -1)
+
+    def _histograms(self, rows):
+        """Counts of each level per row, as one segment sum over (row, level) ids: works
+        on every backend (JAX cannot trace a batched ``bincount``)."""
+        n = ops.shape(rows)[0]
+        ids = ops.reshape(rows + ops.expand_dims(ops.arange(n, dtype="int32") * self.bins, -1),
+                          (-1,))
+        counts = ops.segment_sum(ops.ones_like(ids, dtype="float32"), ids,
+                                 num_segments=n * self.bins)
+        return ops.reshape(counts, (n, self.bins))
 
     def compute_output_shape(self, input_shape):
         return input_shape
