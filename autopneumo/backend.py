@@ -1,17 +1,58 @@
-"""Import TensorFlow once, without the C++ start-up chatter it writes to stderr."""
+"""Import TensorFlow once, without the C++ start-up chatter it writes to stderr; which
+Keras backend runs, and which accelerators it sees.
+
+TensorFlow is the default backend. The training path (families, augmentation, the
+objective, the tuner) uses only Keras, so ``KERAS_BACKEND=jax`` also runs a search: the
+functions here then leave TensorFlow alone."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+
+def keras_backend() -> str:
+    """The backend Keras runs on (its ``KERAS_BACKEND`` variable or config; without
+    importing Keras when the variable says it)."""
+    name = os.environ.get("KERAS_BACKEND", "").strip()
+    if name:
+        return name
+    import keras
+
+    return keras.backend.backend()
+
+
+def gpu_names() -> list[str]:
+    """The GPUs the Keras backend sees (empty on a CPU machine)."""
+    name = keras_backend()
+    if name == "tensorflow":
+        import_tensorflow_quietly()
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if name == "jax":
+        import jax
+
+        try:
+            return [str(d) for d in jax.devices("gpu")]
+        except RuntimeError:  # no GPU platform
+            return []
+    if name == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
 
 
 def import_tensorflow_quietly() -> None:
     """TensorFlow logs CUDA probes through absl before any log level applies; hide fd 2
-    for the import only (an import error still raises and is reported afterwards)."""
-    if "tensorflow" in sys.modules:
+    for the import only (an import error still raises and is reported afterwards).
+    Nothing to do when Keras runs on another backend."""
+    if "tensorflow" in sys.modules or keras_backend() != "tensorflow":
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
@@ -73,6 +114,17 @@ def custom_gradient_names() -> set[str]:
     """Names in TensorFlow's global gradient registry that ``tf.custom_gradient`` added."""
     registry = _gradient_registry()
     return {k for k in registry if k.startswith(CUSTOM_GRADIENT_PREFIX)} if registry else set()
+
+
+@contextlib.contextmanager
+def releasing_custom_gradients() -> Iterator[None]:
+    """On exit, drop the custom gradients that the tracing inside registered (see
+    ``release_custom_gradients``): wrap every ``model.fit``."""
+    keep = custom_gradient_names()
+    try:
+        yield
+    finally:
+        release_custom_gradients(keep)
 
 
 def release_custom_gradients(keep: set[str]) -> int:

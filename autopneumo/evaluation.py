@@ -96,6 +96,7 @@ class Evaluator:
             epochs_run=len(history.get("loss", [])),
             best_epoch=int(np.argmax(objective)) + 1 if objective else None,
             params=int(model.count_params()),
+            compute=compute_settings(model),
             files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},
             seconds={"trial": seconds, "evaluation": time.perf_counter() - start},
         )
@@ -112,6 +113,15 @@ class Evaluator:
             record["message"] = message
         atomic_write_json(trial_dir / RECORD_FILE, record)
         return record
+
+
+def compute_settings(model) -> dict[str, Any]:
+    """How the model computed: its dtype policy (``mixed_float16`` under
+    ``--mixed-precision``) and whether its steps were XLA-compiled (``--jit``)."""
+    body = [layer for layer in model.layers[:-1] if layer.weights]  # the head stays float32
+    policies = sorted({layer.dtype_policy.name for layer in body}) or [model.dtype_policy.name]
+    return {"dtype_policy": ", ".join(policies),
+            "jit_compile": bool(getattr(model, "jit_compile", False))}
 
 
 def _write_predictions(path: Path, ds, p_val: np.ndarray, p_test: np.ndarray) -> None:

@@ -203,7 +203,8 @@ class PneumoniaHyperModel(kt.HyperModel):
     """Builds and fits one trial's model; validation data stays inside, test never enters."""
 
     def __init__(self, family: Entry, policy: Entry, spaces: dict[str, SearchSpace],
-                 train, val, recall_target: float, jit: bool = False):
+                 train, val, recall_target: float, jit: bool = False,
+                 mixed_precision: bool = False):
         super().__init__(name=f"{family.name}__{policy.name}")
         self.family, self.policy, self.spaces = family, policy, spaces
         self.train, self.val = train, val
@@ -211,6 +212,7 @@ class PneumoniaHyperModel(kt.HyperModel):
         self.image_shape = tuple(train.x.shape[1:])
         self.last_fit = None  # (hyperparameter values, model at its best epoch)
         self.jit = jit
+        self.mixed_precision = mixed_precision  # float16 compute, float32 head and weights
 
     def values(self, hp) -> dict[str, dict[str, Any]]:
         return {kind: space.apply(hp) for kind, space in self.spaces.items()}
@@ -219,6 +221,8 @@ class PneumoniaHyperModel(kt.HyperModel):
         v = self.values(hp)
         t = v["training"]
         steps = -(-len(self.train) // int(t["batch_size"]))
+        if self.mixed_precision:  # per build: keras-tuner's clear_session resets the policy
+            keras.config.set_dtype_policy("mixed_float16")
         return build_model(self.family, self.policy, self.image_shape, v["family"], v["augment"],
                            t["learning_rate"], training=t, steps_per_epoch=steps,
                            jit_compile=True if self.jit else "auto")
@@ -240,8 +244,11 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     best epoch restored. Shared by the search, ``finalize`` and ``baseline``.
 
     A batch-level policy (MixUp, CutMix: ``augmentation`` has a ``transform``) mixes the
-    training batches; validation never sees mixed images."""
-    from .augment._mixing import MixedBatches, batch_transform
+    training batches; validation never sees mixed images. The TensorFlow gradient
+    registrations that tracing the train step leaves behind are dropped when the fit
+    ends, so training many models in one process does not accumulate graphs."""
+    from .augment._mixing import batch_transform
+    from .backend import releasing_custom_gradients
 
     own = [
         EpochTimer(),
@@ -256,12 +263,20 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     if mode == "oversample":
         train_split = train_split.take(oversample(train_split.y, seed))
     transform = batch_transform(augmentation) if augmentation is not None else None
+    with releasing_custom_gradients():
+        return _fit(model, train_split, training, epochs, initial_epoch,
+                    own + list(callbacks or []), weights, transform, seed)
+
+
+def _fit(model, train_split, training, epochs, initial_epoch, callbacks, weights, transform,
+         seed):
     if transform is not None:
+        from .augment._mixing import MixedBatches
+
         batches = MixedBatches(train_split.x, train_split.y, training["batch_size"], transform,
                                class_weight=weights, seed=seed)
         return model.fit(batches, epochs=epochs or training["epochs"],
-                         initial_epoch=initial_epoch, callbacks=own + list(callbacks or []),
-                         verbose=0)
+                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     return model.fit(
         train_split.x,
         train_split.y,
@@ -269,7 +284,7 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
         epochs=epochs or training["epochs"],
         initial_epoch=initial_epoch,
         class_weight=weights,
-        callbacks=own + list(callbacks or []),
+        callbacks=callbacks,
         shuffle=True,
         verbose=0,
     )

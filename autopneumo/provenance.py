@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import platform
 
@@ -11,12 +12,16 @@ import platform
 def environment() -> dict[str, object]:
     import keras
     import keras_tuner
-    import tensorflow as tf
 
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    from .backend import gpu_names, keras_backend
+
+    backend = keras_backend()
+    gpus = gpu_names()
+    framework = importlib.import_module(backend)
     return {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "backend": backend,
+        backend: getattr(framework, "__version__", "unknown"),
         "keras": keras.__version__,
         "keras_tuner": keras_tuner.__version__,
         "platform": platform.platform(),

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import custom_gradient_names, import_tensorflow_quietly, release_custom_gradients
+from .backend import import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
@@ -163,7 +163,6 @@ def _tuner_class(kind: str):
             super().__init__(*args, **kwargs)
 
         def on_trial_begin(self, trial):
-            self._gradients_before = custom_gradient_names()
             super().on_trial_begin(trial)
             if self.progress:
                 self.progress.trial_begin(trial)
@@ -190,7 +189,6 @@ def _tuner_class(kind: str):
                 self.progress.trial_end(record)
             if self.deadline is not None and time.time() >= self.deadline:
                 self.oracle.max_trials = len(self.oracle.trials)  # the budget is spent
-            release_custom_gradients(getattr(self, "_gradients_before", set()))
             gc.collect()
 
     return RecordingTuner
@@ -213,8 +211,20 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     """Run (or resume) the search of one family x policy; return its trial records.
 
     Holds the project's lock file while it runs: a second search of the same project
-    refuses to start.
+    refuses to start. Keras' global dtype policy (``--mixed-precision`` sets it for each
+    trial's model) is restored afterwards: models built later in the same process are
+    not mixed by accident.
     """
+    import keras
+
+    policy = keras.config.dtype_policy()
+    try:
+        return _search(config, progress)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     config.validate()
     resolved = resolve_spaces(config)  # before the data: a bad option fails fast
     from .data.dataset import resolve_data_path
@@ -259,9 +269,10 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     project_dir = runs_dir / config.project
     project = _pin_project(project_dir, config, dataset, resolved["spaces"])
     keras.utils.set_random_seed(config.seed)
-    jit = _gpu_options(config)
+    mixed, jit = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
-                                     dataset.train, dataset.val, config.recall_target, jit=jit)
+                                     dataset.train, dataset.val, config.recall_target, jit=jit,
+                                     mixed_precision=mixed)
     evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
     cap = resolved["spaces"]["training"].defaults()["epochs"]
     kwargs: dict[str, Any] = {}
@@ -328,23 +339,22 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     return read_records(project_dir)
 
 
-def _gpu_options(config: SearchConfig) -> bool:
-    """Apply --mixed-precision and --jit where a GPU is present; on a CPU say they are
-    ignored, so CPU behaviour never changes. Returns whether to XLA-compile."""
+def _gpu_options(config: SearchConfig) -> tuple[bool, bool]:
+    """--mixed-precision and --jit where a GPU is present; on a CPU say they are ignored,
+    so CPU behaviour never changes. Returns (mixed precision, XLA-compile). The hypermodel
+    applies the dtype policy as it builds each trial's model: keras-tuner clears the Keras
+    session before every trial, and that resets a global policy set once here."""
     if not (config.mixed_precision or config.jit):
-        return False
-    import keras
-    import tensorflow as tf
+        return False, False
+    from .backend import gpu_names
 
-    if not tf.config.list_physical_devices("GPU"):
+    if not gpu_names():
         asked = [o for o, on in (("--mixed-precision", config.mixed_precision),
                                  ("--jit", config.jit)) if on]
         print(f"{' and '.join(asked)}: no GPU found, ignored (training on the CPU)",
               file=sys.stderr)
-        return False
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    return config.jit
+        return False, False
+    return config.mixed_precision, config.jit
 
 
 def _warn_about_data(dataset) -> None:

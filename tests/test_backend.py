@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from autopneumo.backend import usable_cores
+from autopneumo.backend import custom_gradient_names, usable_cores
 
 
 def test_usable_cores_is_capped_by_a_cgroup_quota(tmp_path):
@@ -43,3 +43,27 @@ def test_thread_pools_follow_the_cores_or_the_environment(env, expected):
         assert (intra, inter) == (cores, min(2, cores))
     else:
         assert f"{intra} {inter}" == expected
+
+
+@pytest.mark.slow
+def test_training_outside_a_search_leaves_no_custom_gradient_behind(tiny_kermany, tmp_path):
+    """finalize and baseline train through the same ``train()`` as the search: each fit
+    drops the gradient registrations its tracing added (they kept ~50 graphs per model)."""
+    from autopneumo.data import load_dataset
+    from autopneumo.evaluation import Evaluator
+    from autopneumo.trials import train_and_evaluate
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    dataset = load_dataset(tiny_kermany, 32, 1, 0.2, 0)
+    spaces = resolve_spaces(SearchConfig("base_cnn", "none"))["spaces"]
+    values = {f"{s.prefix}.{k}": v for s in spaces.values() for k, v in s.defaults().items()}
+    values |= {"model.width": 0.25, "model.depth": 2, "train.epochs": 1}
+    evaluator = Evaluator(dataset, {"project": "p", "family": "base_cnn", "policy": "none",
+                                    "tuner": "finalize"}, 0.95, n_boot=10)
+    train_and_evaluate("base_cnn", "none", values, dataset, evaluator, tmp_path / "warm", "w",
+                       0.95, seed=0)  # the first model may register process-wide things
+    before = custom_gradient_names()
+    for seed in (1, 2):
+        train_and_evaluate("base_cnn", "none", values, dataset, evaluator, tmp_path / f"s{seed}",
+                           f"s{seed}", 0.95, seed=seed)
+    assert custom_gradient_names() == before

@@ -536,7 +536,7 @@ class ReportBuilder:
         data_keys = ("path", "data_hash", "image_size", "channels", "split_seed", "val_fraction")
         data = _distinct(records, lambda r: tuple(as_dict(r.get("data")).get(k) for k in data_keys))
         env = [as_dict(r.get("environment")) for r in records]
-        versions = _distinct(env, lambda e: (e.get("tensorflow"), e.get("keras"),
+        versions = _distinct(env, lambda e: (_backend_version(e), e.get("keras"),
                                              e.get("keras_tuner"), e.get("python")))
         hardware = _distinct(env, lambda e: (e.get("cpu"), e.get("cpu_count"),
                                              ", ".join(map(str, e.get("gpus") or [])) or "none"))
@@ -546,7 +546,7 @@ class ReportBuilder:
             ("data (path, hash, size, channels, split seed, val fraction)", _counted(data)),
             ("recall target", _counted(_distinct(records, lambda r: (r.get("recall_target"),)))),
             ("command lines", _counted(_distinct(records, lambda r: (r.get("command") or "–",)))),
-            ("TensorFlow, Keras, keras-tuner, Python", _counted(versions)),
+            ("Keras backend, Keras, keras-tuner, Python", _counted(versions)),
             ("hardware (CPU, cores, GPUs)", _counted(hardware)),
             ("time", [_time_summary(seconds)]),
             ("report", [f"autopneumo {__version__}"]),
@@ -647,3 +647,10 @@ def _time_summary(seconds: list[float]) -> str:
     return (f"total {fmt_seconds(sum(seconds))} over {len(seconds)} trial(s); per trial median "
             f"{fmt_seconds(statistics.median(seconds))}, min {fmt_seconds(min(seconds))}, "
             f"max {fmt_seconds(max(seconds))}")
+
+
+def _backend_version(env: dict[str, Any]) -> str | None:
+    """``tensorflow 2.21.0`` / ``jax 0.11.2``; records older than the backend field were
+    all TensorFlow."""
+    backend = env.get("backend") or ("tensorflow" if env.get("tensorflow") else None)
+    return f"{backend} {env.get(backend)}" if backend else None
