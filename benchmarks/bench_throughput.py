@@ -26,16 +26,17 @@ TARGET = ">= 0.95"
 
 def measure(ctx: Context, family: str, size: int, n_train: int, n_val: int, rounds: int,
             policy: str = "none") -> dict:
-    import tensorflow as tf
+    import keras
 
     clear_session()
     data = subset(ctx, size, n_train, n_val)
     hm, hp = hypermodel(family, policy, data, epochs=1)
     model = hm.build(hp)
     bare = bare_clone(model)
-    x_float = tf.constant(data.train_x.astype(np.float32))
+    x_float = keras.ops.convert_to_tensor(data.train_x.astype(np.float32))  # on the GPU if any
     y = data.train_y.astype(np.float32)
-    validation = (tf.constant(data.val_x.astype(np.float32)), data.val_y.astype(np.float32))
+    validation = (keras.ops.convert_to_tensor(data.val_x.astype(np.float32)),
+                  data.val_y.astype(np.float32))
     ckpt = checkpoint(ctx.scratch(f"throughput-{family}-{size}"))
     ap_timer, bare_timer, bare_val_timer = epoch_timer(), epoch_timer(), epoch_timer()
     with timed_validation() as val_times:

@@ -181,7 +181,8 @@ def machine() -> dict[str, str]:
     info["python"] = sys.version.split()[0]
     from importlib import metadata
 
-    for name in ("tensorflow", "keras", "keras-tuner", "numpy", "pillow", "pandas",
+    info["keras backend"] = os.environ.get("KERAS_BACKEND") or "tensorflow (default)"
+    for name in ("tensorflow", "jax", "keras", "keras-tuner", "numpy", "pillow", "pandas",
                  "matplotlib"):
         try:
             info[name] = metadata.version(name)

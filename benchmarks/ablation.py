@@ -1,0 +1,124 @@
+"""What moves the numbers: one change at a time from a base configuration.
+
+Each configuration is trained once per seed exactly as ``finalize`` retrains a trial
+(``trials.train_and_evaluate``: early stopping on the validation objective, best epoch
+kept, threshold chosen on the validation split), then scored on the official test set.
+The base is every search space's default (base_cnn, flip, 128 px grey, Adam 1e-3,
+batch 32, class weights) with a longer epoch cap.
+
+This reads test numbers for many configurations, so it is exploratory: a change that
+wins here is a hypothesis for the search spaces, and a study (which never sees the test
+set while it selects) must confirm it. Rows are written to ``ablation.csv`` after each
+training, so a run stopped by ``--budget`` keeps what it finished.
+
+usage: python benchmarks/ablation.py --data ../shared/data/chest_xray --out DIR
+           [--budget SECONDS] [--epochs N] [--only NAME,NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# name -> (family, policy, image size, {prefixed hyperparameter: value}, seed)
+BASE = ("base_cnn", "flip", 128, {}, 0)
+CONFIGS: dict[str, tuple] = {
+    "base": BASE,
+    "base seed 1": ("base_cnn", "flip", 128, {}, 1),
+    "equalize": ("base_cnn", "flip", 128, {"train.equalize": True}, 0),
+    "geometric": ("base_cnn", "geometric", 128, {}, 0),
+    "no augmentation": ("base_cnn", "none", 128, {}, 0),
+    "224 px": ("base_cnn", "flip", 224, {}, 0),
+    "photometric": ("base_cnn", "photometric", 128, {}, 0),
+    "resnet18": ("resnet18", "flip", 128, {}, 0),
+    "no class balance": ("base_cnn", "flip", 128, {"train.balance": "none"}, 0),
+    "label smoothing 0.1": ("base_cnn", "flip", 128, {"train.label_smoothing": 0.1}, 0),
+    "adamw + cosine": ("base_cnn", "flip", 128, {"train.optimizer": "adamw",
+                                                 "train.schedule": "cosine"}, 0),
+    "64 px": ("base_cnn", "flip", 64, {}, 0),
+    "equalize + geometric": ("base_cnn", "geometric", 128, {"train.equalize": True}, 0),
+    "randaugment": ("base_cnn", "randaugment", 128, {}, 0),
+    "combined": ("base_cnn", "combined", 128, {}, 0),
+    "equalize + combined": ("base_cnn", "combined", 128, {"train.equalize": True}, 0),
+    "resnet18 geometric 224 px": ("resnet18", "geometric", 224, {}, 0),
+    "base seed 2": ("base_cnn", "flip", 128, {}, 2),
+}
+COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
+
+
+def default_values(family: str, policy: str) -> dict:
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    spaces = resolve_spaces(SearchConfig(family, policy))["spaces"]
+    return {f"{space.prefix}.{name}": value for space in spaces.values()
+            for name, value in space.defaults().items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--budget", type=float, default=None, help="seconds; no new config after")
+    parser.add_argument("--epochs", type=int, default=20, help="epoch cap (patience 5)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="where the trained models go (default: OUT/runs)")
+    parser.add_argument("--only", default="", help="comma-separated configuration names")
+    parser.add_argument("--recall-target", type=float, default=0.95)
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    from autopneumo.backend import import_tensorflow_quietly, keras_backend
+    from autopneumo.data import load_dataset
+    from autopneumo.evaluation import Evaluator
+    from autopneumo.trials import train_and_evaluate
+
+    import_tensorflow_quietly()
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"--only: unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
+    started = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    datasets: dict[int, object] = {}
+    rows = []
+    for name in names:
+        if args.budget and time.time() - started > args.budget:
+            print(f"budget spent: {name!r} and later configurations not run", flush=True)
+            break
+        family, policy, size, changes, seed = CONFIGS[name]
+        if size not in datasets:
+            datasets[size] = load_dataset(args.data, size, 1, 0.2, 0)
+        dataset = datasets[size]
+        values = default_values(family, policy) | changes
+        values |= {"train.epochs": args.epochs, "train.patience": 5}
+        evaluator = Evaluator(dataset, {"project": f"{family}__{policy}", "family": family,
+                                        "policy": policy, "tuner": "ablation"},
+                              args.recall_target, command="benchmarks/ablation.py", n_boot=200)
+        t0 = time.perf_counter()
+        record = train_and_evaluate(family, policy, values, dataset, evaluator,
+                                    (args.runs or args.out / "runs") / name.replace(" ", "_"), name,
+                                    args.recall_target, seed)
+        row = {"config": name, "family": family, "policy": policy, "size": size, "seed": seed,
+               "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-",
+               "epochs_run": record["epochs_run"], "best_epoch": record["best_epoch"],
+               "seconds": round(time.perf_counter() - t0, 1),
+               "val_auc": record["val"]["auc"], "val_prec_at_recall": record["val"]["prec_at_recall"],
+               **{f"test_{c}": record["test"][c] for c in COLUMNS},
+               "backend": keras_backend()}
+        rows.append(row)
+        frame = pd.DataFrame(rows)
+        frame.to_csv(args.out / "ablation.csv", index=False)
+        print(f"{name:28s} test P {row['test_precision']:.3f} R {row['test_recall']:.3f} "
+              f"AUC {row['test_auc']:.3f} | val AUC {row['val_auc']:.3f} | "
+              f"{row['epochs_run']} ep, {row['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
