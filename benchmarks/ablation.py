@@ -71,14 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recall-target", type=float, default=0.95)
     args = parser.parse_args(argv)
 
+    from autopneumo.backend import import_tensorflow_quietly, keras_backend
+
+    import_tensorflow_quietly()  # before anything imports Keras: quiet, threads sized
     import pandas as pd
 
-    from autopneumo.backend import import_tensorflow_quietly, keras_backend
     from autopneumo.data import load_dataset
     from autopneumo.evaluation import Evaluator
     from autopneumo.trials import train_and_evaluate
 
-    import_tensorflow_quietly()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(CONFIGS)
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:

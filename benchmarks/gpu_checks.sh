@@ -27,6 +27,6 @@ echo "== throughput done at ${SECONDS}s"
 left=$((TOTAL - SECONDS))
 if [ "$left" -gt 60 ]; then
   timeout "$left" $PY benchmarks/ablation.py --data "$DATA" --out "$OUT" --runs /tmp/ablation-runs \
-    --budget $((left - 60)) 2>&1 | grep -v -i warning | tee "$OUT/ablation.log"
+    --budget $((left - 60)) 2>&1 | grep --line-buffered -v -i warning | tee "$OUT/ablation.log"
 fi
 echo "== all done at ${SECONDS}s"
