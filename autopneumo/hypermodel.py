@@ -42,12 +42,20 @@ def build_model(
 
     ``training`` chooses the optimizer (adam / adamw / sgd with momentum), the schedule
     (constant / cosine over the epoch cap), the loss (binary cross-entropy / focal) and
-    label smoothing, and whether each image's histogram is equalised first (part of the
-    model, so prediction and export see the same preprocessing); ``steps_per_epoch``
+    label smoothing, whether the image borders are cropped off (``crop``: the central
+    fraction kept, resized back) and whether each image's histogram is equalised (both
+    part of the model, so prediction and export see the same preprocessing); ``steps_per_epoch``
     sizes the cosine schedule."""
     training = training or {}
     inputs = keras.Input(shape=image_shape, dtype="uint8", name="image")
     x = inputs
+    crop = float(training.get("crop", 1.0))
+    if not 0.0 < crop <= 1.0:
+        raise ValueError(f"train.crop must be in (0, 1], got {crop}")
+    if crop < 1.0:  # keep the central part, drop the borders (markers, collimation edges)
+        side = (max(1, round(image_shape[0] * crop)), max(1, round(image_shape[1] * crop)))
+        x = layers.CenterCrop(*side, name="crop")(x)
+        x = layers.Resizing(image_shape[0], image_shape[1], name="crop_resize")(x)
     if training.get("equalize"):  # per-image histogram equalisation, train and test alike
         x = HistogramEqualization(name="equalize")(x)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)

@@ -44,6 +44,8 @@ CONFIGS: dict[str, tuple] = {
     "equalize + geometric": ("base_cnn", "geometric", 128, {"train.equalize": True}, 0),
     "randaugment": ("base_cnn", "randaugment", 128, {}, 0),
     "combined": ("base_cnn", "combined", 128, {}, 0),
+    "crop 0.8": ("base_cnn", "flip", 128, {"train.crop": 0.8}, 0),
+    "crop 0.8 + geometric": ("base_cnn", "geometric", 128, {"train.crop": 0.8}, 0),
     "equalize + combined": ("base_cnn", "combined", 128, {"train.equalize": True}, 0),
     "resnet18 geometric 224 px": ("resnet18", "geometric", 224, {}, 0),
     "base seed 2": ("base_cnn", "flip", 128, {}, 2),

@@ -191,3 +191,30 @@ def test_histogram_equalisation_matches_a_numpy_reference():
             else:
                 expected = (cdf[x] - first) / (cdf[-1] - first) * 255
             np.testing.assert_allclose(out[b, :, :, c].ravel(), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_border_crop_makes_the_model_blind_to_the_borders_and_survives_saving(tmp_path):
+    """``crop``: only the central fraction reaches the network, so markers or collimation
+    edges in the border cannot carry the label; 1.0 adds no layer."""
+    params = {"width": 0.25, "depth": 2, "dense_units": "8"}
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
+                        training={"crop": 0.5})
+    plain = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
+                        training={"crop": 1.0})
+    assert "crop" in [layer.name for layer in model.layers]
+    assert "crop" not in [layer.name for layer in plain.layers]
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (4, 32, 32, 1)).astype(np.uint8)
+    other_borders = rng.integers(0, 256, x.shape).astype(np.uint8)
+    other_borders[:, 8:24, 8:24] = x[:, 8:24, 8:24]  # same centre (the kept 16 px), new borders
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model(other_borders)), atol=1e-6)
+    other_centre = x.copy()
+    other_centre[:, 12:20, 12:20] = 255 - other_centre[:, 12:20, 12:20]
+    assert not np.allclose(np.asarray(model(x)), np.asarray(model(other_centre)), atol=1e-6)
+    assert not np.allclose(np.asarray(plain(x)), np.asarray(plain(other_borders)), atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="train.crop"):
+        build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
+                    training={"crop": 1.5})
