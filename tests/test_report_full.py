@@ -730,12 +730,29 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
                 f'<td class="text">{html.escape(r.verdict)}</td>') in table
     assert 'id="shortcut-verdict"' in part
 
+    # occlusion: the same sample and box, recomputed independently
+    from autopneumo.report.gradcam import occlusion
+
+    occluded = pd.read_csv(out / "occlusion_focus.csv")
+    assert list(occluded.true_class) == ["NORMAL", "PNEUMONIA", "all"]
+    assert set(occluded.method) == {"Occlusion"} and set(occluded.cells) == {"8x8 grid"}
+    o_maps, o_probs = occlusion(real_run.model, test.x[idx], real_run.record["threshold"])
+    np.testing.assert_allclose(o_probs, real_run.model.predict(test.x[idx], verbose=0).ravel(),
+                               atol=1e-4)
+    o_shares, _ = focus_shares(o_maps)
+    o_ok = np.isfinite(o_shares)
+    assert occluded.n_empty.iloc[2] == (~o_ok).sum()
+    if o_ok.any():
+        assert occluded.share_median.iloc[2] == pytest.approx(np.median(o_shares[o_ok]), abs=1e-4)
+    assert 'id="occlusion-focus"' in part and 'id="occlusion-verdict"' in part
+
     md = write_report(real_run.runs, tmp_path / "md", fmt="md", pixels=False)
-    assert {p.name for p in md} == {"leaderboard.csv", "gradcam_focus.csv", "shortcuts.csv",
-                                    "summary.md"}
+    assert {p.name for p in md} == {"leaderboard.csv", "gradcam_focus.csv", "occlusion_focus.csv",
+                                    "shortcuts.csv", "summary.md"}
     text = md[-1].read_text()
     guard = text[text.index("## Shortcut guard"):]
     assert "| true class | images | median share in box |" in guard
+    assert "### Occlusion focus on the lung field" in guard and "8x8 grid" in guard
     assert f"| all | {focus.n_images.iloc[2] - focus.n_empty.iloc[2]} | " in guard
     assert focus.verdict.iloc[0] in guard
     if ok.any():
@@ -744,6 +761,49 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
     for r in direct.itertuples():
         assert f"| {r.group} | " in guard and f"{r.test_auc:.3f} [{r.test_auc_lo:.3f}" in guard
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "md" / "shortcuts.csv"), shortcuts)
+
+
+def _looks_at(where: str, size: int = 16):
+    """A fixed model whose logit is the mean brightness of one region only: the centre
+    (the lungs) or the top-left corner (a marker)."""
+    import keras
+
+    inputs = keras.Input((size, size, 1), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    q = size // 4
+    crop = ((q, q), (q, q)) if where == "centre" else ((0, size - q), (0, size - q))
+    x = keras.layers.Cropping2D(crop)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    head = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")
+    model = keras.Model(inputs, head(x))
+    head.set_weights([np.full((1, 1), 8.0, "float32"), np.full((1,), -2.0, "float32")])
+    return model
+
+
+@pytest.mark.parametrize("where", ["centre", "corner"])
+def test_occlusion_finds_the_region_the_decision_depends_on(where):
+    """Greying out a cell the model ignores changes nothing; a cell it reads lowers the
+    predicted class's logit. The focus verdict follows."""
+    from autopneumo.report.gradcam import INSIDE, OUTSIDE, occlusion, occlusion_focus
+
+    model = _looks_at(where)
+    rng = np.random.default_rng(0)
+    read = np.zeros((16, 16), bool)
+    if where == "centre":
+        read[4:12, 4:12] = True
+    else:
+        read[:4, :4] = True
+    images = rng.integers(60, 200, (6, 16, 16, 1)).astype(np.uint8)
+    images[:3, read] = 255  # the region it reads is bright: called pneumonia
+    images[3:, read] = 0  # dark: called normal
+    maps, probs = occlusion(model, images, threshold=0.5, grid=4)
+    np.testing.assert_allclose(probs, model.predict(images, verbose=0).ravel(), atol=1e-5)
+    assert (probs[:3] > 0.5).all() and (probs[3:] < 0.5).all()
+    assert maps.shape == (6, 16, 16) and maps.min() >= 0 and maps.max() <= 1
+    assert (maps[:, ~read] == 0).all()  # cells the model never sees carry no evidence
+    assert (maps[:, read].min(axis=1) > 0).all()  # greying any read cell weakens the call
+    rows, verdict, _ = occlusion_focus(model, images, np.array([1, 1, 1, 0, 0, 0]), 0.5, grid=4)
+    assert verdict == (INSIDE if where == "centre" else OUTSIDE)
 
 
 @pytest.mark.parametrize("where", ["centre", "border"])

@@ -34,7 +34,7 @@ FIGURES = ("family_policy", "policy_effects", "roc", "precision_recall", "confus
            "augmentation", "gradcam")
 MARKDOWN_SECTIONS = ("headline", "families", "gradcam", "shortcuts", "significance",
                      "provenance")
-TABLES = ("gradcam_focus", "shortcuts")  # extra CSVs, written where the data allow
+TABLES = ("gradcam_focus", "occlusion_focus", "shortcuts")  # extra CSVs, written where the data allow
 
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt: str = "html",

@@ -66,7 +66,7 @@ class ReportBuilder:
         self.opt = options or Options()
         self.draw = draw
         self.figures: dict[str, bytes] = {}
-        self.tables: dict[str, pd.DataFrame] = {}  # extra CSVs: gradcam_focus, shortcuts
+        self.tables: dict[str, pd.DataFrame] = {}  # extra CSVs: *_focus, shortcuts
         self.notes: dict[str, list[str]] = {name: [] for name in SECTIONS}
         candidates = runs.candidates()
         self.best = candidates.iloc[0] if len(candidates) else None
@@ -379,7 +379,8 @@ class ReportBuilder:
         test = dataset.test
         threshold = float(best["threshold"])
         out = {"model": model_label(best), "layer": layer.name, "threshold": f"{threshold:.3f}",
-               "right": 0, "wrong": 0, "focus": self._gradcam_focus(model, layer, test, threshold)}
+               "right": 0, "wrong": 0, "focus": self._gradcam_focus(model, layer, test, threshold),
+               "occlusion": self._occlusion_focus(model, test, threshold)}
         if self.opt.pixels and self.draw:
             out["right"], out["wrong"] = self._gradcam_overlays(model, layer, test, threshold)
         return out
@@ -387,15 +388,7 @@ class ReportBuilder:
     def _gradcam_focus(self, model: Any, layer: Any, test: Any,
                        threshold: float) -> dict[str, Any] | None:
         """The share of Grad-CAM mass inside the central lung-field box (also gradcam_focus.csv)."""
-        from .gradcam import (
-            EMPTY,
-            FOCUS_IMAGES,
-            FOCUS_MARGIN,
-            INSIDE,
-            LUNG_BOX,
-            focus_sample,
-            gradcam_focus,
-        )
+        from .gradcam import FOCUS_IMAGES, focus_sample, gradcam_focus
 
         idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
         if not idx:
@@ -403,27 +396,55 @@ class ReportBuilder:
             return None
         labels = np.asarray(test.y)[idx].astype(int)
         rows, verdict, uniform = gradcam_focus(model, test.x[idx], labels, threshold, layer)
+        return self._focus_block("gradcam_focus", "Grad-CAM", layer.name, rows, verdict,
+                                 uniform, len(idx))
+
+    def _occlusion_focus(self, model: Any, test: Any, threshold: float) -> dict[str, Any] | None:
+        """The same focus numbers from occlusion sensitivity (also occlusion_focus.csv)."""
+        from .gradcam import FOCUS_IMAGES, OCCLUSION_GRID, focus_sample, occlusion_focus
+
+        idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
+        if not idx:
+            return None
+        labels = np.asarray(test.y)[idx].astype(int)
+        rows, verdict, uniform = occlusion_focus(model, test.x[idx], labels, threshold)
+        return self._focus_block("occlusion_focus", "Occlusion",
+                                 f"{OCCLUSION_GRID}x{OCCLUSION_GRID} grid", rows, verdict,
+                                 uniform, len(idx))
+
+    def _focus_block(self, table: str, method: str, where: str, rows: list[dict[str, Any]],
+                     verdict: str, uniform: float, n: int) -> dict[str, Any]:
+        from .gradcam import EMPTY, FOCUS_MARGIN, INSIDE, LUNG_BOX
+
         width, height = LUNG_BOX
         frame = pd.DataFrame(rows)
         frame.insert(0, "model", model_label(self.best))
-        frame.insert(1, "layer", layer.name)
+        frame.insert(1, "method", method)
+        frame.insert(2, "layer" if method == "Grad-CAM" else "cells", where)
         frame["box_width"], frame["box_height"] = width, height
         frame["verdict"] = verdict
-        self.tables["gradcam_focus"] = frame
+        self.tables[table] = frame
+        if verdict == EMPTY:
+            sentence = f"{method}: {verdict}."
+            if method != "Grad-CAM":
+                sentence = (f"{method}: no verdict: greying out any one cell never lowers the "
+                            "predicted class's score.")
+        else:
+            sentence = (f"{method}: {verdict} (median share in the box, each true class, "
+                        f"against {uniform:.3f} for a uniform map).")
         return {
+            "method": method, "where": where, "csv": f"{table}.csv",
+            "key": table.removesuffix("_focus"),  # the HTML ids: gradcam-focus, occlusion-focus
             "rows": [{"true_class": r["true_class"], "n": r["n_images"] - r["n_empty"],
                       "empty": r["n_empty"], "median": fmt_number(r["share_median"]),
                       "iqr": (f"{r['share_q1']:.3f}–{r['share_q3']:.3f}"
                               if math.isfinite(r["share_q1"]) else "–"),
                       "uniform": f"{uniform:.3f}"} for r in rows],
-            "n": len(idx), "uniform": f"{uniform:.3f}", "margin": f"{FOCUS_MARGIN:.2f}",
+            "n": n, "uniform": f"{uniform:.3f}", "margin": f"{FOCUS_MARGIN:.2f}",
             "box": (f"the middle {width:.0%} of the width and {height:.0%} of the height; "
                     f"margins {(1 - width) / 2:.0%} left and right, {(1 - height) / 2:.0%} top "
                     "and bottom").replace("%", " %"),
-            "verdict": verdict, "inside": verdict == INSIDE,
-            "sentence": (f"Grad-CAM: {verdict}." if verdict == EMPTY else
-                         f"Grad-CAM: {verdict} (median share in the box, each true class, "
-                         f"against {uniform:.3f} for a uniform map)."),
+            "verdict": verdict, "inside": verdict == INSIDE, "sentence": sentence,
         }
 
     def _gradcam_overlays(self, model: Any, layer: Any, test: Any,

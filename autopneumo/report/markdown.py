@@ -84,19 +84,26 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def _shortcut_guard(context: dict[str, Any]) -> list[str]:
     """Grad-CAM focus and the shortcut check: tables where computed, else the notes."""
     notes = context.get("notes") or {}
-    lines = ["", "## Shortcut guard", "", "### Grad-CAM focus on the lung field", ""]
-    focus = (context.get("gradcam") or {}).get("focus")
-    if focus:
-        g = context["gradcam"]
-        lines += [f"**{_text(focus['sentence'])}**", "",
-                  f"{_text(g['model'])}, layer `{_text(g['layer'])}`, threshold {g['threshold']}: "
-                  f"share of Grad-CAM mass inside the central box ({_text(focus['box'])}) on "
+    lines = ["", "## Shortcut guard", ""]
+    g = context.get("gradcam") or {}
+    if not g.get("focus"):
+        lines += ["### Grad-CAM focus on the lung field", ""]
+    for focus in (g.get("focus"), g.get("occlusion")):
+        if not focus:
+            continue
+        what = (f"layer `{_text(focus['where'])}`" if focus["method"] == "Grad-CAM"
+                else f"{_text(focus['where'])} of greyed-out cells")
+        lines += [f"### {focus['method']} focus on the lung field", "",
+                  f"**{_text(focus['sentence'])}**", "",
+                  f"{_text(g['model'])}, {what}, threshold {g['threshold']}: "
+                  f"share of the evidence inside the central box ({_text(focus['box'])}) on "
                   f"{focus['n']} test images; a uniform map gives {focus['uniform']} (the box's "
                   f"area). Inside when every class's median is >= {focus['margin']} above it.", ""]
         lines += _table(["true class", "images", "median share in box", "IQR (Q1-Q3)",
                          "uniform share", "empty maps"],
                         [[r["true_class"], r["n"], r["median"], r["iqr"], r["uniform"], r["empty"]]
                          for r in focus["rows"]])
+        lines += [""]
     lines += [f"- {_text(t)}" for t in notes.get("gradcam", []) if "overlays" not in t]
     lines += ["", "### Shortcut check", ""]
     shortcuts = context.get("shortcuts")
