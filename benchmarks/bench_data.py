@@ -63,30 +63,22 @@ print(json.dumps({"wall": wall, "cpu": used, "scan": t_scan, "n": len(out.images
 """
 
 
-# The classroom pipeline in a fresh interpreter: TensorFlow imported and one small
-# pipeline run first (untimed), then the whole folder.
+# The classroom pipeline (``classroom_decode`` below) in a fresh interpreter: TensorFlow
+# imported and one small pipeline run first (untimed), then the whole folder.
 _CLASSROOM_CHILD = r"""
 import json, os, sys, time
-pattern, size, channels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pattern, size, channels, here = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 from autopneumo.backend import import_tensorflow_quietly
 import_tensorflow_quietly()
 import tensorflow as tf
+sys.path.insert(0, here)
+from bench_data import classroom_decode
 def cpu():
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
-def run(paths, size):
-    def process_path(path):
-        image = tf.io.decode_jpeg(tf.io.read_file(path), channels=channels)
-        return tf.image.resize(image, [size, size])
-    ds = tf.data.Dataset.from_tensor_slices(paths).map(process_path,
-                                                       num_parallel_calls=tf.data.AUTOTUNE)
-    n = 0
-    for batch in ds.batch(64).prefetch(tf.data.AUTOTUNE):
-        n += int(batch.shape[0])
-    return n
-run(tf.io.gfile.glob(pattern)[:64], 32)
+classroom_decode(tf.io.gfile.glob(pattern)[:64], 32, channels)
 c0, t0 = cpu(), time.perf_counter()
-n = run(tf.io.gfile.glob(pattern), size)
+n = classroom_decode(pattern, size, channels)
 print(json.dumps({"wall": time.perf_counter() - t0, "cpu": cpu() - c0, "n": n}))
 """
 
@@ -102,7 +94,8 @@ def _child(code: str, *args: object) -> dict:
 
 def classroom_run(root: Path, size: int, channels: int) -> dict:
     """The notebook's pipeline over the whole folder, measured in a fresh process."""
-    return _child(_CLASSROOM_CHILD, root / "*" / "*" / "*.jpeg", size, channels)
+    return _child(_CLASSROOM_CHILD, root / "*" / "*" / "*.jpeg", size, channels,
+                  Path(__file__).resolve().parent)
 
 
 def autopneumo_run(root: Path, size: int, channels: int, folder: Path, *, cold: bool,
