@@ -17,15 +17,10 @@ from pathlib import Path
 
 from common import REPO, Context, Result, fmt, ratio
 
-SPACE = """\
-kind: family
-name: base_cnn
-hyperparameters:
-  width: {type: choice, values: [0.25, 0.5], default: 0.25}
-  depth: {type: fixed, value: 2}
-  dense_units: {type: choice, values: ["16", "32"], default: "16"}
-  dense_dropout: {type: fixed, value: 0.3}
-"""
+sys.path.insert(0, str(REPO))
+from tests.tiny_spaces import small_cnn  # noqa: E402 - after the path
+
+SPACE = small_cnn(("16", "32"))  # the same tiny space as the reliability tests
 
 
 def _port() -> int:

@@ -14,16 +14,9 @@ import pytest
 
 from autopneumo.distributed import parse_chief, tuner_environment
 from autopneumo.errors import OptionError
+from tests.tiny_spaces import small_cnn
 
-SMALL_CNN = """\
-kind: family
-name: base_cnn
-hyperparameters:
-  width: {type: choice, values: [0.25, 0.5], default: 0.25}
-  depth: {type: fixed, value: 2}
-  dense_units: {type: choice, values: ["8", "16", "32"], default: "16"}
-  dense_dropout: {type: fixed, value: 0.3}
-"""
+SMALL_CNN = small_cnn(("8", "16", "32"), default="16")
 
 
 def free_port() -> int:

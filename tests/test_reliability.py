@@ -15,16 +15,9 @@ import pytest
 
 from autopneumo.errors import RunsError
 from autopneumo.locking import LOCK_FILE, project_lock
+from tests.tiny_spaces import small_cnn
 
-SMALL_CNN = """\
-kind: family
-name: base_cnn
-hyperparameters:
-  width: {type: choice, values: [0.25, 0.5], default: 0.25}
-  depth: {type: fixed, value: 2}
-  dense_units: {type: choice, values: ["16", "32"], default: "16"}
-  dense_dropout: {type: fixed, value: 0.3}
-"""
+SMALL_CNN = small_cnn(("16", "32"))
 
 
 def search_cmd(data: Path, runs: Path, space: Path, trials: int, epochs: int = 2) -> list[str]:

@@ -15,16 +15,9 @@ from autopneumo.backend import custom_gradient_names
 from autopneumo.errors import RunsError
 from autopneumo.objective import precision_at_recall
 from autopneumo.tuning import SearchConfig, search
+from tests.tiny_spaces import small_cnn
 
-SMALL_CNN = """\
-kind: family
-name: base_cnn
-hyperparameters:
-  width: {type: choice, values: [0.25, 0.5], default: 0.25}
-  depth: {type: fixed, value: 2}
-  dense_units: {type: fixed, value: "32"}
-  dense_dropout: {type: fixed, value: 0.3}
-"""
+SMALL_CNN = small_cnn()
 
 
 @pytest.fixture(scope="module")
