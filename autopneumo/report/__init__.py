@@ -47,7 +47,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     shows X-ray pixels (sample images, augmentation previews, Grad-CAM overlays). The
     numbers of the shortcut guard show no pixels and stay: where the best model and its
     data folder are available, the Grad-CAM focus on the lung field (gradcam_focus.csv,
-    which needs TensorFlow) and the shortcut check (shortcuts.csv); otherwise a note.
+    which needs TensorFlow), the occlusion focus (occlusion_focus.csv) and the shortcut
+    check (shortcuts.csv); otherwise a note.
     """
     if fmt not in ("html", "md"):
         raise ValueError(f"unknown report format {fmt!r}: use 'html' or 'md'")
@@ -75,8 +76,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
 
 
 def _write_tables(builder: ReportBuilder, out: Path) -> list[Path]:
-    """gradcam_focus.csv and shortcuts.csv where they were computed; a stale one from an
-    older report is removed."""
+    """The focus and shortcut CSVs where they were computed; a stale one from an older
+    report is removed."""
     written = []
     for name in TABLES:
         if name in builder.tables:
