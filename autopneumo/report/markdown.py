@@ -93,6 +93,8 @@ def _shortcut_guard(context: dict[str, Any]) -> list[str]:
             continue
         what = (f"layer `{_text(focus['where'])}`" if focus["method"] == "Grad-CAM"
                 else f"{_text(focus['where'])} of greyed-out cells")
+        if lines[-1]:
+            lines.append("")
         lines += [f"### {focus['method']} focus on the lung field", "",
                   f"**{_text(focus['sentence'])}**", "",
                   f"{_text(g['model'])}, {what}, threshold {g['threshold']}: "
@@ -103,7 +105,6 @@ def _shortcut_guard(context: dict[str, Any]) -> list[str]:
                          "uniform share", "empty maps"],
                         [[r["true_class"], r["n"], r["median"], r["iqr"], r["uniform"], r["empty"]]
                          for r in focus["rows"]])
-        lines += [""]
     lines += [f"- {_text(t)}" for t in notes.get("gradcam", []) if "overlays" not in t]
     lines += ["", "### Shortcut check", ""]
     shortcuts = context.get("shortcuts")
