@@ -175,7 +175,8 @@ def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
         pytest.skip("this checks the CPU behaviour")
     import keras
 
-    assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) is False
+    assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) == (
+        False, False)  # (mixed precision, XLA)
     assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
     assert keras.mixed_precision.global_policy().name == "float32"
     assert mirrored_strategy(2) is None
