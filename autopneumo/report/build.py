@@ -379,33 +379,34 @@ class ReportBuilder:
         test = dataset.test
         threshold = float(best["threshold"])
         out = {"model": model_label(best), "layer": layer.name, "threshold": f"{threshold:.3f}",
-               "right": 0, "wrong": 0, "focus": self._gradcam_focus(model, layer, test, threshold),
-               "occlusion": self._occlusion_focus(model, test, threshold)}
+               "right": 0, "wrong": 0, "focus": None, "occlusion": None}
+        from .gradcam import FOCUS_IMAGES, focus_sample
+
+        idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)  # one sample for both checks
+        if idx:
+            out["focus"] = self._gradcam_focus(model, layer, test, threshold, idx)
+            out["occlusion"] = self._occlusion_focus(model, test, threshold, idx)
+        else:
+            self.note("gradcam", "The test split is empty, so there is no Grad-CAM focus.")
         if self.opt.pixels and self.draw:
             out["right"], out["wrong"] = self._gradcam_overlays(model, layer, test, threshold)
         return out
 
-    def _gradcam_focus(self, model: Any, layer: Any, test: Any,
-                       threshold: float) -> dict[str, Any] | None:
+    def _gradcam_focus(self, model: Any, layer: Any, test: Any, threshold: float,
+                       idx: list[int]) -> dict[str, Any]:
         """The share of Grad-CAM mass inside the central lung-field box (also gradcam_focus.csv)."""
-        from .gradcam import FOCUS_IMAGES, focus_sample, gradcam_focus
+        from .gradcam import gradcam_focus
 
-        idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
-        if not idx:
-            self.note("gradcam", "The test split is empty, so there is no Grad-CAM focus.")
-            return None
         labels = np.asarray(test.y)[idx].astype(int)
         rows, verdict, uniform = gradcam_focus(model, test.x[idx], labels, threshold, layer)
         return self._focus_block("gradcam_focus", "Grad-CAM", layer.name, rows, verdict,
                                  uniform, len(idx))
 
-    def _occlusion_focus(self, model: Any, test: Any, threshold: float) -> dict[str, Any] | None:
+    def _occlusion_focus(self, model: Any, test: Any, threshold: float,
+                         idx: list[int]) -> dict[str, Any]:
         """The same focus numbers from occlusion sensitivity (also occlusion_focus.csv)."""
-        from .gradcam import FOCUS_IMAGES, OCCLUSION_GRID, focus_sample, occlusion_focus
+        from .gradcam import OCCLUSION_GRID, occlusion_focus
 
-        idx = focus_sample(test.y, FOCUS_IMAGES, self.opt.seed)
-        if not idx:
-            return None
         labels = np.asarray(test.y)[idx].astype(int)
         rows, verdict, uniform = occlusion_focus(model, test.x[idx], labels, threshold)
         return self._focus_block("occlusion_focus", "Occlusion",
