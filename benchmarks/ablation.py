@@ -49,6 +49,8 @@ CONFIGS: dict[str, tuple] = {
     "equalize + combined": ("base_cnn", "combined", 128, {"train.equalize": True}, 0),
     "resnet18 geometric 224 px": ("resnet18", "geometric", 224, {}, 0),
     "base seed 2": ("base_cnn", "flip", 128, {}, 2),
+    "crop 0.8 + photometric": ("base_cnn", "photometric", 128, {"train.crop": 0.8}, 0),
+    "photometric seed 1": ("base_cnn", "photometric", 128, {}, 1),
 }
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
