@@ -8,29 +8,33 @@ by image leaks patients between train and validation.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import PurePath
 
-_PATTERNS = (
-    re.compile(r"^(person\d+)_", re.IGNORECASE),
-    re.compile(r"^(NORMAL\d+-IM-\d+)-", re.IGNORECASE),
-    re.compile(r"^(IM-\d+)-", re.IGNORECASE),
-)
+# One pattern, tried in this order: person..., NORMAL2-IM-..., IM-... (one regex match per
+# file instead of three: a scan of the 5,856 files names each once)
+_PATTERN = re.compile(r"^(?:(person\d+)_|(NORMAL\d+-IM-\d+)-|(IM-\d+)-)", re.IGNORECASE)
+
+
+def _name(filename: str) -> str:
+    """The last path component, as ``PurePath(filename).name``; bare names skip the parse."""
+    if "/" not in filename and os.sep not in filename:
+        return filename
+    return PurePath(filename).name
 
 
 def parse_patient_id(filename: str) -> str | None:
     """The patient id encoded in a Kermany file name, or None if the name has none."""
-    name = PurePath(filename).name
-    for pattern in _PATTERNS:
-        match = pattern.match(name)
-        if match:
-            return _canonical(match.group(1))
-    return None
+    match = _PATTERN.match(_name(filename))
+    if match is None:
+        return None
+    return _canonical(next(g for g in match.groups() if g is not None))
 
 
 def patient_id_or_file(filename: str) -> str:
     """The patient id, or a per-file id (``file:<name>``) where the name carries none."""
-    return parse_patient_id(filename) or f"file:{PurePath(filename).name}"
+    return parse_patient_id(filename) or f"file:{_name(filename)}"
 
 
 def _canonical(raw: str) -> str:
