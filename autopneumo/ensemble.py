@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write_json
+from .backend import predict_batches
 from .errors import OptionError, RunsError
 from .evaluation import (
     MODEL_FILE,
@@ -216,9 +217,8 @@ def _dataset_for(record: dict[str, Any], datasets: dict[tuple, Any]) -> Any:
 def flip_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Mean of the model's probabilities on ``x`` and on ``x`` flipped left-right."""
     x = np.asarray(x)
-    plain = model.predict(x, batch_size=batch_size, verbose=0).ravel()
-    flipped = model.predict(np.ascontiguousarray(x[:, :, ::-1, :]), batch_size=batch_size,
-                            verbose=0).ravel()
+    plain = predict_batches(model, x, batch_size).ravel()
+    flipped = predict_batches(model, np.ascontiguousarray(x[:, :, ::-1, :]), batch_size).ravel()
     return (plain.astype(np.float64) + flipped.astype(np.float64)) / 2.0
 
 

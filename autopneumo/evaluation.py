@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
+from .backend import predict_batches
 from .objective import binary_metrics, bootstrap_intervals, validation_summary
 from .provenance import environment
 
@@ -75,10 +76,10 @@ class Evaluator:
 
         p_val = best_validation_scores(model, ds.val.x)  # the best epoch's, already computed
         if p_val is None:
-            p_val = model.predict(ds.val.x, batch_size=256, verbose=0).ravel()
+            p_val = predict_batches(model, ds.val.x).ravel()
         val = validation_summary(ds.val.y, p_val, self.recall_target)
         threshold = val["threshold"] if threshold is None else float(threshold)
-        p_test = model.predict(ds.test.x, batch_size=256, verbose=0).ravel()
+        p_test = predict_batches(model, ds.test.x).ravel()
         test = binary_metrics(ds.test.y, p_test, threshold, self.recall_target)
         test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot)
         trial_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import keras_tuner as kt
 import numpy as np
 from keras import layers
 
+from .backend import predict_batches
 from .objective import OBJECTIVE, validation_summary
 from .preprocessing import HistogramEqualization
 from .registry import Entry
@@ -168,7 +169,7 @@ class ValidationObjective(keras.callbacks.Callback):
         self.best_scores = None
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).ravel()
+        scores = predict_batches(self.model, self.x_val, self.batch_size).ravel()
         summary = validation_summary(self.y_val, scores, self.recall_target)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .atomic import atomic_write_json
+from .backend import predict_batches
 from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, RECORD_FILE
@@ -137,7 +138,7 @@ def predict(model: str | Path, inputs: list[str | Path], threshold: float | None
         except Exception as exc:  # noqa: BLE001 - reported per file
             rows.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
     probabilities = iter(
-        net.predict(np.stack(arrays), batch_size=batch_size, verbose=0).ravel() if arrays else []
+        predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
     )
     for row in rows:
         if row["error"] is None:

@@ -67,3 +67,25 @@ def test_training_outside_a_search_leaves_no_custom_gradient_behind(tiny_kermany
         train_and_evaluate("base_cnn", "none", values, dataset, evaluator, tmp_path / f"s{seed}",
                            f"s{seed}", 0.95, seed=seed)
     assert custom_gradient_names() == before
+
+
+def test_predict_batches_equals_keras_predict_in_chunks_and_when_empty():
+    """The validation objective, evaluation, TTA and the report score with
+    ``predict_batches``: it must give Keras' ``predict`` numbers, whatever the chunking."""
+    import keras
+    import numpy as np
+
+    from autopneumo.backend import predict_batches
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    keras.utils.set_random_seed(0)
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("flip"), (24, 24, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "8"})
+    x = np.random.default_rng(1).integers(0, 256, (23, 24, 24, 1), dtype=np.uint8)
+    expected = model.predict(x, batch_size=256, verbose=0)
+    for batch_size in (5, 23, 256):  # a remainder chunk, one exact chunk, one short chunk
+        got = predict_batches(model, x, batch_size)
+        assert got.shape == expected.shape == (23, 1)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert predict_batches(model, x[:0]).shape == (0, 1)

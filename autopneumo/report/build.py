@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..backend import predict_batches
 from ..evaluation import MODEL_FILE
 from . import figures as fig
 from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
@@ -514,7 +515,7 @@ class ReportBuilder:
                 return scores
         self.note("gradcam", "Saved predictions do not cover this data set; the model "
                              "re-scored it.")
-        return model.predict(test.x, batch_size=128, verbose=0).ravel()
+        return predict_batches(model, test.x, 128).ravel()
 
     # --- 9. is the winner really better? ----------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import predict_batches
 from .figures import figure, plain, shorten, to_png
 from .pixels import CLASSES, show
 
@@ -113,11 +114,11 @@ def occlusion(model: Any, images: np.ndarray, threshold: float = 0.5,
         kernel, bias = (np.asarray(v, dtype=np.float64) for v in (head.kernel, head.bias))
 
         def score(x):
-            return (probe.predict(x, batch_size=batch, verbose=0).astype(np.float64) @ kernel
+            return (predict_batches(probe, x, batch).astype(np.float64) @ kernel
                     + bias)[:, 0]
     else:
         def score(x):
-            return model.predict(x, batch_size=batch, verbose=0)[:, 0].astype(np.float64)
+            return predict_batches(model, x, batch)[:, 0].astype(np.float64)
 
     base = score(images)
     p = 1.0 / (1.0 + np.exp(-base)) if head is not None else base
