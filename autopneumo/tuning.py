@@ -181,6 +181,20 @@ def _tuner_class(kind: str):
             self._fit[trial.trial_id] = (histories[0].history, time.perf_counter() - start)
             return histories
 
+        def _build_and_fit_model(self, trial, *args, **kwargs):
+            # keras-tuner's SaveBestEpoch writes the weights at every improving epoch; the
+            # same checkpoint is written once, when the fit ends (see BestEpochCheckpoint)
+            from .hypermodel import BestEpochCheckpoint
+
+            given = list(kwargs.get("callbacks", []))
+            kwargs["callbacks"] = [BestEpochCheckpoint.replacing(c) for c in given]
+            try:
+                return super()._build_and_fit_model(trial, *args, **kwargs)
+            finally:  # keras-tuner shares its checkpoint's best value across executions
+                for original, used in zip(given, kwargs["callbacks"], strict=True):
+                    if used is not original:
+                        original.best_value = used.best_value
+
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             final = self.oracle.get_trial(trial.trial_id)

@@ -3,7 +3,7 @@
 A trial epoch here is exactly what keras-tuner runs inside ``run_trial``:
 ``PneumoniaHyperModel.fit`` (uint8 numpy in, Rescaling in the model, class weights, the
 ``ValidationObjective`` predict over the validation split, early stopping, NaN check)
-plus keras-tuner's ``SaveBestEpoch`` checkpoint. Epochs are timed from
+plus the best-epoch checkpoint (written when the fit ends). Epochs are timed from
 ``on_epoch_begin`` to ``on_epoch_end`` of a callback placed last, so every other
 callback's end-of-epoch work is inside.
 """
@@ -99,23 +99,32 @@ def epoch_timer():
 
 
 def checkpoint(folder: Path):
-    """keras-tuner's ``SaveBestEpoch`` (what ``run_trial`` adds), timed."""
+    """The best-epoch checkpoint a trial's fit carries (keras-tuner's ``SaveBestEpoch``,
+    swapped by the tuner for ``BestEpochCheckpoint``, which writes once when the fit
+    ends), timed: ``times`` per epoch end, ``writes`` per fit end."""
     import keras_tuner as kt
-    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
-    class TimedSaveBestEpoch(SaveBestEpoch):
+    from autopneumo.hypermodel import BestEpochCheckpoint
+
+    class TimedCheckpoint(BestEpochCheckpoint):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.times: list[float] = []
+            self.writes: list[float] = []
 
         def on_epoch_end(self, epoch, logs=None):
             start = time.perf_counter()
             super().on_epoch_end(epoch, logs)
             self.times.append(time.perf_counter() - start)
 
+        def on_train_end(self, logs=None):
+            start = time.perf_counter()
+            super().on_train_end(logs)
+            self.writes.append(time.perf_counter() - start)
+
     folder.mkdir(parents=True, exist_ok=True)
-    return TimedSaveBestEpoch(kt.Objective("val_objective", "max"),
-                              str(folder / "checkpoint.weights.h5"))
+    return TimedCheckpoint(kt.Objective("val_objective", "max"),
+                           str(folder / "checkpoint.weights.h5"))
 
 
 @contextlib.contextmanager

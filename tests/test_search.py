@@ -91,6 +91,25 @@ def test_saved_model_reproduces_val_and_test_predictions(searched, tiny_kermany)
                                val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_keras_tuners_checkpoint_holds_the_best_epoch(searched, tiny_kermany):
+    """The checkpoint Hyperband continues from and ``Tuner.load_model`` reads is written
+    once, when the fit ends (BestEpochCheckpoint): it must hold the best epoch's weights,
+    the ones the record was evaluated with."""
+    import keras
+
+    from autopneumo.data import load_dataset
+
+    _, records = searched
+    ds = load_dataset(tiny_kermany, image_size=32, seed=1)
+    for r in records:
+        trial_dir = Path(r["_path"]).parent
+        model = keras.saving.load_model(trial_dir / "model.keras", safe_mode=True)
+        model.load_weights(trial_dir / "checkpoint.weights.h5")
+        val = pd.read_csv(trial_dir / "predictions.csv").query("split == 'val'")
+        np.testing.assert_allclose(model.predict(ds.val.x, verbose=0).ravel(),
+                                   val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_validation_never_contains_test_or_train_patients(searched):
     _, records = searched
     preds = pd.read_csv(Path(records[0]["_path"]).parent / "predictions.csv")
@@ -241,3 +260,25 @@ def _live_func_graphs() -> int:
 
     gc.collect()
     return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+@pytest.mark.slow
+def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, tmp_path):
+    """Hyperband trains the best of a round further, starting from the parent trial's
+    checkpoint file; with that file written at the fit's end, the continued trial must
+    find it and complete."""
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband", max_trials=4,
+                          epochs=3, image_size=32, runs_dir=tmp_path / "runs", spaces=[space],
+                          seed=2)
+    records = search(config)
+    assert len(records) == 4
+    assert {r["status"] for r in records} == {"completed"}
+    by_id = {r["trial_id"]: r for r in records}
+    continued = [r for r in records if r["hyperparameters"].get("tuner/trial_id")]
+    assert continued, [r["hyperparameters"] for r in records]
+    for r in continued:
+        parent = by_id[r["hyperparameters"]["tuner/trial_id"]]
+        assert (Path(parent["_path"]).parent / "checkpoint.weights.h5").is_file()
+        assert r["hyperparameters"]["tuner/initial_epoch"] >= 1
