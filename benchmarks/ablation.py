@@ -51,6 +51,7 @@ CONFIGS: dict[str, tuple] = {
     "base seed 2": ("base_cnn", "flip", 128, {}, 2),
     "crop 0.8 + photometric": ("base_cnn", "photometric", 128, {"train.crop": 0.8}, 0),
     "photometric seed 1": ("base_cnn", "photometric", 128, {}, 1),
+    "crop 0.8 seed 1": ("base_cnn", "flip", 128, {"train.crop": 0.8}, 1),
 }
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
