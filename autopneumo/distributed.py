@@ -6,6 +6,7 @@ worker that asks it for trials. What keras-tuner lacks is liveness: a worker kil
 mid-trial leaves its trial "running" and the chief waiting forever. Workers here touch a
 heartbeat file in the shared project folder; the chief's watchdog hands the trial of a
 silent worker back to the oracle (retried once by another worker) and forgets the worker.
+Workers that run out of new trials wait while any trial may still come back for a retry.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, daemon=True, name="watchdog")
 
     def __enter__(self) -> Watchdog:
+        hold_finished_workers(self.oracle)
         self._thread.start()
         return self
 
@@ -119,6 +121,38 @@ class Watchdog:
             for tuner_id in self.silent_workers():
                 trial_id = _reclaim(self.oracle, tuner_id, self.timeout)
                 self.reclaimed.append((tuner_id, trial_id))
+
+
+def hold_finished_workers(oracle, pause: float = 0.5) -> None:
+    """Chief side: keep a worker that runs out of new trials while another worker's trial
+    is still running or waiting for its retry.
+
+    keras-tuner answers STOPPED to a worker that asks once ``max_trials`` trials exist, and
+    forgets it. When another worker is then killed mid-trial, the watchdog hands that trial
+    back for a retry, but no worker is left to run it, and it ends failed. Here such a
+    worker is answered IDLE instead (keras-tuner's workers ask again at once; the answer
+    waits ``pause`` s so they do not spin) until nothing can come back.
+    """
+    from keras_tuner.src.engine.oracle import synchronized
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    original = oracle.create_trial
+
+    @synchronized
+    def keep(oracle, tuner_id: str) -> bool:
+        if not (oracle.ongoing_trials or oracle._retry_queue):
+            return False
+        oracle.tuner_ids.add(tuner_id)  # keras-tuner dropped it along with its STOPPED
+        return True
+
+    def create_trial(tuner_id):
+        trial = original(tuner_id)
+        if trial.status == TrialStatus.STOPPED and keep(oracle, tuner_id):
+            time.sleep(pause)
+            trial.status = TrialStatus.IDLE
+        return trial
+
+    oracle.create_trial = create_trial
 
 
 def _reclaim(oracle, tuner_id: str, timeout: float) -> str | None:

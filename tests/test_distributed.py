@@ -119,4 +119,6 @@ def test_a_killed_worker_does_not_stall_the_search(tiny_kermany, tmp_path):
     assert {r["status"] for r in recs} == {"completed"}
     if run_cluster.victim_trial is not None:
         reissued = next(r for r in recs if r["trial_id"] == run_cluster.victim_trial)
-        assert reissued["worker"] == "worker-1"  # the dead worker's trial was run again
+        # run again by the surviving worker (which waited for it instead of stopping), or,
+        # where the kill fell between the trial's end and its record, recorded by the chief
+        assert reissued["worker"] in ("worker-1", "chief")
