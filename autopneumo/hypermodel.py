@@ -218,18 +218,13 @@ class BestEpochCheckpoint(SaveBestEpoch):
         replacement.best_value = callback.best_value
         return replacement
 
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.objective.has_value(logs):  # as keras-tuner: no objective, keep the last
-            self.improved = True
-            return
-        current = self.objective.get_value(logs)
-        if self.objective.better_than(current, self.best_value):
-            self.best_value = current
-            self.improved = True
+    def _save_model(self):
+        """keras-tuner's ``on_epoch_end`` calls this where it would write: only note it."""
+        self.improved = True
 
     def on_train_end(self, logs=None):
         if self.improved:
-            self._save_model()
+            super()._save_model()
             self.improved = False
 
 
