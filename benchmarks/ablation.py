@@ -4,20 +4,26 @@ Each configuration is trained once per seed exactly as ``finalize`` retrains a t
 (``trials.train_and_evaluate``: early stopping on the validation objective, best epoch
 kept, threshold chosen on the validation split), then scored on the official test set.
 The base is every search space's default (base_cnn, flip, 128 px grey, Adam 1e-3,
-batch 32, class weights) with a longer epoch cap.
+batch 32, class weights) with the choices the ablation varies pinned (``PINNED``: no
+border crop, no equalisation) and a longer epoch cap.
 
 This reads test numbers for many configurations, so it is exploratory: a change that
 wins here is a hypothesis for the search spaces, and a study (which never sees the test
 set while it selects) must confirm it. Rows are written to ``ablation.csv`` after each
 training, so a run stopped by ``--budget`` keeps what it finished.
 
+``--seeds 0,1,2`` trains every named configuration once per seed (seed by seed, so a
+run stopped by ``--budget`` has the same seeds for each configuration), in place of
+each configuration's own seed.
+
 usage: python benchmarks/ablation.py --data ../shared/data/chest_xray --out DIR
-           [--budget SECONDS] [--epochs N] [--only NAME,NAME]
+           [--budget SECONDS] [--epochs N] [--only NAME,NAME] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-# name -> (family, policy, image size, {prefixed hyperparameter: value}, seed)
+# The base pins every choice the ablation varies, so that a search space's default moving
+# later (train.crop's did, to 0.8 and back) does not silently change what "base" means.
+# The rows record every value used (column ``values``).
+PINNED = {"train.crop": 1.0, "train.equalize": False, "train.balance": "class_weights",
+          "train.label_smoothing": 0.0, "train.optimizer": "adam", "train.schedule": "constant"}
+# name -> (family, policy, image size, {prefixed hyperparameter: value} over PINNED, seed)
 BASE = ("base_cnn", "flip", 128, {}, 0)
 CONFIGS: dict[str, tuple] = {
     "base": BASE,
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the trained models go (default: OUT/runs)")
     parser.add_argument("--only", default="", help="comma-separated configuration names")
     parser.add_argument("--recall-target", type=float, default=0.95)
+    parser.add_argument("--seeds", default="",
+                        help="comma-separated seeds: each configuration once per seed")
     args = parser.parse_args(argv)
 
     from autopneumo.backend import import_tensorflow_quietly, keras_backend
@@ -89,26 +102,32 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"--only: unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    runs = ([(name, seed) for seed in seeds for name in names] if seeds
+            else [(name, CONFIGS[name][4]) for name in names])
     started = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     datasets: dict[int, object] = {}
     rows = []
-    for name in names:
+    for name, seed in runs:
         if args.budget and time.time() - started > args.budget:
-            print(f"budget spent: {name!r} and later configurations not run", flush=True)
+            print(f"budget spent: {name!r} (seed {seed}) and later runs not run", flush=True)
             break
-        family, policy, size, changes, seed = CONFIGS[name]
+        family, policy, size, changes, _ = CONFIGS[name]
         if size not in datasets:
             datasets[size] = load_dataset(args.data, size, 1, 0.2, 0)
         dataset = datasets[size]
-        values = default_values(family, policy) | changes
+        values = default_values(family, policy) | PINNED | changes
         values |= {"train.epochs": args.epochs, "train.patience": 5}
         evaluator = Evaluator(dataset, {"project": f"{family}__{policy}", "family": family,
                                         "policy": policy, "tuner": "ablation"},
                               args.recall_target, command="benchmarks/ablation.py", n_boot=200)
+        run_dir = (args.runs or args.out / "runs") / f"{name.replace(' ', '_')}_seed{seed}"
         t0 = time.perf_counter()
-        record = train_and_evaluate(family, policy, values, dataset, evaluator,
-                                    (args.runs or args.out / "runs") / name.replace(" ", "_"), name,
+        record = train_and_evaluate(family, policy, values, dataset, evaluator, run_dir, name,
                                     args.recall_target, seed)
         row = {"config": name, "family": family, "policy": policy, "size": size, "seed": seed,
                "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-",
@@ -116,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                "seconds": round(time.perf_counter() - t0, 1),
                "val_auc": record["val"]["auc"], "val_prec_at_recall": record["val"]["prec_at_recall"],
                **{f"test_{c}": record["test"][c] for c in COLUMNS},
-               "backend": keras_backend()}
+               "backend": keras_backend(),
+               "values": json.dumps(values, sort_keys=True)}
         rows.append(row)
         frame = pd.DataFrame(rows)
         frame.to_csv(args.out / "ablation.csv", index=False)
-        print(f"{name:28s} test P {row['test_precision']:.3f} R {row['test_recall']:.3f} "
+        print(f"{name:24s} s{seed} test P {row['test_precision']:.3f} R {row['test_recall']:.3f} "
               f"AUC {row['test_auc']:.3f} | val AUC {row['val_auc']:.3f} | "
               f"{row['epochs_run']} ep, {row['seconds']:.0f} s", flush=True)
     return 0

@@ -1,32 +1,60 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one run: the GPU tests (tests/test_gpu.py), the trial
-# throughput benchmark, then the quality ablation until the time is up. Each step's log
-# and results go to OUT; a failing step does not stop the next.
+# The checks that need a GPU, in one run, most wanted first, each step bounded so that a
+# hang in one still leaves time (and its partial results) for the others:
+#   1. the ablation's configurations ABLATION (default "base,crop 0.8") under SEEDS,
+#   2. the trial throughput benchmark,
+#   3. the ablation's configurations ABLATION_MORE (default "224 px,resnet18") under
+#      SEEDS_MORE (default 0),
+#   4. the GPU tests (tests/test_gpu.py), if time is left.
+# Each step's log and results go to OUT (at most 8 files); a failing step does not stop
+# the next. Trained models go to /tmp.
 #
 #   usage: benchmarks/gpu_checks.sh OUT DATA [SECONDS]
 #   (any Keras backend that sees the GPU: KERAS_BACKEND=jax on a machine without TensorFlow)
 set -u
 OUT=${1:?usage: gpu_checks.sh OUT DATA [SECONDS]}
 DATA=${2:?usage: gpu_checks.sh OUT DATA [SECONDS]}
-TOTAL=${3:-480}
+TOTAL=${3:-560}
+ABLATION=${ABLATION:-base,crop 0.8}
+ABLATION_MORE=${ABLATION_MORE:-224 px,resnet18}
+SEEDS=${SEEDS:-0,1,2}
+SEEDS_MORE=${SEEDS_MORE:-0}
+EPOCHS=${EPOCHS:-20}
 export PYTHONUNBUFFERED=1 AUTOPNEUMO_CACHE=${AUTOPNEUMO_CACHE:-/tmp/autopneumo-cache}
-mkdir -p "$OUT"
+mkdir -p "$OUT/ablation_a" "$OUT/ablation_b"
 PY=${PYTHON:-python3}
+left() { echo $((TOTAL - SECONDS)); }
 {
   nvidia-smi -L || true
   echo "KERAS_BACKEND=${KERAS_BACKEND:-tensorflow}"
   $PY -c "from autopneumo.backend import gpu_names; print('GPUs seen by Keras:', gpu_names())"
 } 2>&1 | tee "$OUT/machine.log"
 
-timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -30 | tee "$OUT/gpu_tests.log"
-echo "== tests done at ${SECONDS}s"
-timeout 150 $PY benchmarks/run.py --only throughput --data "$DATA" --json "$OUT/throughput.json" \
-  > "$OUT/throughput.log" 2>&1
-tail -25 "$OUT/throughput.log"
+ablation() {  # OUT_SUBDIR CONFIGS SECONDS SEEDS
+  local limit=$3
+  [ "$limit" -gt 30 ] || { echo "== no time left for $2"; return; }
+  # --budget stops starting runs (one run takes up to about a minute); timeout stops a hang
+  timeout "$limit" $PY benchmarks/ablation.py --data "$DATA" --out "$OUT/$1" \
+    --runs /tmp/ablation-runs --only "$2" --seeds "$4" --epochs "$EPOCHS" \
+    --budget $((limit - 60)) 2>&1 | grep --line-buffered -v -i warning | tee "$OUT/$1.log"
+  echo "== $2 done at ${SECONDS}s"
+}
+
+ablation ablation_a "$ABLATION" $(( $(left) * 3 / 5 )) "$SEEDS"
+
+t=$(( $(left) < 140 ? $(left) - 10 : 130 ))
+if [ "$t" -gt 30 ]; then
+  timeout "$t" $PY benchmarks/run.py --only throughput --data "$DATA" \
+    --json "$OUT/throughput.json" > "$OUT/throughput.log" 2>&1
+  tail -25 "$OUT/throughput.log"
+fi
 echo "== throughput done at ${SECONDS}s"
-left=$((TOTAL - SECONDS))
-if [ "$left" -gt 60 ]; then
-  timeout "$left" $PY benchmarks/ablation.py --data "$DATA" --out "$OUT" --runs /tmp/ablation-runs \
-    --budget $((left - 60)) 2>&1 | grep --line-buffered -v -i warning | tee "$OUT/ablation.log"
+
+ablation ablation_b "$ABLATION_MORE" $(( $(left) - 10 )) "$SEEDS_MORE"
+
+t=$(( $(left) - 5 ))
+if [ "$t" -gt 60 ]; then
+  timeout "$t" $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -30 \
+    | tee "$OUT/gpu_tests.log"
 fi
 echo "== all done at ${SECONDS}s"
