@@ -126,6 +126,38 @@ def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
     assert set(logged[0]) >= {"val_loss", "val_accuracy", "val_auc", "val_threshold"}
 
 
+def test_validation_objective_restores_the_best_epochs_optimizer_state_too():
+    """keras-tuner's own checkpoint held the best epoch's optimizer state (step count,
+    Adam's moments) with its weights; the model left at its best epoch must too, or a
+    Hyperband continuation resumes those weights with a later epoch's moments."""
+    from autopneumo.hypermodel import ValidationObjective
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    x = np.array([[v, 0.0] for v in np.linspace(-2, 2, 8)], dtype="float32")
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    callback = ValidationObjective(x, y, recall_target=0.95)
+    callback.set_model(model)
+    dense = model.layers[-1]
+    for epoch, sign in enumerate([-1.0, 1.0, -1.0]):  # the middle epoch separates the classes
+        dense.kernel.assign([[sign], [0.0]])
+        model.optimizer.iterations.assign(10 * (epoch + 1))
+        for variable in _moments(model.optimizer):
+            variable.assign(np.full(variable.shape, float(epoch), dtype="float32"))
+        callback.on_epoch_end(epoch, {})
+    callback.on_train_end()
+    assert float(keras.ops.convert_to_numpy(dense.kernel)[0, 0]) == 1.0
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 20
+    moments = [keras.ops.convert_to_numpy(v) for v in _moments(model.optimizer)]
+    assert len(moments) == 4 and all(np.all(m == 1.0) for m in moments)  # Adam's m and v
+
+
+def _moments(optimizer):
+    return [v for v in optimizer.variables if v is not optimizer.iterations
+            and "learning_rate" not in v.path]
+
+
 def test_the_best_epoch_checkpoint_is_written_once_with_the_best_epoch():
     """keras-tuner's checkpoint (Hyperband continues from it) is written when the fit
     ends, after ValidationObjective restored the best epoch: once, with that epoch."""
