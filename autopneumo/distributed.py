@@ -123,15 +123,16 @@ class Watchdog:
                 self.reclaimed.append((tuner_id, trial_id))
 
 
-def hold_finished_workers(oracle, pause: float = 0.5) -> None:
+def hold_finished_workers(oracle) -> None:
     """Chief side: keep a worker that runs out of new trials while another worker's trial
     is still running or waiting for its retry.
 
     keras-tuner answers STOPPED to a worker that asks once ``max_trials`` trials exist, and
     forgets it. When another worker is then killed mid-trial, the watchdog hands that trial
     back for a retry, but no worker is left to run it, and it ends failed. Here such a
-    worker is answered IDLE instead (keras-tuner's workers ask again at once; the answer
-    waits ``pause`` s so they do not spin) until nothing can come back.
+    worker is answered IDLE instead, at once, until nothing can come back. keras-tuner's
+    gRPC server answers one request at a time, so the answer must not wait: the worker
+    paces its own requests (``pace_idle_answers``).
     """
     from keras_tuner.src.engine.oracle import synchronized
     from keras_tuner.src.engine.trial import TrialStatus
@@ -148,8 +149,26 @@ def hold_finished_workers(oracle, pause: float = 0.5) -> None:
     def create_trial(tuner_id):
         trial = original(tuner_id)
         if trial.status == TrialStatus.STOPPED and keep(oracle, tuner_id):
-            time.sleep(pause)
             trial.status = TrialStatus.IDLE
+        return trial
+
+    oracle.create_trial = create_trial
+
+
+def pace_idle_answers(oracle, pause: float = 0.5) -> None:
+    """Worker side: after an IDLE answer, wait ``pause`` s before asking again.
+
+    keras-tuner's worker loop asks for the next trial again at once after IDLE; without a
+    pause a waiting worker would keep the chief's single-threaded server busy.
+    """
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    original = oracle.create_trial
+
+    def create_trial(tuner_id):
+        trial = original(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(pause)
         return trial
 
     oracle.create_trial = create_trial

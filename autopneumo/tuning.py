@@ -334,6 +334,10 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
             with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
                 tuner.search(verbose=0)
         else:
+            if config.role == "worker":
+                from .distributed import pace_idle_answers
+
+                pace_idle_answers(tuner.oracle)
             tuner.search(verbose=0, callbacks=callbacks)
     except RuntimeError as exc:
         if "consecutive failures" not in str(exc):

@@ -122,3 +122,56 @@ def test_a_killed_worker_does_not_stall_the_search(tiny_kermany, tmp_path):
         # run again by the surviving worker (which waited for it instead of stopping), or,
         # where the kill fell between the trial's end and its record, recorded by the chief
         assert reissued["worker"] in ("worker-1", "chief")
+
+
+def _oracle(tmp_path, max_trials=1):
+    import keras_tuner as kt
+
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_objective", "max"),
+                                           max_trials=max_trials, seed=0)
+    oracle.hyperparameters.Int("units", 1, 1000)
+    oracle._set_project_dir(str(tmp_path), "project")
+    return oracle
+
+
+def test_the_chief_keeps_a_finished_worker_idle_without_waiting_in_its_server(tmp_path,
+                                                                              monkeypatch):
+    """While a trial may still come back for a retry, a worker that asks for more is
+    answered IDLE (not STOPPED, which would drop it for good), at once: keras-tuner's
+    gRPC server answers one request at a time, so waiting there would hold up every
+    other worker's calls."""
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    from autopneumo import distributed
+
+    def no_sleep(seconds):
+        raise AssertionError("the chief must not sleep while answering")
+
+    monkeypatch.setattr(distributed.time, "sleep", no_sleep)
+    oracle = _oracle(tmp_path)
+    distributed.hold_finished_workers(oracle)
+    running = oracle.create_trial("worker-a")
+    assert running.status == TrialStatus.RUNNING
+    assert oracle.create_trial("worker-b").status == TrialStatus.IDLE
+    assert "worker-b" in oracle.tuner_ids  # still counted: it may get the retry
+    running.status = TrialStatus.COMPLETED
+    oracle.update_trial(running.trial_id, {"val_objective": 0.5})
+    oracle.end_trial(running)
+    assert oracle.create_trial("worker-b").status == TrialStatus.STOPPED  # nothing can return
+
+
+def test_a_worker_paces_its_requests_after_an_idle_answer(monkeypatch):
+    from types import SimpleNamespace
+
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    from autopneumo import distributed
+
+    slept = []
+    monkeypatch.setattr(distributed.time, "sleep", slept.append)
+    answers = iter([TrialStatus.IDLE, TrialStatus.RUNNING, TrialStatus.STOPPED])
+    client = SimpleNamespace(create_trial=lambda tuner_id: SimpleNamespace(status=next(answers)))
+    distributed.pace_idle_answers(client, pause=0.5)
+    assert [client.create_trial("w").status for _ in range(3)] == [
+        TrialStatus.IDLE, TrialStatus.RUNNING, TrialStatus.STOPPED]
+    assert slept == [0.5]  # only after IDLE
