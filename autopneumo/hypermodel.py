@@ -11,7 +11,6 @@ import keras
 import keras_tuner as kt
 import numpy as np
 from keras import layers
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
 from .backend import predict_batches
 from .objective import OBJECTIVE, validation_summary
@@ -206,42 +205,6 @@ def _optimizer_state(model) -> list[np.ndarray] | None:
     if optimizer is None or not getattr(optimizer, "built", False):
         return None
     return [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
-
-
-class BestEpochCheckpoint(SaveBestEpoch):
-    """keras-tuner's best-epoch checkpoint, written once when the fit ends instead of at
-    every epoch that improves the objective.
-
-    ``ValidationObjective`` (earlier in the callback list) keeps the best epoch's weights
-    in memory and restores them in its ``on_train_end``, so at this callback's
-    ``on_train_end`` the model holds exactly what keras-tuner's ``SaveBestEpoch`` would
-    have written last: the best epoch's weights and its optimizer state. The file is the
-    same (Hyperband continues trials from it, ``Tuner.load_model`` reads it); the
-    per-epoch weight writes (0.2-0.3 s an epoch for a 2.8 M-parameter model on CPU) are
-    gone. A fit that raises writes nothing, and its trial fails.
-    """
-
-    def __init__(self, objective, filepath):
-        super().__init__(objective, filepath)
-        self.improved = False
-
-    @classmethod
-    def replacing(cls, callback):
-        """This class in place of a keras-tuner ``SaveBestEpoch``; other callbacks as given."""
-        if type(callback) is not SaveBestEpoch:
-            return callback
-        replacement = cls(callback.objective, callback.filepath)
-        replacement.best_value = callback.best_value
-        return replacement
-
-    def _save_model(self):
-        """keras-tuner's ``on_epoch_end`` calls this where it would write: only note it."""
-        self.improved = True
-
-    def on_train_end(self, logs=None):
-        if self.improved:
-            super()._save_model()
-            self.improved = False
 
 
 _BEST_VALIDATION_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -182,23 +182,40 @@ def _tuner_class(kind: str):
             return histories
 
         def _build_and_fit_model(self, trial, *args, **kwargs):
-            # keras-tuner's SaveBestEpoch writes the weights at every improving epoch; the
-            # same checkpoint is written once, when the fit ends (see BestEpochCheckpoint)
-            from .hypermodel import BestEpochCheckpoint
+            # keras-tuner's SaveBestEpoch writes the weights at every improving epoch. The
+            # trial's model.keras, written by its evaluation, is the best epoch too (see
+            # ValidationObjective) and serves as the checkpoint instead: one write a trial.
+            from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
-            given = list(kwargs.get("callbacks", []))
-            kwargs["callbacks"] = [BestEpochCheckpoint.replacing(c) for c in given]
-            try:
-                return super()._build_and_fit_model(trial, *args, **kwargs)
-            finally:  # keras-tuner shares its checkpoint's best value across executions
-                for original, used in zip(given, kwargs["callbacks"], strict=True):
-                    if used is not original:
-                        original.best_value = used.best_value
+            kwargs["callbacks"] = [c for c in kwargs.get("callbacks", [])
+                                   if not isinstance(c, SaveBestEpoch)]
+            return super()._build_and_fit_model(trial, *args, **kwargs)
+
+        def _get_checkpoint_fname(self, trial_id):
+            """The file Hyperband continues a trial from and ``load_model`` reads: the
+            trial's model.keras (the best epoch's weights and optimizer state); a project
+            written before that keeps its keras-tuner checkpoint."""
+            from .evaluation import MODEL_FILE
+
+            trial_dir = Path(self.get_trial_dir(trial_id))
+            legacy = trial_dir / "checkpoint.weights.h5"
+            if legacy.exists() and not (trial_dir / MODEL_FILE).exists():
+                return str(legacy)
+            return str(trial_dir / MODEL_FILE)
 
         def on_trial_end(self, trial):
+            fit = self._fit.pop(trial.trial_id, (None, None))
+            record = None
+            if str(trial.status).upper() == "COMPLETED":
+                # the evaluation writes model.keras, the trial's checkpoint, before the
+                # oracle hears that the trial ended: from then on Hyperband may continue
+                # it, on another worker too
+                record = record_trial(self, trial, *fit)
             super().on_trial_end(trial)
             final = self.oracle.get_trial(trial.trial_id)
-            record = record_trial(self, final, *self._fit.pop(trial.trial_id, (None, None)))
+            if record is None or str(final.status).upper() != "COMPLETED":
+                # failed, or a completed trial the oracle turned down (a NaN objective)
+                record = record_trial(self, final, *fit)
             if self.progress:
                 self.progress.trial_end(record)
             if self.deadline is not None and time.time() >= self.deadline:
@@ -215,7 +232,7 @@ def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
         if last is not None and last[0] == trial.hyperparameters.values:
             model = last[1]  # still in memory, restored to its best epoch
         else:
-            model = tuner.load_model(trial)  # the best epoch's weights, kept by keras-tuner
+            model = tuner.load_model(trial)  # the best epoch, from the trial's model.keras
         tuner.hypermodel.last_fit = None
         return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds)
     return tuner.evaluator.record_failure(trial, trial_dir, seconds)

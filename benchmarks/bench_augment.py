@@ -14,7 +14,7 @@ import inspect
 
 import numpy as np
 from common import Context, Result, check, fmt, median, ratio, spread
-from epochs import checkpoint, clear_session, epoch_timer, hypermodel, subset, timed_validation
+from epochs import clear_session, epoch_timer, hypermodel, subset, timed_validation
 
 TARGET = "<= 1.3"
 QUICK_POLICIES = ("none", "combined", "randaugment")
@@ -34,8 +34,7 @@ def run(ctx: Context) -> list[Result]:
     fits = {}
     for policy in policies:
         hm, hp = hypermodel("base_cnn", policy, data, epochs=1)
-        fits[policy] = (hm, hp, hm.build(hp), epoch_timer(),
-                        checkpoint(ctx.scratch(f"augment-{policy}")))
+        fits[policy] = (hm, hp, hm.build(hp), epoch_timer())
     epochs: dict[str, list[float]] = {p: [] for p in policies}
     val: dict[str, list[float]] = {p: [] for p in policies}
     with timed_validation() as val_times:
@@ -43,8 +42,8 @@ def run(ctx: Context) -> list[Result]:
         for r in range(rounds + 1):  # round 0 traces and is not kept
             order = list(rng.permutation(policies)) if r else policies
             for policy in order:
-                hm, hp, model, timer, ckpt = fits[policy]
-                hm.fit(hp, model, epochs=1, callbacks=[ckpt, timer])
+                hm, hp, model, timer = fits[policy]
+                hm.fit(hp, model, epochs=1, callbacks=[timer])
                 if r:
                     epochs[policy].append(timer.times[-1])
                     val[policy].append(val_times[-1])

@@ -7,10 +7,10 @@ no later epoch to tell tracing apart). --quick: 2 trials of 2 epochs on every 16
 of each split and class (symlinks, so the proportions stay).
 Trial wall-clock runs from the tuner's ``on_trial_begin`` to the end of ``on_trial_end``
 (its record written), which covers the record's ``seconds.trial`` +
-``seconds.evaluation`` plus the reload of the best weights and
-keras-tuner's own bookkeeping. Epochs are timed by a callback placed after every other
-one (see ``searches.py``); the best-epoch checkpoint, written once when the fit ends, is
-outside the epochs and so counts as overhead.
+``seconds.evaluation`` plus keras-tuner's own bookkeeping. Epochs are timed by a
+callback placed after every other one (see ``searches.py``); the trial's model.keras
+(its one checkpoint, written by the evaluation) is outside the epochs and so counts as
+overhead.
 
 Two rows: epochs as measured (the first one includes tracing the train and predict
 functions), and the first epoch's excess over the later ones counted as overhead.
@@ -56,8 +56,8 @@ def run(ctx: Context) -> list[Result]:
     parts: dict[str, list[float]] = {k: [] for k in (
         "wall", "record seconds.trial + evaluation", "epochs", "build", "fit outside epochs",
         "first-epoch excess (tracing)", "  of which the validation predict's",
-        "validation predicts (inside epochs)", "checkpoint write (fit end, outside epochs)",
-        "record_trial",
+        "validation predicts (inside epochs)", "record_trial",
+        "  of which the model.keras write (the trial's one checkpoint)",
         "  of which seconds.evaluation", "rest (keras-tuner bookkeeping)")}
     for t in done:
         rec = by_id.get(t.trial_id, {})
@@ -79,8 +79,8 @@ def run(ctx: Context) -> list[Result]:
         parts["  of which the validation predict's"].append(
             max(0.0, val[0] - val_steady) if val else 0.0)
         parts["validation predicts (inside epochs)"].append(sum(val))
-        parts["checkpoint write (fit end, outside epochs)"].append(sum(t.saves))
         parts["record_trial"].append(t.record)
+        parts["  of which the model.keras write (the trial's one checkpoint)"].append(sum(t.saves))
         parts["  of which seconds.evaluation"].append(sec.get("evaluation") or 0)
         parts["rest (keras-tuner bookkeeping)"].append(t.wall - t.build - t.fit - t.record)
         rows.append(f"trial {t.trial_id}: wall {fmt(t.wall)} s, epochs "

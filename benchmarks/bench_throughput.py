@@ -1,15 +1,15 @@
 """Trial throughput: images/s of one autopneumo trial epoch / images/s of a bare
 ``model.fit`` on in-memory float32 tensors; same model, batch size 32, same image size.
 
-autopneumo side: ``PneumoniaHyperModel.fit`` with the trial's best-epoch checkpoint
-(see ``epochs.py``), uint8 numpy in. The epoch includes the ``ValidationObjective``
-predict over a validation split a quarter the size of the training subset (the share a
-real search has with ``--val-fraction 0.2``); the rate without it is printed too. The
-checkpoint is written once, when a trial's fit ends: each timed one-epoch fit ends with
-that write, and each epoch is charged a third of it (a trial of the quick preset's 3
-epochs; longer trials pay less). Training subsets are sized for about 5 s epochs (the
-whole suite must fit in 20 minutes); a real search's epochs are 4-16x longer, which
-dilutes the fixed per-epoch costs further, so these ratios are on the pessimistic side.
+autopneumo side: ``PneumoniaHyperModel.fit`` as a trial runs it (see ``epochs.py``),
+uint8 numpy in. The epoch includes the ``ValidationObjective`` predict over a
+validation split a quarter the size of the training subset (the share a real search
+has with ``--val-fraction 0.2``); the rate without it is printed too. A trial writes
+no checkpoint during its fit (its one checkpoint is the model.keras its evaluation
+writes afterwards, part of the trial overhead benchmark). Training subsets are sized
+for about 5 s epochs (the whole suite must fit in 20 minutes); a real search's epochs
+are 4-16x longer, which dilutes the fixed per-epoch costs further, so these ratios are
+on the pessimistic side.
 bare side: the same architecture with a float32 input (``clone_model``; the Rescaling
 layer stays), ``model.fit(x_float32_tensor, y, batch_size=32)``, no callbacks.
 
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 from common import Context, Result, check, fmt, interleaved, median, ratio, spread
-from epochs import bare_clone, checkpoint, clear_session, epoch_timer, hypermodel, subset, timed_validation
+from epochs import bare_clone, clear_session, epoch_timer, hypermodel, subset, timed_validation
 
 TARGET = ">= 0.95"
-TRIAL_EPOCHS = 3  # the quick preset's epoch cap: the shortest trials, the largest share
 
 
 def measure(ctx: Context, family: str, size: int, n_train: int, n_val: int, rounds: int,
@@ -40,13 +39,11 @@ def measure(ctx: Context, family: str, size: int, n_train: int, n_val: int, roun
     y = data.train_y.astype(np.float32)
     validation = (keras.ops.convert_to_tensor(data.val_x.astype(np.float32)),
                   data.val_y.astype(np.float32))
-    ckpt = checkpoint(ctx.scratch(f"throughput-{family}-{size}"))
     ap_timer, bare_timer, bare_val_timer = epoch_timer(), epoch_timer(), epoch_timer()
     with timed_validation() as val_times:
 
         def autopneumo():
-            ckpt.best_value = float("-inf")  # each timed fit ends like a trial: one write
-            hm.fit(hp, model, epochs=1, callbacks=[ckpt, ap_timer])
+            hm.fit(hp, model, epochs=1, callbacks=[ap_timer])
             return ap_timer.times[-1]
 
         def bare_fit():
@@ -61,15 +58,11 @@ def measure(ctx: Context, family: str, size: int, n_train: int, n_val: int, roun
         times = interleaved({"autopneumo": autopneumo, "bare": bare_fit,
                              "bare_val": bare_fit_validated}, rounds, warmup=1)
     val = val_times[1:]
-    # every timed fit is one epoch and ends with the checkpoint write; a trial writes once
-    # at its end, so each of its epochs carries 1/TRIAL_EPOCHS of that write
-    writes = ckpt.writes[1:]
-    ap = [t + w / TRIAL_EPOCHS for t, w in zip(times["autopneumo"], writes, strict=True)]
+    ap = times["autopneumo"]
     return {
         "family": family, "size": size, "n_train": len(data.train_y), "n_val": len(data.val_y),
         "source": data.source, "params": model.count_params(),
         "autopneumo": ap, "bare": times["bare"], "bare_val": times["bare_val"], "val": val,
-        "save": writes, "epoch_only": times["autopneumo"],
         "no_val": [a - v for a, v in zip(ap, val, strict=True)],
         "first_autopneumo": ap_timer.times[0], "first_bare": bare_timer.times[0],
     }
@@ -86,12 +79,9 @@ def to_result(m: dict) -> Result:
         "throughput", f"trial throughput, {m['family']} {m['size']} px",
         "images/s of a trial epoch (incl. validation predict) / images/s of bare model.fit",
         {
-            f"autopneumo trial epoch + 1/{TRIAL_EPOCHS} checkpoint write, s":
-                spread(m["autopneumo"]),
+            "autopneumo trial epoch, s": spread(m["autopneumo"]),
             "bare model.fit epoch, s": spread(m["bare"]),
-            "  the epoch alone, s": spread(m["epoch_only"]),
             "  validation predict in the epoch, s": spread(m["val"]),
-            "  checkpoint write at the fit's end (once per trial), s": spread(m["save"]),
             "images/s autopneumo / bare": f"{fmt(n / ap)} / {fmt(n / bare)}",
             "images/s autopneumo without validation": f"{fmt(n / no_val)} "
                                                       f"(ratio {fmt(ratio(bare, no_val), 4)})",

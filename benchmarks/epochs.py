@@ -2,8 +2,9 @@
 
 A trial epoch here is exactly what keras-tuner runs inside ``run_trial``:
 ``PneumoniaHyperModel.fit`` (uint8 numpy in, Rescaling in the model, class weights, the
-``ValidationObjective`` predict over the validation split, early stopping, NaN check)
-plus the best-epoch checkpoint (written when the fit ends). Epochs are timed from
+``ValidationObjective`` predict over the validation split, early stopping, NaN check).
+keras-tuner's per-epoch checkpoint is not part of it: a trial's one checkpoint is its
+model.keras, written by the evaluation after the fit. Epochs are timed from
 ``on_epoch_begin`` to ``on_epoch_end`` of a callback placed last, so every other
 callback's end-of-epoch work is inside.
 """
@@ -14,7 +15,6 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from common import Context
@@ -96,35 +96,6 @@ def epoch_timer():
             self.times.append(time.perf_counter() - self._start)
 
     return EpochTimer()
-
-
-def checkpoint(folder: Path):
-    """The best-epoch checkpoint a trial's fit carries (keras-tuner's ``SaveBestEpoch``,
-    swapped by the tuner for ``BestEpochCheckpoint``, which writes once when the fit
-    ends), timed: ``times`` per epoch end, ``writes`` per fit end."""
-    import keras_tuner as kt
-
-    from autopneumo.hypermodel import BestEpochCheckpoint
-
-    class TimedCheckpoint(BestEpochCheckpoint):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.times: list[float] = []
-            self.writes: list[float] = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            start = time.perf_counter()
-            super().on_epoch_end(epoch, logs)
-            self.times.append(time.perf_counter() - start)
-
-        def on_train_end(self, logs=None):
-            start = time.perf_counter()
-            super().on_train_end(logs)
-            self.writes.append(time.perf_counter() - start)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    return TimedCheckpoint(kt.Objective("val_objective", "max"),
-                           str(folder / "checkpoint.weights.h5"))
 
 
 @contextlib.contextmanager

@@ -5,9 +5,9 @@ display) for trial begin / end, plus patches, active only inside ``probed()``:
 ``PneumoniaHyperModel.build`` and ``.fit`` (an epoch timer appended after every other
 callback, so every other callback's end-of-epoch work is inside the epoch),
 ``ValidationObjective.on_epoch_end`` (the per-epoch validation predict),
-``BestEpochCheckpoint.on_train_end`` (the best-epoch checkpoint, written once when the
-fit ends, outside the epochs) and ``autopneumo.tuning.record_trial`` (reload of the best
-weights + evaluation + record).
+``autopneumo.tuning.record_trial`` (evaluation + record) and ``keras.Model.save`` (the
+trial's model.keras, written inside the record: the trial's one checkpoint, the file
+Hyperband continues from).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class TrialTimes:
     build: float = 0.0
     fit: float = 0.0  # the whole PneumoniaHyperModel.fit call
     epochs: list[float] = field(default_factory=list)
-    saves: list[float] = field(default_factory=list)  # BestEpochCheckpoint.on_train_end
+    saves: list[float] = field(default_factory=list)  # keras.Model.save (model.keras)
     validation: list[float] = field(default_factory=list)  # ValidationObjective.on_epoch_end
     record: float = 0.0  # record_trial: load_model + evaluate + write
     rss_after: float = 0.0  # MiB, at the end of the trial (after its record)
@@ -119,7 +119,7 @@ def probed(probe: Probe) -> Iterator[Probe]:
 
     original_build = hm_module.PneumoniaHyperModel.build
     original_fit = hm_module.PneumoniaHyperModel.fit
-    original_save = hm_module.BestEpochCheckpoint.on_train_end
+    original_save = keras.Model.save
     original_validation = hm_module.ValidationObjective.on_epoch_end
     original_record = tuning.record_trial
 
@@ -148,10 +148,10 @@ def probed(probe: Probe) -> Iterator[Probe]:
             if probe.current is not None:
                 probe.current.fit += time.perf_counter() - start
 
-    def save(self, logs=None):
+    def save(self, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return original_save(self, logs)
+            return original_save(self, *args, **kwargs)
         finally:
             if probe.current is not None:
                 probe.current.saves.append(time.perf_counter() - start)
@@ -174,7 +174,7 @@ def probed(probe: Probe) -> Iterator[Probe]:
 
     hm_module.PneumoniaHyperModel.build = build
     hm_module.PneumoniaHyperModel.fit = fit
-    hm_module.BestEpochCheckpoint.on_train_end = save
+    keras.Model.save = save
     hm_module.ValidationObjective.on_epoch_end = validation
     tuning.record_trial = record_trial
     try:
@@ -182,7 +182,7 @@ def probed(probe: Probe) -> Iterator[Probe]:
     finally:
         hm_module.PneumoniaHyperModel.build = original_build
         hm_module.PneumoniaHyperModel.fit = original_fit
-        hm_module.BestEpochCheckpoint.on_train_end = original_save
+        keras.Model.save = original_save
         hm_module.ValidationObjective.on_epoch_end = original_validation
         tuning.record_trial = original_record
 

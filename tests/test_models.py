@@ -158,48 +158,6 @@ def _moments(optimizer):
             and "learning_rate" not in v.path]
 
 
-def test_the_best_epoch_checkpoint_is_written_once_with_the_best_epoch():
-    """keras-tuner's checkpoint (Hyperband continues from it) is written when the fit
-    ends, after ValidationObjective restored the best epoch: once, with that epoch."""
-    import keras_tuner as kt
-    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
-
-    from autopneumo.hypermodel import BestEpochCheckpoint, ValidationObjective
-
-    class Saving(_StubModel):
-        saved = []
-
-        def set_weights(self, weights):
-            super().set_weights(weights)
-            self.epoch = weights[0]  # the model now holds that epoch's weights
-
-        distribute_strategy = None  # keras-tuner's save reads it on TensorFlow
-
-        def save_weights(self, path):
-            self.saved.append((path, self.epoch))
-
-    y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
-    good = [0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 0.9, 0.95]
-    bad = [0.9, 0.2, 0.3, 0.6, 0.7, 0.8, 0.1, 0.95]
-    stub = Saving([bad, good, bad])
-    objective = ValidationObjective(np.zeros((8, 4, 4, 1)), y, recall_target=0.95)
-    keras_tuners = SaveBestEpoch(kt.Objective("val_objective", "max"), "ckpt.weights.h5")
-    checkpoint = BestEpochCheckpoint.replacing(keras_tuners)
-    assert type(checkpoint) is BestEpochCheckpoint and checkpoint.filepath == "ckpt.weights.h5"
-    assert BestEpochCheckpoint.replacing(objective) is objective  # others pass through
-    for callback in (objective, checkpoint):
-        callback.set_model(stub)
-    for epoch in range(3):
-        stub.epoch = epoch
-        logs = {}
-        for callback in (objective, checkpoint):
-            callback.on_epoch_end(epoch, logs)
-    assert stub.saved == []  # nothing written while training
-    for callback in (objective, checkpoint):
-        callback.on_train_end()
-    assert stub.saved == [("ckpt.weights.h5", 1)]  # once, the best epoch (not the last)
-
-
 def test_training_options_compile_as_asked():
     from autopneumo.hypermodel import make_loss, make_optimizer, oversample
 

@@ -91,23 +91,26 @@ def test_saved_model_reproduces_val_and_test_predictions(searched, tiny_kermany)
                                val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_keras_tuners_checkpoint_holds_the_best_epoch(searched, tiny_kermany):
-    """The checkpoint Hyperband continues from and ``Tuner.load_model`` reads is written
-    once, when the fit ends (BestEpochCheckpoint): it must hold the best epoch's weights,
-    the ones the record was evaluated with."""
-    import keras
+def test_the_trials_model_file_is_its_only_checkpoint(searched, tmp_path):
+    """keras-tuner's SaveBestEpoch wrote the weights at every improving epoch. The trial's
+    model.keras, written once by its evaluation and holding the best epoch (the test
+    above), is the file Hyperband continues from and ``load_model`` reads; a project
+    written before keeps its keras-tuner checkpoint."""
+    from types import SimpleNamespace
 
-    from autopneumo.data import load_dataset
+    from autopneumo.tuning import _tuner_class
 
     _, records = searched
-    ds = load_dataset(tiny_kermany, image_size=32, seed=1)
     for r in records:
-        trial_dir = Path(r["_path"]).parent
-        model = keras.saving.load_model(trial_dir / "model.keras", safe_mode=True)
-        model.load_weights(trial_dir / "checkpoint.weights.h5")
-        val = pd.read_csv(trial_dir / "predictions.csv").query("split == 'val'")
-        np.testing.assert_allclose(model.predict(ds.val.x, verbose=0).ravel(),
-                                   val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
+        assert not list(Path(r["_path"]).parent.glob("checkpoint*"))
+    tuner = SimpleNamespace(get_trial_dir=lambda trial_id: str(tmp_path / f"trial_{trial_id}"))
+    checkpoint = _tuner_class("random")._get_checkpoint_fname
+    (tmp_path / "trial_1").mkdir()
+    assert checkpoint(tuner, "1") == str(tmp_path / "trial_1" / "model.keras")
+    (tmp_path / "trial_1" / "checkpoint.weights.h5").touch()  # an older project's trial
+    assert checkpoint(tuner, "1") == str(tmp_path / "trial_1" / "checkpoint.weights.h5")
+    (tmp_path / "trial_1" / "model.keras").touch()
+    assert checkpoint(tuner, "1") == str(tmp_path / "trial_1" / "model.keras")
 
 
 def test_validation_never_contains_test_or_train_patients(searched):
@@ -263,10 +266,21 @@ def _live_func_graphs() -> int:
 
 
 @pytest.mark.slow
-def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, tmp_path):
+def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, tmp_path,
+                                                                monkeypatch):
     """Hyperband trains the best of a round further, starting from the parent trial's
-    checkpoint file; with that file written at the fit's end, the continued trial must
-    find it and complete."""
+    checkpoint: its model.keras, which must exist by the time the oracle hands out the
+    continuation."""
+    import keras
+
+    loaded = []
+    load_weights = keras.Model.load_weights
+
+    def spy(model, filepath, *args, **kwargs):
+        loaded.append(str(filepath))
+        return load_weights(model, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "load_weights", spy)
     space = tmp_path / "small_cnn.yaml"
     space.write_text(SMALL_CNN)
     config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband", max_trials=4,
@@ -280,5 +294,5 @@ def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, t
     assert continued, [r["hyperparameters"] for r in records]
     for r in continued:
         parent = by_id[r["hyperparameters"]["tuner/trial_id"]]
-        assert (Path(parent["_path"]).parent / "checkpoint.weights.h5").is_file()
+        assert str(Path(parent["_path"]).parent / "model.keras") in loaded
         assert r["hyperparameters"]["tuner/initial_epoch"] >= 1
