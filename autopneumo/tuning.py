@@ -363,8 +363,9 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
             f"{project_dir}: stopped after {tuner.oracle.max_consecutive_failed_trials} failed "
             "trials in a row; see the failure reasons with: autopneumo leaderboard"
         ) from exc
-    # a trial that finished but was interrupted before its record was written (a worker
-    # leaves this to the chief: another worker may be writing that record right now)
+    # a trial the oracle ended without a record: a failed one whose worker died before
+    # writing it, or a completed one from a project written before records came first
+    # (a worker leaves this to the chief: another worker may be writing that record now)
     for trial in tuner.oracle.trials.values() if config.role != "worker" else ():
         if str(trial.status).upper() in ("COMPLETED", "FAILED", "INVALID"):
             if not (Path(tuner.get_trial_dir(trial.trial_id)) / RECORD_FILE).exists():
