@@ -444,7 +444,8 @@ def ensemble(top: int, runs_dir: Path, tta: bool) -> None:
 @click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV,
               help=f"Kermany folder [env {DATA_ENV}].")
 def data_shortcuts(data_path: Path | None) -> None:
-    """Can file size, image dimensions or the borders alone predict the label?"""
+    """Can file size, image dimensions, the borders or sharpness alone predict the label, and
+    do they shift between train and test?"""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -453,13 +454,15 @@ def data_shortcuts(data_path: Path | None) -> None:
 
     frame = check_shortcuts(data_path)
     table = Table(title=f"shortcut check: {frame.attrs.get('root')} (logistic regression fitted "
-                        "on train + val, AUC on test)")
-    for col in ("features", "what", "train", "test", "test AUC", "95 % CI", "verdict"):
-        table.add_column(col, justify="right" if col in ("train", "test", "test AUC") else "left")
+                        "on train + val, AUC on test; shift: test vs train images of a class, 0.5 = none)")
+    numeric = ("train", "test", "test AUC", "shift")
+    for col in ("features", "what", "train", "test", "test AUC", "95 % CI", "shift", "verdict"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for _, row in frame.iterrows():
         table.add_row(Text(row["group"]), Text(row["features"]), str(row["n_train"]),
                       str(row["n_test"]), f"{row['test_auc']:.3f}",
-                      f"[{row['test_auc_lo']:.3f}, {row['test_auc_hi']:.3f}]", Text(row["verdict"]))
+                      f"[{row['test_auc_lo']:.3f}, {row['test_auc_hi']:.3f}]",
+                      f"{row['shift_auc']:.3f}", Text(row["verdict"]))
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)

@@ -11,11 +11,20 @@ official test split (AUC with a 95 % bootstrap interval):
   (Pillow opens a file lazily: no pixel is decoded for these);
 - ``borders``: mean and standard deviation of the outer frame (8 % of the side) of the
   grey image decoded at 64 px, plus each side's mean; the centre is left out;
+- ``sharpness``: log variance of the Laplacian and log mean gradient magnitude of the
+  same image with the frame removed. Part of it can be the disease (an opacity hides the
+  lung's fine detail), part is the scanner and its reconstruction filter; where it alone
+  predicts the label, training with random blur and sharpening (the photometric policy's
+  ``sharpness``) keeps a model from leaning on it;
 - ``centre (control)``: mean and standard deviation of the same image with the frame
   removed. It is not a shortcut: it shows how far a plain intensity statistic of the
   image content goes, for comparison.
 
-A test AUC of 0.75 or more flags a shortcut risk.
+A test AUC of 0.75 or more flags a shortcut risk. ``shift_auc`` says whether the group
+also moves between the splits: how well it tells a class's test images from its training
+images (5-fold cross-validated logistic regression per class, averaged over the two
+classes; 0.5: no shift). A feature that predicts the label *and* shifts is how a model
+that is right on validation goes wrong on test.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ GROUPS = (
     ("bytes", "file size (log bytes)"),
     ("dimensions", "original width, height, aspect ratio (header)"),
     ("borders", "outer 8 % frame at 64 px: mean, std, mean per side"),
+    ("sharpness", "image without the frame: log Laplacian variance, log mean gradient"),
     (CONTROL, "image without the frame: mean, std"),
 )
 
@@ -76,6 +86,7 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
         rows.append({"group": group, "features": what, "n_features": x.shape[1],
                      "n_train": int((~is_test).sum()), "n_test": int(is_test.sum()),
                      "test_auc": auc, "test_auc_lo": lo, "test_auc_hi": hi,
+                     "shift_auc": _shift_auc(x, y, is_test, seed),
                      "shortcut": group != CONTROL and auc >= SHORTCUT_AUC,
                      "verdict": verdict(group, auc, constant=bool(np.ptp(x, axis=0).max() == 0))})
     out = pd.DataFrame(rows)
@@ -90,6 +101,9 @@ def verdict(group: str, auc: float, constant: bool = False) -> str:
     if constant:
         return f"no shortcut possible: {group} is the same for every image here"
     if auc >= SHORTCUT_AUC:
+        if group == "sharpness":
+            return (f"shortcut risk: sharpness alone predicts the label (AUC >= {SHORTCUT_AUC}); "
+                    "partly the disease, partly the scanner: augment it")
         return f"shortcut risk: {group} alone predicts the label (AUC >= {SHORTCUT_AUC})"
     if auc >= WEAK_AUC:
         return f"weak signal: {group} carries some label information; worth a look"
@@ -123,7 +137,45 @@ def _frame_features(images: np.ndarray, frame: float) -> dict[str, np.ndarray]:
             ring.mean(1), ring.std(1), x[:, :k].mean((1, 2)), x[:, -k:].mean((1, 2)),
             x[:, :, :k].mean((1, 2)), x[:, :, -k:].mean((1, 2))])
         centre[start:start + len(x)] = np.column_stack([inner.mean(1), inner.std(1)])
-    return {"borders": borders, CONTROL: centre}
+    return {"borders": borders, "sharpness": _sharpness(images, k), CONTROL: centre}
+
+
+def _sharpness(images: np.ndarray, k: int) -> np.ndarray:
+    """Log variance of the Laplacian and log mean gradient magnitude of each grey image
+    without its ``k`` px frame (which may hold markers or padding, not detail)."""
+    from scipy import ndimage
+
+    out = np.empty((images.shape[0], 2))
+    for start in range(0, len(out), 1024):
+        x = np.asarray(images[start:start + 1024, k:-k, k:-k, 0], dtype=np.float32)
+        laplace = ndimage.laplace(x, axes=(1, 2))
+        gy, gx = np.gradient(x, axis=(1, 2))
+        out[start:start + len(x)] = np.column_stack(
+            [np.log(laplace.var(axis=(1, 2)) + 1e-3), np.log(np.hypot(gx, gy).mean(axis=(1, 2)) + 1e-3)])
+    return out
+
+
+def _shift_auc(x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0) -> float:
+    """How well ``x`` tells each class's test images from its train + val images: 5-fold
+    cross-validated AUC per class (0.5 where the features are constant or a side is
+    too small), averaged over the classes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    aucs = []
+    for label in np.unique(y):
+        xs, side = x[y == label], is_test[y == label].astype(int)
+        folds = min(5, int(side.sum()), int((1 - side).sum()))
+        if folds < 2 or np.ptp(xs, axis=0).max() == 0:
+            aucs.append(0.5)
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        scores = cross_val_predict(model, xs, side, method="predict_proba",
+                                   cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        aucs.append(_auc(side, scores[:, 1]))
+    return float(np.mean(aucs))
 
 
 def _fit_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:

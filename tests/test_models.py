@@ -61,6 +61,36 @@ def test_augmentation_is_inactive_at_inference():
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_photometric_sharpness_blurs_and_sharpens_in_training_only(tmp_path):
+    """``sharpness`` > 0 adds a RandomSharpness layer whose factor spans both sides of 0.5:
+    over a batch some images come out blurrier, some sharper; never at inference; and the
+    model saves and loads with it."""
+    from autopneumo.augment.photometric import photometric
+
+    assert not any(isinstance(layer, keras.layers.RandomSharpness) for layer in photometric())
+    augment = photometric(contrast=0.0, brightness=0.0, noise=0.0, sharpness=0.5)
+    assert [type(layer).__name__ for layer in augment] == ["RandomSharpness"]
+    x = np.random.default_rng(2).random((64, 32, 32, 1)).astype("float32")
+
+    def detail(images):  # mean absolute horizontal difference per image
+        return np.abs(np.diff(np.asarray(images)[..., 0], axis=2)).mean(axis=(1, 2))
+
+    ratio = detail(augment[0](x, training=True)) / detail(x)
+    assert (ratio < 0.9).any() and (ratio > 1.1).any(), ratio  # both ways across the batch
+    np.testing.assert_array_equal(np.asarray(augment[0](x, training=False)), x)
+
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("photometric"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {"sharpness": 0.3})
+    assert any(isinstance(layer, keras.layers.RandomSharpness)
+               for layer in model._flatten_layers())
+    xb = (x[:4] * 255).astype(np.uint8)
+    before = model.predict(xb, verbose=0)
+    np.testing.assert_array_equal(before, model.predict(xb, verbose=0))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(xb, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
 def test_hyperparameters_change_the_architecture():
     fam, pol = FAMILIES.get("base_cnn"), POLICIES.get("none")
     small = build_model(fam, pol, (64, 64, 1), {"width": 0.5, "depth": 2})

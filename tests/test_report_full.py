@@ -326,7 +326,7 @@ def test_shortcut_guard_without_model_or_data_says_so(report, tmp_path):
         assert not {p.name for p in written} & {"gradcam_focus.csv", "shortcuts.csv"}
     md = (out / "summary.md").read_text()
     assert "## Shortcut guard" in md and "### Shortcut check" in md
-    assert "shortcut check (file size, dimensions, borders) did not run" in md
+    assert "shortcut check (file size, dimensions, borders, sharpness) did not run" in md
 
 
 # --- statistics -----------------------------------------------------------------------
@@ -724,9 +724,11 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
     assert list(shortcuts.group) == list(direct.group)
     np.testing.assert_allclose(shortcuts.test_auc, direct.test_auc)
     np.testing.assert_allclose(shortcuts.test_auc_lo, direct.test_auc_lo)
+    np.testing.assert_allclose(shortcuts.shift_auc, direct.shift_auc)
     table = part[part.index('<table id="shortcut-table"'):]
     for r in direct.itertuples():
         assert (f"<td>{r.test_auc:.3f} [{r.test_auc_lo:.3f}, {r.test_auc_hi:.3f}]</td>"
+                f"<td>{r.shift_auc:.3f}</td>"
                 f'<td class="text">{html.escape(r.verdict)}</td>') in table
     assert 'id="shortcut-verdict"' in part
 
@@ -757,7 +759,8 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
     assert focus.verdict.iloc[0] in guard
     if ok.any():
         assert f"| {focus.share_median.iloc[2]:.3f} | " in guard
-    assert "| feature group | features | test AUC [95 % CI] | verdict |" in guard
+    assert ("| feature group | features | test AUC [95 % CI] | shift (train vs test AUC) "
+            "| verdict |") in guard
     for r in direct.itertuples():
         assert f"| {r.group} | " in guard and f"{r.test_auc:.3f} [{r.test_auc_lo:.3f}" in guard
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "md" / "shortcuts.csv"), shortcuts)

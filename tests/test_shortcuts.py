@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from autopneumo.cli import main
 from autopneumo.errors import DataError
@@ -17,11 +17,12 @@ from tests.conftest import xray_like
 
 
 def make_data(root: Path, border: bool = False, size: bool = False, lungs: bool = True,
-              per_class: int = 50, seed: int = 0) -> Path:
+              per_class: int = 50, seed: int = 0, blur: str = "") -> Path:
     """Kermany layout at <= 32 px. ``border``: every PNEUMONIA image has a bright 2 px frame
     (inside the check's 8 % frame); ``size``: PNEUMONIA images are 32 px, NORMAL 28 px;
     otherwise sizes are random for both classes. ``lungs``: PNEUMONIA images have the lung
-    blob of ``xray_like``; without, the content is the same for both classes."""
+    blob of ``xray_like``; without, the content is the same for both classes. ``blur``:
+    "pneumonia" blurs every PNEUMONIA image, "test normal" the test split's NORMAL images."""
     rng = np.random.default_rng(seed)
     for split in ("train", "val", "test"):
         n = 4 if split == "val" else per_class
@@ -36,7 +37,11 @@ def make_data(root: Path, border: bool = False, size: bool = False, lungs: bool 
                 img = xray_like(label if lungs else 0, side, rng)
                 if border and label:
                     img[:2], img[-2:], img[:, :2], img[:, -2:] = 255, 255, 255, 255
-                Image.fromarray(img, "L").save(folder / f"{split}_{cls}_{i}.jpeg", quality=90)
+                pil = Image.fromarray(img, "L")
+                if (blur == "pneumonia" and label) or (blur == "test normal" and split == "test"
+                                                        and not label):
+                    pil = pil.filter(ImageFilter.GaussianBlur(1.0))
+                pil.save(folder / f"{split}_{cls}_{i}.jpeg", quality=90)
     return root
 
 
@@ -46,7 +51,8 @@ def rows(frame):
 
 def test_a_border_that_encodes_the_label_is_flagged(tmp_path):
     frame = check_shortcuts(make_data(tmp_path / "data", border=True, lungs=False), n_boot=200)
-    assert list(frame["group"]) == ["bytes", "dimensions", "borders", "centre (control)"]
+    assert list(frame["group"]) == ["bytes", "dimensions", "borders", "sharpness",
+                                    "centre (control)"]
     r = rows(frame)
     assert r.loc["borders", "test_auc"] >= 0.95, frame.to_string()
     # only the frame differs between the classes (a little bleeds into the centre at 64 px)
@@ -68,13 +74,37 @@ def test_image_dimensions_that_encode_the_label_are_flagged(tmp_path):
 def test_data_without_shortcuts_is_not_flagged(tmp_path):
     frame = check_shortcuts(make_data(tmp_path / "data"), n_boot=200)
     r = rows(frame)
-    for group in ("borders", "dimensions"):
+    for group in ("borders", "dimensions", "sharpness"):
         assert r.loc[group, "test_auc"] < SHORTCUT_AUC, frame.to_string()
         assert not r.loc[group, "shortcut"]
         assert not r.loc[group, "verdict"].startswith("shortcut risk")
     # the check can see a signal: the lung blob makes the centre's intensity informative
     assert r.loc["centre (control)", "test_auc"] >= 0.75
     assert r.loc["centre (control)", "verdict"].startswith("control")
+
+
+def test_sharpness_that_encodes_the_label_is_flagged(tmp_path):
+    """Blurred PNEUMONIA images, same content otherwise: sharpness gives the label away."""
+    frame = check_shortcuts(make_data(tmp_path / "data", lungs=False, blur="pneumonia"),
+                            n_boot=100)
+    r = rows(frame)
+    assert r.loc["sharpness", "test_auc"] >= 0.95, frame.to_string()
+    assert r.loc["sharpness", "shortcut"]
+    assert r.loc["sharpness", "verdict"].startswith("shortcut risk: sharpness")
+    assert not r.loc["dimensions", "shortcut"]  # (the frame's std sees the blur too)
+    # every split was made the same way: nothing shifts between train and test
+    assert (frame["shift_auc"] < 0.7).all(), frame.to_string()
+
+
+def test_a_shift_between_train_and_test_is_measured(tmp_path):
+    """Only the test split's NORMAL images are blurred: sharpness does not predict the
+    label in train, but it tells those test images from the training ones."""
+    frame = check_shortcuts(make_data(tmp_path / "data", blur="test normal"), n_boot=50)
+    r = rows(frame)
+    # NORMAL: fully separable; PNEUMONIA: no shift; the mean of the two
+    assert r.loc["sharpness", "shift_auc"] >= 0.7, frame.to_string()
+    assert r.loc["dimensions", "shift_auc"] < 0.65, frame.to_string()
+    assert ((frame["shift_auc"] >= 0.0) & (frame["shift_auc"] <= 1.0)).all()
 
 
 def test_constant_size_is_said_to_be_no_shortcut(tmp_path):
@@ -86,13 +116,15 @@ def test_constant_size_is_said_to_be_no_shortcut(tmp_path):
     r = rows(check_shortcuts(root, n_boot=50))
     assert r.loc["dimensions", "test_auc"] == pytest.approx(0.5)
     assert "same for every image" in r.loc["dimensions", "verdict"]
+    assert r.loc["dimensions", "shift_auc"] == 0.5  # constant features cannot shift
 
 
 def test_cli_prints_the_table_and_exits_0(tmp_path):
     root = make_data(tmp_path / "data", border=True, per_class=12)
     result = CliRunner().invoke(main, ["data", "shortcuts", "--data", str(root)])
     assert result.exit_code == 0, result.output
-    for text in ("bytes", "dimensions", "borders", "centre (control)", "shortcut risk"):
+    for text in ("bytes", "dimensions", "borders", "sharpness", "centre (control)",
+                 "shortcut risk", "shift"):
         assert text in result.output
 
 

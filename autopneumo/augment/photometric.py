@@ -1,17 +1,32 @@
-"""Contrast, brightness and noise, as exposure and detectors vary between scanners."""
+"""Contrast, brightness, noise and sharpness, as exposure, detectors and reconstruction
+filters vary between scanners.
+
+Sharpness matters on the Kermany data: a logistic regression on the images' sharpness
+alone (Laplacian variance, mean gradient, file size) separates the training classes with
+AUC 0.9, the test set's normal images are blurrier than the training ones, and every
+trained model's probability of pneumonia for them rises when they are blurred slightly.
+``sharpness`` blurs or sharpens each training image by a random amount so that the model
+cannot lean on it.
+"""
 
 from keras import layers
 
 from ..registry import register_policy
 
 
-@register_policy("photometric", description="random contrast, brightness and Gaussian noise")
-def photometric(*, contrast: float = 0.2, brightness: float = 0.1, noise: float = 0.02) -> list:
+@register_policy("photometric",
+                 description="random contrast, brightness, Gaussian noise and sharpness")
+def photometric(*, contrast: float = 0.2, brightness: float = 0.1, noise: float = 0.02,
+                sharpness: float = 0.0) -> list:
     out = []
     if contrast > 0:
         out.append(layers.RandomContrast(contrast, value_range=(0.0, 1.0)))
     if brightness > 0:
         out.append(layers.RandomBrightness(brightness, value_range=(0.0, 1.0)))
+    if sharpness > 0:
+        # factor 0.5 leaves the image as it is, 0 blurs it (3x3 smoothing), 1 sharpens it
+        out.append(layers.RandomSharpness((0.5 - sharpness, 0.5 + sharpness),
+                                          value_range=(0.0, 1.0)))
     if noise > 0:
         out.append(layers.GaussianNoise(noise))
     return out

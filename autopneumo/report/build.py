@@ -468,7 +468,8 @@ class ReportBuilder:
 
     def section_shortcuts(self) -> dict[str, Any] | None:
         """``check_shortcuts`` on the best trial's data folder (also shortcuts.csv): can file
-        size, image dimensions or the borders alone predict the label? No pixels shown."""
+        size, image dimensions, the borders or sharpness alone predict the label, and do they
+        shift between train and test? No pixels shown."""
         if self.best is None:
             return None
         path = as_dict(self.runs.record(self.best).get("data")).get("path")
@@ -478,7 +479,7 @@ class ReportBuilder:
             return None
         if not Path(str(path)).exists():
             self.note("shortcuts", f"Data folder {path} is not available here, so the shortcut "
-                                   "check (file size, dimensions, borders) did not run.")
+                                   "check (file size, dimensions, borders, sharpness) did not run.")
             return None
         if Path(str(path)).is_file():
             self.note("shortcuts", f"{path} is a .npz file, which has no file sizes or image "
@@ -495,11 +496,12 @@ class ReportBuilder:
             sentence = (f"Shortcut risk: {', '.join(risky)} alone predict(s) the label on the test "
                         f"split (AUC >= {SHORTCUT_AUC}); the models may use it instead of the lungs.")
         else:
-            sentence = (f"Neither file size, image dimensions nor the borders alone predict the "
-                        f"label (every test AUC below {SHORTCUT_AUC}).")
+            sentence = (f"Neither file size, image dimensions, the borders nor sharpness alone "
+                        f"predict the label (every test AUC below {SHORTCUT_AUC}).")
         rows = [{"group": r.group, "features": r.features,
                  "auc": f"{r.test_auc:.3f} [{r.test_auc_lo:.3f}, {r.test_auc_hi:.3f}]",
-                 "verdict": r.verdict, "shortcut": bool(r.shortcut), "control": r.group == CONTROL}
+                 "shift": f"{r.shift_auc:.3f}", "verdict": r.verdict,
+                 "shortcut": bool(r.shortcut), "control": r.group == CONTROL}
                 for r in frame.itertuples()]
         return {"rows": rows, "sentence": sentence, "risky": bool(risky), "path": str(path),
                 "n_train": int(frame["n_train"].iloc[0]), "n_test": int(frame["n_test"].iloc[0]),

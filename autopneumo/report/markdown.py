@@ -113,8 +113,9 @@ def _shortcut_guard(context: dict[str, Any]) -> list[str]:
                   f"Logistic regression per feature group, fitted on train + val "
                   f"({shortcuts['n_train']} images), test AUC ({shortcuts['n_test']} images) with a "
                   f"95 % bootstrap interval; >= {shortcuts['threshold']} flags a shortcut risk.", ""]
-        lines += _table(["feature group", "features", "test AUC [95 % CI]", "verdict"],
-                        [[r["group"], r["features"], r["auc"], r["verdict"]]
+        lines += _table(["feature group", "features", "test AUC [95 % CI]",
+                         "shift (train vs test AUC)", "verdict"],
+                        [[r["group"], r["features"], r["auc"], r["shift"], r["verdict"]]
                          for r in shortcuts["rows"]])
     lines += [f"- {_text(t)}" for t in notes.get("shortcuts", [])]
     return lines
