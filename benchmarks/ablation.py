@@ -65,6 +65,9 @@ CONFIGS: dict[str, tuple] = {
     "crop 0.8 seed 1": ("base_cnn", "flip", 128, {"train.crop": 0.8}, 1),
     # sharpness separates the training classes (AUC 0.9) and the test normals are blurrier
     "photometric + sharpness": ("base_cnn", "photometric", 128, {"augment.sharpness": 0.5}, 0),
+    # photometric at its search space's maxima: does more of the one change that helps help more?
+    "photometric strong": ("base_cnn", "photometric", 128, {
+        "augment.contrast": 0.4, "augment.brightness": 0.3, "augment.noise": 0.06}, 0),
 }
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
