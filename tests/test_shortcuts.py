@@ -137,3 +137,39 @@ def test_bad_input_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("Error: data folder not found")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_sharpness_probe_blurs_sharpens_and_scores_a_model(tmp_path, capsys):
+    """benchmarks/sharpness_probe.py: blur lowers the images' detail, sharpening raises it,
+    the original is left alone, and the probe prints one row per model and variant."""
+    import importlib.util
+
+    keras = pytest.importorskip("keras")
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sharpness_probe.py"
+    spec = importlib.util.spec_from_file_location("sharpness_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    x = np.random.default_rng(0).integers(0, 256, (3, 24, 24, 1), dtype=np.uint8)
+
+    def detail(images):
+        return np.abs(np.diff(images.astype(float), axis=2)).mean()
+
+    np.testing.assert_array_equal(probe.variant(x, 0.0, 0.0), x)
+    assert probe.variant(x, 1.2, 0.0).dtype == np.uint8
+    assert detail(probe.variant(x, 1.2, 0.0)) < detail(probe.variant(x, 0.7, 0.0)) < detail(x)
+    assert detail(probe.variant(x, 0.0, 1.0)) > detail(x)
+
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    root = make_data(tmp_path / "data", per_class=6)
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {})
+    model.save(tmp_path / "m.keras")
+    keras.backend.clear_session()
+    assert probe.main(["--data", str(root), str(tmp_path / "m.keras")]) == 0
+    out = capsys.readouterr().out
+    for name, _, _ in probe.VARIANTS:
+        assert out.count(name) == 1, out
+    assert "normal_mean_p" in out and "test_auc" in out
