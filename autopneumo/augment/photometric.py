@@ -6,7 +6,8 @@ alone (Laplacian variance, mean gradient, file size) separates the training clas
 AUC 0.9, the test set's normal images are blurrier than the training ones, and every
 trained model's probability of pneumonia for them rises when they are blurred slightly.
 ``sharpness`` blurs or sharpens each training image by a random amount so that the model
-cannot lean on it.
+leans on it less. On the Kermany data that halved the reliance but cost test AUC (0.927
+against 0.951 over 3 seeds): the cue is mostly the disease there. Default 0; searched.
 """
 
 from keras import layers
