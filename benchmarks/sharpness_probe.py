@@ -50,19 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import roc_auc_score
 
     from autopneumo.backend import predict_batches
-    from autopneumo.data.images import decode_many
+    from autopneumo.data.cache import load_or_decode
+    from autopneumo.data.kermany import scan_kermany
     from autopneumo.hypermodel import load_trained_model
 
-    rows, cache = [], {}
+    scan = scan_kermany(args.data)
+    rows, test = [], {}
     for path in args.models:
         net = load_trained_model(path)
-        size = net.input_shape[1]
-        if size not in cache:
-            files = [(p, int(cls == "PNEUMONIA")) for cls in ("NORMAL", "PNEUMONIA")
-                     for p in sorted((args.data / "test" / cls).iterdir())]
-            x, kept, _ = decode_many([str(p) for p, _ in files], size, 1)
-            cache[size] = (x, np.array([files[i][1] for i in kept]))
-        x, y = cache[size]
+        _, size, _, channels = net.input_shape
+        if (size, channels) not in test:  # the project's decode cache, test split only
+            decoded = load_or_decode(scan, size, channels)
+            keep = np.asarray(decoded.splits) == "test"
+            test[size, channels] = (np.asarray(decoded.images)[keep],
+                                    np.asarray(decoded.labels)[keep].astype(int))
+        x, y = test[size, channels]
         for name, blur, sharpen in VARIANTS:
             p = predict_batches(net, variant(x, blur, sharpen), 128).ravel()
             rows.append({"model": str(path), "variant": name, "normal_mean_p": p[y == 0].mean(),
