@@ -124,12 +124,13 @@ def _dimensions(root: Path, files: np.ndarray) -> np.ndarray:
 
 
 def _frame_features(images: np.ndarray, frame: float) -> dict[str, np.ndarray]:
-    """Border (frame) and centre statistics of ``(N, S, S, 1)`` grey images."""
+    """Border (frame), sharpness and centre statistics of ``(N, S, S, 1)`` grey images."""
     n, size = images.shape[0], images.shape[1]
     k = max(1, int(round(frame * size)))
     border = np.zeros((size, size), dtype=bool)
     border[:k], border[-k:], border[:, :k], border[:, -k:] = True, True, True, True
     borders = np.empty((n, 6))
+    sharpness = np.empty((n, 2))
     centre = np.empty((n, 2))
     for start in range(0, n, 1024):  # float copies of a chunk only: the cache is memory-mapped
         x = np.asarray(images[start:start + 1024, :, :, 0], dtype=np.float32)
@@ -137,33 +138,28 @@ def _frame_features(images: np.ndarray, frame: float) -> dict[str, np.ndarray]:
         borders[start:start + len(x)] = np.column_stack([
             ring.mean(1), ring.std(1), x[:, :k].mean((1, 2)), x[:, -k:].mean((1, 2)),
             x[:, :, :k].mean((1, 2)), x[:, :, -k:].mean((1, 2))])
+        sharpness[start:start + len(x)] = _sharpness(x[:, k:-k, k:-k])
         centre[start:start + len(x)] = np.column_stack([inner.mean(1), inner.std(1)])
-    return {"borders": borders, "sharpness": _sharpness(images, k), CONTROL: centre}
+    return {"borders": borders, "sharpness": sharpness, CONTROL: centre}
 
 
-def _sharpness(images: np.ndarray, k: int) -> np.ndarray:
-    """Log variance of the Laplacian and log mean gradient magnitude of each grey image
-    without its ``k`` px frame (which may hold markers or padding, not detail)."""
+def _sharpness(x: np.ndarray) -> np.ndarray:
+    """Log variance of the Laplacian and log mean gradient magnitude of each ``(S, S)``
+    float image of ``x`` (given without its frame, which may hold markers or padding,
+    not detail)."""
     from scipy import ndimage
 
-    out = np.empty((images.shape[0], 2))
-    for start in range(0, len(out), 1024):
-        x = np.asarray(images[start:start + 1024, k:-k, k:-k, 0], dtype=np.float32)
-        laplace = ndimage.laplace(x, axes=(1, 2))
-        gy, gx = np.gradient(x, axis=(1, 2))
-        out[start:start + len(x)] = np.column_stack(
-            [np.log(laplace.var(axis=(1, 2)) + 1e-3), np.log(np.hypot(gx, gy).mean(axis=(1, 2)) + 1e-3)])
-    return out
+    laplace = ndimage.laplace(x, axes=(1, 2))
+    gy, gx = np.gradient(x, axis=(1, 2))
+    return np.column_stack([np.log(laplace.var(axis=(1, 2)) + 1e-3),
+                            np.log(np.hypot(gx, gy).mean(axis=(1, 2)) + 1e-3)])
 
 
 def _shift_auc(x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0) -> float:
     """How well ``x`` tells each class's test images from its train + val images: 5-fold
     cross-validated AUC per class (0.5 where the features are constant or a side is
     too small), averaged over the classes."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     aucs = []
     for label in np.unique(y):
@@ -172,19 +168,24 @@ def _shift_auc(x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0)
         if folds < 2 or np.ptp(xs, axis=0).max() == 0:
             aucs.append(0.5)
             continue
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        scores = cross_val_predict(model, xs, side, method="predict_proba",
+        scores = cross_val_predict(_classifier(), xs, side, method="predict_proba",
                                    cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
         aucs.append(_auc(side, scores[:, 1]))
     return float(np.mean(aucs))
 
 
-def _fit_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+def _classifier():
+    """The check's model for every feature group: logistic regression on standardised
+    features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def _fit_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    model = _classifier()
     model.fit(x_train, y_train)
     return model.predict_proba(x_test)[:, 1]
 
