@@ -68,6 +68,14 @@ CONFIGS: dict[str, tuple] = {
     # photometric at its search space's maxima: does more of the one change that helps help more?
     "photometric strong": ("base_cnn", "photometric", 128, {
         "augment.contrast": 0.4, "augment.brightness": 0.3, "augment.noise": 0.06}, 0),
+    # seventh session: the training settings the ablation had not varied, around photometric
+    "photometric 64 px": ("base_cnn", "photometric", 64, {}, 0),
+    "photometric + label smoothing 0.1": ("base_cnn", "photometric", 128,
+                                          {"train.label_smoothing": 0.1}, 0),
+    "photometric + adamw + cosine": ("base_cnn", "photometric", 128,
+                                     {"train.optimizer": "adamw", "train.schedule": "cosine"}, 0),
+    "photometric + oversample": ("base_cnn", "photometric", 128, {"train.balance": "oversample"}, 0),
+    "photometric + focal": ("base_cnn", "photometric", 128, {"train.loss": "focal"}, 0),
 }
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
