@@ -180,3 +180,20 @@ def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
     assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
     assert keras.mixed_precision.global_policy().name == "float32"
     assert mirrored_strategy(2) is None
+
+
+def test_search_defaults_to_the_photometric_policy(tiny_kermany, tmp_path, monkeypatch):
+    """Without --augment, search and worker use photometric (the ablation's best policy)."""
+    import autopneumo.tuning
+
+    seen = []
+    monkeypatch.setattr(autopneumo.tuning, "search",
+                        lambda config, progress=None: seen.append(config) or [])
+    result = run("search", "--family", "base_cnn", "--data", tiny_kermany,
+                 "--runs-dir", tmp_path / "runs", "--max-trials", 1)
+    assert result.exit_code == 0, result.output
+    assert [c.policy for c in seen] == ["photometric"]
+    explicit = run("search", "--family", "base_cnn", "--augment", "none", "--data", tiny_kermany,
+                   "--runs-dir", tmp_path / "runs", "--max-trials", 1)
+    assert explicit.exit_code == 0, explicit.output
+    assert seen[-1].policy == "none"
