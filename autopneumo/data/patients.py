@@ -29,7 +29,7 @@ def parse_patient_id(filename: str) -> str | None:
     match = _PATTERN.match(_name(filename))
     if match is None:
         return None
-    return _canonical(next(g for g in match.groups() if g is not None))
+    return _canonical(match.group(match.lastindex))  # the one alternative that matched
 
 
 def patient_id_or_file(filename: str) -> str:
