@@ -76,6 +76,9 @@ CONFIGS: dict[str, tuple] = {
                                      {"train.optimizer": "adamw", "train.schedule": "cosine"}, 0),
     "photometric + oversample": ("base_cnn", "photometric", 128, {"train.balance": "oversample"}, 0),
     "photometric + focal": ("base_cnn", "photometric", 128, {"train.loss": "focal"}, 0),
+    # for a GPU: the one policy that helps, at the references' resolution and architecture
+    "photometric 224 px": ("base_cnn", "photometric", 224, {}, 0),
+    "resnet18 photometric 224 px": ("resnet18", "photometric", 224, {}, 0),
 }
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
