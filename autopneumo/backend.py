@@ -8,6 +8,7 @@ functions here then leave TensorFlow alone."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
@@ -16,14 +17,36 @@ from pathlib import Path
 
 
 def keras_backend() -> str:
-    """The backend Keras runs on (its ``KERAS_BACKEND`` variable or config; without
-    importing Keras when the variable says it)."""
+    """The backend Keras runs on: its ``KERAS_BACKEND`` variable, else its config file.
+
+    Keras is not imported to find out (on TensorFlow, importing Keras imports TensorFlow,
+    whose CUDA probe writes to stderr before ``import_tensorflow_quietly`` can hide it)."""
     name = os.environ.get("KERAS_BACKEND", "").strip()
     if name:
         return name
-    import keras
+    if "keras" in sys.modules:
+        import keras
 
-    return keras.backend.backend()
+        return keras.backend.backend()
+    return _configured_backend()
+
+
+def _configured_backend() -> str:
+    """The ``backend`` of Keras' ``keras.json``, found where Keras looks for it
+    (``KERAS_HOME``, else ``~/.keras``, else ``/tmp/.keras`` when home is not writable);
+    TensorFlow where there is none."""
+    if "KERAS_HOME" in os.environ:
+        folder = os.environ["KERAS_HOME"]
+    else:
+        home = os.path.expanduser("~")
+        folder = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(folder), "keras.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return "tensorflow"
+    name = config.get("backend") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name else "tensorflow"
 
 
 def gpu_names() -> list[str]:

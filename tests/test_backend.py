@@ -89,3 +89,32 @@ def test_predict_batches_equals_keras_predict_in_chunks_and_when_empty():
         assert got.shape == expected.shape == (23, 1)
         np.testing.assert_allclose(got, expected, atol=1e-6)
     assert predict_batches(model, x[:0]).shape == (0, 1)
+
+
+@pytest.mark.parametrize("config, expected", [
+    (None, "tensorflow"),                       # no keras.json: Keras' default
+    ('{"backend": "jax"}', "jax"),
+    ('{"floatx": "float32"}', "tensorflow"),    # no backend key
+    ("not json", "tensorflow"),
+])
+def test_keras_backend_reads_the_config_without_importing_keras(tmp_path, config, expected):
+    """Where KERAS_BACKEND is unset, the backend comes from keras.json in KERAS_HOME, as
+    Keras reads it, and Keras (hence TensorFlow) is not imported to find out."""
+    home = tmp_path / "keras-home"
+    home.mkdir()
+    if config is not None:
+        (home / "keras.json").write_text(config)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["KERAS_HOME"] = str(home)
+    code = ("import sys; from autopneumo.backend import keras_backend; "
+            "print(keras_backend(), 'keras' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    assert out == [expected, "False", "False"]
+    if expected == "jax":
+        return  # Keras on JAX needs jax installed; the file is read the same way
+    # Keras itself agrees (the same folder, the same file)
+    code = "import keras; print(keras.backend.backend())"
+    agree = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=300, check=True).stdout.split()
+    assert agree == [expected]

@@ -197,3 +197,17 @@ def test_search_defaults_to_the_photometric_policy(tiny_kermany, tmp_path, monke
                    "--runs-dir", tmp_path / "runs", "--max-trials", 1)
     assert explicit.exit_code == 0, explicit.output
     assert seen[-1].policy == "none"
+
+
+def test_an_error_is_one_line_without_keras_backend_set(tmp_path):
+    """With KERAS_BACKEND unset (the usual case), a command that loads TensorFlow still
+    prints only its one-line error: TensorFlow's CUDA-probe chatter stays hidden."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    env["KERAS_HOME"] = str(tmp_path / "keras-home")  # no keras.json: the default backend
+    proc = subprocess.run([sys.executable, "-m", "autopneumo.cli", "report", "--runs-dir",
+                           str(tmp_path / "missing")], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"Error: runs folder not found: {tmp_path / 'missing'}"]
