@@ -222,7 +222,8 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
                         epochs=epochs, image_size=image_size, channels=int(channels),
                         recall_target=recall_target, seed=seed, runs_dir=runs_dir,
                         command=shlex.join(["autopneumo", *sys.argv[1:]]))
-    state = run_study(families, policies, parse_duration(budget), base, SearchProgress)
+    state = run_study(families, policies, parse_duration(budget, "--budget"), base,
+                      SearchProgress)
     click.echo(f"study: {len(state['pairs'])} projects, {state['total_spent'] / 60:.1f} of "
                f"{state['budget'] / 60:.1f} minutes spent; next: autopneumo report "
                f"--runs-dir {runs_dir}")

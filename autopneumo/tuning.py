@@ -408,8 +408,9 @@ def _warn_about_data(dataset) -> None:
               f"{manifest['image_size']} px); their test numbers are optimistic", file=sys.stderr)
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1h30m' or a bare number of minutes -> seconds."""
+def parse_duration(text: str, option: str = "--time-budget") -> float:
+    """'90s', '30m', '2h', '1h30m' or a bare number of minutes -> seconds; an error names
+    ``option``."""
     import re
 
     text = str(text).strip().lower()
@@ -417,7 +418,7 @@ def parse_duration(text: str) -> float:
         return float(text) * 60
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
     if not parts or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
-        raise OptionError(f"--time-budget must look like 90s, 30m, 2h or 1h30m, got {text!r}")
+        raise OptionError(f"{option} must look like 90s, 30m, 2h or 1h30m, got {text!r}")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 

@@ -49,6 +49,13 @@ def test_non_positive_budgets(tiny_kermany, option):
                               option, "0"), option)
 
 
+@pytest.mark.parametrize("command, option", [("search", "--time-budget"), ("study", "--budget")])
+def test_a_bad_duration_names_its_option(tiny_kermany, tmp_path, command, option):
+    args = ["--family", "base_cnn"] if command == "search" else []
+    assert_one_line_error(run(command, *args, "--data", tiny_kermany, "--runs-dir",
+                              tmp_path / "runs", option, "xyz"), f"{option} must look like")
+
+
 def test_image_size_too_small_for_family(tiny_kermany):
     assert_one_line_error(run("search", "--family", "resnet18", "--data", tiny_kermany,
                               "--image-size", "16"), "--image-size 16", "resnet18")

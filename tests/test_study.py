@@ -20,8 +20,10 @@ def test_parse_duration():
     assert parse_duration("1h30m") == 5400
     assert parse_duration("5") == 300
     for bad in ("", "2x", "h", "1h30"):
-        with pytest.raises(OptionError):
+        with pytest.raises(OptionError, match="^--time-budget must look like"):
             parse_duration(bad)
+    with pytest.raises(OptionError, match="^--budget must look like"):
+        parse_duration("xyz", "--budget")
 
 
 def test_expand_names():
