@@ -338,9 +338,13 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
     table = Table(title=f"threshold {frame.attrs['threshold']:.4f} (chosen on validation)")
     for col in ("file", "probability", "label"):
         table.add_column(col)
-    for _, row in frame.iterrows():
-        prob = "-" if row["error"] else f"{row['probability']:.4f}"
-        table.add_row(Text(row["file"]), prob, Text(row["label"] or f"error: {row['error']}"))
+    import pandas as pd
+
+    for row in frame.to_dict("records"):  # a missing value may read as None or NaN
+        if pd.notna(row["error"]):
+            table.add_row(Text(str(row["file"])), "-", Text(f"error: {row['error']}"))
+        else:
+            table.add_row(Text(str(row["file"])), f"{row['probability']:.4f}", Text(row["label"]))
     Console().print(table)
 
 

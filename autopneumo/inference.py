@@ -79,6 +79,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
 
 def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCard:
     """A trial folder, an exported folder, or a ``.keras`` file (with a card or record beside)."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
     source = Path(source)
     if not source.exists():
         raise OptionError(f"--model {source}: not found")

@@ -175,6 +175,31 @@ def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kerman
     assert len(result.output.splitlines()) == 9
 
 
+def test_predict_table_shows_unreadable_images_as_errors(searched, tiny_kermany, tmp_path):
+    """The terminal table (not only --csv) lists an unreadable file as an error row,
+    also when it is the only input; a threshold outside [0, 1] is refused."""
+    from click.testing import CliRunner
+
+    import autopneumo
+    from autopneumo.cli import main
+
+    config, _ = searched
+    trial = Path(autopneumo.leaderboard(config.runs_dir).iloc[0]["trial_dir"])
+    bad = tmp_path / "broken.jpeg"
+    bad.write_bytes(b"not a jpeg")
+    good = next((tiny_kermany / "test" / "NORMAL").iterdir())
+    for inputs in ([bad], [good, bad]):
+        result = CliRunner().invoke(main, ["predict", "--model", str(trial),
+                                           *map(str, inputs)], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        assert "error:" in result.output and "broken.jpeg" in result.output
+        assert ("NORMAL" in result.output or "PNEUMONIA" in result.output) == (len(inputs) == 2)
+    result = CliRunner().invoke(main, ["predict", "--model", str(trial), "--threshold", "2",
+                                       str(good)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: --threshold must be in [0, 1], got 2.0"
+
+
 def test_predict_errors_are_one_line(tmp_path):
     from click.testing import CliRunner
 
