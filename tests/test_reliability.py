@@ -100,17 +100,22 @@ def test_kill_9_mid_search_then_resume_reaches_the_budget(tiny_kermany, tmp_path
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
     runs = tmp_path / "runs"
-    proc = subprocess.Popen(search_cmd(tiny_kermany, runs, space, trials=5, epochs=3),
+    # 20 trials: the search cannot end on its own before the signal, however slow or
+    # fast the machine (5 took 25 s alone here)
+    proc = subprocess.Popen(search_cmd(tiny_kermany, runs, space, trials=20, epochs=3),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: len(list(runs.glob("*/trial_0"))) >= 1, 240)
+        assert wait_for(lambda: len(list(runs.glob("*/trial_*"))) >= 1, 240)  # trial_00 here
         time.sleep(2)
+        interrupted_at = len(list(runs.glob("*/trial_*")))
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, (
+        f"exit {proc.returncode}; {interrupted_at} trial folder(s) when signalled, "
+        f"{len(list(runs.glob('*/trial_*')))} at the end\nstdout: {out[-2000:]}\nstderr: {err[-2000:]}")
     assert "run the same command again to resume" in err
     assert "Traceback" not in err
     assert not list(runs.rglob(LOCK_FILE))  # the lock is released
