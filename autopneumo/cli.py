@@ -16,8 +16,11 @@ class _Group(click.Group):
     """User errors become one line and exit 2; Ctrl-C says how to resume and exits 130."""
 
     def invoke(self, ctx):
+        from .interrupts import keep_ctrl_c
+
         try:
-            return super().invoke(ctx)
+            with keep_ctrl_c():  # not even a Ctrl-C inside garbage collection is lost
+                return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)

@@ -172,14 +172,18 @@ def _tuner_class(kind: str):
             try:
                 histories = super().run_trial(trial, *args, **kwargs)
             except KeyboardInterrupt:
-                # marked, never half-recorded: the next run of the command repeats it
-                self.evaluator.record_failure(
-                    trial, Path(self.get_trial_dir(trial.trial_id)),
-                    time.perf_counter() - start, status="interrupted",
-                    message="interrupted (Ctrl-C); rerun the command to repeat this trial")
+                self._interrupted(trial, time.perf_counter() - start, "")
                 raise
             self._fit[trial.trial_id] = (histories[0].history, time.perf_counter() - start)
             return histories
+
+        def _interrupted(self, trial, seconds, during: str) -> None:
+            # marked, never half-recorded: the oracle still counts the trial as running,
+            # so the next run of the command repeats it
+            self.evaluator.record_failure(
+                trial, Path(self.get_trial_dir(trial.trial_id)), seconds,
+                status="interrupted",
+                message=f"interrupted (Ctrl-C){during}; rerun the command to repeat this trial")
 
         def _build_and_fit_model(self, trial, *args, **kwargs):
             # keras-tuner's SaveBestEpoch writes the weights at every improving epoch. The
@@ -210,7 +214,11 @@ def _tuner_class(kind: str):
                 # the evaluation writes model.keras, the trial's checkpoint, before the
                 # oracle hears that the trial ended: from then on Hyperband may continue
                 # it, on another worker too
-                record = record_trial(self, trial, *fit)
+                try:
+                    record = record_trial(self, trial, *fit)
+                except KeyboardInterrupt:
+                    self._interrupted(trial, fit[1], " during its evaluation")
+                    raise
             super().on_trial_end(trial)
             final = self.oracle.get_trial(trial.trial_id)
             if record is None or str(final.status).upper() != "COMPLETED":
@@ -244,13 +252,17 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     Holds the project's lock file while it runs: a second search of the same project
     refuses to start. Keras' global dtype policy (``--mixed-precision`` sets it for each
     trial's model) is restored afterwards: models built later in the same process are
-    not mixed by accident.
+    not mixed by accident. A Ctrl-C that lands in the garbage collection between trials
+    still stops it (see ``interrupts``).
     """
     import keras
 
+    from .interrupts import keep_ctrl_c
+
     policy = keras.config.dtype_policy()
     try:
-        return _search(config, progress)
+        with keep_ctrl_c():
+            return _search(config, progress)
     finally:
         keras.config.set_dtype_policy(policy)
 

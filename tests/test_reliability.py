@@ -101,21 +101,15 @@ def test_kill_9_mid_search_then_resume_reaches_the_budget(tiny_kermany, tmp_path
 def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
     runs = tmp_path / "runs"
     # 20 trials: the search cannot end on its own before the signal, however slow or
-    # fast the machine (5 took 25 s alone here)
-    def like_a_terminal():  # a test worker's thread may have SIGINT blocked; a shell's has not
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-
+    # fast the machine (5 took 25 s alone here). Where the signal lands depends on the
+    # machine's speed; one landing in the garbage collection between trials used to be
+    # lost (test_interrupts.py covers that window deterministically).
     proc = subprocess.Popen(search_cmd(tiny_kermany, runs, space, trials=20, epochs=3),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=like_a_terminal)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: len(list(runs.glob("*/trial_*"))) >= 1, 240)  # trial_00 here
         time.sleep(2)
         interrupted_at = len(list(runs.glob("*/trial_*")))
-        status = Path(f"/proc/{proc.pid}/status")
-        signals = [ln for ln in status.read_text().splitlines()
-                   if ln.startswith("Sig")] if status.exists() else []
         proc.send_signal(signal.SIGINT)
         try:
             out, err = proc.communicate(timeout=120)
@@ -127,7 +121,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
             proc.kill()
     assert proc.returncode == 130, (
         f"exit {proc.returncode}; {interrupted_at} trial folder(s) when signalled, "
-        f"{len(list(runs.glob('*/trial_*')))} at the end; {signals}\nstdout: {out[-2000:]}\n"
+        f"{len(list(runs.glob('*/trial_*')))} at the end\nstdout: {out[-2000:]}\n"
         f"stderr: {err[-2000:]}")
     assert "run the same command again to resume" in err
     assert "Traceback" not in err

@@ -321,3 +321,28 @@ def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, t
         parent = by_id[r["hyperparameters"]["tuner/trial_id"]]
         assert str(Path(parent["_path"]).parent / "model.keras") in loaded
         assert r["hyperparameters"]["tuner/initial_epoch"] >= 1
+
+
+def test_ctrl_c_during_a_trials_evaluation_marks_it_and_the_rerun_repeats_it(
+        tiny_kermany, tmp_path, monkeypatch):
+    from autopneumo.evaluation import RECORD_FILE, Evaluator
+
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
+                          epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+
+    def ctrl_c(*args, **kwargs):  # the fit is done; the signal lands in the evaluation
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Evaluator, "evaluate", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            search(config)
+    [path] = (tmp_path / "runs").rglob(RECORD_FILE)
+    record = json.loads(path.read_text())
+    assert record["status"] == "interrupted"
+    assert "during its evaluation" in record["message"]
+    [record] = search(config)  # the oracle still counts it as running: repeated, not lost
+    assert record["status"] == "completed", record.get("traceback")
+    assert Path(record["trial_dir"]) == path.parent
