@@ -218,7 +218,7 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
           recall_target, seed, runs_dir) -> None:
     """Search the families x policies matrix within one time budget (resumable)."""
     from .progress import SearchProgress
-    from .study import run_study
+    from .study import run_study, short_shares
     from .tuning import SearchConfig, parse_duration
 
     base = SearchConfig(family="", policy="", data=data_path, tuner=tuner, max_trials=1000,
@@ -227,6 +227,12 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
                         command=shlex.join(["autopneumo", *sys.argv[1:]]))
     state = run_study(families, policies, parse_duration(budget, "--budget"), base,
                       SearchProgress)
+    short = short_shares(state)
+    for line in short:
+        click.echo(f"warning: {line}", err=True)
+    if short:
+        click.echo("warning: those shares were too short to compare the pairs; study fewer "
+                   "pairs (--families, --augment) or give a longer --budget", err=True)
     click.echo(f"study: {len(state['pairs'])} projects, {state['total_spent'] / 60:.1f} of "
                f"{state['budget'] / 60:.1f} minutes spent; next: autopneumo report "
                f"--runs-dir {runs_dir}")

@@ -218,3 +218,25 @@ def test_an_error_is_one_line_without_keras_backend_set(tmp_path):
                           timeout=300, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"Error: runs folder not found: {tmp_path / 'missing'}"]
+
+
+def test_study_warns_when_a_pairs_share_was_too_short_to_compare(tmp_path, monkeypatch):
+    import autopneumo.study
+
+    state = {"budget": 5400.0, "pairs": ["base_cnn__flip", "resnet18__flip"],
+             "spent": {"base_cnn__flip": 2700.0, "resnet18__flip": 2700.0},
+             "total_spent": 5400.0,
+             "outcome": {
+                 "base_cnn__flip": {"trials": 9, "completed": 9, "tuner": "hyperband",
+                                    "cap": 10, "most_epochs": 10},
+                 "resnet18__flip": {"trials": 6, "completed": 6, "tuner": "hyperband",
+                                    "cap": 10, "most_epochs": 2}}}
+    monkeypatch.setattr(autopneumo.study, "run_study", lambda *args: state)
+    result = run("study", "--families", "base_cnn,resnet18", "--augment", "flip",
+                 "--budget", "90m", "--runs-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    warnings = [ln for ln in result.output.splitlines() if ln.startswith("warning: ")]
+    assert warnings[0] == ("warning: resnet18__flip: no trial got past 2 of 10 epochs "
+                           "(hyperband's early rounds) in its 45 min")
+    assert "--budget" in warnings[1] and len(warnings) == 2
+    assert "90.0 of 90.0 minutes spent" in result.output

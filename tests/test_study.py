@@ -55,8 +55,38 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
     assert set(state["spent"]) <= {"base_cnn__none", "base_cnn__flip"}
     assert "base_cnn__none" in state["spent"]
     assert all(r["status"] == "completed" for r in records)
+    # each project that ran says what it got; random search trains every trial to the cap
+    assert set(state["outcome"]) == set(state["spent"])
+    assert sum(o["completed"] for o in state["outcome"].values()) == len(records)
+    assert all(o["most_epochs"] == 2 for o in state["outcome"].values())
     # rerun: the budget is spent, nothing more is trained
     again = run_study("base_cnn", "none,flip", budget, base)
     after = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
     assert len(after) == len(records)
     assert again["total_spent"] <= state["total_spent"] + 2.0
+    assert not set(again.get("skipped", [])) & set(again["spent"])  # ran before: not skipped
+
+
+def test_study_outcome_and_short_shares():
+    from autopneumo.study import outcome, short_shares
+
+    def rec(status, rung=None):
+        hps = {"tuner/epochs": rung} if rung else {}
+        return {"status": status, "hyperparameters": hps}
+
+    first_rung = outcome([rec("completed", 2), rec("completed", 2), rec("failed")], 10,
+                         "hyperband")
+    assert first_rung == {"trials": 3, "completed": 2, "tuner": "hyperband", "cap": 10,
+                          "most_epochs": 2}
+    promoted = outcome([rec("completed", 2), rec("completed", 10)], 10, "hyperband")
+    assert promoted["most_epochs"] == 10
+    assert outcome([rec("completed")], 10, "random")["most_epochs"] == 10
+    state = {"spent": {"a__x": 1320.0, "b__x": 3000.0, "c__x": 60.0},
+             "outcome": {"a__x": first_rung, "b__x": promoted,
+                         "c__x": outcome([rec("failed")], 10, "bayesian")},
+             "skipped": ["d__x"]}
+    assert short_shares(state) == [
+        "a__x: no trial got past 2 of 10 epochs (hyperband's early rounds) in its 22 min",
+        "c__x: no trial completed in its 1 min",
+        "d__x: skipped, no budget left",
+    ]
