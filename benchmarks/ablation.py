@@ -79,7 +79,11 @@ CONFIGS: dict[str, tuple] = {
     # for a GPU: the one policy that helps, at the references' resolution and architecture
     "photometric 224 px": ("base_cnn", "photometric", 224, {}, 0),
     "resnet18 photometric 224 px": ("resnet18", "photometric", 224, {}, 0),
+    # eighth session: grey vs RGB (the classroom's models took RGB; the images are grey)
+    "photometric RGB": ("base_cnn", "photometric", 128, {}, 0),
+    "photometric 64 px RGB": ("base_cnn", "photometric", 64, {}, 0),
 }
+CHANNELS = {"photometric RGB": 3, "photometric 64 px RGB": 3}  # 1 (grey) for the others
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
 
 
@@ -126,16 +130,17 @@ def main(argv: list[str] | None = None) -> int:
             else [(name, CONFIGS[name][4]) for name in names])
     started = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
-    datasets: dict[int, object] = {}
+    datasets: dict[tuple[int, int], object] = {}
     rows = []
     for name, seed in runs:
         if args.budget and time.time() - started > args.budget:
             print(f"budget spent: {name!r} (seed {seed}) and later runs not run", flush=True)
             break
         family, policy, size, changes, _ = CONFIGS[name]
-        if size not in datasets:
-            datasets[size] = load_dataset(args.data, size, 1, 0.2, 0)
-        dataset = datasets[size]
+        channels = CHANNELS.get(name, 1)
+        if (size, channels) not in datasets:
+            datasets[size, channels] = load_dataset(args.data, size, channels, 0.2, 0)
+        dataset = datasets[size, channels]
         values = default_values(family, policy) | PINNED | changes
         values |= {"train.epochs": args.epochs, "train.patience": 5}
         evaluator = Evaluator(dataset, {"project": f"{family}__{policy}", "family": family,
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         record = train_and_evaluate(family, policy, values, dataset, evaluator, run_dir, name,
                                     args.recall_target, seed)
-        row = {"config": name, "family": family, "policy": policy, "size": size, "seed": seed,
+        row = {"config": name, "family": family, "policy": policy, "size": size,
+               "channels": channels, "seed": seed,
                "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-",
                "epochs_run": record["epochs_run"], "best_epoch": record["best_epoch"],
                "seconds": round(time.perf_counter() - t0, 1),
