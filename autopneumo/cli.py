@@ -308,15 +308,18 @@ def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
 @click.option("--top", type=int, default=3, show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
 def finalize(runs_dir: Path, top: int, seeds: int) -> None:
-    """Retrain the top configurations with several seeds: mean and std of test metrics."""
+    """Retrain the top configurations with several seeds: mean and std of test metrics.
+    Seeds already retrained by an earlier run are reused (rerun to resume)."""
     from .finalize import finalize as run_finalize
 
     summary = run_finalize(runs_dir, top, seeds)
     for _, row in summary.iterrows():
+        reused = f", {int(row['reused'])} from an earlier run" if row["reused"] else ""
         click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: "
                    f"precision {row['precision_mean']:.3f} ± {row['precision_std']:.3f}, "
                    f"recall {row['recall_mean']:.3f} ± {row['recall_std']:.3f}, "
-                   f"AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f} ({row['seeds']} seeds)")
+                   f"AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f} "
+                   f"({row['seeds']} seeds{reused})")
     click.echo(f"details: {runs_dir / '_finalize' / 'summary.csv'}")
 
 

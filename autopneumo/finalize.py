@@ -1,5 +1,9 @@
 """``finalize``: retrain the top configurations with several seeds, so a ranking is not an
-accident of one seed. Results go to ``<runs>/_finalize/`` (not read as search trials)."""
+accident of one seed. Results go to ``<runs>/_finalize/`` (not read as search trials).
+
+Each seed's result is kept as it finishes, and a rerun reuses every seed already done
+for the same trial, values and data: a finalize stopped midway (Ctrl-C, a lost machine)
+resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more."""
 
 from __future__ import annotations
 
@@ -38,6 +42,11 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
         values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
         for seed in range(seeds):
             out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+            final = _done_before(out / f"seed{seed}" / FINAL_FILE, row["trial_dir"], seed,
+                                 values, dataset.manifest["data_hash"])
+            if final is not None:
+                rows.append(_row(rank, row, seed, final, reused=True))
+                continue
             evaluator = Evaluator(dataset, {"project": row["project"], "family": row["family"],
                                             "policy": row["policy"], "tuner": "finalize"},
                                   record["recall_target"], command="autopneumo finalize")
@@ -45,13 +54,33 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
                 row["family"], row["policy"], values, dataset, evaluator, out / f"seed{seed}",
                 f"{row['trial_id']}-seed{seed}", record["recall_target"], seed,
                 extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
-            rows.append({"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
-                         "seed": seed, **{m: final["test"][m] for m in METRICS},
-                         "val_prec_at_recall": final["val"]["prec_at_recall"]})
+            rows.append(_row(rank, row, seed, final, reused=False))
     runs = pd.DataFrame(rows)
     summary = runs.groupby(["rank", "project", "trial_id"]).agg(
         **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
-           for stat in ("mean", "std")}, seeds=("seed", "count")).reset_index()
+           for stat in ("mean", "std")}, seeds=("seed", "count"),
+        reused=("reused", "sum")).reset_index()
     atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
     return summary
+
+
+def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
+    return {"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
+            "seed": seed, **{m: final["test"][m] for m in METRICS},
+            "val_prec_at_recall": final["val"]["prec_at_recall"], "reused": reused}
+
+
+def _done_before(path: Path, trial_dir: str, seed: int, values: dict,
+                 data_hash: str) -> dict | None:
+    """The seed's earlier retraining of this trial, if it finished with the same values
+    on the same data; None otherwise (it is trained again and overwritten)."""
+    try:
+        final = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = (isinstance(final, dict) and final.get("status") == "completed"
+            and final.get("finalize_of") == str(trial_dir) and final.get("seed") == seed
+            and final.get("hyperparameters") == values
+            and (final.get("data") or {}).get("data_hash") == data_hash)
+    return final if same else None

@@ -50,3 +50,39 @@ def test_classroom_reference_runs_and_finalize(tiny_kermany, tmp_path):
     assert summary.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
     assert summary.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
     assert len(autopneumo.leaderboard(runs)) == 3  # finalisation runs are not trials
+
+
+@pytest.mark.slow
+def test_finalize_resumes_reusing_the_seeds_already_retrained(tiny_kermany, tmp_path,
+                                                             monkeypatch):
+    import autopneumo.trials
+    from autopneumo.tuning import SearchConfig, search
+    from tests.tiny_spaces import small_cnn
+
+    runs = tmp_path / "runs"
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(small_cnn())
+    search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
+                        epochs=1, image_size=32, runs_dir=runs, spaces=[space]))
+    first = finalize(runs, top=1, seeds=1)
+    [final] = (runs / "_finalize").rglob("final.json")
+    trained = []
+    real = autopneumo.trials.train_and_evaluate
+
+    def counting(*args, **kwargs):
+        trained.append(args[8])  # the seed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autopneumo.trials, "train_and_evaluate", counting)
+    again = finalize(runs, top=1, seeds=2)  # seed 0 is done: only seed 1 trains
+    assert trained == [1]
+    assert again.iloc[0]["seeds"] == 2 and again.iloc[0]["reused"] == 1
+    runs_csv = pd.read_csv(runs / "_finalize" / "runs.csv")
+    assert runs_csv.loc[runs_csv.seed == 0, "precision"].item() == pytest.approx(
+        first.iloc[0]["precision_mean"])
+    # a seed's result that no longer matches (other values) is trained again
+    record = json.loads(final.read_text())
+    record["hyperparameters"]["train.learning_rate"] = 0.5
+    final.write_text(json.dumps(record))
+    finalize(runs, top=1, seeds=2)
+    assert trained == [1, 0]
