@@ -29,6 +29,8 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
     from .trials import train_and_evaluate
 
     runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RunsError(f"runs folder not found: {runs_dir}")
     frame = search_trials(leaderboard(runs_dir))  # an ensemble row is not a trial to retrain
     best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if best.empty:

@@ -86,3 +86,12 @@ def test_finalize_resumes_reusing_the_seeds_already_retrained(tiny_kermany, tmp_
     final.write_text(json.dumps(record))
     finalize(runs, top=1, seeds=2)
     assert trained == [1, 0]
+
+
+def test_finalize_names_a_missing_runs_folder(tmp_path):
+    from autopneumo.errors import OptionError, RunsError
+
+    with pytest.raises(RunsError, match=f"^runs folder not found: {tmp_path / 'missing'}$"):
+        finalize(tmp_path / "missing")
+    with pytest.raises(OptionError, match="--top and --seeds must be positive"):
+        finalize(tmp_path, seeds=0)
