@@ -251,6 +251,8 @@ def leaderboard(runs_dir: Path, top: int) -> None:
 
     if not runs_dir.is_dir():
         raise UserError(f"runs folder not found: {runs_dir}")
+    if top < 1:
+        raise UserError(f"--top must be positive, got {top}")
     frame = build(runs_dir)
     print_leaderboard(frame, top)
 

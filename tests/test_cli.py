@@ -240,3 +240,10 @@ def test_study_warns_when_a_pairs_share_was_too_short_to_compare(tmp_path, monke
                            "(hyperband's early rounds) in its 45 min")
     assert "--budget" in warnings[1] and len(warnings) == 2
     assert "90.0 of 90.0 minutes spent" in result.output
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "report", "ensemble", "finalize"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_top_must_be_positive(tmp_path, command, value):
+    assert_one_line_error(run(command, "--runs-dir", tmp_path, "--top", value), "--top",
+                          "positive")

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import atomic_write_bytes, atomic_write_text
+from ..errors import OptionError
 from .build import SECTIONS, Options, ReportBuilder
 from .figures import family_policy_heatmap
 from .markdown import markdown_summary
@@ -52,6 +53,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     """
     if fmt not in ("html", "md"):
         raise ValueError(f"unknown report format {fmt!r}: use 'html' or 'md'")
+    if top < 1:
+        raise OptionError(f"--top must be positive, got {top}")
     out = Path(out)
     runs = load_runs(runs_dir)
     written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
