@@ -59,6 +59,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     """Copy the top-``top`` completed models (by validation) with a model card each."""
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
+    if not Path(runs_dir).is_dir():
+        raise RunsError(f"runs folder not found: {runs_dir}")
     frame = search_trials(leaderboard(runs_dir))  # an ensemble row has no model file
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:

@@ -247,3 +247,10 @@ def test_study_warns_when_a_pairs_share_was_too_short_to_compare(tmp_path, monke
 def test_top_must_be_positive(tmp_path, command, value):
     assert_one_line_error(run(command, "--runs-dir", tmp_path, "--top", value), "--top",
                           "positive")
+
+
+@pytest.mark.parametrize("command", ["export", "finalize", "ensemble", "report", "leaderboard"])
+def test_a_missing_runs_folder_is_named(tmp_path, command):
+    extra = ["--out", tmp_path / "out"] if command == "export" else []
+    assert_one_line_error(run(command, "--runs-dir", tmp_path / "missing", *extra),
+                          f"runs folder not found: {tmp_path / 'missing'}")
