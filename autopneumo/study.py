@@ -20,7 +20,7 @@ from typing import Any
 from .atomic import atomic_write_json
 from .errors import OptionError
 from .registry import FAMILIES, POLICIES
-from .tuning import SearchConfig, resolve_spaces, search
+from .tuning import SearchConfig, epoch_cap, resolve_spaces, search
 
 STUDY_FILE = "study.json"
 
@@ -57,7 +57,7 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
                 state["skipped"].append(project)
             continue
         config = dataclasses.replace(base, family=family, policy=policy, time_budget=share)
-        cap = resolve_spaces(config)["spaces"]["training"].defaults()["epochs"]
+        cap = epoch_cap(resolve_spaces(config))
         start = time.time()
         try:
             if progress_factory is None:

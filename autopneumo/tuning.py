@@ -90,6 +90,12 @@ class SearchConfig:
             raise OptionError(f"--devices must be positive, got {self.devices}")
 
 
+def epoch_cap(resolved: dict[str, Any]) -> int:
+    """The most epochs a trial trains: the training space's ``epochs`` (``--epochs``
+    fixes it); hyperband's ``max_epochs``."""
+    return int(resolved["spaces"]["training"].defaults()["epochs"])
+
+
 def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     """The family, augment and training spaces: built-in files, or --space replacements."""
     from .registry import FAMILIES, POLICIES
@@ -317,7 +323,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
                                      dataset.train, dataset.val, config.recall_target, jit=jit,
                                      mixed_precision=mixed)
     evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
-    cap = resolved["spaces"]["training"].defaults()["epochs"]
+    cap = epoch_cap(resolved)
     kwargs: dict[str, Any] = {}
     if config.tuner == "hyperband":
         kwargs.update(max_epochs=cap, factor=3)
