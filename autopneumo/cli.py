@@ -322,6 +322,10 @@ def finalize(runs_dir: Path, top: int, seeds: int) -> None:
                    f"recall {row['recall_mean']:.3f} ± {row['recall_std']:.3f}, "
                    f"AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f} "
                    f"({row['seeds']} seeds{reused})")
+        if isinstance(row.get("ensemble"), str):
+            click.echo(f"   ensemble of the {row['seeds']} seeds: precision "
+                       f"{row['ensemble_precision']:.3f}, recall {row['ensemble_recall']:.3f}, "
+                       f"AUC {row['ensemble_auc']:.3f} (leaderboard row {row['ensemble']})")
     click.echo(f"details: {runs_dir / '_finalize' / 'summary.csv'}")
 
 

@@ -35,6 +35,7 @@ from .evaluation import (
     _write_predictions,
     read_predictions,
 )
+from .finalize import FINAL_FILE
 from .leaderboard import leaderboard
 from .objective import binary_metrics, bootstrap_intervals, validation_summary
 from .paths import DEFAULT_RUNS_DIR
@@ -78,6 +79,52 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     else:
         scores = [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64)
                    for s in SPLITS} for p in saved]
+    info = {"top": top, "combine": "mean probability",
+            "tta": "horizontal flip (mean of original and flipped)" if tta else None,
+            "selected_by": "validation objective (leaderboard rank), never test metrics"}
+    return _save(runs_dir, ensemble_name(top, tta), members, records, files, labels, scores,
+                 target, info, _environment(records[0], tta), n_boot, command, start)
+
+
+def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label: str,
+                  n_boot: int = 1000, command: str = "") -> dict[str, Any]:
+    """Average the probabilities of one configuration's retrainings (``finalize``'s seeds)
+    and record the result as an ensemble row, ``<runs>/_ensemble/<name>/``, whose policy
+    column reads ``label`` (e.g. ``3 seeds of 0016``).
+
+    The configuration was chosen on validation and every seed was trained on the same
+    data, so the row is as honest as any trial's: its threshold is chosen on the mean
+    validation scores, and the test split is scored once."""
+    start = time.perf_counter()
+    runs_dir = Path(runs_dir)
+    if len(seed_dirs) < 2:
+        raise OptionError("an ensemble of seeds needs at least 2 seeds")
+    records = [_read_record(Path(d), FINAL_FILE) for d in seed_dirs]
+    targets = {float(r.get("recall_target", 0.95)) for r in records}
+    if len(targets) > 1:
+        raise RunsError(f"the retrainings of {name} used different recall targets")
+    members = [{"seed": r.get("seed"), "trial_dir": str(d), "finalize_of": r.get("finalize_of"),
+                "val_objective": (r.get("val") or {}).get("objective"),
+                "threshold": r.get("threshold")}
+               for d, r in zip(seed_dirs, records, strict=True)]
+    saved = [_read_member_predictions(Path(d)) for d in seed_dirs]
+    files, labels = _common_split(members, saved)
+    scores = [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64)
+               for s in SPLITS} for p in saved]
+    info = {"seeds": [m["seed"] for m in members], "of": records[0].get("finalize_of"),
+            "combine": "mean probability", "tta": None,
+            "selected_by": "the configuration's validation rank; every seed's retraining"}
+    return _save(runs_dir, name, members, records, files, labels, scores, targets.pop(),
+                 info, records[0].get("environment"), n_boot, command, start, label)
+
+
+def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
+          records: list[dict[str, Any]], files: dict[str, np.ndarray],
+          labels: dict[str, np.ndarray], scores: list[dict[str, np.ndarray]], target: float,
+          info: dict[str, Any], environment: Any, n_boot: int, command: str,
+          start: float, label: str | None = None) -> dict[str, Any]:
+    """Threshold on the mean validation scores, score the test split once, write the
+    record and predictions under ``<runs>/_ensemble/<name>/``."""
     p_val = np.mean([s["val"] for s in scores], axis=0)
     p_test = np.mean([s["test"] for s in scores], axis=0)
 
@@ -86,7 +133,6 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     test = binary_metrics(labels["test"], p_test, threshold, target)
     test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot)
 
-    name = ensemble_name(top, tta)
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     split = SimpleNamespace(**{s: SimpleNamespace(files=files[s], y=labels[s]) for s in SPLITS})
@@ -97,7 +143,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
         "kind": KIND,
         "project": ENSEMBLE_DIR,
         "family": KIND,
-        "policy": name,
+        "policy": label or name,
         "tuner": KIND,
         "trial_id": name,
         "status": "completed",
@@ -105,14 +151,9 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
         "hyperparameters": {},
         "recall_target": target,
         "members": members,
-        "ensemble": {
-            "top": top,
-            "combine": "mean probability",
-            "tta": "horizontal flip (mean of original and flipped)" if tta else None,
-            "selected_by": "validation objective (leaderboard rank), never test metrics",
-        },
+        "ensemble": info,
         "data": best.get("data"),
-        "environment": _environment(best, tta),
+        "environment": environment,
         "command": command,
         "trial_dir": str(out),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -150,11 +191,14 @@ def select_members(runs_dir: Path, top: int) -> list[dict[str, Any]]:
             for rank, (_, row) in enumerate(done.head(top).iterrows(), start=1)]
 
 
-def _read_record(trial_dir: Path) -> dict[str, Any]:
+def _read_record(trial_dir: Path, filename: str = RECORD_FILE) -> dict[str, Any]:
     try:
-        return json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
+        record = json.loads((trial_dir / filename).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RunsError(f"{trial_dir}: cannot read {RECORD_FILE} ({exc})") from exc
+        raise RunsError(f"{trial_dir}: cannot read {filename} ({exc})") from exc
+    if not isinstance(record, dict):
+        raise RunsError(f"{trial_dir}: {filename} is not a record")
+    return record
 
 
 def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:

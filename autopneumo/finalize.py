@@ -3,7 +3,12 @@ accident of one seed. Results go to ``<runs>/_finalize/`` (not read as search tr
 
 Each seed's result is kept as it finishes, and a rerun reuses every seed already done
 for the same trial, values and data: a finalize stopped midway (Ctrl-C, a lost machine)
-resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more."""
+resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more.
+
+With two seeds or more, the seeds' mean probability is one more model: an ensemble row
+(``<runs>/_ensemble/rank1_<project>_trial<id>_seeds3``, policy ``3 seeds of <id>``),
+thresholded on validation like every row; its test metrics are in ``summary.csv`` as
+``ensemble_*``."""
 
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
     if best.empty:
         raise RunsError(f"{runs_dir}: no completed trial to finalize")
     rows = []
+    folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):
         record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
         data = record["data"]
@@ -57,14 +63,33 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
                 f"{row['trial_id']}-seed{seed}", record["recall_target"], seed,
                 extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
             rows.append(_row(rank, row, seed, final, reused=False))
+        folders[rank] = (str(row["trial_id"]), [out / f"seed{seed}" for seed in range(seeds)])
     runs = pd.DataFrame(rows)
     summary = runs.groupby(["rank", "project", "trial_id"]).agg(
         **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
            for stat in ("mean", "std")}, seeds=("seed", "count"),
         reused=("reused", "sum")).reset_index()
+    summary = summary.merge(_seed_ensembles(runs_dir, folders), on="rank", how="left")
     atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
     return summary
+
+
+def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]]) -> pd.DataFrame:
+    """Per rank with two seeds or more: the seeds' ensemble row and its test metrics."""
+    from .ensemble import seed_ensemble
+
+    rows = []
+    for rank, (trial_id, dirs) in folders.items():
+        entry: dict = {"rank": rank}
+        if len(dirs) >= 2:
+            record = seed_ensemble(runs_dir, dirs, f"{dirs[0].parent.name}_seeds{len(dirs)}",
+                                   f"{len(dirs)} seeds of {trial_id}",
+                                   command="autopneumo finalize")
+            entry["ensemble"] = record["trial_id"]
+            entry |= {f"ensemble_{m}": record["test"][m] for m in METRICS}
+        rows.append(entry)
+    return pd.DataFrame(rows, columns=["rank", "ensemble", *(f"ensemble_{m}" for m in METRICS)])
 
 
 def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:

@@ -49,7 +49,9 @@ def test_classroom_reference_runs_and_finalize(tiny_kermany, tmp_path):
     values = [json.loads(p.read_text())["test"]["precision"] for p in finals]
     assert summary.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
     assert summary.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
-    assert len(autopneumo.leaderboard(runs)) == 3  # finalisation runs are not trials
+    board = autopneumo.leaderboard(runs)  # finalisation runs are not trials; their
+    assert len(board) == 4 and board["ensemble"].sum() == 1  # ensemble is one marked row
+    assert board[board["ensemble"]]["policy"].item() == f"2 seeds of {summary.iloc[0]['trial_id']}"
 
 
 @pytest.mark.slow

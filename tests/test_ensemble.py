@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -145,7 +146,97 @@ def test_ensemble_is_its_own_marked_row_and_not_a_trial(runs, tmp_path):
     csv = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
     assert csv[csv.trial_id == "top2"]["ensemble"].item()
     md = write_report(runs, tmp_path / "md", fmt="md", pixels=False)
-    assert "Ensemble (ensemble: mean of the top 2" in md[-1].read_text()
+    assert "- ensemble top2 (mean of the top 2 trial(s) by validation): precision" in (
+        md[-1].read_text())
+
+
+def _finalized(runs: Path, tmp_path: Path, monkeypatch, qualities=(0.3, 0.5, 0.7)) -> Path:
+    """A trial and its ``finalize`` seeds already retrained (so finalize reuses them)."""
+    import autopneumo.data
+
+    trial = write_record(runs, "base_cnn", "flip", "0007", 0.5, seed=1)
+    data = {"path": "nowhere", "image_size": 32, "channels": 1, "split_seed": 0,
+            "data_hash": "h1"}
+    record = json.loads(trial.read_text())
+    trial.write_text(json.dumps({**record, "data": data}))
+    out = runs / "_finalize" / "rank1_base_cnn__flip_trial0007"
+    for seed, quality in enumerate(qualities):  # same labels (seed=1), other scores
+        src = write_record(tmp_path / "scratch", "base_cnn", "flip", f"s{seed}", quality, seed=1)
+        folder = out / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "predictions.csv").write_text((src.parent / "predictions.csv").read_text())
+        final = {**json.loads(src.read_text()), "hyperparameters": record["hyperparameters"],
+                 "data": data, "seed": seed, "finalize_of": str(trial.parent)}
+        (folder / "final.json").write_text(json.dumps(final))
+    monkeypatch.setattr(autopneumo.data, "load_dataset",
+                        lambda *a, **k: SimpleNamespace(manifest={"data_hash": "h1"}))
+    return out
+
+
+def test_finalize_seeds_are_an_ensemble_row_and_the_report_shows_the_retraining(
+        tmp_path, monkeypatch):
+    from autopneumo.finalize import finalize
+    from autopneumo.leaderboard import search_trials
+
+    runs = tmp_path / "runs"
+    out = _finalized(runs, tmp_path, monkeypatch)
+    summary = finalize(runs, top=1, seeds=3)  # every seed reused: nothing trains
+    assert summary.iloc[0]["reused"] == 3
+    name = "rank1_base_cnn__flip_trial0007_seeds3"
+    assert summary.iloc[0]["ensemble"] == name
+    record = json.loads((runs / "_ensemble" / name / "record.json").read_text())
+    assert record["kind"] == "ensemble" and record["policy"] == "3 seeds of 0007"
+    assert record["ensemble"]["seeds"] == [0, 1, 2]
+    assert record["ensemble"]["of"] == str(trial_dir(runs, "base_cnn", "flip", "0007"))
+    # the mean of the seeds' probabilities, thresholded on validation only
+    seeds = [predictions(out / f"seed{s}") for s in range(3)]
+    got = predictions(runs / "_ensemble" / name)
+    np.testing.assert_allclose(got.probability, sum(p.probability for p in seeds) / 3)
+    val, test = got[got.split == "val"], got[got.split == "test"]
+    expected = validation_summary(val.label, val.probability, 0.95)
+    assert record["threshold"] == expected["threshold"]
+    assert summary.iloc[0]["ensemble_precision"] == pytest.approx(binary_metrics(
+        test.label, test.probability, expected["threshold"], 0.95)["precision"])
+    # a leaderboard row of its own, never a trial to retrain or export
+    board = autopneumo.leaderboard(runs)
+    assert board[board["ensemble"]]["policy"].tolist() == ["3 seeds of 0007"]
+    assert search_trials(board)["trial_id"].tolist() == ["0007"]
+    # the report: the retraining as mean ± sd, the seeds' ensemble, both CSVs copied
+    md = write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    text = md[-1].read_text()
+    precision = summary.iloc[0]
+    assert (f"- base_cnn + flip (trial 0007), retrained from scratch (finalize): mean ± sd "
+            f"over 3 seeds: precision {precision['precision_mean']:.3f} ± "
+            f"{precision['precision_std']:.3f}") in text
+    assert "(mean of 3 retrainings (seeds 0, 1, 2) of trial 0007)" in text
+    copied = pd.read_csv(tmp_path / "md" / "finalize_summary.csv", dtype={"trial_id": str})
+    assert copied["precision_mean"].tolist() == pytest.approx(summary["precision_mean"].tolist())
+    assert len(pd.read_csv(tmp_path / "md" / "finalize_runs.csv")) == 3
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert '<span class="tag">retrained</span>' in page
+    # a report of a folder that was never finalized has no such row and no stale CSV
+    import shutil
+
+    shutil.rmtree(runs / "_finalize")
+    write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    assert not (tmp_path / "md" / "finalize_summary.csv").exists()
+    assert "retrained from scratch" not in (tmp_path / "md" / "summary.md").read_text()
+
+
+def test_a_single_seed_makes_no_ensemble(tmp_path, monkeypatch):
+    from autopneumo.ensemble import seed_ensemble
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    out = _finalized(runs, tmp_path, monkeypatch, qualities=(0.5,))
+    summary = finalize(runs, top=1, seeds=1)
+    assert pd.isna(summary.iloc[0]["ensemble"]) and not (runs / "_ensemble").exists()
+    with pytest.raises(OptionError, match="at least 2 seeds"):
+        seed_ensemble(runs, [out / "seed0"], "x", "x")
+    (out / "seed0" / "final.json").write_text("[1, 2]")
+    with pytest.raises(RunsError, match="final.json is not a record"):
+        seed_ensemble(runs, [out / "seed0", out / "seed0"], "x", "x")
 
 
 def test_options_and_missing_trials(runs, tmp_path):

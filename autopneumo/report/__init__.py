@@ -35,7 +35,8 @@ FIGURES = ("family_policy", "policy_effects", "roc", "precision_recall", "confus
            "augmentation", "gradcam")
 MARKDOWN_SECTIONS = ("headline", "families", "gradcam", "shortcuts", "significance",
                      "provenance")
-TABLES = ("gradcam_focus", "occlusion_focus", "shortcuts")  # extra CSVs, written where the data allow
+# extra CSVs, written where the data allow (finalize_*: copies of the runs' _finalize/*.csv)
+TABLES = ("gradcam_focus", "occlusion_focus", "shortcuts", "finalize_summary", "finalize_runs")
 
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt: str = "html",

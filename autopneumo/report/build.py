@@ -45,6 +45,8 @@ CLASSROOM_SETUP = "official test set, 624 images; 180 px, 10 epochs, class weigh
 HEADLINE_METRICS = (("test_precision", "precision"), ("test_recall", "recall"),
                     ("test_accuracy", "accuracy"), ("test_auc", "AUC"),
                     ("test_specificity", "specificity"))
+RETRAINED_METRICS = (("precision", "precision"), ("recall", "recall"),
+                     ("accuracy", "accuracy"), ("auc", "AUC"), ("specificity", "specificity"))
 SECTIONS = ("headline", "leaderboard", "families", "curves", "training", "tuning", "data",
             "gradcam", "shortcuts", "significance", "provenance")
 ALPHA = 0.05
@@ -151,6 +153,7 @@ class ReportBuilder:
                        for _, r in self.runs.references().iterrows()]
         comparison += [self._comparison_row(r, _ensemble_kind(self.runs.record(r)))
                        for _, r in self.runs.ensembles().iterrows()]
+        comparison += self._retrained_rows()
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
@@ -188,6 +191,43 @@ class ReportBuilder:
                 "n": test.get("n", "–"),
                 **{label: fmt_value(row, col) for col, label in HEADLINE_METRICS},
                 "loss": fmt_number(row.get("test_loss"))}
+
+    def _retrained_rows(self) -> list[dict[str, Any]]:
+        """``finalize``'s results (``_finalize/summary.csv``): each configuration's test
+        metrics over its seeds, mean ± standard deviation. Both CSVs go into the report."""
+        folder = Path(self.runs.runs_dir) / "_finalize"
+        if not (folder / "summary.csv").is_file():
+            return []
+        try:
+            summary = pd.read_csv(folder / "summary.csv", dtype={"trial_id": str})
+            seeds = pd.read_csv(folder / "runs.csv", dtype={"trial_id": str})
+            rows = [self._retrained_row(r) for _, r in summary.iterrows()]
+        except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+            self.note("headline", f"The retraining results in {folder} could not be read "
+                                  f"({_one_line(exc)}).")
+            return []
+        self.tables["finalize_summary"], self.tables["finalize_runs"] = summary, seeds
+        return rows
+
+    def _retrained_row(self, r: pd.Series) -> dict[str, Any]:
+        frame = self.runs.frame
+        match = frame[(frame["project"].astype(str) == str(r["project"]))
+                      & (frame["trial_id"].astype(str) == str(r["trial_id"]))]
+        name = (model_label(match.iloc[0]) if len(match)
+                else f"{r['project']} (trial {r['trial_id']})")
+        seeds = int(r["seeds"])
+
+        def spread(metric: str) -> str:
+            mean, std = r.get(f"{metric}_mean"), r.get(f"{metric}_std")
+            if not is_finite(mean):
+                return "–"
+            return f"{mean:.3f} ± {std:.3f}" if is_finite(std) else f"{mean:.3f}"
+
+        return {"name": name, "retrained": True, "reference": False, "ensemble": False,
+                "kind": f"retrained from scratch (finalize): mean ± sd over {seeds} seed"
+                        + ("s" if seeds != 1 else ""),
+                "n": "–", **{label: spread(metric) for metric, label in RETRAINED_METRICS},
+                "loss": "–"}
 
     # --- 2. leaderboard ---------------------------------------------------------------
 
@@ -591,10 +631,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _ensemble_kind(record: dict[str, Any]) -> str:
-    """``ensemble: mean of the top 3 trials by validation, flip TTA``."""
+    """``ensemble: mean of the top 3 trials by validation, flip TTA``, or for ``finalize``'s
+    seeds ``ensemble: mean of 3 retrainings (seeds 0, 1, 2) of trial 0016``."""
     members = record.get("members")
     n = len(members) if isinstance(members, list) else "?"
-    tta = ", horizontal-flip TTA" if as_dict(record.get("ensemble")).get("tta") else ""
+    info = as_dict(record.get("ensemble"))
+    if isinstance(info.get("seeds"), list):
+        of = Path(str(info.get("of") or "?")).name.removeprefix("trial_")
+        return (f"ensemble: mean of {n} retrainings (seeds "
+                f"{', '.join(map(str, info['seeds']))}) of trial {of}")
+    tta = ", horizontal-flip TTA" if info.get("tta") else ""
     return f"ensemble: mean of the top {n} trial(s) by validation{tta}"
 
 

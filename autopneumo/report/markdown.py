@@ -35,10 +35,14 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
             f"(95 % bootstrap intervals): {metrics}.",
         ]
         for row in headline["comparison"][1:]:
-            what = (f"Ensemble ({_text(row['kind'])})" if row.get("ensemble")
-                    else "Reference run")
-            lines.append(f"- {what} {_text(row['name'])}: precision {row['precision']}, "
-                         f"recall {row['recall']}, accuracy {row['accuracy']}.")
+            if row.get("ensemble"):  # kind: "ensemble: mean of ..."
+                what = f"{_text(row['name'])} ({_text(row['kind'].removeprefix('ensemble: '))})"
+            elif row.get("retrained"):
+                what = f"{_text(row['name'])}, {_text(row['kind'])}"
+            else:
+                what = f"Reference run {_text(row['name'])}"
+            lines.append(f"- {what}: precision {row['precision']}, "
+                         f"recall {row['recall']}, accuracy {row['accuracy']}, AUC {row['AUC']}.")
         classroom = "; ".join(f"{r['name']}: precision {r['precision']}, recall {r['recall']}, "
                               f"accuracy {r['accuracy']}" for r in headline["classroom"])
         lines.append(f"- Classroom study as published ({headline['classroom_setup']}): "
