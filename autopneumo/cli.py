@@ -53,7 +53,7 @@ def data() -> None:
 @data.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
 def data_check(path: Path) -> None:
-    """Counts per split and class, patients, duplicate and unreadable files."""
+    """Counts per split and class, patients, duplicate and unreadable files, colour."""
     from rich.console import Console
     from rich.table import Table
 
@@ -79,6 +79,14 @@ def data_check(path: Path) -> None:
         console.print(f"  {failure.path}: {failure.reason}", markup=False)
     if result.ignored:
         console.print(f"ignored (not .jpeg/.jpg/.png): {len(result.ignored)}")
+    if result.colour:
+        console.print(f"colour: {len(result.colour)} of {result.readable} images have channels "
+                      "that differ (e.g. " + ", ".join(result.colour[:3]) + "): "
+                      "--channels 3 keeps their colour", markup=False)
+    else:
+        console.print(f"colour: none of the {result.readable} readable images has colour "
+                      "(every channel equal): --channels 3 adds nothing to the "
+                      "default --channels 1", markup=False)
 
 
 @data.command("download")

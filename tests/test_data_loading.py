@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from autopneumo.cli import main
 from autopneumo.data import check_data, download, download_pneumoniamnist, load_dataset
 from autopneumo.data.cache import load_or_decode
 from autopneumo.data.download import md5_of
@@ -489,6 +491,28 @@ def test_check_data_clean_folder(kermany):
     assert sum(sum(c.values()) for c in check.counts.values()) == len(
         _files(LAYOUT, ["train", "val", "test"])
     )
+
+
+def test_check_data_finds_the_images_with_colour(kermany):
+    coloured = sorted(f"{split}/{cls}/{name}" for split, classes in LAYOUT.items()
+                      for cls, files in classes.items() for name, _, mode in files
+                      if mode == "RGB")
+    assert coloured  # the layout has colour images (channels differ)
+    # grey content saved as RGB (R = G = B), as in the shared 224 px copy, is not colour
+    grey_rgb = kermany / "train" / "NORMAL" / "IM-0002-0001.jpeg"
+    Image.open(grey_rgb).convert("L").convert("RGB").save(grey_rgb, format="JPEG", quality=75)
+    assert Image.open(grey_rgb).mode == "RGB"
+    check = check_data(kermany)
+    assert sorted(check.colour) == coloured
+    assert check.readable == sum(sum(c.values()) for c in check.counts.values())
+    result = CliRunner().invoke(main, ["data", "check", str(kermany)])
+    assert result.exit_code == 0
+    assert f"colour: {len(coloured)} of {check.readable} images" in " ".join(result.output.split())
+    for path in coloured:
+        im = Image.open(kermany / path)
+        im.convert("L").save(kermany / path, format="JPEG")
+    result = CliRunner().invoke(main, ["data", "check", str(kermany)])
+    assert "colour: none of the" in result.output and check_data(kermany).colour == []
 
 
 def test_check_data_duplicates_within_a_split(kermany):

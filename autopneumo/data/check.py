@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .images import DecodeFailure, decode_many
 from .kermany import CLASSES, SPLITS, scan_kermany
@@ -21,6 +23,11 @@ class DataCheck:
     unreadable: list[DecodeFailure]
     ignored: list[str]
     data_hash: str
+    colour: list[str] = field(default_factory=list)  # images whose channels differ
+
+    @property
+    def readable(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values()) - len(self.unreadable)
 
     @property
     def duplicates_across_splits(self) -> int:
@@ -40,7 +47,7 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
         except OSError:
             pass  # reported as unreadable below
     paths = [str(scan.root / e.relpath) for e in scan.entries]
-    _, _, failures = decode_many(paths, 16, 1, workers=workers)
+    images, kept, failures = decode_many(paths, 16, 3, workers=workers)
     unreadable = [
         DecodeFailure(Path(f.path).relative_to(scan.root).as_posix(), f.reason) for f in failures
     ]
@@ -54,7 +61,21 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
         unreadable=unreadable,
         ignored=list(scan.ignored),
         data_hash=scan.digest(),
+        colour=[scan.entries[kept[i]].relpath for i in np.flatnonzero(_has_colour(images))],
     )
+
+
+# Mean |R - G| or |G - B| (grey levels, on a 16 px decode) above which an image has colour:
+# grey content stored as RGB decodes to R = G = B exactly; JPEG chroma noise stays below 1.
+COLOUR_TOLERANCE = 1.0
+
+
+def _has_colour(images: np.ndarray) -> np.ndarray:
+    """Per image: do its channels differ (is ``--channels 3`` more than grey)?"""
+    x = images.astype(np.int16)
+    spread = np.maximum(np.abs(x[..., 0] - x[..., 1]).mean(axis=(1, 2)),
+                        np.abs(x[..., 1] - x[..., 2]).mean(axis=(1, 2)))
+    return spread > COLOUR_TOLERANCE
 
 
 def _md5(path: Path) -> str:
