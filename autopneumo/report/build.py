@@ -215,6 +215,9 @@ class ReportBuilder:
                       & (frame["trial_id"].astype(str) == str(r["trial_id"]))]
         name = (model_label(match.iloc[0]) if len(match)
                 else f"{r['project']} (trial {r['trial_id']})")
+        # the seeds score the trial's test images (finalize loads its data as recorded)
+        n = as_dict(self.runs.record(match.iloc[0]).get("test")).get("n", "–") if len(
+            match) else "–"
         seeds = int(r["seeds"])
 
         def spread(metric: str) -> str:
@@ -226,7 +229,7 @@ class ReportBuilder:
         return {"name": name, "retrained": True, "reference": False, "ensemble": False,
                 "kind": f"retrained from scratch (finalize): mean ± sd over {seeds} seed"
                         + ("s" if seeds != 1 else ""),
-                "n": "–", **{label: spread(metric) for metric, label in RETRAINED_METRICS},
+                "n": n, **{label: spread(metric) for metric, label in RETRAINED_METRICS},
                 "loss": "–"}
 
     # --- 2. leaderboard ---------------------------------------------------------------
