@@ -319,7 +319,8 @@ def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
 @click.option("--seeds", type=int, default=3, show_default=True)
 def finalize(runs_dir: Path, top: int, seeds: int) -> None:
     """Retrain the top configurations with several seeds: mean and std of test metrics.
-    Seeds already retrained by an earlier run are reused (rerun to resume)."""
+    Seeds already retrained by an earlier run are reused (rerun to resume). With 2 seeds
+    or more, the seeds' mean probability is recorded as an ensemble row."""
     from .finalize import finalize as run_finalize
 
     summary = run_finalize(runs_dir, top, seeds)
