@@ -58,12 +58,7 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
     # each project that ran says what it got; random search trains every trial to the cap
     assert set(state["outcome"]) == set(state["spent"])
     assert sum(o["completed"] for o in state["outcome"].values()) == len(records)
-    # (on a loaded machine the deadline may stop a project's only trial after 1 epoch)
-    most = [o["most_epochs"] for o in state["outcome"].values()]
-    assert all(1 <= m <= 2 for m in most) and max(most) == 2
-    assert {p: o["most_epochs"] for p, o in state["outcome"].items()} == {
-        p: max(len(r["history"]["epoch_seconds"]) for r in records if r["project"] == p)
-        for p in state["outcome"]}
+    assert all(o["most_epochs"] == 2 for o in state["outcome"].values())
     # rerun: the budget is spent, nothing more is trained
     again = run_study("base_cnn", "none,flip", budget, base)
     after = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
