@@ -17,6 +17,7 @@ from .objective import OBJECTIVE, validation_summary
 from .preprocessing import HistogramEqualization
 from .registry import Entry
 from .spaces import SearchSpace
+from .tuning import DEADLINE_LOG
 
 
 def load_trained_model(path) -> keras.Model:
@@ -144,7 +145,8 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class StopAtDeadline(keras.callbacks.Callback):
-    """Ends the running trial after the epoch in which the time budget runs out."""
+    """Ends the running trial after the epoch in which the time budget runs out, and says
+    so in that epoch's logs (``stopped_at_deadline``), so the record shows it."""
 
     def __init__(self, deadline: float):
         super().__init__()
@@ -153,6 +155,8 @@ class StopAtDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if time.time() >= self.deadline:
             self.model.stop_training = True
+            if logs is not None:
+                logs[DEADLINE_LOG] = 1.0
 
 
 class ValidationObjective(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ from typing import Any
 from .atomic import atomic_write_json
 from .errors import OptionError
 from .registry import FAMILIES, POLICIES
-from .tuning import SearchConfig, epoch_cap, resolve_spaces, search
+from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
 STUDY_FILE = "study.json"
 
@@ -76,11 +76,23 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
 
 def outcome(records: list[dict[str, Any]], cap: int, tuner: str) -> dict[str, Any]:
     """One project's result: trials, completed ones, and the most epochs any completed
-    trial was given (hyperband's rung; the cap for the other tuners)."""
+    trial reached: the epochs it was given (hyperband's rung; the cap for the other
+    tuners), or fewer where the budget's deadline ended its fit (``cut_by_deadline``
+    counts those)."""
     done = [r for r in records if r.get("status") == "completed"]
-    rungs = [int((r.get("hyperparameters") or {}).get("tuner/epochs", cap)) for r in done]
+    cut = [r for r in done if (r.get("history") or {}).get(DEADLINE_LOG)]
     return {"trials": len(records), "completed": len(done), "tuner": tuner, "cap": cap,
-            "most_epochs": max(rungs, default=0)}
+            "most_epochs": max((_epochs_reached(r, cap) for r in done), default=0),
+            "cut_by_deadline": len(cut)}
+
+
+def _epochs_reached(record: dict[str, Any], cap: int) -> int:
+    hps = record.get("hyperparameters") or {}
+    given = int(hps.get("tuner/epochs", cap))
+    if not (record.get("history") or {}).get(DEADLINE_LOG):
+        return given  # ran to its rung, or early stopping judged it done
+    # a hyperband trial resumed from its parent starts at tuner/initial_epoch
+    return min(given, int(hps.get("tuner/initial_epoch", 0)) + int(record.get("epochs_run") or 0))
 
 
 def short_shares(state: dict[str, Any]) -> list[str]:
@@ -92,8 +104,11 @@ def short_shares(state: dict[str, Any]) -> list[str]:
         spent = f"in its {minutes.get(project, 0.0):.0f} min"
         if out["completed"] == 0:
             lines.append(f"{project}: no trial completed {spent}")
-        elif out["tuner"] == "hyperband" and out["most_epochs"] < out["cap"]:
+        elif out["most_epochs"] < out["cap"]:
+            why = ("hyperband's early rounds" if out["tuner"] == "hyperband" else "")
+            if out.get("cut_by_deadline"):
+                why += (" and " if why else "") + "the budget's end"
             lines.append(f"{project}: no trial got past {out['most_epochs']} of {out['cap']} "
-                         f"epochs (hyperband's early rounds) {spent}")
+                         f"epochs ({why}) {spent}")
     lines += [f"{project}: skipped, no budget left" for project in state.get("skipped", [])]
     return lines

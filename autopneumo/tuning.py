@@ -19,6 +19,8 @@ from .backend import import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
+DEADLINE_LOG = "stopped_at_deadline"  # in a trial's history: the time budget ended its fit
+
 TUNERS = ("hyperband", "bayesian", "random", "grid")
 # Named sets of defaults; options given explicitly win.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -58,7 +58,15 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
     # each project that ran says what it got; random search trains every trial to the cap
     assert set(state["outcome"]) == set(state["spent"])
     assert sum(o["completed"] for o in state["outcome"].values()) == len(records)
-    assert all(o["most_epochs"] == 2 for o in state["outcome"].values())
+    # the most epochs a trial reached: its 2, or fewer where the deadline ended its fit
+    cut = {p: [r for r in records if r["project"] == p and "stopped_at_deadline" in r["history"]]
+           for p in state["outcome"]}
+    assert sum(map(len, cut.values())) <= 2  # at most the one trial running at the deadline
+    for project, out in state["outcome"].items():
+        reached = [len(r["history"]["loss"]) if r in cut[project] else 2
+                   for r in records if r["project"] == project]
+        assert out["most_epochs"] == max(reached)
+        assert out["cut_by_deadline"] == len(cut[project])
     # rerun: the budget is spent, nothing more is trained
     again = run_study("base_cnn", "none,flip", budget, base)
     after = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
@@ -70,23 +78,55 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
 def test_study_outcome_and_short_shares():
     from autopneumo.study import outcome, short_shares
 
-    def rec(status, rung=None):
-        hps = {"tuner/epochs": rung} if rung else {}
-        return {"status": status, "hyperparameters": hps}
+    def rec(status, rung=None, cut_after=None, initial=0):
+        hps = {"tuner/epochs": rung, "tuner/initial_epoch": initial} if rung else {}
+        if cut_after is None:  # ran its epochs (or early stopping ended it)
+            return {"status": status, "hyperparameters": hps, "epochs_run": 3}
+        return {"status": status, "hyperparameters": hps, "epochs_run": cut_after,
+                "history": {"loss": [0.5] * cut_after, "stopped_at_deadline": [1.0]}}
 
     first_rung = outcome([rec("completed", 2), rec("completed", 2), rec("failed")], 10,
                          "hyperband")
     assert first_rung == {"trials": 3, "completed": 2, "tuner": "hyperband", "cap": 10,
-                          "most_epochs": 2}
+                          "most_epochs": 2, "cut_by_deadline": 0}
     promoted = outcome([rec("completed", 2), rec("completed", 10)], 10, "hyperband")
     assert promoted["most_epochs"] == 10
     assert outcome([rec("completed")], 10, "random")["most_epochs"] == 10
+    # the deadline ended a promoted trial's fit after 2 of its epochs 5-10: it reached 6
+    cut = outcome([rec("completed", 4), rec("completed", 10, cut_after=2, initial=4)], 10,
+                  "hyperband")
+    assert cut["most_epochs"] == 6 and cut["cut_by_deadline"] == 1
+    random_cut = outcome([rec("completed", cut_after=1)], 10, "random")
+    assert random_cut["most_epochs"] == 1
     state = {"spent": {"a__x": 1320.0, "b__x": 3000.0, "c__x": 60.0},
              "outcome": {"a__x": first_rung, "b__x": promoted,
-                         "c__x": outcome([rec("failed")], 10, "bayesian")},
+                         "c__x": outcome([rec("failed")], 10, "bayesian"),
+                         "e__x": cut, "f__x": random_cut},
              "skipped": ["d__x"]}
     assert short_shares(state) == [
         "a__x: no trial got past 2 of 10 epochs (hyperband's early rounds) in its 22 min",
         "c__x: no trial completed in its 1 min",
+        "e__x: no trial got past 6 of 10 epochs (hyperband's early rounds and the budget's "
+        "end) in its 0 min",
+        "f__x: no trial got past 1 of 10 epochs (the budget's end) in its 0 min",
         "d__x: skipped, no budget left",
     ]
+
+
+def test_the_deadline_ends_a_fit_and_says_so_in_its_history():
+    import time
+
+    import keras
+    import numpy as np
+
+    from autopneumo.hypermodel import StopAtDeadline
+    from autopneumo.tuning import DEADLINE_LOG
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[StopAtDeadline(time.time())])
+    assert len(history.history["loss"]) == 1
+    assert history.history[DEADLINE_LOG] == [1.0]
+    later = model.fit(x, y, epochs=3, verbose=0, callbacks=[StopAtDeadline(time.time() + 3600)])
+    assert DEADLINE_LOG not in later.history and len(later.history["loss"]) == 3
