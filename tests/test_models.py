@@ -261,6 +261,7 @@ def test_histogram_equalisation_matches_a_numpy_reference():
 def test_border_crop_makes_the_model_blind_to_the_borders_and_survives_saving(tmp_path):
     """``crop``: only the central fraction reaches the network, so markers or collimation
     edges in the border cannot carry the label; 1.0 adds no layer."""
+    keras.utils.set_random_seed(0)  # an untrained net: a rare draw can be blind to a small patch
     params = {"width": 0.25, "depth": 2, "dense_units": "8"}
     model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
                         training={"crop": 0.5})
@@ -273,8 +274,8 @@ def test_border_crop_makes_the_model_blind_to_the_borders_and_survives_saving(tm
     other_borders = rng.integers(0, 256, x.shape).astype(np.uint8)
     other_borders[:, 8:24, 8:24] = x[:, 8:24, 8:24]  # same centre (the kept 16 px), new borders
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model(other_borders)), atol=1e-6)
-    other_centre = x.copy()
-    other_centre[:, 12:20, 12:20] = 255 - other_centre[:, 12:20, 12:20]
+    other_centre = x.copy()  # same borders, a new kept centre
+    other_centre[:, 8:24, 8:24] = 255 - other_centre[:, 8:24, 8:24]
     assert not np.allclose(np.asarray(model(x)), np.asarray(model(other_centre)), atol=1e-6)
     assert not np.allclose(np.asarray(plain(x)), np.asarray(plain(other_borders)), atol=1e-6)
     model.save(tmp_path / "m.keras")
