@@ -64,12 +64,8 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     start = time.perf_counter()
     members = select_members(runs_dir, top)
     records = [_read_record(Path(m["trial_dir"])) for m in members]
-    targets = {float(r.get("recall_target", 0.95)) for r in records}
-    if len(targets) > 1:
-        raise RunsError("the top trials were searched at different recall targets "
-                        f"({', '.join(map(str, sorted(targets)))}): "
-                        + ", ".join(m["trial_dir"] for m in members))
-    target = targets.pop()
+    target = _common_target(records, "the top trials were searched at",
+                            ", ".join(m["trial_dir"] for m in members))
     saved = [_read_member_predictions(Path(m["trial_dir"])) for m in members]
     files, labels = _common_split(members, saved)
     if tta:
@@ -77,8 +73,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
         scores = [_tta_scores(Path(m["trial_dir"]), r, files, datasets)
                   for m, r in zip(members, records, strict=True)]
     else:
-        scores = [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64)
-                   for s in SPLITS} for p in saved]
+        scores = _saved_scores(saved, files)
     info = {"top": top, "combine": "mean probability",
             "tta": "horizontal flip (mean of original and flipped)" if tta else None,
             "selected_by": "validation objective (leaderboard rank), never test metrics"}
@@ -100,21 +95,19 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
     if len(seed_dirs) < 2:
         raise OptionError("an ensemble of seeds needs at least 2 seeds")
     records = [_read_record(Path(d), FINAL_FILE) for d in seed_dirs]
-    targets = {float(r.get("recall_target", 0.95)) for r in records}
-    if len(targets) > 1:
-        raise RunsError(f"the retrainings of {name} used different recall targets")
+    target = _common_target(records, f"the retrainings of {name} used",
+                            ", ".join(map(str, seed_dirs)))
     members = [{"seed": r.get("seed"), "trial_dir": str(d), "finalize_of": r.get("finalize_of"),
                 "val_objective": (r.get("val") or {}).get("objective"),
                 "threshold": r.get("threshold")}
                for d, r in zip(seed_dirs, records, strict=True)]
     saved = [_read_member_predictions(Path(d)) for d in seed_dirs]
     files, labels = _common_split(members, saved)
-    scores = [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64)
-               for s in SPLITS} for p in saved]
+    scores = _saved_scores(saved, files)
     info = {"seeds": [m["seed"] for m in members], "of": records[0].get("finalize_of"),
             "combine": "mean probability", "tta": None,
             "selected_by": "the configuration's validation rank; every seed's retraining"}
-    return _save(runs_dir, name, members, records, files, labels, scores, targets.pop(),
+    return _save(runs_dir, name, members, records, files, labels, scores, target,
                  info, records[0].get("environment"), n_boot, command, start, label)
 
 
@@ -189,6 +182,22 @@ def select_members(runs_dir: Path, top: int) -> list[dict[str, Any]]:
              "trial_dir": str(row["trial_dir"]), "val_objective": float(row["val_objective"]),
              "threshold": float(row["threshold"])}
             for rank, (_, row) in enumerate(done.head(top).iterrows(), start=1)]
+
+
+def _common_target(records: list[dict[str, Any]], what: str, where: str) -> float:
+    """The members' one recall target; a RunsError naming them if they differ."""
+    targets = {float(r.get("recall_target", 0.95)) for r in records}
+    if len(targets) > 1:
+        raise RunsError(f"{what} different recall targets "
+                        f"({', '.join(map(str, sorted(targets)))}): {where}")
+    return targets.pop()
+
+
+def _saved_scores(saved: list[dict[str, pd.DataFrame]], files: dict[str, np.ndarray],
+                  ) -> list[dict[str, np.ndarray]]:
+    """Each member's saved probabilities, in ``files`` order."""
+    return [{s: p[s].loc[files[s], "probability"].to_numpy(dtype=np.float64) for s in SPLITS}
+            for p in saved]
 
 
 def _read_record(trial_dir: Path, filename: str = RECORD_FILE) -> dict[str, Any]:

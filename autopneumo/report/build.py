@@ -213,11 +213,11 @@ class ReportBuilder:
         frame = self.runs.frame
         match = frame[(frame["project"].astype(str) == str(r["project"]))
                       & (frame["trial_id"].astype(str) == str(r["trial_id"]))]
-        name = (model_label(match.iloc[0]) if len(match)
-                else f"{r['project']} (trial {r['trial_id']})")
-        # the seeds score the trial's test images (finalize loads its data as recorded)
-        n = as_dict(self.runs.record(match.iloc[0]).get("test")).get("n", "–") if len(
-            match) else "–"
+        if len(match):  # the seeds scored the trial's test images (its data, as recorded)
+            name = model_label(match.iloc[0])
+            n = as_dict(self.runs.record(match.iloc[0]).get("test")).get("n", "–")
+        else:
+            name, n = f"{r['project']} (trial {r['trial_id']})", "–"
         seeds = int(r["seeds"])
 
         def spread(metric: str) -> str:
