@@ -80,16 +80,19 @@ def outcome(records: list[dict[str, Any]], cap: int, tuner: str) -> dict[str, An
     tuners), or fewer where the budget's deadline ended its fit (``cut_by_deadline``
     counts those)."""
     done = [r for r in records if r.get("status") == "completed"]
-    cut = [r for r in done if (r.get("history") or {}).get(DEADLINE_LOG)]
     return {"trials": len(records), "completed": len(done), "tuner": tuner, "cap": cap,
             "most_epochs": max((_epochs_reached(r, cap) for r in done), default=0),
-            "cut_by_deadline": len(cut)}
+            "cut_by_deadline": sum(map(_cut_by_deadline, done))}
+
+
+def _cut_by_deadline(record: dict[str, Any]) -> bool:
+    return bool((record.get("history") or {}).get(DEADLINE_LOG))
 
 
 def _epochs_reached(record: dict[str, Any], cap: int) -> int:
     hps = record.get("hyperparameters") or {}
     given = int(hps.get("tuner/epochs", cap))
-    if not (record.get("history") or {}).get(DEADLINE_LOG):
+    if not _cut_by_deadline(record):
         return given  # ran to its rung, or early stopping judged it done
     # a hyperband trial resumed from its parent starts at tuner/initial_epoch
     return min(given, int(hps.get("tuner/initial_epoch", 0)) + int(record.get("epochs_run") or 0))
@@ -105,7 +108,7 @@ def short_shares(state: dict[str, Any]) -> list[str]:
         if out["completed"] == 0:
             lines.append(f"{project}: no trial completed {spent}")
         elif out["most_epochs"] < out["cap"]:
-            why = ("hyperband's early rounds" if out["tuner"] == "hyperband" else "")
+            why = "hyperband's early rounds" if out["tuner"] == "hyperband" else ""
             if out.get("cut_by_deadline"):
                 why += (" and " if why else "") + "the budget's end"
             lines.append(f"{project}: no trial got past {out['most_epochs']} of {out['cap']} "
