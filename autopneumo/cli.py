@@ -134,6 +134,9 @@ def search_options(fn):
         click.option("--mixed-precision", is_flag=True,
                      help="GPU only: float16 compute (ignored, with a note, on a CPU)."),
         click.option("--jit", is_flag=True, help="GPU only: XLA compilation (ignored on a CPU)."),
+        click.option("--data-on-device", is_flag=True,
+                     help="GPU with KERAS_BACKEND=jax only: hold the training split on the "
+                          "device and gather batches there (ignored, with a note, elsewhere)."),
         click.option("--preset", type=click.Choice(["quick"]), default=None,
                      help="quick: 64 px, 3 epochs, hyperband, 8 trials, 5 min per search "
                           "(options given explicitly win)."),
@@ -166,6 +169,7 @@ def _config(role: str, **kw):
         worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
         devices=kw["devices"], weights=kw.get("weights"),
         mixed_precision=kw.get("mixed_precision", False), jit=kw.get("jit", False),
+        data_on_device=kw.get("data_on_device", False),
     )
 
 

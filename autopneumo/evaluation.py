@@ -118,11 +118,14 @@ class Evaluator:
 
 def compute_settings(model) -> dict[str, Any]:
     """How the model computed: its dtype policy (``mixed_float16`` under
-    ``--mixed-precision``) and whether its steps were XLA-compiled (``--jit``)."""
+    ``--mixed-precision``), whether its steps were XLA-compiled (``--jit``) and whether
+    its training batches were gathered on the accelerator (``--data-on-device``; false
+    for a model read back from its file, whose fit this process did not see)."""
     body = [layer for layer in model.layers[:-1] if layer.weights]  # the head stays float32
     policies = sorted({layer.dtype_policy.name for layer in body}) or [model.dtype_policy.name]
     return {"dtype_policy": ", ".join(policies),
-            "jit_compile": bool(getattr(model, "jit_compile", False))}
+            "jit_compile": bool(getattr(model, "jit_compile", False)),
+            "data_on_device": bool(getattr(model, "data_on_device", False))}
 
 
 def _write_predictions(path: Path, ds, p_val: np.ndarray, p_test: np.ndarray) -> None:

@@ -238,7 +238,7 @@ class PneumoniaHyperModel(kt.HyperModel):
 
     def __init__(self, family: Entry, policy: Entry, spaces: dict[str, SearchSpace],
                  train, val, recall_target: float, jit: bool = False,
-                 mixed_precision: bool = False):
+                 mixed_precision: bool = False, data_on_device: bool = False):
         super().__init__(name=f"{family.name}__{policy.name}")
         self.family, self.policy, self.spaces = family, policy, spaces
         self.train, self.val = train, val
@@ -247,6 +247,7 @@ class PneumoniaHyperModel(kt.HyperModel):
         self.last_fit = None  # (hyperparameter values, model at its best epoch)
         self.jit = jit
         self.mixed_precision = mixed_precision  # float16 compute, float32 head and weights
+        self.data_on_device = data_on_device  # training split held on the accelerator
 
     def values(self, hp) -> dict[str, dict[str, Any]]:
         return {kind: space.apply(hp) for kind, space in self.spaces.items()}
@@ -266,16 +267,21 @@ class PneumoniaHyperModel(kt.HyperModel):
         values = self.values(hp)
         history = train(model, self.train, self.val, values["training"], self.recall_target,
                         epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                        augmentation=self.policy.builder(**values["augment"]))
+                        augmentation=self.policy.builder(**values["augment"]),
+                        data_on_device=self.data_on_device)
         self.last_fit = (dict(hp.values), model)
         return history
 
 
 def train(model, train_split, val_split, training: dict[str, Any], recall_target: float,
           epochs: int | None = None, initial_epoch: int = 0, callbacks=None,
-          early_stopping: bool = True, augmentation=None, seed: int = 0):
+          early_stopping: bool = True, augmentation=None, seed: int = 0,
+          data_on_device: bool = False):
     """One trial's training: exact validation objective per epoch, early stopping on it,
     best epoch restored. Shared by the search, ``finalize`` and ``baseline``.
+
+    ``data_on_device`` holds the training split on the accelerator and gathers each batch
+    there (``autopneumo.data.device``); the caller decides where that applies.
 
     A batch-level policy (MixUp, CutMix: ``augmentation`` has a ``transform``) mixes the
     training batches; validation never sees mixed images. The TensorFlow gradient
@@ -299,11 +305,19 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     transform = batch_transform(augmentation) if augmentation is not None else None
     with releasing_custom_gradients():
         return _fit(model, train_split, training, epochs, initial_epoch,
-                    own + list(callbacks or []), weights, transform, seed)
+                    own + list(callbacks or []), weights, transform, seed, data_on_device)
 
 
 def _fit(model, train_split, training, epochs, initial_epoch, callbacks, weights, transform,
-         seed):
+         seed, data_on_device=False):
+    model.data_on_device = transform is None and bool(data_on_device)  # for the record
+    if model.data_on_device:
+        from .data.device import DeviceBatches
+
+        batches = DeviceBatches(train_split.x, train_split.y, training["batch_size"],
+                                class_weight=weights, seed=seed)
+        return model.fit(batches, epochs=epochs or training["epochs"], shuffle=False,
+                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     if transform is not None:
         from .augment._mixing import MixedBatches
 

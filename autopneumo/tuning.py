@@ -60,6 +60,7 @@ class SearchConfig:
     weights: str | Path | None = None  # local ImageNet weights file for the backbone
     mixed_precision: bool = False  # GPU only: float16 compute, float32 output
     jit: bool = False  # GPU only: XLA-compiled train and predict steps
+    data_on_device: bool = False  # GPU + JAX only: the training split held on the device
 
     @property
     def project(self) -> str:
@@ -320,10 +321,10 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     project_dir = runs_dir / config.project
     project = _pin_project(project_dir, config, dataset, resolved["spaces"])
     keras.utils.set_random_seed(config.seed)
-    mixed, jit = _gpu_options(config)
+    mixed, jit, on_device = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
                                      dataset.train, dataset.val, config.recall_target, jit=jit,
-                                     mixed_precision=mixed)
+                                     mixed_precision=mixed, data_on_device=on_device)
     evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
     cap = epoch_cap(resolved)
     kwargs: dict[str, Any] = {}
@@ -395,22 +396,32 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     return read_records(project_dir)
 
 
-def _gpu_options(config: SearchConfig) -> tuple[bool, bool]:
-    """--mixed-precision and --jit where a GPU is present; on a CPU say they are ignored,
-    so CPU behaviour never changes. Returns (mixed precision, XLA-compile). The hypermodel
-    applies the dtype policy as it builds each trial's model: keras-tuner clears the Keras
-    session before every trial, and that resets a global policy set once here."""
-    if not (config.mixed_precision or config.jit):
-        return False, False
-    from .backend import gpu_names
+def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:
+    """--mixed-precision, --jit and --data-on-device where a GPU is present; on a CPU say
+    they are ignored, so CPU behaviour never changes. Returns (mixed precision,
+    XLA-compile, data on device). --data-on-device needs the JAX backend too: under
+    TensorFlow a batch cut on the device is copied back through tf.data, so it is
+    ignored there with a note. The hypermodel applies the dtype policy as it builds each
+    trial's model: keras-tuner clears the Keras session before every trial, and that
+    resets a global policy set once here."""
+    asked = [(o, on) for o, on in (("--mixed-precision", config.mixed_precision),
+                                   ("--jit", config.jit),
+                                   ("--data-on-device", config.data_on_device))]
+    if not any(on for _, on in asked):
+        return False, False, False
+    from .backend import gpu_names, keras_backend
 
     if not gpu_names():
-        asked = [o for o, on in (("--mixed-precision", config.mixed_precision),
-                                 ("--jit", config.jit)) if on]
-        print(f"{' and '.join(asked)}: no GPU found, ignored (training on the CPU)",
-              file=sys.stderr)
-        return False, False
-    return config.mixed_precision, config.jit
+        names = [o for o, on in asked if on]
+        listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        print(f"{listed}: no GPU found, ignored (training on the CPU)", file=sys.stderr)
+        return False, False, False
+    on_device = config.data_on_device
+    if on_device and keras_backend() != "jax":
+        print(f"--data-on-device: needs KERAS_BACKEND=jax (the {keras_backend()} backend "
+              "copies device batches back to the host), ignored", file=sys.stderr)
+        on_device = False
+    return config.mixed_precision, config.jit, on_device
 
 
 def _warn_about_data(dataset) -> None:

@@ -2,9 +2,10 @@
 # The checks that need a GPU, in one run, most wanted first, each step bounded so that a
 # hang in one still leaves time (and its partial results) for the others:
 #   1. the GPU tests (tests/test_gpu.py), at most a quarter of the time,
-#   2. the ablation's configurations ABLATION (default "photometric 224 px,resnet18
+#   2. the trial throughput benchmark (with --data-on-device's side under JAX), at most
+#      170 s,
+#   3. the ablation's configurations ABLATION (default "photometric 224 px,resnet18
 #      photometric 224 px") under SEEDS (default 0),
-#   3. the trial throughput benchmark,
 #   4. the ablation's configurations ABLATION_MORE (default the same) under SEEDS_MORE
 #      (default "1,2"), if time is left.
 # Each step's log and results go to OUT (at most 8 files); a failing step does not stop
@@ -46,15 +47,15 @@ timeout "$t" $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail 
   | tee "$OUT/gpu_tests.log"
 echo "== GPU tests done at ${SECONDS}s"
 
-ablation ablation_a "$ABLATION" $(( $(left) * 3 / 5 )) "$SEEDS"
-
-t=$(( $(left) < 140 ? $(left) - 10 : 130 ))
+t=$(( $(left) < 180 ? $(left) - 10 : 170 ))
 if [ "$t" -gt 30 ]; then
   timeout "$t" $PY benchmarks/run.py --only throughput --data "$DATA" \
     --json "$OUT/throughput.json" > "$OUT/throughput.log" 2>&1
-  tail -25 "$OUT/throughput.log"
+  tail -40 "$OUT/throughput.log"
 fi
 echo "== throughput done at ${SECONDS}s"
+
+ablation ablation_a "$ABLATION" $(( $(left) * 4 / 5 )) "$SEEDS"
 
 ablation ablation_b "$ABLATION_MORE" $(( $(left) - 10 )) "$SEEDS_MORE"
 

@@ -183,8 +183,11 @@ def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
     import keras
 
     assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) == (
-        False, False)  # (mixed precision, XLA)
+        False, False, False)  # (mixed precision, XLA, data on device)
     assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
+    assert _gpu_options(SearchConfig("base_cnn", "none", data_on_device=True)) == (
+        False, False, False)
+    assert "--data-on-device: no GPU found, ignored" in capsys.readouterr().err
     assert keras.mixed_precision.global_policy().name == "float32"
     assert mirrored_strategy(2) is None
 

@@ -84,20 +84,46 @@ def _tiny_search(tiny_kermany, tmp_path, **flags):
 @pytest.mark.slow
 def test_search_with_the_gpu_flags_records_them_and_restores_the_policy(tiny_kermany, tmp_path,
                                                                       float32_afterwards):
-    (record,) = _tiny_search(tiny_kermany, tmp_path, mixed_precision=True, jit=True)
+    (record,) = _tiny_search(tiny_kermany, tmp_path, mixed_precision=True, jit=True,
+                             data_on_device=True)
     assert record["status"] == "completed", record.get("message")
-    assert record["compute"] == {"dtype_policy": "mixed_float16", "jit_compile": True}, record["compute"]
+    assert record["compute"] == {"dtype_policy": "mixed_float16", "jit_compile": True,
+                                 "data_on_device": keras.backend.backend() == "jax"}, record["compute"]
     assert record["environment"]["gpus"]
     assert keras.config.dtype_policy().name == "float32"
+
+
+@gpu_only
+def test_device_batches_stay_on_the_gpu_under_jax():
+    """--data-on-device: the images are uploaded once, as uint8, and each batch is cut
+    out of them on the GPU (under TensorFlow it would come back through tf.data)."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("batches stay on the device only under KERAS_BACKEND=jax")
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    from autopneumo.data.device import DeviceBatches
+
+    data = _split(40, 16)
+    batches = DeviceBatches(data.x, data.y, 16, class_weight={0: 2.0, 1: 0.5})
+    assert batches.x.dtype == "uint8"
+    assert all(d.platform == "gpu" for d in batches.x.devices())
+    x, y, w = next(iter(get_data_adapter(batches, shuffle=False).get_jax_iterator()))
+    assert all(d.platform == "gpu" for a in (x, y, w) for d in a.devices())
+    idx = batches.order[:16]
+    np.testing.assert_array_equal(np.asarray(x), data.x[idx])
+    np.testing.assert_array_equal(np.asarray(w), np.where(data.y[idx] == 1, 0.5, 2.0))
 
 
 @cpu_only
 @pytest.mark.slow
 def test_gpu_flags_on_a_cpu_are_ignored_with_a_message(tiny_kermany, tmp_path, capsys):
-    (record,) = _tiny_search(tiny_kermany, tmp_path, mixed_precision=True, jit=True)
-    assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
+    (record,) = _tiny_search(tiny_kermany, tmp_path, mixed_precision=True, jit=True,
+                             data_on_device=True)
+    assert ("--mixed-precision, --jit and --data-on-device: no GPU found, ignored"
+            in capsys.readouterr().err)
     assert record["status"] == "completed"
     assert record["compute"]["dtype_policy"] == "float32"
+    assert record["compute"]["data_on_device"] is False
     assert record["environment"]["device"] == "CPU"
     assert keras.config.dtype_policy().name == "float32"
 
