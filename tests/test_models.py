@@ -108,22 +108,32 @@ def test_class_weights_balance_the_classes():
 
 
 class _StubModel:
-    """Predicts a scripted score vector per epoch; its 'weights' are the epoch number."""
+    """Predicts a scripted score vector per epoch; its one 'weight' is the epoch number."""
 
     def __init__(self, per_epoch):
-        self.per_epoch, self.epoch, self.restored = per_epoch, 0, None
+        self.per_epoch, self.restored = per_epoch, None
+        self.weights = [self._Weight(self)]
+
+    class _Weight:
+        def __init__(self, model):
+            self.model, self.value = model, 0
+
+        def assign(self, value):
+            self.model.restored = int(value)
+
+    @property
+    def epoch(self):
+        return self.weights[0].value
+
+    @epoch.setter
+    def epoch(self, epoch):
+        self.weights[0].value = epoch
 
     def predict(self, x, batch_size=None, verbose=0):
         return np.asarray(self.per_epoch[self.epoch], dtype=float)[:, None]
 
     def predict_on_batch(self, x):
         return self.predict(x)[: len(x)]
-
-    def get_weights(self):
-        return [self.epoch]
-
-    def set_weights(self, weights):
-        self.restored = weights[0]
 
 
 def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
