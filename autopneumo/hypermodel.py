@@ -14,7 +14,7 @@ from keras import layers
 
 from .backend import predict_batches
 from .objective import OBJECTIVE, validation_summary
-from .preprocessing import HistogramEqualization
+from .preprocessing import HistogramEqualization, PerImageStandardization
 from .registry import Entry
 from .spaces import SearchSpace
 from .tuning import DEADLINE_LOG
@@ -45,7 +45,8 @@ def build_model(
     ``training`` chooses the optimizer (adam / adamw / sgd with momentum), the schedule
     (constant / cosine over the epoch cap), the loss (binary cross-entropy / focal) and
     label smoothing, whether the image borders are cropped off (``crop``: the central
-    fraction kept, resized back) and whether each image's histogram is equalised (both
+    fraction kept, resized back), whether each image's histogram is equalised and whether
+    each image is standardised to zero mean and unit deviation after the augmentation (all
     part of the model, so prediction and export see the same preprocessing); ``steps_per_epoch``
     sizes the cosine schedule."""
     training = training or {}
@@ -64,6 +65,8 @@ def build_model(
     augmentation = policy.builder(**(augment_params or {}))
     if augmentation:
         x = keras.Sequential(augmentation, name="augmentation")(x)
+    if training.get("standardize"):  # after augmentation: blind to global brightness/contrast
+        x = PerImageStandardization(name="standardize")(x)
     features = family.builder(x, **(model_params or {}))
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="pneumonia")(features)
     model = keras.Model(inputs, outputs, name=f"{family.name}__{policy.name}")

@@ -52,3 +52,25 @@ class HistogramEqualization(layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"bins": self.bins}
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class PerImageStandardization(layers.Layer):
+    """Each image to zero mean and unit standard deviation over its pixels (and
+    channels), in training and at inference alike, as ``tf.image.per_image_standardization``
+    (the deviation is floored at 1/sqrt(pixels)), on every backend. Placed after the
+    augmentation: the model is then blind to a global change of brightness or contrast,
+    the invariance photometric augmentation teaches only approximately."""
+
+    def call(self, images):
+        x = ops.cast(images, "float32")
+        axes = tuple(range(1, len(x.shape)))
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        std = ops.std(x, axis=axes, keepdims=True)
+        pixels = 1
+        for dim in x.shape[1:]:
+            pixels *= dim
+        return (x - mean) / ops.maximum(std, 1.0 / float(pixels) ** 0.5)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -5,7 +5,7 @@ Each configuration is trained once per seed exactly as ``finalize`` retrains a t
 kept, threshold chosen on the validation split), then scored on the official test set.
 The base is every search space's default (base_cnn, flip, 128 px grey, Adam 1e-3,
 batch 32, class weights) with the choices the ablation varies pinned (``PINNED``: no
-border crop, no equalisation) and a longer epoch cap.
+border crop, no equalisation, no standardisation) and a longer epoch cap.
 
 This reads test numbers for many configurations, so it is exploratory: a change that
 wins here is a hypothesis for the search spaces, and a study (which never sees the test
@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO))
 # The base pins every choice the ablation varies, so that a search space's default moving
 # later (train.crop's did, to 0.8 and back) does not silently change what "base" means.
 # The rows record every value used (column ``values``).
-PINNED = {"train.crop": 1.0, "train.equalize": False, "train.balance": "class_weights",
-          "train.label_smoothing": 0.0, "train.optimizer": "adam", "train.schedule": "constant"}
+PINNED = {"train.crop": 1.0, "train.equalize": False, "train.standardize": False,
+          "train.balance": "class_weights", "train.label_smoothing": 0.0,
+          "train.optimizer": "adam", "train.schedule": "constant"}
 # name -> (family, policy, image size, {prefixed hyperparameter: value} over PINNED, seed)
 BASE = ("base_cnn", "flip", 128, {}, 0)
 CONFIGS: dict[str, tuple] = {
@@ -82,6 +83,11 @@ CONFIGS: dict[str, tuple] = {
     # eighth session: grey vs RGB (the classroom's models took RGB; the images are grey)
     "photometric RGB": ("base_cnn", "photometric", 128, {}, 0),
     "photometric 64 px RGB": ("base_cnn", "photometric", 64, {}, 0),
+    # tenth session: per-image standardisation after the augmentation (exact invariance to
+    # global brightness and contrast, which photometric augmentation teaches approximately)
+    "photometric 64 px + standardize": ("base_cnn", "photometric", 64, {"train.standardize": True}, 0),
+    "flip 64 px + standardize": ("base_cnn", "flip", 64, {"train.standardize": True}, 0),
+    "photometric + standardize": ("base_cnn", "photometric", 128, {"train.standardize": True}, 0),
 }
 CHANNELS = {"photometric RGB": 3, "photometric 64 px RGB": 3}  # 1 (grey) for the others
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")

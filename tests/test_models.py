@@ -248,6 +248,44 @@ def test_histogram_equalisation_is_part_of_the_model_and_survives_saving(tmp_pat
     np.testing.assert_allclose(np.asarray(again(low)), np.asarray(model(low)), rtol=1e-5, atol=1e-6)
 
 
+def test_per_image_standardisation_makes_the_model_blind_to_brightness_and_contrast(
+        tmp_path):
+    """``standardize``: after the augmentation each image has zero mean and unit
+    deviation (TensorFlow's per_image_standardization, on any backend), so a scan and an
+    affinely brightened, contrast-stretched copy get the same prediction."""
+    from autopneumo.preprocessing import PerImageStandardization
+
+    rng = np.random.default_rng(4)
+    images = rng.integers(60, 180, (3, 16, 16, 1)).astype(np.float32)
+    images[2] = 90.0  # a flat image: the deviation's floor keeps it finite (all zeros)
+    out = np.asarray(PerImageStandardization()(images))
+    for b in range(3):
+        x = images[b]
+        expected = (x - x.mean()) / max(x.std(), 1 / np.sqrt(x.size))
+        np.testing.assert_allclose(out[b], expected, rtol=1e-4, atol=1e-5)
+    assert np.all(out[2] == 0.0)
+
+    params = {"width": 0.25, "depth": 2, "dense_units": "8"}
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params,
+                        training={"standardize": True})
+    plain = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1), params)
+    names = [layer.name for layer in model.layers]
+    assert "standardize" in names and "standardize" not in [layer.name for layer in plain.layers]
+    scan = rng.integers(60, 120, (4, 32, 32, 1)).astype(np.uint8)
+    brighter = (scan.astype(int) * 2 + 10).astype(np.uint8)  # contrast x2, brightness +10
+
+    def features(m, x):  # what the head sees: an untrained head's outputs all sit near 0.5
+        return np.asarray(keras.Model(m.inputs, m.get_layer("pneumonia").input)(x))
+
+    same = features(model, scan)
+    np.testing.assert_allclose(features(model, brighter), same, atol=1e-3 * np.abs(same).max())
+    moved = np.abs(features(plain, brighter) - features(plain, scan)).max()
+    assert moved > 0.1 * np.abs(features(plain, scan)).max()
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(scan)), np.asarray(model(scan)), rtol=1e-5, atol=1e-6)
+
+
 def test_histogram_equalisation_matches_a_numpy_reference():
     from autopneumo.preprocessing import HistogramEqualization
 
