@@ -136,16 +136,6 @@ class FailOnNaN(keras.callbacks.Callback):
             raise kt.errors.FailedTrialError(f"loss became {loss} in epoch {epoch + 1}")
 
 
-class InterruptCheck(keras.callbacks.Callback):
-    """A Ctrl-C that something swallowed during the epoch stops the fit at its end (see
-    ``autopneumo.interrupts``)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        from .interrupts import raise_if_interrupted
-
-        raise_if_interrupted()
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Logs ``epoch_seconds``: the trial-overhead benchmark and the budget tests read it."""
 
@@ -317,7 +307,6 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     from .backend import releasing_custom_gradients
 
     own = [
-        InterruptCheck(),
         EpochTimer(),
         FailOnNaN(),
         ValidationObjective(val_split.x, val_split.y, recall_target),

@@ -9,39 +9,17 @@ so a Ctrl-C landing in that window used to be swallowed and the search ran on.
 ``keep_ctrl_c()`` catches such a swallowed ``KeyboardInterrupt`` and delivers the
 interrupt again a moment later, from a helper thread, so that it lands in ordinary code
 (once the collection is over) and stops the command the usual way.
-
-A backstop for any other place that swallows it (a library's broad ``except``, or the
-re-delivered interrupt landing inside garbage collection or the hook again): while
-``keep_ctrl_c()`` is active, SIGINT's handler also notes that a Ctrl-C arrived, and
-``raise_if_interrupted()``, called at every epoch's end and trial's start, raises it
-again. A Ctrl-C once went unanswered for two minutes in a CI run whose machine was
-running three trainings on two cores; where it was lost is not known.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
-import signal
 import sys
 import threading
 from collections.abc import Iterator
 
 REDELIVERY_DELAY_S = 0.01  # lets the hook return before the interrupt is raised again
-_ARRIVED = threading.Event()  # a Ctrl-C arrived (under keep_ctrl_c) and may have been lost
-
-
-def _on_sigint(signum, frame) -> None:
-    _ARRIVED.set()
-    raise KeyboardInterrupt
-
-
-def raise_if_interrupted() -> None:
-    """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived under ``keep_ctrl_c`` since the last
-    check: one that something swallowed is delivered here, at a safe point."""
-    if _ARRIVED.is_set():
-        _ARRIVED.clear()
-        raise KeyboardInterrupt("Ctrl-C")
 
 
 def _redeliver() -> None:
@@ -65,17 +43,7 @@ def keep_ctrl_c() -> Iterator[None]:
         previous(unraisable)
 
     sys.unraisablehook = hook
-    # the note that a Ctrl-C arrived: only where Python's own handler is in place (not
-    # under another program's handler), in the main thread, and once when nested
-    own_handler = (threading.current_thread() is threading.main_thread()
-                   and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    if own_handler:
-        _ARRIVED.clear()
-        signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     finally:
-        if own_handler:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            _ARRIVED.clear()
         sys.unraisablehook = previous

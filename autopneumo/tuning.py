@@ -173,9 +173,6 @@ def _tuner_class(kind: str):
             super().__init__(*args, **kwargs)
 
         def on_trial_begin(self, trial):
-            from .interrupts import raise_if_interrupted
-
-            raise_if_interrupted()  # a Ctrl-C lost since the last epoch stops here
             super().on_trial_begin(trial)
             if self.progress:
                 self.progress.trial_begin(trial)
