@@ -104,8 +104,12 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tiny_kermany, tmp_path, space):
     # fast the machine (5 took 25 s alone here). Where the signal lands depends on the
     # machine's speed; one landing in the garbage collection between trials used to be
     # lost (test_interrupts.py covers that window deterministically).
+    # SIGINT as a shell's foreground command has it: a test run started in the background
+    # by a shell without job control (`cmd &` in a script) has it ignored, the search
+    # would inherit that and rightly ignore the signal
     proc = subprocess.Popen(search_cmd(tiny_kermany, runs, space, trials=20, epochs=3),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: len(list(runs.glob("*/trial_*"))) >= 1, 240)  # trial_00 here
         time.sleep(2)
