@@ -405,9 +405,8 @@ def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:
     ignored there with a note. The hypermodel applies the dtype policy as it builds each
     trial's model: keras-tuner clears the Keras session before every trial, and that
     resets a global policy set once here."""
-    asked = [(o, on) for o, on in (("--mixed-precision", config.mixed_precision),
-                                   ("--jit", config.jit),
-                                   ("--data-on-device", config.data_on_device))]
+    asked = (("--mixed-precision", config.mixed_precision), ("--jit", config.jit),
+             ("--data-on-device", config.data_on_device))
     if not any(on for _, on in asked):
         return False, False, False
     from .backend import gpu_names, keras_backend
@@ -417,8 +416,10 @@ def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:
         listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         print(f"{listed}: no GPU found, ignored (training on the CPU)", file=sys.stderr)
         return False, False, False
+    from .data.device import device_supported
+
     on_device = config.data_on_device
-    if on_device and keras_backend() != "jax":
+    if on_device and not device_supported():
         print(f"--data-on-device: needs KERAS_BACKEND=jax (the {keras_backend()} backend "
               "copies device batches back to the host), ignored", file=sys.stderr)
         on_device = False
