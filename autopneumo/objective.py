@@ -120,6 +120,21 @@ def validation_summary(y_true, scores, target: float) -> dict[str, float]:
     }
 
 
+def weighted_auc(counts: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of ``counts`` (per-sample multiplicities, e.g. bootstrap
+    resamples): the Mann-Whitney form with weights, tied scores counted half."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(s, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(s[order]) != 0])
+    w = counts[:, order]
+    pos = np.add.reduceat(w * y[order], starts, axis=1)
+    neg = np.add.reduceat(w * ~y[order], starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
 def bootstrap_intervals(
     y_true, scores, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
 ) -> dict[str, tuple[float, float]]:
@@ -141,12 +156,6 @@ def bootstrap_intervals(
     fp = counts @ (pred & ~y)
     tn = counts @ (~pred & ~y)
     fn = counts @ (~pred & y)
-    order = np.argsort(s, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(s[order]) != 0])
-    w = counts[:, order]
-    group_pos = np.add.reduceat(w * y[order], starts, axis=1)
-    group_neg = np.add.reduceat(w * ~y[order], starts, axis=1)
-    neg_below = np.cumsum(group_neg, axis=1) - group_neg
     with np.errstate(invalid="ignore", divide="ignore"):
         samples = {
             "accuracy": (tp + tn) / n,
@@ -154,8 +163,7 @@ def bootstrap_intervals(
             "recall": tp / (tp + fn),
             "specificity": tn / (tn + fp),
             "f1": 2 * tp / (2 * tp + fp + fn),
-            "auc": np.sum(group_pos * (neg_below + 0.5 * group_neg), axis=1)
-            / (group_pos.sum(axis=1) * group_neg.sum(axis=1)),
+            "auc": weighted_auc(counts, y, s),
         }
     alpha = (1 - level) / 2
     out = {}

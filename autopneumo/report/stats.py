@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..objective import weighted_auc
 from .runs import Predictions
 
 
@@ -86,20 +87,6 @@ def weighted_precision(counts: np.ndarray, y: np.ndarray, scores: np.ndarray,
     y = np.asarray(y).astype(bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (counts @ (pred & y)) / (counts @ pred)
-
-
-def weighted_auc(counts: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """ROC AUC of each resample (Mann-Whitney with weights; ties count half)."""
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(s, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(s[order]) != 0])
-    w = counts[:, order]
-    pos = np.add.reduceat(w * y[order], starts, axis=1)
-    neg = np.add.reduceat(w * ~y[order], starts, axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def precision(y: np.ndarray, scores: np.ndarray, threshold: float) -> float:
