@@ -88,6 +88,10 @@ CONFIGS: dict[str, tuple] = {
     "photometric 64 px + standardize": ("base_cnn", "photometric", 64, {"train.standardize": True}, 0),
     "flip 64 px + standardize": ("base_cnn", "flip", 64, {"train.standardize": True}, 0),
     "photometric + standardize": ("base_cnn", "photometric", 128, {"train.standardize": True}, 0),
+    # eleventh session: the policies never ablated, each with standardisation at 64 px, to
+    # compare with "flip 64 px + standardize" and "photometric 64 px + standardize"
+    **{f"{policy} 64 px + standardize": ("base_cnn", policy, 64, {"train.standardize": True}, 0)
+       for policy in ("mixup", "cutmix", "randaugment", "erasing")},
 }
 CHANNELS = {"photometric RGB": 3, "photometric 64 px RGB": 3}  # 1 (grey) for the others
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
