@@ -16,8 +16,22 @@ import os
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Trial models are saved for inference; their optimizer state is deliberately not restored.
-warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+
+
+def quiet_expected_warnings() -> None:
+    """Hide the warnings autopneumo causes on purpose (installed on import):
+
+    - trial models are saved for inference, their optimizer state deliberately not restored;
+    - keras-tuner takes the best of each logged metric with ``np.nanmax``, and precision at
+      the 0.5 threshold is NaN (undefined, and recorded so) for a model that calls no
+      validation image positive at any epoch.
+    """
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+    warnings.filterwarnings("ignore", message="All-NaN (slice|axis) encountered",
+                            category=RuntimeWarning, module="keras_tuner")
+
+
+quiet_expected_warnings()
 
 __version__ = "0.1.0"
 

@@ -346,3 +346,23 @@ def test_ctrl_c_during_a_trials_evaluation_marks_it_and_the_rerun_repeats_it(
     [record] = search(config)  # the oracle still counts it as running: repeated, not lost
     assert record["status"] == "completed", record.get("traceback")
     assert Path(record["trial_dir"]) == path.parent
+
+
+def test_a_metric_undefined_at_every_epoch_prints_no_numpy_warning():
+    """A trial whose model calls no validation image positive at 0.5 logs val_precision NaN
+    at each epoch; keras-tuner's best-value lookup must not print numpy's All-NaN warning
+    into the search's output (seen in a study on the shared data)."""
+    import warnings
+
+    from keras_tuner.src.engine.metrics_tracking import MetricHistory
+
+    import autopneumo
+
+    history = MetricHistory(direction="max")
+    history.update(float("nan"), step=0)
+    history.update(float("nan"), step=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as a plain Python run shows RuntimeWarnings
+        autopneumo.quiet_expected_warnings()
+        assert np.isnan(history.get_best_value())
+    assert not [w for w in caught if "All-NaN" in str(w.message)], caught
