@@ -275,7 +275,7 @@ def test_per_image_standardisation_makes_the_model_blind_to_brightness_and_contr
     brighter = (scan.astype(int) * 2 + 10).astype(np.uint8)  # contrast x2, brightness +10
 
     def features(m, x):  # what the head sees: an untrained head's outputs all sit near 0.5
-        return np.asarray(keras.Model(m.inputs, m.get_layer("pneumonia").input)(x))
+        return np.asarray(keras.Model(m.inputs, m.get_layer("pneumonia").input)([x]))
 
     same = features(model, scan)
     np.testing.assert_allclose(features(model, brighter), same, atol=1e-3 * np.abs(same).max())
