@@ -321,13 +321,17 @@ def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
               show_default=True)
 @click.option("--top", type=int, default=3, show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
-def finalize(runs_dir: Path, top: int, seeds: int) -> None:
+@click.option("--combine", type=click.Choice(["probability", "logit"]), default="probability",
+              show_default=True,
+              help="Average the members' probabilities, or their log-odds (for models whose "
+                   "probabilities sit against 0 or 1 on different scales).")
+def finalize(runs_dir: Path, top: int, seeds: int, combine: str) -> None:
     """Retrain the top configurations with several seeds: mean and std of test metrics.
     Seeds already retrained by an earlier run are reused (rerun to resume). With 2 seeds
-    or more, the seeds' mean probability is recorded as an ensemble row."""
+    or more, the seeds' ensemble (see --combine) is recorded as an ensemble row."""
     from .finalize import finalize as run_finalize
 
-    summary = run_finalize(runs_dir, top, seeds)
+    summary = run_finalize(runs_dir, top, seeds, combine)
     for _, row in summary.iterrows():
         reused = f", {int(row['reused'])} from an earlier run" if row["reused"] else ""
         click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: "
@@ -453,11 +457,15 @@ def _list_entries(registry) -> None:
 @click.option("--tta", is_flag=True,
               help="Re-score each model on the original and horizontally flipped images "
                    "(needs the models and the data folder; works with --top 1).")
-def ensemble(top: int, runs_dir: Path, tta: bool) -> None:
+@click.option("--combine", type=click.Choice(["probability", "logit"]), default="probability",
+              show_default=True,
+              help="Average the members' probabilities, or their log-odds (for models whose "
+                   "probabilities sit against 0 or 1 on different scales).")
+def ensemble(top: int, runs_dir: Path, tta: bool, combine: str) -> None:
     """Average the top K trials' probabilities; threshold on validation; one more row."""
     from .ensemble import ensemble as run_ensemble
 
-    record = run_ensemble(runs_dir, top=top, tta=tta,
+    record = run_ensemble(runs_dir, top=top, tta=tta, combine=combine,
                           command=shlex.join(["autopneumo", *sys.argv[1:]]))
     val, test, ci = record["val"], record["test"], record["test_ci"]
 
@@ -467,7 +475,8 @@ def ensemble(top: int, runs_dir: Path, tta: bool) -> None:
 
     members = ", ".join(f"#{m['rank']} {m['family']} + {m['policy']} (trial {m['trial_id']})"
                         for m in record["members"])
-    click.echo(f"ensemble {record['trial_id']}: mean of {members}"
+    how = "mean log-odds" if combine == "logit" else "mean"
+    click.echo(f"ensemble {record['trial_id']}: {how} of {members}"
                + (", each with horizontal-flip TTA" if tta else ""))
     click.echo(f"validation: objective {val['objective']:.4f}, precision "
                f"{val['prec_at_recall']:.3f} at recall >= {record['recall_target']}, "

@@ -1,6 +1,13 @@
 """``ensemble``: average the probabilities of the top K trials (by validation), optionally
 with test-time augmentation (horizontal flip), and record the result as one more row.
 
+``combine`` is how the members' scores are averaged: ``probability`` (the mean
+probability) or ``logit`` (the mean log-odds, turned back into a probability: the
+normalised geometric mean of the members' odds). Models trained from scratch with class
+weights often output probabilities squashed against 0 or 1, on different scales from one
+member to the next; a probability mean then follows whichever member is least sure,
+while the mean log-odds weighs every member's ranking alike.
+
 Members are the K best completed search trials by the leaderboard's validation ranking
 (reference runs and other ensembles are never members); test metrics play no part in the
 choice. Every member must have scored the same validation and test images. The decision
@@ -43,16 +50,43 @@ from .paths import DEFAULT_RUNS_DIR
 ENSEMBLE_DIR = "_ensemble"
 KIND = "ensemble"
 SPLITS = ("val", "test")
+COMBINE = {"probability": "mean probability",
+           "logit": "mean log-odds (geometric mean of the odds)"}
+# log-odds of probabilities saved from float32 sigmoids: 1 - 1e-7 is the last value below
+# 1 that float32 tells apart, and 1.0 itself would give an infinite logit
+_EPS = 1e-7
 
 
-def ensemble_name(top: int, tta: bool = False) -> str:
-    return f"top{top}" + ("_tta" if tta else "")
+def ensemble_name(top: int, tta: bool = False, combine: str = "probability") -> str:
+    return f"top{top}" + ("_tta" if tta else "") + _suffix(combine)
+
+
+def _suffix(combine: str) -> str:
+    return "" if combine == "probability" else f"_{combine}"
+
+
+def _check_combine(combine: str) -> None:
+    if combine not in COMBINE:
+        raise OptionError(f"--combine must be one of {', '.join(COMBINE)}, got {combine!r}")
+
+
+def combine_scores(scores: list[np.ndarray], combine: str = "probability") -> np.ndarray:
+    """The members' probabilities (one array each, same images) averaged by ``combine``."""
+    _check_combine(combine)
+    stacked = np.asarray(scores, dtype=np.float64)
+    if combine == "probability":
+        return stacked.mean(axis=0)
+    p = np.clip(stacked, _EPS, 1 - _EPS)
+    log_odds = np.mean(np.log(p) - np.log1p(-p), axis=0)  # within +-16.2: no overflow
+    return 1.0 / (1.0 + np.exp(-log_odds))
 
 
 def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = False,
-             n_boot: int = 1000, command: str = "") -> dict[str, Any]:
+             n_boot: int = 1000, command: str = "",
+             combine: str = "probability") -> dict[str, Any]:
     """Build, evaluate and save the ensemble of the ``top`` best trials; returns its record
     (``record["_path"]`` is the ``record.json`` written)."""
+    _check_combine(combine)
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
     if top == 1 and not tta:
@@ -74,15 +108,17 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
                   for m, r in zip(members, records, strict=True)]
     else:
         scores = _saved_scores(saved, files)
-    info = {"top": top, "combine": "mean probability",
+    info = {"top": top, "combine": COMBINE[combine],
             "tta": "horizontal flip (mean of original and flipped)" if tta else None,
             "selected_by": "validation objective (leaderboard rank), never test metrics"}
-    return _save(runs_dir, ensemble_name(top, tta), members, records, files, labels, scores,
-                 target, info, _environment(records[0], tta), n_boot, command, start)
+    return _save(runs_dir, ensemble_name(top, tta, combine), members, records, files, labels,
+                 scores, target, info, _environment(records[0], tta), n_boot, command, start,
+                 combine=combine)
 
 
 def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label: str,
-                  n_boot: int = 1000, command: str = "") -> dict[str, Any]:
+                  n_boot: int = 1000, command: str = "",
+                  combine: str = "probability") -> dict[str, Any]:
     """Average the probabilities of one configuration's retrainings (``finalize``'s seeds)
     and record the result as an ensemble row, ``<runs>/_ensemble/<name>/``, whose policy
     column reads ``label`` (e.g. ``3 seeds of 0016``).
@@ -90,6 +126,7 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
     The configuration was chosen on validation and every seed was trained on the same
     data, so the row is as honest as any trial's: its threshold is chosen on the mean
     validation scores, and the test split is scored once."""
+    _check_combine(combine)
     start = time.perf_counter()
     runs_dir = Path(runs_dir)
     if len(seed_dirs) < 2:
@@ -105,21 +142,23 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
     files, labels = _common_split(members, saved)
     scores = _saved_scores(saved, files)
     info = {"seeds": [m["seed"] for m in members], "of": records[0].get("finalize_of"),
-            "combine": "mean probability", "tta": None,
+            "combine": COMBINE[combine], "tta": None,
             "selected_by": "the configuration's validation rank; every seed's retraining"}
-    return _save(runs_dir, name, members, records, files, labels, scores, target,
-                 info, records[0].get("environment"), n_boot, command, start, label)
+    return _save(runs_dir, name + _suffix(combine), members, records, files, labels, scores,
+                 target, info, records[0].get("environment"), n_boot, command, start,
+                 label if combine == "probability" else f"{label}, {combine} mean", combine)
 
 
 def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
           records: list[dict[str, Any]], files: dict[str, np.ndarray],
           labels: dict[str, np.ndarray], scores: list[dict[str, np.ndarray]], target: float,
           info: dict[str, Any], environment: Any, n_boot: int, command: str,
-          start: float, label: str | None = None) -> dict[str, Any]:
-    """Threshold on the mean validation scores, score the test split once, write the
+          start: float, label: str | None = None,
+          combine: str = "probability") -> dict[str, Any]:
+    """Threshold on the combined validation scores, score the test split once, write the
     record and predictions under ``<runs>/_ensemble/<name>/``."""
-    p_val = np.mean([s["val"] for s in scores], axis=0)
-    p_test = np.mean([s["test"] for s in scores], axis=0)
+    p_val = combine_scores([s["val"] for s in scores], combine)
+    p_test = combine_scores([s["test"] for s in scores], combine)
 
     val = validation_summary(labels["val"], p_val, target)
     threshold = val["threshold"]

@@ -25,10 +25,16 @@ FINAL_FILE = "final.json"
 METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_at_recall")
 
 
-def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame:
-    """Mean and standard deviation of every test metric over ``seeds`` retrainings."""
+def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
+             combine: str = "probability") -> pd.DataFrame:
+    """Mean and standard deviation of every test metric over ``seeds`` retrainings; with 2
+    seeds or more, their ensemble (scores averaged by ``combine``, see ``ensemble``)."""
+    from .ensemble import COMBINE
+
     if top < 1 or seeds < 1:
         raise OptionError("--top and --seeds must be positive")
+    if combine not in COMBINE:
+        raise OptionError(f"--combine must be one of {', '.join(COMBINE)}, got {combine!r}")
     from .data import load_dataset
     from .evaluation import Evaluator
     from .trials import train_and_evaluate
@@ -69,13 +75,14 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3) -> pd.DataFrame
         **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
            for stat in ("mean", "std")}, seeds=("seed", "count"),
         reused=("reused", "sum")).reset_index()
-    summary = summary.merge(_seed_ensembles(runs_dir, folders), on="rank", how="left")
+    summary = summary.merge(_seed_ensembles(runs_dir, folders, combine), on="rank", how="left")
     atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
     return summary
 
 
-def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]]) -> pd.DataFrame:
+def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]],
+                    combine: str) -> pd.DataFrame:
     """Per rank with two seeds or more: the seeds' ensemble row and its test metrics."""
     from .ensemble import seed_ensemble
 
@@ -85,7 +92,7 @@ def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]]) 
         if len(dirs) >= 2:
             record = seed_ensemble(runs_dir, dirs, f"{dirs[0].parent.name}_seeds{len(dirs)}",
                                    f"{len(dirs)} seeds of {trial_id}",
-                                   command="autopneumo finalize")
+                                   command="autopneumo finalize", combine=combine)
             entry["ensemble"] = record["trial_id"]
             entry |= {f"ensemble_{m}": record["test"][m] for m in METRICS}
         rows.append(entry)

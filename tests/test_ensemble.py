@@ -329,3 +329,67 @@ def test_tta_end_to_end_matches_a_manual_flip_average(tiny_kermany, tmp_path):
     np.testing.assert_allclose(test.probability, manual, rtol=1e-5, atol=1e-6)
     board = autopneumo.leaderboard(runs)
     assert board["ensemble"].sum() == 2 and len(board) == 4
+
+
+def _log_odds(p) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p / (1 - p))
+
+
+def test_logit_combine_averages_log_odds_and_is_a_row_of_its_own(runs):
+    from autopneumo.ensemble import combine_scores
+
+    plain = ensemble(runs, top=2, n_boot=50)
+    record = ensemble(runs, top=2, n_boot=50, combine="logit")
+    out = Path(record["_path"]).parent
+    assert out == runs / "_ensemble" / "top2_logit" and record["policy"] == "top2_logit"
+    assert record["ensemble"]["combine"].startswith("mean log-odds")
+    assert plain["ensemble"]["combine"] == "mean probability"
+    a = predictions(trial_dir(runs, "base_cnn", "none", "a")).probability
+    b = predictions(trial_dir(runs, "base_cnn", "flip", "b")).probability
+    expected = 1 / (1 + np.exp(-(_log_odds(a) + _log_odds(b)) / 2))
+    got = predictions(out)
+    np.testing.assert_allclose(got.probability, expected)
+    assert not np.allclose(got.probability, (a + b) / 2)  # a different rule, not a rename
+    val = got[got.split == "val"]
+    assert record["threshold"] == validation_summary(val.label, val.probability, 0.95)["threshold"]
+    # both rows stay on the leaderboard
+    assert sorted(autopneumo.leaderboard(runs).query("ensemble")["policy"]) == ["top2", "top2_logit"]
+    # a member that is sure of everything counts as much as one that is not
+    squashed, unsure = np.array([1e-9, 1e-6, 1.0]), np.array([0.45, 0.5, 0.55])
+    np.testing.assert_allclose(combine_scores([unsure, unsure], "logit"), unsure)
+    mixed = combine_scores([squashed, unsure], "logit")
+    assert np.all(np.isfinite(mixed)) and np.all(np.diff(mixed) > 0)
+    np.testing.assert_allclose(combine_scores([squashed, unsure]), (squashed + unsure) / 2)
+    with pytest.raises(OptionError, match="--combine must be one of probability, logit"):
+        combine_scores([unsure], "median")
+
+
+def test_finalize_takes_the_combine_option(tmp_path, monkeypatch):
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    out = _finalized(runs, tmp_path, monkeypatch)
+    summary = finalize(runs, top=1, seeds=3, combine="logit")
+    name = "rank1_base_cnn__flip_trial0007_seeds3_logit"
+    assert summary.iloc[0]["ensemble"] == name
+    record = json.loads((runs / "_ensemble" / name / "record.json").read_text())
+    assert record["policy"] == "3 seeds of 0007, logit mean"
+    seeds = [predictions(out / f"seed{s}").probability for s in range(3)]
+    expected = 1 / (1 + np.exp(-sum(_log_odds(p) for p in seeds) / 3))
+    np.testing.assert_allclose(predictions(runs / "_ensemble" / name).probability, expected)
+    md = write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    assert "(mean log-odds of 3 retrainings (seeds 0, 1, 2) of trial 0007)" in md[-1].read_text()
+    with pytest.raises(OptionError, match="--combine"):
+        finalize(runs, top=1, seeds=3, combine="max")
+
+
+def test_the_cli_takes_the_combine_option(runs):
+    result = CliRunner().invoke(main, ["ensemble", "--top", "2", "--combine", "logit",
+                                       "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    assert "mean log-odds of" in result.output
+    assert (runs / "_ensemble" / "top2_logit" / "record.json").exists()
+    bad = CliRunner().invoke(main, ["ensemble", "--top", "2", "--combine", "max",
+                                    "--runs-dir", str(runs)])
+    assert bad.exit_code == 2 and "--combine" in bad.output and "Traceback" not in bad.output

@@ -635,16 +635,18 @@ def _one_line(exc: BaseException) -> str:
 
 def _ensemble_kind(record: dict[str, Any]) -> str:
     """``ensemble: mean of the top 3 trials by validation, flip TTA``, or for ``finalize``'s
-    seeds ``ensemble: mean of 3 retrainings (seeds 0, 1, 2) of trial 0016``."""
+    seeds ``ensemble: mean of 3 retrainings (seeds 0, 1, 2) of trial 0016``; ``mean
+    log-odds`` in place of ``mean`` for an ensemble built with ``--combine logit``."""
     members = record.get("members")
     n = len(members) if isinstance(members, list) else "?"
     info = as_dict(record.get("ensemble"))
+    mean = "mean log-odds" if str(info.get("combine", "")).startswith("mean log-odds") else "mean"
     if isinstance(info.get("seeds"), list):
         of = Path(str(info.get("of") or "?")).name.removeprefix("trial_")
-        return (f"ensemble: mean of {n} retrainings (seeds "
+        return (f"ensemble: {mean} of {n} retrainings (seeds "
                 f"{', '.join(map(str, info['seeds']))}) of trial {of}")
     tta = ", horizontal-flip TTA" if info.get("tta") else ""
-    return f"ensemble: mean of the top {n} trial(s) by validation{tta}"
+    return f"ensemble: {mean} of the top {n} trial(s) by validation{tta}"
 
 
 def _signed(value: Any) -> str:
