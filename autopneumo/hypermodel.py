@@ -19,6 +19,8 @@ from .registry import Entry
 from .spaces import SearchSpace
 from .tuning import DEADLINE_LOG
 
+EMA_MOMENTUM = 0.99  # train.ema: Keras' default; about 100 steps, most of an epoch here
+
 
 def load_trained_model(path) -> keras.Model:
     """Load a saved trial model safely (no code from the file runs): every policy module
@@ -91,15 +93,18 @@ def build_model(
 
 
 def make_optimizer(training: dict[str, Any], learning_rate: float, total_steps: int):
+    """``ema``: the optimizer also keeps an exponential moving average of the weights
+    (momentum 0.99); ``train`` makes the weights that average at every epoch's end."""
     rate = learning_rate
     if training.get("schedule", "constant") == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    ema = {"use_ema": True, "ema_momentum": EMA_MOMENTUM} if training.get("ema") else {}
     kind = training.get("optimizer", "adam")
     if kind == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=1e-4)
+        return keras.optimizers.AdamW(rate, weight_decay=1e-4, **ema)
     if kind == "sgd":
-        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(rate)
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, **ema)
+    return keras.optimizers.Adam(rate, **ema)
 
 
 def make_loss(training: dict[str, Any]):
@@ -134,6 +139,21 @@ class FailOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise kt.errors.FailedTrialError(f"loss became {loss} in epoch {epoch + 1}")
+
+
+class AverageWeightsEachEpoch(keras.callbacks.Callback):
+    """With ``train.ema``: at each epoch's end the weights become the optimizer's moving
+    average of them, before the validation objective scores the epoch. So the epoch that
+    is scored, kept as the best and saved is the averaged model, and training goes on from
+    it. (Keras' own ``ema_overwrite_frequency`` counts steps, which do not line up with
+    epochs when the training split is oversampled; Keras averages once more when the fit
+    ends, and the best epoch is restored after that.)"""
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if getattr(optimizer, "use_ema", False) or getattr(
+                getattr(optimizer, "inner_optimizer", None), "use_ema", False):
+            optimizer.finalize_variable_values(self.model.trainable_variables)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -311,6 +331,7 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     own = [
         EpochTimer(),
         FailOnNaN(),
+        *([AverageWeightsEachEpoch()] if training.get("ema") else []),  # before scoring
         ValidationObjective(val_split.x, val_split.y, recall_target),
     ]
     if early_stopping:

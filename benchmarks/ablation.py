@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 # The rows record every value used (column ``values``).
 PINNED = {"train.crop": 1.0, "train.equalize": False, "train.standardize": False,
           "train.balance": "class_weights", "train.label_smoothing": 0.0,
-          "train.optimizer": "adam", "train.schedule": "constant"}
+          "train.optimizer": "adam", "train.schedule": "constant", "train.ema": False}
 # name -> (family, policy, image size, {prefixed hyperparameter: value} over PINNED, seed)
 BASE = ("base_cnn", "flip", 128, {}, 0)
 CONFIGS: dict[str, tuple] = {
@@ -92,6 +92,11 @@ CONFIGS: dict[str, tuple] = {
     # compare with "flip 64 px + standardize" and "photometric 64 px + standardize"
     **{f"{policy} 64 px + standardize": ("base_cnn", policy, 64, {"train.standardize": True}, 0)
        for policy in ("mixup", "cutmix", "randaugment", "erasing")},
+    # twelfth session: the weights' moving average (train.ema), scored and kept per epoch
+    "photometric 64 px + standardize + ema": (
+        "base_cnn", "photometric", 64, {"train.standardize": True, "train.ema": True}, 0),
+    "photometric + standardize + ema": (
+        "base_cnn", "photometric", 128, {"train.standardize": True, "train.ema": True}, 0),
 }
 CHANNELS = {"photometric RGB": 3, "photometric 64 px RGB": 3}  # 1 (grey) for the others
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")

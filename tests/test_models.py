@@ -346,3 +346,48 @@ def test_the_optimizer_is_built_with_the_model_not_inside_the_first_traced_step(
         assert model.optimizer.built, training
         slots = {v.path for v in model.optimizer.variables}
         assert len(slots) > 2, slots  # iterations, learning rate and per-weight state
+
+
+def test_ema_scores_and_keeps_the_averaged_weights_of_each_epoch():
+    """train.ema: at every epoch's end the weights are the optimizer's moving average (what
+    the validation objective scores and the best epoch keeps), for every optimizer."""
+    from autopneumo.data.dataset import Split
+    from autopneumo.hypermodel import make_optimizer, train
+
+    for kind in ("adam", "adamw", "sgd"):
+        optimizer = make_optimizer({"optimizer": kind, "ema": True}, 0.01, 10)
+        assert optimizer.use_ema and optimizer.ema_momentum == 0.99
+    assert not make_optimizer({}, 0.01, 10).use_ema
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (24, 8, 8, 1), dtype=np.uint8)
+    y = (x.reshape(24, -1).mean(axis=1) > 127).astype(np.uint8)
+    y[:2] = [0, 1]
+    split = Split(x, y, np.array([f"f{i}" for i in range(24)]), np.array(["p"] * 24))
+
+    class Seen(keras.callbacks.Callback):  # runs after the validation objective
+        def __init__(self):
+            super().__init__()
+            self.gaps = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            average = self.model.optimizer._model_variables_moving_average
+            self.gaps.append(max(
+                float(np.max(np.abs(keras.ops.convert_to_numpy(w)
+                                    - keras.ops.convert_to_numpy(a))))
+                for w, a in zip(self.model.trainable_variables, average, strict=True)))
+
+    for ema in (True, False):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1), dtype="uint8"),
+                                  keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizer=make_optimizer({"ema": True}, 0.05, 6),
+                      loss="binary_crossentropy")
+        seen = Seen()
+        train(model, split, split, {"batch_size": 8, "epochs": 2, "ema": ema}, 0.95,
+              callbacks=[seen], early_stopping=False)
+        if ema:
+            assert len(seen.gaps) == 2 and max(seen.gaps) == 0.0
+        else:  # the optimizer averages, but nothing puts the average into the model
+            assert min(seen.gaps) > 0.0
