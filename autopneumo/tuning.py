@@ -152,7 +152,7 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
 
 TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
                                     "label_smoothing", "balance", "class_weights", "equalize", "standardize",
-                                    "crop",
+                                    "crop", "ema",
                                     "epochs", "patience")}
 
 
