@@ -92,6 +92,9 @@ CONFIGS: dict[str, tuple] = {
     # compare with "flip 64 px + standardize" and "photometric 64 px + standardize"
     **{f"{policy} 64 px + standardize": ("base_cnn", policy, 64, {"train.standardize": True}, 0)
        for policy in ("mixup", "cutmix", "randaugment", "erasing")},
+    # twelfth session: the two best of those at 128 px, like "photometric + standardize"
+    **{f"{policy} + standardize": ("base_cnn", policy, 128, {"train.standardize": True}, 0)
+       for policy in ("randaugment", "erasing")},
     # twelfth session: the weights' moving average (train.ema), scored and kept per epoch
     "photometric 64 px + standardize + ema": (
         "base_cnn", "photometric", 64, {"train.standardize": True, "train.ema": True}, 0),
