@@ -316,15 +316,20 @@ def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
                    f"{t['precision']:.3f} recall {t['recall']:.3f} loss {t['loss']:.3f}")
 
 
+# finalize's seed ensembles and ``ensemble``: how the members' scores are averaged
+combine_option = click.option(
+    "--combine", type=click.Choice(["probability", "logit"]), default="probability",
+    show_default=True,
+    help="Average the members' probabilities, or their log-odds (for models whose "
+         "probabilities sit against 0 or 1 on different scales).")
+
+
 @main.command()
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
               show_default=True)
 @click.option("--top", type=int, default=3, show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
-@click.option("--combine", type=click.Choice(["probability", "logit"]), default="probability",
-              show_default=True,
-              help="Average the members' probabilities, or their log-odds (for models whose "
-                   "probabilities sit against 0 or 1 on different scales).")
+@combine_option
 def finalize(runs_dir: Path, top: int, seeds: int, combine: str) -> None:
     """Retrain the top configurations with several seeds: mean and std of test metrics.
     Seeds already retrained by an earlier run are reused (rerun to resume). With 2 seeds
@@ -457,10 +462,7 @@ def _list_entries(registry) -> None:
 @click.option("--tta", is_flag=True,
               help="Re-score each model on the original and horizontally flipped images "
                    "(needs the models and the data folder; works with --top 1).")
-@click.option("--combine", type=click.Choice(["probability", "logit"]), default="probability",
-              show_default=True,
-              help="Average the members' probabilities, or their log-odds (for models whose "
-                   "probabilities sit against 0 or 1 on different scales).")
+@combine_option
 def ensemble(top: int, runs_dir: Path, tta: bool, combine: str) -> None:
     """Average the top K trials' probabilities; threshold on validation; one more row."""
     from .ensemble import ensemble as run_ensemble

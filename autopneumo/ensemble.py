@@ -65,14 +65,14 @@ def _suffix(combine: str) -> str:
     return "" if combine == "probability" else f"_{combine}"
 
 
-def _check_combine(combine: str) -> None:
+def check_combine(combine: str) -> None:
     if combine not in COMBINE:
         raise OptionError(f"--combine must be one of {', '.join(COMBINE)}, got {combine!r}")
 
 
 def combine_scores(scores: list[np.ndarray], combine: str = "probability") -> np.ndarray:
     """The members' probabilities (one array each, same images) averaged by ``combine``."""
-    _check_combine(combine)
+    check_combine(combine)
     stacked = np.asarray(scores, dtype=np.float64)
     if combine == "probability":
         return stacked.mean(axis=0)
@@ -86,7 +86,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
              combine: str = "probability") -> dict[str, Any]:
     """Build, evaluate and save the ensemble of the ``top`` best trials; returns its record
     (``record["_path"]`` is the ``record.json`` written)."""
-    _check_combine(combine)
+    check_combine(combine)
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
     if top == 1 and not tta:
@@ -126,7 +126,7 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
     The configuration was chosen on validation and every seed was trained on the same
     data, so the row is as honest as any trial's: its threshold is chosen on the mean
     validation scores, and the test split is scored once."""
-    _check_combine(combine)
+    check_combine(combine)
     start = time.perf_counter()
     runs_dir = Path(runs_dir)
     if len(seed_dirs) < 2:

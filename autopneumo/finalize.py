@@ -29,12 +29,11 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
              combine: str = "probability") -> pd.DataFrame:
     """Mean and standard deviation of every test metric over ``seeds`` retrainings; with 2
     seeds or more, their ensemble (scores averaged by ``combine``, see ``ensemble``)."""
-    from .ensemble import COMBINE
+    from .ensemble import check_combine
 
     if top < 1 or seeds < 1:
         raise OptionError("--top and --seeds must be positive")
-    if combine not in COMBINE:
-        raise OptionError(f"--combine must be one of {', '.join(COMBINE)}, got {combine!r}")
+    check_combine(combine)
     from .data import load_dataset
     from .evaluation import Evaluator
     from .trials import train_and_evaluate
