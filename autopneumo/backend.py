@@ -194,5 +194,10 @@ def predict_batches(model, x, batch_size: int = 256):
     x = np.asarray(x)
     if len(x) == 0:  # Keras' predict fails here; an empty result has the output's shape
         return np.zeros((0, *tuple(model.outputs[0].shape[1:])), dtype=np.float32)
-    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)])
+    from .interrupts import raise_if_interrupted
+
+    outputs = []
+    for i in range(0, len(x), batch_size):
+        raise_if_interrupted()  # a safe point for a held-back Ctrl-C
+        outputs.append(np.asarray(model.predict_on_batch(x[i:i + batch_size])))
+    return np.concatenate(outputs)

@@ -324,9 +324,11 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     A batch-level policy (MixUp, CutMix: ``augmentation`` has a ``transform``) mixes the
     training batches; validation never sees mixed images. The TensorFlow gradient
     registrations that tracing the train step leaves behind are dropped when the fit
-    ends, so training many models in one process does not accumulate graphs."""
+    ends, so training many models in one process does not accumulate graphs. A Ctrl-C
+    during the fit is raised between batches, never inside TensorFlow (``interrupts``)."""
     from .augment._mixing import batch_transform
     from .backend import releasing_custom_gradients
+    from .interrupts import defer_ctrl_c, stop_on_ctrl_c_callback
 
     own = [
         EpochTimer(),
@@ -342,9 +344,11 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     if mode == "oversample":
         train_split = train_split.take(oversample(train_split.y, seed))
     transform = batch_transform(augmentation) if augmentation is not None else None
-    with releasing_custom_gradients():
+    with defer_ctrl_c(), releasing_custom_gradients():
         return _fit(model, train_split, training, epochs, initial_epoch,
-                    own + list(callbacks or []), weights, transform, seed, data_on_device)
+                    # last: every other callback has seen the batch a Ctrl-C stops after
+                    own + list(callbacks or []) + [stop_on_ctrl_c_callback()],
+                    weights, transform, seed, data_on_device)
 
 
 def _fit(model, train_split, training, epochs, initial_epoch, callbacks, weights, transform,

@@ -1,4 +1,4 @@
-"""Ctrl-C is never lost, even when it lands inside garbage collection.
+"""Ctrl-C stops a command cleanly: never lost, and never raised inside TensorFlow.
 
 Python runs a signal's handler in the main thread at its next bytecode, whatever that
 bytecode belongs to. During ``gc.collect()`` that is often a weakref callback or a
@@ -9,12 +9,22 @@ so a Ctrl-C landing in that window used to be swallowed and the search ran on.
 ``keep_ctrl_c()`` catches such a swallowed ``KeyboardInterrupt`` and delivers the
 interrupt again a moment later, from a helper thread, so that it lands in ordinary code
 (once the collection is over) and stops the command the usual way.
+
+Raised at an arbitrary bytecode, the ``KeyboardInterrupt`` can also land in TensorFlow's
+Python code while its C++ calls back into it (tracing a step, building a ``tf.data``
+pipeline). TensorFlow then printed "SystemError: <built-in function __import__> returned
+a result with an exception set" and the search hung instead of exiting. So while
+``defer_ctrl_c()`` is active (a trial's training and evaluation) the first Ctrl-C only
+sets a flag, and the interrupt is raised at the next safe point: the end of a Keras batch
+or epoch (``StopOnCtrlC``), a ``raise_if_interrupted()`` call, or the context's end. A
+second Ctrl-C stops at once, wherever it lands.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -47,3 +57,68 @@ def keep_ctrl_c() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = previous
+
+
+class _Deferral:
+    depth = 0  # nesting of defer_ctrl_c() in the main thread
+    pending = False  # a Ctrl-C arrived and is not yet raised
+    previous = None  # the SIGINT handler to restore
+
+
+def _defer(signum, frame) -> None:
+    if _Deferral.pending:  # the second Ctrl-C: now, wherever it lands
+        _Deferral.pending = False
+        raise KeyboardInterrupt
+    _Deferral.pending = True
+
+
+def raise_if_interrupted() -> None:
+    """A safe point: raises the Ctrl-C that ``defer_ctrl_c`` held back, if one came."""
+    if _Deferral.pending:
+        _Deferral.pending = False
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def defer_ctrl_c() -> Iterator[None]:
+    """While active, a first Ctrl-C waits for the next safe point (see the module's
+    docstring). Nests; does nothing outside the main thread or where SIGINT does not
+    raise ``KeyboardInterrupt`` (ignored, or handled by someone else)."""
+    if _Deferral.depth == 0:
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+        _Deferral.previous = signal.signal(signal.SIGINT, _defer)
+        _Deferral.pending = False
+    _Deferral.depth += 1
+    try:
+        yield
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            _Deferral.pending = False  # this is the interrupt
+        elif _Deferral.pending:  # another error on the way out must not lose the Ctrl-C
+            _Deferral.pending = False
+            raise KeyboardInterrupt from exc
+        raise
+    finally:
+        _Deferral.depth -= 1
+        if _Deferral.depth == 0:
+            signal.signal(signal.SIGINT, _Deferral.previous)
+    raise_if_interrupted()  # reached only when the block ended normally
+
+
+def stop_on_ctrl_c_callback():
+    """A Keras callback whose batch and epoch ends are safe points."""
+    import keras
+
+    class StopOnCtrlC(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise_if_interrupted()
+
+        on_test_batch_end = on_predict_batch_end = on_train_batch_end
+
+        def on_epoch_end(self, epoch, logs=None):
+            raise_if_interrupted()
+
+    return StopOnCtrlC()

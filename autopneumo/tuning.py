@@ -178,9 +178,12 @@ def _tuner_class(kind: str):
                 self.progress.trial_begin(trial)
 
         def run_trial(self, trial, *args, **kwargs):
+            from .interrupts import defer_ctrl_c
+
             start = time.perf_counter()
             try:
-                histories = super().run_trial(trial, *args, **kwargs)
+                with defer_ctrl_c():  # building and fitting: Ctrl-C only at safe points
+                    histories = super().run_trial(trial, *args, **kwargs)
             except KeyboardInterrupt:
                 self._interrupted(trial, time.perf_counter() - start, "")
                 raise
@@ -224,8 +227,11 @@ def _tuner_class(kind: str):
                 # the evaluation writes model.keras, the trial's checkpoint, before the
                 # oracle hears that the trial ended: from then on Hyperband may continue
                 # it, on another worker too
+                from .interrupts import defer_ctrl_c
+
                 try:
-                    record = record_trial(self, trial, *fit)
+                    with defer_ctrl_c():
+                        record = record_trial(self, trial, *fit)
                 except KeyboardInterrupt:
                     self._interrupted(trial, fit[1], " during its evaluation")
                     raise
@@ -262,8 +268,9 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     Holds the project's lock file while it runs: a second search of the same project
     refuses to start. Keras' global dtype policy (``--mixed-precision`` sets it for each
     trial's model) is restored afterwards: models built later in the same process are
-    not mixed by accident. A Ctrl-C that lands in the garbage collection between trials
-    still stops it (see ``interrupts``).
+    not mixed by accident. A Ctrl-C during a trial is taken between batches, never
+    inside TensorFlow, and one that lands in the garbage collection between trials still
+    stops it (see ``interrupts``).
     """
     import keras
 
