@@ -188,16 +188,18 @@ def predict_batches(model, x, batch_size: int = 256):
     iterator and callbacks Keras builds for every ``predict`` call: on 256 validation
     images at 64 px that setup took as long as the arithmetic (CPU, TensorFlow), and a
     trial predicts its validation split after every epoch. Works on any Keras backend.
+    A Ctrl-C is raised between batches (``interrupts.defer_ctrl_c``).
     """
     import numpy as np
 
     x = np.asarray(x)
     if len(x) == 0:  # Keras' predict fails here; an empty result has the output's shape
         return np.zeros((0, *tuple(model.outputs[0].shape[1:])), dtype=np.float32)
-    from .interrupts import raise_if_interrupted
+    from .interrupts import defer_ctrl_c, raise_if_interrupted
 
     outputs = []
-    for i in range(0, len(x), batch_size):
-        raise_if_interrupted()  # a safe point for a held-back Ctrl-C
-        outputs.append(np.asarray(model.predict_on_batch(x[i:i + batch_size])))
+    with defer_ctrl_c():  # not inside the predict step's tracing: between batches
+        for i in range(0, len(x), batch_size):
+            raise_if_interrupted()
+            outputs.append(np.asarray(model.predict_on_batch(x[i:i + batch_size])))
     return np.concatenate(outputs)

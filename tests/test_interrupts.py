@@ -167,3 +167,37 @@ def test_a_ctrl_c_during_training_stops_the_fit_at_the_end_of_that_batch(python_
               callbacks=[SignalDuringBatch()])
     assert ended == [0, 1]  # batch 1 finished; batch 2 never started
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_while_the_predict_step_is_traced_is_raised_between_batches(
+        python_sigint_handler):
+    """The signal goes off while TensorFlow traces the predict step (a layer's ``call``
+    runs then): the first batch still completes, and the interrupt comes before the next."""
+    import keras
+    import numpy as np
+
+    from autopneumo.backend import predict_batches
+
+    class SignalWhenTraced(keras.layers.Layer):
+        armed = False  # not while the model is built
+
+        def call(self, x):
+            if self.armed:
+                signal.raise_signal(signal.SIGINT)
+            return x
+
+    model = keras.Sequential([keras.Input((4,)), SignalWhenTraced(), keras.layers.Dense(1)])
+    SignalWhenTraced.armed = True
+    completed = []
+    predict_on_batch = model.predict_on_batch
+
+    def counting(x):
+        out = predict_on_batch(x)
+        completed.append(len(x))
+        return out
+
+    model.predict_on_batch = counting
+    with pytest.raises(KeyboardInterrupt):
+        predict_batches(model, np.zeros((10, 4), np.float32), batch_size=4)
+    assert completed == [4]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -66,6 +66,13 @@ def gradcam(model: Any, images: np.ndarray, threshold: float = 0.5,
     normal one. The probability itself saturates at 0 or 1 for a confident model, and its
     gradient underflows to zero, which would leave every confident map empty.
     """
+    from ..interrupts import defer_ctrl_c
+
+    with defer_ctrl_c():  # a Ctrl-C waits for the maps, never lands inside TensorFlow
+        return _gradcam(model, images, threshold, layer)
+
+
+def _gradcam(model: Any, images: np.ndarray, threshold: float, layer: Any | None):
     import keras
     import tensorflow as tf
 
