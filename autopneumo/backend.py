@@ -8,6 +8,7 @@ functions here then leave TensorFlow alone."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -131,6 +132,30 @@ def configure_threads(threads: int | None = None) -> int | None:
 
 
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """While a search runs, Python's garbage collector leaves alone the objects that
+    existed when it started (``gc.freeze``): TensorFlow's and Keras' modules, the data
+    set, the tuner, some 400,000 objects that live as long as the search anyway.
+
+    keras-tuner collects twice before each trial's build (``clear_session`` and a
+    ``gc.collect`` of its own) and the search once after each trial; each full collection
+    walked all of them, about 0.2 s on a 2-core CPU, 0.6 s a trial. With them frozen a
+    collection takes a few milliseconds and still frees every trial's model, graphs and
+    cycles (all created later). A collection first, so no garbage of the time before is
+    frozen; ``gc.unfreeze`` at the end. Does nothing if something else froze the heap.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def custom_gradient_names() -> set[str]:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import import_tensorflow_quietly
+from .backend import frozen_heap, import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
 from .paths import DEFAULT_RUNS_DIR
 
@@ -374,17 +374,8 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
 
         callbacks.append(StopAtDeadline(deadline))
     try:
-        if config.role == "chief":
-            from .distributed import Watchdog
-
-            with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
-                tuner.search(verbose=0)
-        else:
-            if config.role == "worker":
-                from .distributed import pace_idle_answers
-
-                pace_idle_answers(tuner.oracle)
-            tuner.search(verbose=0, callbacks=callbacks)
+        with frozen_heap():  # each trial's garbage collections skip what outlives it
+            _run_tuner(tuner, config, project_dir, callbacks)
     except RuntimeError as exc:
         if "consecutive failures" not in str(exc):
             raise
@@ -402,6 +393,20 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def _run_tuner(tuner, config: SearchConfig, project_dir: Path, callbacks: list) -> None:
+    if config.role == "chief":
+        from .distributed import Watchdog
+
+        with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
+            tuner.search(verbose=0)
+    else:
+        if config.role == "worker":
+            from .distributed import pace_idle_answers
+
+            pace_idle_answers(tuner.oracle)
+        tuner.search(verbose=0, callbacks=callbacks)
 
 
 def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:

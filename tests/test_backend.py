@@ -118,3 +118,44 @@ def test_keras_backend_reads_the_config_without_importing_keras(tmp_path, config
     agree = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env=env, timeout=300, check=True).stdout.split()
     assert agree == [expected]
+
+
+class _Cycle:
+    """Garbage only a collection frees: it refers to itself; says when it is freed."""
+
+    def __init__(self, freed: list):
+        self.me, self.freed = self, freed
+
+    def __del__(self):
+        self.freed.append(True)
+
+
+def test_frozen_heap_freezes_what_exists_yet_frees_what_comes_later():
+    import gc
+
+    from autopneumo.backend import frozen_heap
+
+    before, inside = [], []
+    _Cycle(before)  # garbage from before the block: collected, not frozen
+    with frozen_heap():
+        assert before == [True]
+        assert gc.get_freeze_count() > 0
+        _Cycle(inside)
+        gc.collect()
+        assert inside == [True]  # a trial's garbage still goes
+    assert gc.get_freeze_count() == 0
+
+
+def test_frozen_heap_leaves_a_heap_someone_else_froze_as_it_was():
+    import gc
+
+    from autopneumo.backend import frozen_heap
+
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == count
+    finally:
+        gc.unfreeze()

@@ -248,6 +248,7 @@ class _RssProbe:
 
     def __init__(self):
         self.rss = []
+        self.frozen = []
 
     def search_begin(self, config, done):
         pass
@@ -258,6 +259,7 @@ class _RssProbe:
     def trial_end(self, record):
         with open("/proc/self/status") as fh:
             self.rss.append(next(int(ln.split()[1]) for ln in fh if ln.startswith("VmRSS")))
+        self.frozen.append(gc.get_freeze_count())
 
     def epoch_callback(self):
         import keras
@@ -277,6 +279,8 @@ def test_memory_does_not_grow_across_ten_trials(tiny_kermany, tmp_path):
     assert len(probe.rss) == 10
     # generous: graphs and models of finished trials must be freed, not kept
     assert probe.rss[-1] <= probe.rss[2] * 1.25, probe.rss
+    # the collections between trials skip what the search started with, and only then
+    assert min(probe.frozen) > 100_000 and gc.get_freeze_count() == 0
     # exact: no traced graph of a finished trial stays alive (TensorFlow's global registry
     # of custom gradients kept ~50 per trial before autopneumo released them)
     assert custom_gradient_names() == gradients_before
