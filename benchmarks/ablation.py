@@ -100,6 +100,11 @@ CONFIGS: dict[str, tuple] = {
         "base_cnn", "photometric", 64, {"train.standardize": True, "train.ema": True}, 0),
     "photometric + standardize + ema": (
         "base_cnn", "photometric", 128, {"train.standardize": True, "train.ema": True}, 0),
+    # thirteenth session: AdamW with a cosine schedule (seventh session's best single seed
+    # without standardisation) on top of "photometric + standardize"
+    "photometric + standardize + adamw + cosine": (
+        "base_cnn", "photometric", 128,
+        {"train.standardize": True, "train.optimizer": "adamw", "train.schedule": "cosine"}, 0),
 }
 CHANNELS = {"photometric RGB": 3, "photometric 64 px RGB": 3}  # 1 (grey) for the others
 COLUMNS = ("precision", "recall", "auc", "accuracy", "specificity", "prec_at_recall")
