@@ -84,11 +84,12 @@ def defer_ctrl_c() -> Iterator[None]:
     """While active, a first Ctrl-C waits for the next safe point (see the module's
     docstring). Nests; does nothing outside the main thread or where SIGINT does not
     raise ``KeyboardInterrupt`` (ignored, or handled by someone else)."""
+    if threading.current_thread() is not threading.main_thread() or (
+            _Deferral.depth == 0
+            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield  # signals reach the main thread only; the nesting count is the main thread's
+        return
     if _Deferral.depth == 0:
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-            yield
-            return
         _Deferral.previous = signal.signal(signal.SIGINT, _defer)
         _Deferral.pending = False
     _Deferral.depth += 1

@@ -201,3 +201,23 @@ def test_a_ctrl_c_while_the_predict_step_is_traced_is_raised_between_batches(
         predict_batches(model, np.zeros((10, 4), np.float32), batch_size=4)
     assert completed == [4]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_another_thread_neither_takes_nor_changes_the_main_threads_deferral(
+        python_sigint_handler):
+    import threading
+
+    from autopneumo.interrupts import _Deferral, defer_ctrl_c
+
+    seen = []
+
+    def worker():
+        with defer_ctrl_c():
+            seen.append(_Deferral.depth)
+
+    with defer_ctrl_c():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert _Deferral.depth == 1
+    assert seen == [1] and _Deferral.depth == 0
