@@ -66,9 +66,7 @@ class _Deferral:
 
 
 def _defer(signum, frame) -> None:
-    if _Deferral.pending:  # the second Ctrl-C: now, wherever it lands
-        _Deferral.pending = False
-        raise KeyboardInterrupt
+    raise_if_interrupted()  # the second Ctrl-C: now, wherever it lands
     _Deferral.pending = True
 
 
@@ -95,10 +93,11 @@ def defer_ctrl_c() -> Iterator[None]:
     _Deferral.depth += 1
     try:
         yield
+    except KeyboardInterrupt:
+        _Deferral.pending = False  # this is the interrupt
+        raise
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            _Deferral.pending = False  # this is the interrupt
-        elif _Deferral.pending:  # another error on the way out must not lose the Ctrl-C
+        if _Deferral.pending:  # another error on the way out must not lose the Ctrl-C
             _Deferral.pending = False
             raise KeyboardInterrupt from exc
         raise

@@ -17,6 +17,7 @@ from typing import Any
 
 from .backend import frozen_heap, import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
+from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
 
 DEADLINE_LOG = "stopped_at_deadline"  # in a trial's history: the time budget ended its fit
@@ -178,8 +179,6 @@ def _tuner_class(kind: str):
                 self.progress.trial_begin(trial)
 
         def run_trial(self, trial, *args, **kwargs):
-            from .interrupts import defer_ctrl_c
-
             start = time.perf_counter()
             try:
                 with defer_ctrl_c():  # building and fitting: Ctrl-C only at safe points
@@ -227,8 +226,6 @@ def _tuner_class(kind: str):
                 # the evaluation writes model.keras, the trial's checkpoint, before the
                 # oracle hears that the trial ended: from then on Hyperband may continue
                 # it, on another worker too
-                from .interrupts import defer_ctrl_c
-
                 try:
                     with defer_ctrl_c():
                         record = record_trial(self, trial, *fit)
@@ -273,8 +270,6 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     stops it (see ``interrupts``).
     """
     import keras
-
-    from .interrupts import keep_ctrl_c
 
     policy = keras.config.dtype_policy()
     try:
