@@ -1,10 +1,11 @@
 """Ensemble every run of a group of saved runs, with no selection among them.
 
 Each group is one or more glob patterns (``|`` between them) of run folders that hold a
-``predictions.csv`` (ablation runs, trials, retrainings). The members' probabilities (or
-log-odds, ``--combine logit``) are averaged over the validation and test images they all
-scored; the threshold is chosen on the ensemble's validation scores with the trials' rule
-(best precision at the recall target) and the test split is scored once. Each member's
+``predictions.csv`` (ablation runs, trials, retrainings), all scored on the same
+validation and test files (``autopneumo ensemble``'s check). The members' probabilities
+(or log-odds, ``--combine logit``) are averaged; the threshold is chosen on the
+ensemble's validation scores with the trials' rule (best precision at the recall target)
+and the test split is scored once. Each member's
 own test precision and AUC are listed under the group.
 
 Exploratory, like the ablation: it reads test labels to report, never to choose.
@@ -19,36 +20,19 @@ import glob
 import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def aligned(preds: list[dict], split: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The labels and each member's scores on the images every member scored."""
-    files = sorted(set.intersection(*[set(p[split]["file"]) for p in preds]))
-    labels, scores = None, []
-    for p in preds:
-        index = {f: i for i, f in enumerate(p[split]["file"])}
-        order = [index[f] for f in files]
-        y = p[split]["label"][order]
-        if labels is not None and not (y == labels).all():
-            raise SystemExit(f"the members disagree on the {split} labels")
-        labels = y
-        scores.append(p[split]["probability"][order])
-    return labels, scores
-
-
-def score(preds: list[dict], combine: str, target: float) -> tuple[int, dict]:
-    from autopneumo.ensemble import combine_scores
+def score(saved: list[dict], files: dict, labels: dict, combine: str,
+          target: float) -> dict:
+    from autopneumo.ensemble import _saved_scores, combine_scores
     from autopneumo.objective import binary_metrics, precision_at_recall
 
-    y_val, s_val = aligned(preds, "val")
-    y_test, s_test = aligned(preds, "test")
-    point = precision_at_recall(y_val, combine_scores(s_val, combine), target)
-    return len(y_val), binary_metrics(y_test, combine_scores(s_test, combine),
-                                      point.threshold, target)
+    scores = _saved_scores(saved, files)
+    mean = {s: combine_scores([m[s] for m in scores], combine) for s in ("val", "test")}
+    point = precision_at_recall(labels["val"], mean["val"], target)
+    return binary_metrics(labels["test"], mean["test"], point.threshold, target)
 
 
 def main() -> None:
@@ -57,22 +41,28 @@ def main() -> None:
     parser.add_argument("--combine", default="probability,logit")
     parser.add_argument("--recall-target", type=float, default=0.95)
     args = parser.parse_args()
-    from autopneumo.evaluation import read_predictions
+    from autopneumo.ensemble import _common_split, _read_member_predictions
+    from autopneumo.errors import RunsError
 
     for group in args.groups:
         dirs = sorted({Path(d) for pattern in group.split("|") for d in glob.glob(pattern)
                        if (Path(d) / "predictions.csv").is_file()})
         if not dirs:
             raise SystemExit(f"{group}: no run folder with a predictions.csv")
-        preds = [read_predictions(d) for d in dirs]
+        try:  # the same validation and test files in every run, or one line naming them
+            saved = [_read_member_predictions(d) for d in dirs]
+            files, labels = _common_split([{"trial_dir": str(d)} for d in dirs], saved)
+        except RunsError as exc:
+            raise SystemExit(f"{group}: {exc}") from None
         print(f"{group}: {len(dirs)} runs")
         for combine in args.combine.split(","):
-            n_val, m = score(preds, combine, args.recall_target)
-            print(f"  ensemble ({combine} mean, {n_val} validation images): precision "
-                  f"{m['precision']:.3f} recall {m['recall']:.3f} AUC {m['auc']:.3f} "
-                  f"accuracy {m['accuracy']:.3f} specificity {m['specificity']:.3f}")
-        for d, p in zip(dirs, preds, strict=True):
-            _, m = score([p], "probability", args.recall_target)
+            m = score(saved, files, labels, combine, args.recall_target)
+            print(f"  ensemble ({combine} mean, {len(labels['val'])} validation images): "
+                  f"precision {m['precision']:.3f} recall {m['recall']:.3f} AUC "
+                  f"{m['auc']:.3f} accuracy {m['accuracy']:.3f} specificity "
+                  f"{m['specificity']:.3f}")
+        for d, one in zip(dirs, saved, strict=True):
+            m = score([one], files, labels, "probability", args.recall_target)
             print(f"    {d}: precision {m['precision']:.3f} AUC {m['auc']:.3f}")
 
 
