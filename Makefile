@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AP := $(BIN)/autopneumo
 DATA ?= $(AUTOPNEUMO_DATA)
+# where this project's machines keep the Kermany set (the tests' default too)
+SHARED_DATA ?= ../shared/data/chest_xray
 DEMO_RUNS ?= runs/demo
 DEMO_OUT ?= reports/demo
 
@@ -19,9 +21,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A short real search (two policies of the classroom CNN, 2 trials each, 48 px, 3 epochs)
-# and a report. Data: DATA=... or AUTOPNEUMO_DATA; with neither, PneumoniaMNIST is downloaded.
+# and a report. Data: DATA=... or AUTOPNEUMO_DATA, else SHARED_DATA where that folder
+# exists, else PneumoniaMNIST is downloaded.
 demo: $(STAMP)
 	@data="$(DATA)"; \
+	if [ -z "$$data" ] && [ -d "$(SHARED_DATA)" ]; then data="$(SHARED_DATA)"; echo "demo: data from $$data"; fi; \
 	if [ -z "$$data" ]; then data=$$($(AP) data download) || exit 2; fi; \
 	for policy in none flip; do \
 	  $(AP) search --family base_cnn --augment $$policy --data "$$data" --image-size 48 \
