@@ -41,10 +41,11 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RunsError(f"runs folder not found: {runs_dir}")
-    frame = search_trials(leaderboard(runs_dir))  # an ensemble row is not a trial to retrain
+    frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if best.empty:
-        raise RunsError(f"{runs_dir}: no completed trial to finalize")
+        raise RunsError(f"{runs_dir}: no completed search trial to finalize "
+                        "(reference runs and ensembles are never retrained)")
     rows = []
     folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):

@@ -61,10 +61,11 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
         raise OptionError(f"--top must be positive, got {top}")
     if not Path(runs_dir).is_dir():
         raise RunsError(f"runs folder not found: {runs_dir}")
-    frame = search_trials(leaderboard(runs_dir))  # an ensemble row has no model file
+    frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:
-        raise RunsError(f"{runs_dir}: no completed trial to export")
+        raise RunsError(f"{runs_dir}: no completed search trial to export "
+                        "(reference runs and ensembles are never exported)")
     out = Path(out)
     written = []
     for rank, (_, row) in enumerate(done.iterrows(), start=1):

@@ -62,15 +62,18 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
 
 
 def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are one trained model of a registered family: what ``finalize`` may
-    retrain and ``export`` may copy (never an ensemble row)."""
+    """The rows that are one searched model of a registered family: what ``finalize`` may
+    retrain and ``export`` may copy. Never an ensemble row, nor a reference run (the
+    classroom models: their validation images share patients with their training images,
+    so their validation objective is not comparable with a search trial's)."""
     if frame.empty:
         return frame
     from .registry import FAMILIES
 
     ensemble = frame["ensemble"].astype(bool) if "ensemble" in frame else False
+    reference = frame["reference"].astype(bool) if "reference" in frame else False
     known = frame["family"].map(lambda f: isinstance(f, str) and f in FAMILIES)
-    return frame[~ensemble & known.astype(bool)]
+    return frame[~ensemble & ~reference & known.astype(bool)]
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 import autopneumo
 from autopneumo.baseline import CLASSROOM, classroom
 from autopneumo.data import load_dataset
+from autopneumo.errors import RunsError
 from autopneumo.finalize import finalize
 
 
@@ -42,16 +43,10 @@ def test_classroom_reference_runs_and_finalize(tiny_kermany, tmp_path):
     board = autopneumo.leaderboard(runs)
     assert board["reference"].all() and len(board) == 3
 
-    summary = finalize(runs, top=1, seeds=2)
-    assert len(summary) == 1 and summary.iloc[0]["seeds"] == 2
-    finals = sorted((runs / "_finalize").rglob("final.json"))
-    assert len(finals) == 2
-    values = [json.loads(p.read_text())["test"]["precision"] for p in finals]
-    assert summary.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
-    assert summary.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
-    board = autopneumo.leaderboard(runs)  # finalisation runs are not trials; their
-    assert len(board) == 4 and board["ensemble"].sum() == 1  # ensemble is one marked row
-    assert board[board["ensemble"]]["policy"].item() == f"2 seeds of {summary.iloc[0]['trial_id']}"
+    # reference runs are never retrained: their image-level split makes their validation
+    # objective incomparable (and retraining would not follow their recipe)
+    with pytest.raises(RunsError, match="no completed search trial to finalize"):
+        finalize(runs, top=1, seeds=2)
 
 
 @pytest.mark.slow
@@ -79,6 +74,14 @@ def test_finalize_resumes_reusing_the_seeds_already_retrained(tiny_kermany, tmp_
     again = finalize(runs, top=1, seeds=2)  # seed 0 is done: only seed 1 trains
     assert trained == [1]
     assert again.iloc[0]["seeds"] == 2 and again.iloc[0]["reused"] == 1
+    finals = sorted((runs / "_finalize").rglob("final.json"))
+    assert len(finals) == 2
+    values = [json.loads(p.read_text())["test"]["precision"] for p in finals]
+    assert again.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
+    assert again.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
+    board = autopneumo.leaderboard(runs)  # finalisation runs are not trials; their
+    assert len(board) == 2 and board["ensemble"].sum() == 1  # ensemble is one marked row
+    assert board[board["ensemble"]]["policy"].item() == f"2 seeds of {again.iloc[0]['trial_id']}"
     runs_csv = pd.read_csv(runs / "_finalize" / "runs.csv")
     assert runs_csv.loc[runs_csv.seed == 0, "precision"].item() == pytest.approx(
         first.iloc[0]["precision_mean"])
@@ -91,7 +94,7 @@ def test_finalize_resumes_reusing_the_seeds_already_retrained(tiny_kermany, tmp_
 
 
 def test_finalize_names_a_missing_runs_folder(tmp_path):
-    from autopneumo.errors import OptionError, RunsError
+    from autopneumo.errors import OptionError
 
     with pytest.raises(RunsError, match=f"^runs folder not found: {tmp_path / 'missing'}$"):
         finalize(tmp_path / "missing")

@@ -4,6 +4,7 @@ and one tiny real search for ``--tta`` end to end through the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,6 +70,47 @@ def test_ensemble_averages_the_top_trials_by_validation(runs):
         binary_metrics(test.label, test.probability, expected["threshold"], 0.95), nan_ok=True)
     lo, hi = record["test_ci"]["auc"]
     assert lo <= record["test"]["auc"] <= hi
+
+
+def test_finalize_and_export_never_take_a_reference_run(runs, tmp_path, monkeypatch):
+    """The reference run is first on validation (its split leaks patients): finalize and
+    export, like ensemble, choose among the search trials."""
+    from autopneumo.finalize import finalize
+    from autopneumo.inference import CARD_FILE
+    from autopneumo.leaderboard import search_trials
+
+    for trial in ("a", "ref"):  # the reference run first on validation; data folders named
+        path = trial_dir(runs, "base_cnn", "none", trial) / "record.json"
+        record = json.loads(path.read_text())
+        record["val"]["objective"] = {"a": 0.9, "ref": 1.0}[trial]
+        record["data"] = {"path": f"data-{trial}", "image_size": 32, "channels": 1,
+                          "split_seed": 0}
+        path.write_text(json.dumps(record))
+    board = autopneumo.leaderboard(runs)
+    assert board.iloc[0]["trial_id"] == "ref" and board.iloc[0]["reference"]
+    assert search_trials(board)["trial_id"].tolist() == ["a", "b", "c", "f"]
+    (trial_dir(runs, "base_cnn", "none", "a") / "model.keras").write_bytes(b"weights")
+    [winner] = export(runs, tmp_path / "winner")
+    assert json.loads((winner / CARD_FILE).read_text())["trial_id"] == "a"
+
+    loaded = []
+
+    def load_dataset(path, *args, **kwargs):  # finalize reads the chosen trial's data first
+        loaded.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("autopneumo.data.load_dataset", load_dataset)
+    with pytest.raises(KeyboardInterrupt):
+        finalize(runs, top=1, seeds=1)
+    assert loaded == ["data-a"]
+    monkeypatch.undo()
+    only_refs = tmp_path / "refs"
+    ref = trial_dir(runs, "base_cnn", "none", "ref")
+    shutil.copytree(ref, only_refs / "base_cnn__none" / ref.name)
+    with pytest.raises(RunsError, match="no completed search trial to finalize"):
+        finalize(only_refs, top=1, seeds=1)
+    with pytest.raises(RunsError, match="no completed search trial to export"):
+        export(only_refs, tmp_path / "none")
 
 
 def test_members_are_aligned_by_file_not_by_row_order(runs):
