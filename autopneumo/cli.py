@@ -483,7 +483,8 @@ def ensemble(top: int, runs_dir: Path, tta: bool, combine: str) -> None:
     click.echo(f"validation: objective {val['objective']:.4f}, precision "
                f"{val['prec_at_recall']:.3f} at recall >= {record['recall_target']}, "
                f"threshold {record['threshold']:.4f}")
-    click.echo(f"test ({test['n']} images, 95 % bootstrap intervals): "
+    click.echo(f"test ({test['n']} images, 95 % bootstrap intervals over "
+               f"{record.get('test_ci_resampled') or 'images'}): "
                + ", ".join(metric(m) for m in ("precision", "recall", "auc")))
     click.echo(f"record: {record['_path']}")
 

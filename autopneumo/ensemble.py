@@ -33,6 +33,7 @@ import pandas as pd
 
 from .atomic import atomic_write_json
 from .backend import predict_batches
+from .data.patients import patients_of
 from .errors import OptionError, RunsError
 from .evaluation import (
     MODEL_FILE,
@@ -44,7 +45,7 @@ from .evaluation import (
 )
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard
-from .objective import binary_metrics, bootstrap_intervals, validation_summary
+from .objective import CI_RESAMPLED, binary_metrics, bootstrap_intervals, validation_summary
 from .paths import DEFAULT_RUNS_DIR
 
 ENSEMBLE_DIR = "_ensemble"
@@ -163,7 +164,8 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     val = validation_summary(labels["val"], p_val, target)
     threshold = val["threshold"]
     test = binary_metrics(labels["test"], p_test, threshold, target)
-    test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot)
+    test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot,
+                                  groups=patients_of(files["test"]))
 
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,7 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
         "threshold": threshold,
         "test": test,
         "test_ci": {k: list(v) for k, v in test_ci.items()},
+        "test_ci_resampled": CI_RESAMPLED,
         "history": {},
         "epochs_run": None,
         "best_epoch": None,

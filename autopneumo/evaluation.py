@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .backend import predict_batches
-from .objective import binary_metrics, bootstrap_intervals, validation_summary
+from .objective import CI_RESAMPLED, binary_metrics, bootstrap_intervals, validation_summary
 from .provenance import environment
 
 RECORD_FILE = "record.json"
@@ -81,7 +81,8 @@ class Evaluator:
         threshold = val["threshold"] if threshold is None else float(threshold)
         p_test = predict_batches(model, ds.test.x).ravel()
         test = binary_metrics(ds.test.y, p_test, threshold, self.recall_target)
-        test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot)
+        test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot,
+                                      groups=ds.test.patients)
         trial_dir.mkdir(parents=True, exist_ok=True)
         model.save(trial_dir / MODEL_FILE)
         _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)
@@ -93,6 +94,7 @@ class Evaluator:
             threshold=threshold,
             test=test,
             test_ci={k: list(v) for k, v in test_ci.items()},
+            test_ci_resampled=CI_RESAMPLED,
             history=history,
             epochs_run=len(history.get("loss", [])),
             best_epoch=int(np.argmax(objective)) + 1 if objective else None,

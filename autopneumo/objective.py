@@ -17,6 +17,8 @@ import numpy as np
 OBJECTIVE = "val_objective"  # the name keras-tuner optimises; not a Keras registry key
 DEFAULT_RECALL_TARGET = 0.95
 _PRECISION_QUANTUM = 1e-4
+# what the test intervals of a record resample (records without the field: images)
+CI_RESAMPLED = "patients"
 
 
 @dataclass(frozen=True)
@@ -135,22 +137,44 @@ def weighted_auc(counts: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.nd
         return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
+def resample_counts(n: int, n_boot: int, seed: int = 0, groups=None) -> np.ndarray:
+    """(n_boot, n) multiplicities of a case bootstrap, one row a resample.
+
+    With ``groups`` (one id per sample: the patient) whole groups are drawn with
+    replacement and each sample counts as often as its group was drawn: a cluster
+    bootstrap, because images of one patient are not independent observations. Without,
+    or with one group per sample, it is the plain bootstrap over samples. One matrix serves
+    both models of a paired comparison, so their differences are on the same resamples.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    groups = np.asarray(groups).ravel()
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group ids for {n} samples")
+    _, codes = np.unique(groups, return_inverse=True)
+    k = int(codes.max()) + 1 if n else 0
+    per_group = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+    return per_group[:, codes]
+
+
 def bootstrap_intervals(
     y_true, scores, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    groups=None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for accuracy, precision, recall, specificity, F1, AUC.
 
-    Each resample is a vector of multiplicities, so all resamples are computed at once;
-    AUC uses the Mann-Whitney form with tied scores counted half.
+    ``groups`` (the patient of each image) makes it a cluster bootstrap over patients
+    (``resample_counts``); without, images are resampled one by one. Each resample is a
+    vector of multiplicities, so all resamples are computed at once; AUC uses the
+    Mann-Whitney form with tied scores counted half.
     """
     y = np.asarray(y_true).astype(bool).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     n = len(y)
     if n == 0:
         return {}
-    rng = np.random.default_rng(seed)
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), rng.integers(0, n, n_boot * n)), 1.0)
+    counts = resample_counts(n, n_boot, seed, groups)
     pred = s >= threshold
     tp = counts @ (pred & y)
     fp = counts @ (pred & ~y)
@@ -158,7 +182,7 @@ def bootstrap_intervals(
     fn = counts @ (~pred & y)
     with np.errstate(invalid="ignore", divide="ignore"):
         samples = {
-            "accuracy": (tp + tn) / n,
+            "accuracy": (tp + tn) / counts.sum(axis=1),
             "precision": tp / (tp + fp),
             "recall": tp / (tp + fn),
             "specificity": tn / (tn + fp),

@@ -4,7 +4,7 @@ A model can learn a data set's accidents instead of the disease: in a folder whe
 class was scanned on other machines, file size, image dimensions or the borders (text
 markers, collimation, padding) may give the label away. For each feature group a
 logistic regression on standardised features is fitted on train + val and scored on the
-official test split (AUC with a 95 % bootstrap interval):
+official test split (AUC with a 95 % bootstrap interval over patients):
 
 - ``bytes``: the file size (log bytes);
 - ``dimensions``: the original width, height and aspect ratio, read from the header
@@ -69,6 +69,7 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
     files = np.asarray(decoded.files).astype(str)
     y = np.asarray(decoded.labels).astype(int)
     is_test = np.asarray(decoded.splits) == "test"
+    patients = np.asarray(decoded.patients).astype(str)
     for name, mask in (("train + val", ~is_test), ("test", is_test)):
         if len(np.unique(y[mask])) < 2:
             raise DataError(f"{root}: {name} needs readable images of both classes")
@@ -83,7 +84,8 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
         x = features[group]
         scores = _fit_score(x[~is_test], y[~is_test], x[is_test])
         auc = _auc(y[is_test], scores)
-        lo, hi = bootstrap_intervals(y[is_test], scores, 0.5, n_boot=n_boot, seed=seed)["auc"]
+        lo, hi = bootstrap_intervals(y[is_test], scores, 0.5, n_boot=n_boot, seed=seed,
+                                     groups=patients[is_test])["auc"]
         rows.append({"group": group, "features": what, "n_features": x.shape[1],
                      "n_train": int((~is_test).sum()), "n_test": int(is_test.sum()),
                      "test_auc": auc, "test_auc_lo": lo, "test_auc_hi": hi,

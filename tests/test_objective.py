@@ -332,6 +332,40 @@ def test_bootstrap_intervals_shrink_with_a_larger_sample():
         assert 0.35 * w_small < w_big < 0.7 * w_small, key
 
 
+def test_patient_bootstrap_counts_a_patients_images_together():
+    from autopneumo.objective import resample_counts
+
+    groups = np.array(["p1", "p2", "p2", "p3", "p3", "p3", "p4"])
+    counts = resample_counts(len(groups), 500, seed=3, groups=groups)
+    assert counts.shape == (500, 7)
+    for members in ([1, 2], [3, 4, 5]):  # every image of a patient drawn as often as it
+        assert np.all(counts[:, members] == counts[:, members[:1]])
+    first = counts[:, [0, 1, 3, 6]]  # one image a patient: the patient draws
+    assert np.all(first.sum(axis=1) == 4)  # four patients drawn each time
+    # one patient a sample is the plain image bootstrap, draw for draw
+    np.testing.assert_array_equal(resample_counts(7, 50, seed=1, groups=np.arange(7)),
+                                  resample_counts(7, 50, seed=1))
+    with pytest.raises(ValueError, match="3 group ids for 7 samples"):
+        resample_counts(7, 5, groups=["a", "b", "c"])
+
+
+def test_patient_bootstrap_of_copies_equals_the_image_bootstrap_of_one_image_each():
+    """Five identical images of each patient carry one patient's information: resampling
+    patients gives the interval of the de-duplicated set; resampling images pretends to
+    have five times the data and is far too narrow."""
+    y, s = _bootstrap_case(n=120, seed=6)
+    once = bootstrap_intervals(y, s, 0.5, n_boot=800, seed=2)
+    patients = np.repeat(np.arange(len(y)), 5)
+    by_patient = bootstrap_intervals(np.repeat(y, 5), np.repeat(s, 5), 0.5, n_boot=800, seed=2,
+                                     groups=patients)
+    by_image = bootstrap_intervals(np.repeat(y, 5), np.repeat(s, 5), 0.5, n_boot=800, seed=2)
+    for key in KEYS:
+        assert by_patient[key] == pytest.approx(once[key], abs=1e-12), key
+        w_patient = by_patient[key][1] - by_patient[key][0]
+        w_image = by_image[key][1] - by_image[key][0]
+        assert w_image < 0.6 * w_patient, key
+
+
 def test_bootstrap_intervals_level_and_seed():
     y, s = _bootstrap_case(n=200, seed=5)
     a = bootstrap_intervals(y, s, 0.5, n_boot=500, seed=7)

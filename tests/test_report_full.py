@@ -371,6 +371,24 @@ def test_paired_difference_contains_estimate_and_shrinks():
     assert same["precision"].verdict == "no clear difference"
 
 
+def test_paired_difference_resamples_patients_when_given():
+    """Four copies of each patient's image: resampling patients gives the difference's
+    interval on one image a patient; resampling images makes it about half as wide."""
+    y, a = _scores(150, seed=4)
+    b = np.clip(a + np.random.default_rng(5).normal(0, 0.15, 150), 0, 1)
+    once = paired_differences(y, a, 0.5, b, 0.5, n_boot=400, seed=1)
+    rep = [np.repeat(v, 4) for v in (y, a, b)]
+    patients = np.repeat(np.arange(150), 4)
+    by_patient = paired_differences(rep[0], rep[1], 0.5, rep[2], 0.5, n_boot=400, seed=1,
+                                    groups=patients)
+    by_image = paired_differences(rep[0], rep[1], 0.5, rep[2], 0.5, n_boot=400, seed=1)
+    for metric in ("precision", "auc"):
+        assert (by_patient[metric].lo, by_patient[metric].hi) == pytest.approx(
+            (once[metric].lo, once[metric].hi), abs=1e-12)
+        assert (by_image[metric].hi - by_image[metric].lo
+                < 0.7 * (by_patient[metric].hi - by_patient[metric].lo))
+
+
 def test_exact_mcnemar_p_value_matches_scipy():
     for n in (0, 1, 2, 7, 30, 101, 500):
         for k in range(0, n + 1, max(1, n // 9)):

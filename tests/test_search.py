@@ -89,6 +89,14 @@ def test_saved_model_reproduces_val_and_test_predictions(searched, tiny_kermany)
     np.testing.assert_array_equal(val.file.to_numpy(), ds.val.files)
     np.testing.assert_allclose(model.predict(ds.val.x, verbose=0).ravel(),
                                val.probability.to_numpy(), rtol=1e-5, atol=1e-6)
+    # the test intervals resample patients (the tiny set has 2 images a patient)
+    from autopneumo.objective import bootstrap_intervals
+
+    assert r["test_ci_resampled"] == "patients"
+    assert len(np.unique(ds.test.patients)) < len(ds.test.patients)
+    expected = bootstrap_intervals(test.label, test.probability, r["threshold"],
+                                   groups=ds.test.patients)
+    assert r["test_ci"] == {k: pytest.approx(list(v), nan_ok=True) for k, v in expected.items()}
 
 
 def test_the_trials_model_file_is_its_only_checkpoint(searched, tmp_path):

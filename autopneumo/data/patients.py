@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import PurePath
 
+import numpy as np
+
 # One pattern, tried in this order: person..., NORMAL2-IM-..., IM-... (one regex match per
 # file instead of three: a scan of the 5,856 files names each once)
 _PATTERN = re.compile(r"^(?:(person\d+)_|(NORMAL\d+-IM-\d+)-|(IM-\d+)-)", re.IGNORECASE)
@@ -35,6 +37,11 @@ def parse_patient_id(filename: str) -> str | None:
 def patient_id_or_file(filename: str) -> str:
     """The patient id, or a per-file id (``file:<name>``) where the name carries none."""
     return parse_patient_id(filename) or f"file:{_name(filename)}"
+
+
+def patients_of(files) -> np.ndarray:
+    """``patient_id_or_file`` of each file name (e.g. a predictions file's ``file`` column)."""
+    return np.array([patient_id_or_file(str(f)) for f in files], dtype=str)
 
 
 def _canonical(raw: str) -> str:

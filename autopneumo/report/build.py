@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import __version__
 from ..backend import predict_batches
+from ..data.patients import patients_of
 from ..evaluation import MODEL_FILE
 from . import figures as fig
 from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
@@ -164,6 +165,7 @@ class ReportBuilder:
             "recall_met": is_finite(recall) and is_finite(target) and recall >= target - 1e-12,
             "test_best": fmt_number(best.get("test_prec_at_recall")),
             "n_test": as_dict(record.get("test")).get("n"),
+            "ci_over": record.get("test_ci_resampled") or "images",
             "comparison": comparison,
             "classroom": [{"name": name, "family": fam, "policy": pol,
                            "accuracy": f"{acc:.3f}", "precision": f"{prec:.3f}",
@@ -282,7 +284,8 @@ class ReportBuilder:
                 ia, ib = pairs
                 diffs = paired_differences(pa.label[ia], pa.probability[ia], float(a["threshold"]),
                                            pb.probability[ib], float(b["threshold"]),
-                                           n_boot=self.opt.n_boot, seed=self.opt.seed)
+                                           n_boot=self.opt.n_boot, seed=self.opt.seed,
+                                           groups=patients_of(pa.file[ia]))
                 out.append({"family": family, "policy": a["policy"], "a": model_label(a),
                             "b": model_label(b), "n": len(ia), **diffs})
         return out

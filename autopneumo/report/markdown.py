@@ -32,7 +32,7 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
             f">= {headline['target']}: {headline['val']}.",
             "",
             f"- Test set at its validation threshold {headline['threshold']} "
-            f"(95 % bootstrap intervals): {metrics}.",
+            f"(95 % bootstrap intervals over {headline.get('ci_over', 'images')}): {metrics}.",
         ]
         for row in headline["comparison"][1:]:
             if row.get("ensemble"):  # kind: "ensemble: mean of ..."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..objective import weighted_auc
+from ..objective import resample_counts, weighted_auc
 from .runs import Predictions
 
 
@@ -74,13 +74,6 @@ def align(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray] | Non
     return ia, ib
 
 
-def resample_counts(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, n) multiplicities of a case bootstrap; one matrix serves both models of a
-    paired comparison, so their differences are computed on the same resampled images."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-
-
 def weighted_precision(counts: np.ndarray, y: np.ndarray, scores: np.ndarray,
                        threshold: float) -> np.ndarray:
     pred = np.asarray(scores) >= threshold
@@ -121,9 +114,10 @@ class Difference:
 
 def paired_differences(y: np.ndarray, s_a: np.ndarray, t_a: float, s_b: np.ndarray,
                        t_b: float, n_boot: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> dict[str, Difference]:
-    """Test precision (each at its own validation threshold) and AUC of a minus b."""
-    counts = resample_counts(len(y), n_boot, seed)
+                       level: float = 0.95, groups=None) -> dict[str, Difference]:
+    """Test precision (each at its own validation threshold) and AUC of a minus b;
+    ``groups`` (each image's patient) resamples patients rather than images."""
+    counts = resample_counts(len(y), n_boot, seed, groups)
     samples = {
         "precision": (weighted_precision(counts, y, s_a, t_a)
                       - weighted_precision(counts, y, s_b, t_b)),
