@@ -72,7 +72,7 @@ class Evaluator:
         start = time.perf_counter()
         record = self.base_record(trial, trial_dir) | (extra or {})
         ds = self.dataset
-        from .hypermodel import best_validation_scores
+        from .hypermodel import best_validation_scores, kept_start
 
         p_val = best_validation_scores(model, ds.val.x)  # the best epoch's, already computed
         if p_val is None:
@@ -88,6 +88,10 @@ class Evaluator:
         _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)
         history = {k: [float(x) for x in v] for k, v in (history or {}).items()}
         objective = history.get("val_objective") or []
+        # 0: a continued trial whose new epochs never beat the weights it started from,
+        # which it kept (its parent's best epoch)
+        best_epoch = (0 if kept_start(model) is not None
+                      else int(np.argmax(objective)) + 1 if objective else None)
         record.update(
             status="completed",
             val=val,
@@ -97,7 +101,8 @@ class Evaluator:
             test_ci_resampled=CI_RESAMPLED,
             history=history,
             epochs_run=len(history.get("loss", [])),
-            best_epoch=int(np.argmax(objective)) + 1 if objective else None,
+            best_epoch=best_epoch,
+            kept_start=kept_start(model) is not None,
             params=int(model.count_params()),
             compute=compute_settings(model),
             files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},

@@ -191,18 +191,32 @@ class ValidationObjective(keras.callbacks.Callback):
     weights and optimizer state (step count, moments) in memory and restores both when
     the fit ends, so the model is saved as it was at that epoch (``_snapshot`` says
     where the copies are kept).
+
+    ``score_start``: the weights the fit starts from are trained already (a Hyperband
+    trial continued from its parent's best epoch) and are scored before the first epoch;
+    they are the first candidate, so a continuation that only gets worse ends where it
+    started instead of at its best new epoch (``kept_start`` then says so).
     """
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, recall_target: float,
-                 batch_size: int = 256):
+                 batch_size: int = 256, score_start: bool = False):
         super().__init__()
         self.x_val, self.y_val = x_val, y_val
         self.recall_target = recall_target
         self.batch_size = batch_size
+        self.score_start = score_start
         self.best = -np.inf
         self.best_weights = None
         self.best_optimizer = None
         self.best_scores = None
+        self.start_summary = None
+
+    def on_train_begin(self, logs=None):
+        _KEPT_START.pop(self.model, None)
+        if self.score_start:
+            scores = predict_batches(self.model, self.x_val, self.batch_size).ravel()
+            self.start_summary = validation_summary(self.y_val, scores, self.recall_target)
+            self._keep(self.start_summary, scores)
 
     def on_epoch_end(self, epoch, logs=None):
         scores = predict_batches(self.model, self.x_val, self.batch_size).ravel()
@@ -210,10 +224,14 @@ class ValidationObjective(keras.callbacks.Callback):
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})
         if summary["objective"] > self.best:  # strictly better, as keras-tuner's checkpoint
-            self.best = summary["objective"]
-            self.best_weights = _snapshot(self.model.weights)
-            self.best_optimizer = _optimizer_state(self.model)
-            self.best_scores = scores
+            self.start_summary = None
+            self._keep(summary, scores)
+
+    def _keep(self, summary: dict[str, float], scores: np.ndarray) -> None:
+        self.best = summary["objective"]
+        self.best_weights = _snapshot(self.model.weights)
+        self.best_optimizer = _optimizer_state(self.model)
+        self.best_scores = scores
 
     def on_train_end(self, logs=None):
         """Leave the model at its best epoch: that is what gets evaluated and saved."""
@@ -223,6 +241,8 @@ class ValidationObjective(keras.callbacks.Callback):
                 _restore(self.model.optimizer.variables, self.best_optimizer)
             self.best_weights = self.best_optimizer = None
             _BEST_VALIDATION_SCORES[self.model] = (self.x_val, self.best_scores)
+        if self.start_summary is not None:
+            _KEPT_START[self.model] = self.start_summary
 
 
 def _snapshot(variables) -> list:
@@ -250,6 +270,13 @@ def _optimizer_state(model) -> list | None:
 
 
 _BEST_VALIDATION_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEPT_START: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def kept_start(model) -> dict[str, float] | None:
+    """The validation summary of the weights the model's last fit started from, where no
+    epoch of that fit beat them and the model holds them again (``score_start``)."""
+    return _KEPT_START.get(model)
 
 
 def best_validation_scores(model, x_val: np.ndarray) -> np.ndarray | None:
@@ -334,7 +361,9 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
         EpochTimer(),
         FailOnNaN(),
         *([AverageWeightsEachEpoch()] if training.get("ema") else []),  # before scoring
-        ValidationObjective(val_split.x, val_split.y, recall_target),
+        # a fit from initial_epoch > 0 continues trained weights: they are scored too
+        ValidationObjective(val_split.x, val_split.y, recall_target,
+                            score_start=initial_epoch > 0),
     ]
     if early_stopping:
         own.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",

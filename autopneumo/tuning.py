@@ -187,6 +187,15 @@ def _tuner_class(kind: str):
                 self._interrupted(trial, time.perf_counter() - start, "")
                 raise
             self._fit[trial.trial_id] = (histories[0].history, time.perf_counter() - start)
+            from .hypermodel import kept_start
+
+            last = getattr(self.hypermodel, "last_fit", None)
+            kept = kept_start(last[1]) if last is not None else None
+            if kept is not None:
+                # a Hyperband continuation whose epochs all scored below the weights it
+                # started from ends with those weights: score the trial by them, as the
+                # record will (keras-tuner would take the best new epoch of the History)
+                return [{f"val_{k}": float(v) for k, v in kept.items()}]
             return histories
 
         def _interrupted(self, trial, seconds, during: str) -> None:

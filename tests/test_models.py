@@ -193,6 +193,43 @@ def test_validation_objective_restores_the_best_epochs_optimizer_state_too():
     assert len(moments) == 4 and all(np.all(m == 1.0) for m in moments)  # Adam's m and v
 
 
+def test_a_continued_fit_that_only_gets_worse_keeps_the_weights_it_started_from():
+    """Hyperband continues a trial from its parent's best epoch: those weights are scored
+    before the first epoch and kept when no new epoch beats them (weights, optimizer
+    state and validation scores); ``kept_start`` says so. A later improvement wins."""
+    from autopneumo.hypermodel import ValidationObjective, best_validation_scores, kept_start
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    x = np.array([[v, 0.0] for v in np.linspace(-2, 2, 8)], dtype="float32")
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    dense = model.layers[-1]
+
+    def run(signs, score_start, start=1.0):  # 1.0 separates the classes, -1.0 does not
+        dense.kernel.assign([[start], [0.0]])
+        model.optimizer.iterations.assign(7)
+        callback = ValidationObjective(x, y, recall_target=0.95, score_start=score_start)
+        callback.set_model(model)
+        callback.on_train_begin()
+        for epoch, sign in enumerate(signs):
+            dense.kernel.assign([[sign], [0.0]])
+            model.optimizer.iterations.assign(10 * (epoch + 1))
+            callback.on_epoch_end(epoch, {})
+        callback.on_train_end()
+        return float(keras.ops.convert_to_numpy(dense.kernel)[0, 0])
+
+    assert run([-1.0, -0.5], score_start=True) == 1.0
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 7
+    assert kept_start(model)["prec_at_recall"] == 1.0
+    scores = best_validation_scores(model, x)
+    np.testing.assert_allclose(scores, keras.ops.convert_to_numpy(model(x)).ravel(), rtol=1e-6)
+    assert run([-0.5, -1.0], score_start=False) == -0.5  # the best new epoch, as before
+    assert kept_start(model) is None
+    assert run([-0.5, 2.0], score_start=True, start=-1.0) == 2.0  # better than the start
+    assert kept_start(model) is None
+
+
 def _moments(optimizer):
     return [v for v in optimizer.variables if v is not optimizer.iterations
             and "learning_rate" not in v.path]

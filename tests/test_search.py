@@ -335,6 +335,50 @@ def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, t
         assert r["hyperparameters"]["tuner/initial_epoch"] >= 1
 
 
+@pytest.mark.slow
+def test_a_hyperband_continuation_that_only_gets_worse_keeps_its_parents_weights(
+        tiny_kermany, tmp_path, monkeypatch):
+    """Every epoch of a continued trial ends with a constant model (the output layer's
+    kernel zeroed after each batch), never better than the parent's best epoch it starts
+    from: the trial keeps those weights, its record says so (best_epoch 0) and keras-tuner
+    scores it by them, not by its best new epoch."""
+    import keras
+
+    import autopneumo.hypermodel as hypermodel
+
+    class ZeroHead(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            head = self.model.layers[-1]
+            head.kernel.assign(keras.ops.zeros_like(head.kernel))
+
+    real_train = hypermodel.train
+
+    def train(*args, initial_epoch=0, callbacks=None, **kwargs):
+        extra = [ZeroHead()] if initial_epoch > 0 else []
+        return real_train(*args, initial_epoch=initial_epoch,
+                          callbacks=list(callbacks or []) + extra, **kwargs)
+
+    monkeypatch.setattr(hypermodel, "train", train)
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband", max_trials=4,
+                          epochs=3, image_size=32, runs_dir=tmp_path / "runs", spaces=[space],
+                          seed=2)
+    records = search(config)
+    by_id = {r["trial_id"]: r for r in records}
+    continued = [r for r in records if r["hyperparameters"].get("tuner/trial_id")]
+    assert continued
+    for r in continued:
+        parent = by_id[r["hyperparameters"]["tuner/trial_id"]]
+        assert r["kept_start"] is True and r["best_epoch"] == 0
+        assert max(r["history"]["val_objective"]) <= parent["val"]["objective"]
+        assert r["val"]["objective"] == pytest.approx(parent["val"]["objective"])
+        assert r["test"]["auc"] == pytest.approx(parent["test"]["auc"])
+        oracle_trial = json.loads((Path(r["trial_dir"]) / "trial.json").read_text())
+        assert oracle_trial["score"] == pytest.approx(r["val"]["objective"])
+    assert not any(r["kept_start"] for r in records if r not in continued)
+
+
 def test_ctrl_c_during_a_trials_evaluation_marks_it_and_the_rerun_repeats_it(
         tiny_kermany, tmp_path, monkeypatch):
     from autopneumo.evaluation import RECORD_FILE, Evaluator
