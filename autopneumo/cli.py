@@ -69,7 +69,12 @@ def data_check(path: Path) -> None:
                       str(result.patients[split]))
     console.print(table)
     console.print(f"data hash: {result.data_hash[:16]}")
-    console.print(f"patients in both train/val and test: {result.patients_train_and_test}")
+    line = f"patients in both train/val and test: {result.patients_train_and_test}"
+    if result.patients_train_and_test_by_kind != result.patients_train_and_test:
+        line += (f" ({result.patients_train_and_test_by_kind} if personN_bacteria and "
+                 "personN_virus are different patients, as the official split appears to "
+                 "number them; the validation split treats them as one, which cannot leak)")
+    console.print(line, markup=False)
     console.print(f"duplicate groups (byte-identical files): {len(result.duplicate_groups)}"
                   f" ({result.duplicates_across_splits} across splits)", markup=False)
     for group in result.duplicate_groups[:10]:

@@ -474,6 +474,7 @@ def test_check_data_counts_patients_duplicates_unreadable(kermany):
     # test: IM-0100, IM-0101, IM-0300, person100, person101, person5
     assert check.patients == {"train": 13, "val": 4, "test": 6}
     assert check.patients_train_and_test == 1  # person5
+    assert check.patients_train_and_test_by_kind == 1  # person5, virus on both sides
     assert [sorted(g) for g in check.duplicate_groups] == [
         ["test/NORMAL/IM-0300-0001.jpeg", "train/NORMAL/IM-0002-0001.jpeg"]
     ]
@@ -481,6 +482,12 @@ def test_check_data_counts_patients_duplicates_unreadable(kermany):
     assert sorted(f.path for f in check.unreadable) == sorted(bad)
     assert check.ignored == ["val/NORMAL/Thumbs.db"]
     assert check.data_hash == scan_kermany(kermany).digest()
+    # the same person number with the other kind of pneumonia: one id, two by kind
+    shutil.copy(src.parent.parent / "PNEUMONIA" / "person1_bacteria_1.jpeg",
+                kermany / "train" / "PNEUMONIA" / "person101_bacteria_7.jpeg")
+    again = check_data(kermany, workers=2)
+    assert again.patients_train_and_test == 2
+    assert again.patients_train_and_test_by_kind == 1
 
 
 def test_check_data_clean_folder(kermany):

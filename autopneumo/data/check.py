@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ class DataCheck:
     ignored: list[str]
     data_hash: str
     colour: list[str] = field(default_factory=list)  # images whose channels differ
+    # patients_train_and_test, where personN_bacteria and personN_virus count as two (Kermany's
+    # official split appears to number them separately: on the shared copy every one of
+    # the patients above is such a pair, and this count is 0)
+    patients_train_and_test_by_kind: int = 0
 
     @property
     def readable(self) -> int:
@@ -34,14 +39,20 @@ class DataCheck:
         return sum(1 for g in self.duplicate_groups if len({p.split("/")[0] for p in g}) > 1)
 
 
+_PNEUMONIA_KIND = re.compile(r"^person\d+_(bacteria|virus)")
+
+
 def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     scan = scan_kermany(root)
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
     patients: dict[str, set[str]] = defaultdict(set)
+    by_kind: dict[str, set[str]] = defaultdict(set)
     by_md5: dict[str, list[str]] = defaultdict(list)
     for e in scan.entries:
         counts[e.split][CLASSES[e.label]] += 1
         patients[e.split].add(e.patient)
+        kind = _PNEUMONIA_KIND.search(Path(e.relpath).name.lower())
+        by_kind[e.split].add(f"{e.patient}_{kind.group(1)}" if kind else e.patient)
         try:
             by_md5[_md5(scan.root / e.relpath)].append(e.relpath)
         except OSError:
@@ -57,6 +68,7 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
         counts=counts,
         patients={s: len(patients[s]) for s in SPLITS},
         patients_train_and_test=len(pool & patients["test"]),
+        patients_train_and_test_by_kind=len((by_kind["train"] | by_kind["val"]) & by_kind["test"]),
         duplicate_groups=sorted(g for g in by_md5.values() if len(g) > 1),
         unreadable=unreadable,
         ignored=list(scan.ignored),
