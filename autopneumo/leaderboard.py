@@ -54,11 +54,35 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
             ascending=[False, False, True, True], na_position="last", kind="mergesort",
         ).reset_index(drop=True)
         frame.insert(0, "rank", range(1, len(frame) + 1))
+    mixed = mixed_settings(frame)
     if top is not None:
         frame = frame.head(top)
     frame.attrs["skipped"] = skipped
+    frame.attrs["mixed"] = mixed
     frame.attrs["runs_dir"] = str(runs_dir)
     return frame
+
+
+def mixed_settings(frame: pd.DataFrame) -> list[str]:
+    """Warnings where rows ranked together cannot be compared: completed rows with
+    different recall targets, or search trials validated on different splits (other data,
+    ``--seed`` or ``--val-fraction``). Each objective is exact on its own split only."""
+    if frame.empty or "status" not in frame:
+        return []
+    done = frame[frame["status"] == "completed"]
+    out = []
+    targets = done["recall_target"].dropna().value_counts().sort_index()
+    if len(targets) > 1:
+        listed = ", ".join(f"{t:g} ({n} rows)" for t, n in targets.items())
+        out.append(f"rows ranked together used different recall targets: {listed}; "
+                   "their validation objectives are not comparable")
+    trials = done[~done["reference"].astype(bool) & ~done["ensemble"].astype(bool)]
+    splits = trials["validation_split"].dropna().value_counts().sort_index()
+    if len(splits) > 1:
+        listed = "; ".join(f"{v} ({n} trials)" for v, n in splits.items())
+        out.append(f"trials ranked together were validated on different splits: {listed}; "
+                   "compare within one (same data, --seed and --val-fraction)")
+    return out
 
 
 def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +132,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         best_epoch=r.get("best_epoch"),
         seconds=_num(seconds.get("trial")),
         image_size=(r.get("data") or {}).get("image_size"),
+        validation_split=_validation_split(r.get("data")),
         message=r.get("message"),
         trial_dir=str(Path(r["_path"]).parent),
     )
@@ -115,6 +140,14 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         if not k.startswith("tuner/"):
             row[f"hp:{k}"] = v
     return row
+
+
+def _validation_split(data: Any) -> str | None:
+    """Which validation split a record was scored on: data, split seed, fraction."""
+    if not isinstance(data, dict) or "split_seed" not in data:
+        return None
+    return (f"data {str(data.get('data_hash') or '?')[:8]}, seed {data['split_seed']}, "
+            f"val fraction {data.get('val_fraction') or 0.2:g}")
 
 
 def _num(x: Any) -> float:

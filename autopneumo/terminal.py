@@ -24,6 +24,8 @@ def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | Non
             console = Console(width=200)
     for line in frame.attrs.get("skipped", []):
         console.print(Text("skipped ", style="yellow") + Text(line))
+    for line in frame.attrs.get("mixed", []):
+        console.print(Text("warning ", style="yellow") + Text(line))
     if frame.empty:
         console.print("no trial records found")
         return

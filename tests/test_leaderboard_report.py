@@ -46,6 +46,41 @@ def test_leaderboard_top_and_skips_corrupt_records(runs):
     assert len(frame.attrs["skipped"]) == 1 and "trial_9" in frame.attrs["skipped"][0]
 
 
+def test_leaderboard_warns_when_rows_cannot_be_compared(runs, tmp_path):
+    """Validation objectives are exact on their own split and recall target only."""
+    import json
+
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    assert autopneumo.leaderboard(runs).attrs["mixed"] == []
+    paths = sorted(runs.rglob("record.json"))
+
+    def edit(path, **changes):
+        record = json.loads(path.read_text())
+        record.update(changes)
+        path.write_text(json.dumps(record))
+
+    for path in paths:  # one split everywhere: nothing to say
+        edit(path, data={"image_size": 32, "data_hash": "abcdef1234", "split_seed": 0,
+                         "val_fraction": 0.2})
+    assert autopneumo.leaderboard(runs).attrs["mixed"] == []
+    edit(paths[0], data={"image_size": 32, "data_hash": "abcdef1234", "split_seed": 1,
+                         "val_fraction": 0.2}, recall_target=0.9)
+    mixed = autopneumo.leaderboard(runs, top=1).attrs["mixed"]  # about all rows, not the top
+    assert len(mixed) == 2
+    assert mixed[0].startswith("rows ranked together used different recall targets: "
+                               "0.9 (1 rows), 0.95 (2 rows)")
+    assert "data abcdef12, seed 0, val fraction 0.2 (2 trials); " \
+           "data abcdef12, seed 1, val fraction 0.2 (1 trials)" in mixed[1]
+    out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
+    assert out.exit_code == 0 and "warning rows ranked together used different recall" in out.output
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "Not comparable: trials ranked together were validated on different splits" in page
+
+
 def test_report_numbers_match_csv_and_predictions(runs, tmp_path):
     out = tmp_path / "report"
     written = write_report(runs, out)

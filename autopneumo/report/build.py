@@ -113,6 +113,7 @@ class ReportBuilder:
             "figures": {k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
             "notes": self.notes,
             "skipped": frame.attrs.get("skipped", []),
+            "mixed": frame.attrs.get("mixed", []),
             "runs_dir": self.runs.runs_dir,
             "generated": time.strftime("%Y-%m-%d %H:%M"),
             "build_seconds": time.perf_counter() - start,

@@ -24,6 +24,8 @@ def _text(value: Any) -> str:
 def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | None = None) -> str:
     context = context or {}
     lines = [f"# autopneumo leaderboard ({len(frame)} trials, ranked by validation)", ""]
+    lines += [f"> Not comparable: {line}." for line in context.get("mixed", [])]
+    lines += [""] if context.get("mixed") else []
     headline = context.get("headline")
     if headline:
         metrics = ", ".join(f"{label} {value}" for label, value in headline["metrics"])
