@@ -220,6 +220,10 @@ class ValidationObjective(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         scores = predict_batches(self.model, self.x_val, self.batch_size).ravel()
+        if not np.all(np.isfinite(scores)):  # diverged where the training loss did not show it
+            bad = int(np.sum(~np.isfinite(scores)))
+            raise kt.errors.FailedTrialError(
+                f"{bad} validation predictions became NaN or infinite in epoch {epoch + 1}")
         summary = validation_summary(self.y_val, scores, self.recall_target)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})

@@ -166,6 +166,21 @@ def test_validation_objective_logs_exact_metrics_and_restores_the_best_epoch():
     assert set(logged[0]) >= {"val_loss", "val_accuracy", "val_auc", "val_threshold"}
 
 
+def test_validation_objective_fails_the_trial_on_non_finite_predictions():
+    import keras_tuner as kt
+
+    from autopneumo.hypermodel import ValidationObjective
+
+    y = np.array([0, 0, 1, 1])
+    stub = _StubModel([[0.1, np.nan, 0.8, 0.9]])
+    callback = ValidationObjective(np.zeros((4, 4, 4, 1)), y, recall_target=0.95)
+    callback.set_model(stub)
+    stub.epoch = 0
+    with pytest.raises(kt.errors.FailedTrialError,
+                       match="^1 validation predictions became NaN or infinite in epoch 1$"):
+        callback.on_epoch_end(0, {})
+
+
 def test_validation_objective_restores_the_best_epochs_optimizer_state_too():
     """keras-tuner's own checkpoint held the best epoch's optimizer state (step count,
     Adam's moments) with its weights; the model left at its best epoch must too, or a
