@@ -24,12 +24,24 @@ class _Group(click.Group):
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a path the user gave: a file, unwritable, missing
+            click.echo(f"Error: {_os_error(exc)}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo(
                 "\nInterrupted. Completed trials are saved; run the same command again to resume.",
                 err=True,
             )
             ctx.exit(130)
+
+
+def _os_error(exc: OSError) -> str:
+    """One line naming the file: ``PATH: reason`` (``PATH -> OTHER: reason`` for a move)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"{where}: {reason}"
 
 
 @click.group(cls=_Group)
@@ -126,7 +138,7 @@ def search_options(fn):
         click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
         click.option("--recall-target", type=float, default=0.95, show_default=True),
         click.option("--val-fraction", type=float, default=0.2, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
         click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
                      show_default=True),
         click.option("--space", "spaces", multiple=True, type=click.Path(path_type=Path),
@@ -228,7 +240,7 @@ def worker(**kw) -> None:
 @click.option("--image-size", type=int, default=128, show_default=True)
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
 @click.option("--recall-target", type=float, default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
               show_default=True)
 def study(families, policies, budget, data_path, tuner, epochs, image_size, channels,
@@ -305,10 +317,10 @@ def baseline() -> None:
 @click.option("--data", "data_path", type=click.Path(path_type=Path), envvar=DATA_ENV)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
               show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--image-size", type=int, default=None,
               help="Deviate from the study's 180 px (recorded; for quick checks only).")
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Deviate from the study's 10 epochs (recorded; for quick checks only).")
 def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
     """The classroom study's CNN, CNN + flip and ResNet-18 (180 px RGB, batch 16, 10 epochs,

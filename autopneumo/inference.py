@@ -67,11 +67,22 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
         raise RunsError(f"{runs_dir}: no completed search trial to export "
                         "(reference runs and ensembles are never exported)")
     out = Path(out)
+    targets = [out if top == 1 else out / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+               for rank, (_, row) in enumerate(done.iterrows(), start=1)]
+    for _, row in done.iterrows():
+        if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():
+            raise RunsError(f"{row['trial_dir']}: no {MODEL_FILE} to export")
+    for target in targets:  # never overwrite a model that is not an earlier export
+        if (target / MODEL_FILE).exists() and not (target / CARD_FILE).exists():
+            raise RunsError(f"--out {target}: holds a {MODEL_FILE} that is not an earlier "
+                            "export (a trial's folder?); choose another --out")
+        if (target / RECORD_FILE).exists():
+            raise RunsError(f"--out {target}: is a trial's folder; choose another --out")
     written = []
-    for rank, (_, row) in enumerate(done.iterrows(), start=1):
+    for rank, (target, (_, row)) in enumerate(zip(targets, done.iterrows(), strict=True),
+                                              start=1):
         trial_dir = Path(row["trial_dir"])
         record = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
-        target = out if top == 1 else out / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
         card = model_card(record) | {"rank_by_validation": rank}

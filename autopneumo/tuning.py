@@ -92,6 +92,11 @@ class SearchConfig:
             raise OptionError(f"unknown --strategy {self.strategy!r}; known: mirrored")
         if self.devices is not None and self.devices < 1:
             raise OptionError(f"--devices must be positive, got {self.devices}")
+        if not 0 <= self.seed < 2**32:
+            raise OptionError(f"--seed must be in [0, 2**32), got {self.seed}")
+        runs = Path(self.runs_dir)
+        if runs.exists() and not runs.is_dir():
+            raise OptionError(f"--runs-dir {runs}: is a file, not a folder")
 
 
 def epoch_cap(resolved: dict[str, Any]) -> int:
@@ -494,17 +499,37 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
             existing = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RunsError(f"{path}: unreadable project file ({exc})") from exc
-        changed = [k for k in _PINNED if existing.get(k) != json.loads(json.dumps(settings[k]))]
+        new = json.loads(json.dumps(settings))
+        changed = [k for k in _PINNED if existing.get(k) != new[k]]
+        if changed and not any(project_dir.glob("trial_*")):
+            changed = []  # an earlier start failed before its first trial: nothing to keep
+            existing = None
         if changed:
+            changed = [_space_changes(existing.get("spaces"), new["spaces"]) if k == "spaces"
+                       else k for k in changed]
             raise RunsError(
                 f"{project_dir}: this project was started with other settings "
                 f"({', '.join(changed)}); use the same options or another --runs-dir"
             )
-        return existing
+        if existing is not None:
+            return existing
     settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     atomic_write_json(path, settings)
     return settings
+
+
+def _space_changes(old: Any, new: dict[str, Any]) -> str:
+    """Which hyperparameters of which space differ: ``spaces: training.epochs, ...``."""
+    old = old if isinstance(old, dict) else {}
+    names = []
+    for kind in sorted(set(old) | set(new)):
+        a = (old.get(kind) or {}).get("hyperparameters") or {}
+        b = (new.get(kind) or {}).get("hyperparameters") or {}
+        names += [f"{kind}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if (old.get(kind) or {}).get("name") != (new.get(kind) or {}).get("name"):
+            names.append(f"{kind} space")
+    return "spaces: " + ", ".join(names) if names else "spaces"
 
 
 def _space_dict(space) -> dict[str, Any]:

@@ -444,3 +444,42 @@ def test_the_cli_takes_the_combine_option(runs):
     bad = CliRunner().invoke(main, ["ensemble", "--top", "2", "--combine", "max",
                                     "--runs-dir", str(runs)])
     assert bad.exit_code == 2 and "--combine" in bad.output and "Traceback" not in bad.output
+
+
+def test_bad_output_places_are_one_line_errors_and_nothing_is_overwritten(runs, tmp_path):
+    """export never writes over a trial's model; an --out or --runs-dir that is a file, or
+    a seed out of range, is one line naming it, exit 2 (no traceback)."""
+    a = trial_dir(runs, "base_cnn", "none", "a")
+    b = trial_dir(runs, "base_cnn", "flip", "b")
+    (a / "model.keras").write_bytes(b"model a")
+    (b / "model.keras").write_bytes(b"model b")
+    runner = CliRunner()
+    for out in (b, a):  # another trial's folder, and the winner's own
+        result = runner.invoke(main, ["export", "--runs-dir", str(runs), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines() == [
+            f"Error: --out {out}: holds a model.keras that is not an earlier export (a "
+            "trial's folder?); choose another --out"]
+    assert (b / "model.keras").read_bytes() == b"model b"
+    assert not (b / "model_card.json").exists()
+    (a / "model.keras").unlink()
+    result = runner.invoke(main, ["export", "--runs-dir", str(runs), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and f"{a}: no model.keras to export" in result.output
+    assert not (tmp_path / "x").exists()
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me")
+    result = runner.invoke(main, ["report", "--runs-dir", str(runs), "--out", str(afile),
+                                  "--no-pixels"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"Error: {afile}: File exists"]
+    assert afile.read_text() == "keep me"
+    result = runner.invoke(main, ["report", "--runs-dir", str(runs), "--out",
+                                  str(afile / "sub"), "--format", "md"])
+    assert result.exit_code == 2 and "Not a directory" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(main, ["search", "--family", "base_cnn", "--runs-dir", str(afile)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --runs-dir {afile}: is a file, not a folder")
+    result = runner.invoke(main, ["search", "--family", "base_cnn", "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.output

@@ -142,6 +142,36 @@ def test_resume_with_other_settings_is_refused(searched):
     other = SearchConfig(**{**config.__dict__, "image_size": 40})
     with pytest.raises(RunsError, match="image_size"):
         search(other)
+    # a changed hyperparameter is named: --epochs fixes the training space's epochs
+    other = SearchConfig(**{**config.__dict__, "epochs": 3})
+    with pytest.raises(RunsError, match=r"other settings \(spaces: training\.epochs\)"):
+        search(other)
+
+
+def test_a_start_that_failed_before_its_first_trial_does_not_pin_the_project(
+        tiny_kermany, tmp_path, monkeypatch):
+    """A first start that fails after writing the project file (a bad --weights, a space
+    that crashes the first build) must not make the corrected command refuse to start."""
+    import autopneumo.tuning as tuning
+
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
+                          epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+
+    def crash(*args, **kwargs):
+        raise RunsError("the first start failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tuning, "_run_tuner", crash)
+        with pytest.raises(RunsError, match="the first start failed"):
+            search(SearchConfig(**{**config.__dict__, "epochs": 2}))
+    assert (tmp_path / "runs" / config.project / "autopneumo_project.json").is_file()
+    [record] = search(config)  # other settings, and nothing to keep: it starts
+    assert record["status"] == "completed"
+    settings = json.loads((tmp_path / "runs" / config.project / "autopneumo_project.json")
+                          .read_text())
+    assert settings["spaces"]["training"]["hyperparameters"]["epochs"]["value"] == 1
 
 
 def test_project_file_pins_the_settings(searched):
