@@ -114,7 +114,13 @@ def _done_before(path: Path, trial_dir: str, seed: int, values: dict,
     except (OSError, ValueError):
         return None
     same = (isinstance(final, dict) and final.get("status") == "completed"
-            and final.get("finalize_of") == str(trial_dir) and final.get("seed") == seed
+            and _same_trial(final.get("finalize_of"), trial_dir) and final.get("seed") == seed
             and final.get("hyperparameters") == values
             and (final.get("data") or {}).get("data_hash") == data_hash)
     return final if same else None
+
+
+def _same_trial(recorded, trial_dir: str | Path) -> bool:
+    """The same trial, however the runs folder was spelled (relative, absolute, moved or
+    copied): its project folder and trial folder."""
+    return isinstance(recorded, str) and Path(recorded).parts[-2:] == Path(trial_dir).parts[-2:]

@@ -483,3 +483,18 @@ def test_bad_output_places_are_one_line_errors_and_nothing_is_overwritten(runs, 
         f"Error: --runs-dir {afile}: is a file, not a folder")
     result = runner.invoke(main, ["search", "--family", "base_cnn", "--seed", "-1"])
     assert result.exit_code == 2 and "--seed" in result.output
+
+
+def test_finalize_reuses_the_seeds_however_the_runs_folder_is_spelled(tmp_path, monkeypatch):
+    """Seeds retrained from ``/abs/runs`` are reused from ``runs`` (another working
+    directory, a moved or copied folder), never trained and overwritten again."""
+    import shutil
+
+    from autopneumo.finalize import finalize
+
+    _finalized(tmp_path / "runs", tmp_path, monkeypatch)
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    monkeypatch.chdir(tmp_path)
+    for spelled in ("runs", "copy"):
+        summary = finalize(Path(spelled), top=1, seeds=3)
+        assert summary.iloc[0]["reused"] == 3, spelled
