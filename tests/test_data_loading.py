@@ -436,6 +436,15 @@ def test_a_plain_file_is_a_data_error(tmp_path, cache):
         load_dataset(path, image_size=SIZE, cache_folder=cache)
 
 
+def test_a_training_class_without_readable_images_is_a_data_error(kermany, cache):
+    """Training a one-class model would rank first on a one-class validation split."""
+    for split in ("train", "val"):
+        for f in (kermany / split / "NORMAL").iterdir():
+            f.write_bytes(b"broken")
+    with pytest.raises(DataError, match="train \\(\\+ val\\) needs readable images of both"):
+        load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+
+
 def test_test_split_without_readable_positives_is_a_data_error(kermany, cache):
     for f in (kermany / "test" / "PNEUMONIA").iterdir():
         f.write_bytes(b"broken")

@@ -79,6 +79,8 @@ def load_dataset(
     pool = everything.take(np.flatnonzero(~is_test))
     if len(test) == 0 or len(np.unique(test.y)) < 2:
         raise DataError(f"{path}: the test split needs readable images of both classes")
+    if len(np.unique(pool.y)) < 2:
+        raise DataError(f"{path}: train (+ val) needs readable images of both classes")
     if split_by == "patient":
         train_idx, val_idx = patient_split(pool.y, pool.patients, val_fraction, seed)
         how = "patient-grouped, class-stratified, from train + official val"
@@ -89,6 +91,11 @@ def load_dataset(
         how = "random image-level split of train + official val (patients may leak)"
     else:
         raise OptionError(f"split_by must be 'patient' or 'image', got {split_by!r}")
+    for name, idx in (("training", train_idx), ("validation", val_idx)):
+        if len(np.unique(pool.y[idx])) < 2:
+            raise DataError(f"{path}: the {name} split has images of one class only "
+                            f"({len(idx)} images); the data set is too small for "
+                            f"--val-fraction {val_fraction}")
     manifest = {
         "source": "kermany",
         "path": str(path.resolve()),
