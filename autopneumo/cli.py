@@ -108,7 +108,9 @@ def data_check(path: Path) -> None:
 
 @data.command("download")
 @click.option("--url", default=None, help="Source URL (file:// works); default: MedMNIST on Zenodo.")
-@click.option("--md5", default=None, help="Expected MD5 (default: the official file's).")
+@click.option("--md5", default=None,
+              help="Expected MD5 (default: the official file's; with --url none, and the "
+                   "file is then fetched every time).")
 def data_download(url: str | None, md5: str | None) -> None:
     """Download PneumoniaMNIST (checksum verified) and print the path of the .npz."""
     from .data.download import PNEUMONIAMNIST_MD5, PNEUMONIAMNIST_URL, download_pneumoniamnist

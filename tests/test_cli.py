@@ -123,6 +123,9 @@ def test_data_download_from_file_url(tmp_path):
     missing = run("data", "download", "--url", (tmp_path / "none.npz").as_uri(),
                   env={"AUTOPNEUMO_CACHE": str(tmp_path / "cache3")})
     assert_one_line_error(missing, "cannot download", "DATA=")
+    # without --md5 an earlier file is not trusted: another URL is fetched (and can fail)
+    again = run("data", "download", "--url", (tmp_path / "none.npz").as_uri(), env=env)
+    assert_one_line_error(again, "cannot download")
 
 
 def test_leaderboard_and_report_commands(tmp_path):

@@ -28,9 +28,10 @@ def md5_of(path: Path) -> str:
 
 
 def download(url: str, dest: str | Path, md5: str | None, timeout: float = 30.0) -> Path:
-    """Fetch ``url`` into ``dest`` unless a copy with the right checksum is there already."""
+    """Fetch ``url`` into ``dest`` unless a copy with the right checksum is there already.
+    Without a checksum nothing there can be trusted to be ``url``'s: it is fetched again."""
     dest = Path(dest)
-    if dest.exists() and (md5 is None or md5_of(dest) == md5):
+    if md5 is not None and dest.exists() and md5_of(dest) == md5:
         return dest
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
