@@ -389,12 +389,19 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
         from .report import safe_csv
 
         click.echo(safe_csv(frame), nl=False)
-        return
+    else:
+        _print_predictions(frame)
+    if frame["probability"].isna().all():
+        raise UserError(f"none of the {len(frame)} images could be read")
+
+
+def _print_predictions(frame) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} (chosen on validation)")
+    how = "given with --threshold" if frame.attrs.get("threshold_given") else "chosen on validation"
+    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} ({how})")
     for col in ("file", "probability", "label"):
         table.add_column(col)
     import pandas as pd

@@ -25,10 +25,19 @@ EMA_MOMENTUM = 0.99  # train.ema: Keras' default; about 100 steps, most of an ep
 def load_trained_model(path) -> keras.Model:
     """Load a saved trial model safely (no code from the file runs): every policy module
     is imported first so their registered custom layers resolve."""
+    import zipfile
+
+    from .errors import RunsError
     from .registry import POLICIES
 
     POLICIES.names()
-    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    if not zipfile.is_zipfile(path):  # Keras then says "File not found" of a file that is there
+        raise RunsError(f"{path}: not a Keras model file (.keras); unreadable or corrupt")
+    try:
+        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunsError(f"{path}: cannot load the model ({reason})") from exc
 
 
 def build_model(

@@ -15,6 +15,7 @@ from .backend import predict_batches
 from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, RECORD_FILE
+from .finalize import FINAL_FILE
 from .leaderboard import leaderboard, search_trials
 
 CARD_FILE = "model_card.json"
@@ -102,16 +103,22 @@ def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCa
     model_path = source if source.is_file() else folder / MODEL_FILE
     if not model_path.is_file():
         raise OptionError(f"--model {source}: no {MODEL_FILE} there")
+    if model_path.suffix != ".keras":
+        raise OptionError(f"--model {source}: not a .keras model file or a folder holding one")
     info: dict[str, Any] = {}
-    for name in (CARD_FILE, RECORD_FILE):
+    for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):  # export, trial, finalize seed
         if (folder / name).is_file():
-            raw = json.loads((folder / name).read_text(encoding="utf-8"))
-            info = model_card(raw) if name == RECORD_FILE else raw
+            try:
+                raw = json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise OptionError(f"--model {source}: {folder / name} is unreadable ({exc})"
+                                  ) from exc
+            info = model_card(raw) if name != CARD_FILE else raw
             break
     chosen = threshold if threshold is not None else info.get("threshold")
     if chosen is None:
-        raise OptionError(f"--model {source}: no model card or record with a threshold; "
-                          "pass --threshold")
+        raise OptionError(f"--model {source}: no model card, trial record or finalize record "
+                          "with a threshold beside it; pass --threshold")
     return ModelCard(model_path, float(chosen), int(info.get("image_size") or 0),
                      int(info.get("channels") or 0), info)
 
@@ -164,4 +171,5 @@ def predict(model: str | Path, inputs: list[str | Path], threshold: float | None
             row.update(probability=None, label=None)
     frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error"])
     frame.attrs["threshold"] = card.threshold
+    frame.attrs["threshold_given"] = threshold is not None
     return frame

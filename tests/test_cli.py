@@ -260,3 +260,44 @@ def test_a_missing_runs_folder_is_named(tmp_path, command):
     extra = ["--out", tmp_path / "out"] if command == "export" else []
     assert_one_line_error(run(command, "--runs-dir", tmp_path / "missing", *extra),
                           f"runs folder not found: {tmp_path / 'missing'}")
+
+
+def test_predict_reads_a_finalize_seed_and_refuses_bad_models_and_inputs_in_one_line(tmp_path):
+    import json
+
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "seed0"  # a finalize seed: model.keras beside final.json
+    folder.mkdir()
+    model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.save(folder / "model.keras")
+    (folder / "final.json").write_text(json.dumps({
+        "family": "base_cnn", "policy": "none", "trial_id": "0001", "threshold": 0.25,
+        "recall_target": 0.95, "data": {"image_size": 32, "channels": 1}}))
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(images / "a.jpeg")
+    ok = run("predict", "--model", folder, images, "--csv")
+    assert ok.exit_code == 0, ok.output
+    shown = run("predict", "--model", folder, images)
+    assert "threshold 0.2500 (chosen on validation)" in shown.output
+    given = run("predict", "--model", folder, images, "--threshold", "0.3")
+    assert "threshold 0.3000 (given with --threshold)" in given.output
+    # every input unreadable: the table, then one error line, exit 2
+    (images / "a.jpeg").write_bytes(b"not an image")
+    bad = run("predict", "--model", folder, images)
+    assert bad.exit_code == 2 and "UnidentifiedImageError" in bad.output
+    assert bad.output.strip().splitlines()[-1] == "Error: none of the 1 images could be read"
+    # a corrupt model, a JPEG given as the model, a truncated card
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(images / "a.jpeg")
+    (folder / "model.keras").write_bytes(b"garbage")
+    assert_one_line_error(run("predict", "--model", folder, images),
+                          f"{folder / 'model.keras'}: not a Keras model file")
+    assert_one_line_error(run("predict", "--model", images / "a.jpeg", "--threshold", "0.5",
+                              images), "not a .keras model file")
+    (folder / "final.json").write_text("{ truncated")
+    assert_one_line_error(run("predict", "--model", folder, images),
+                          f"{folder / 'final.json'} is unreadable")
