@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json
-from .errors import OptionError
+from .errors import OptionError, RunsError
 from .registry import FAMILIES, POLICIES
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
@@ -36,17 +36,44 @@ def expand(names: list[str] | str, registry) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# what every project of a study shares; a rerun must give the same (the budget and the
+# pairs may change: that is how a study is extended)
+STUDY_SETTINGS = ("tuner", "epochs", "image_size", "channels", "recall_target", "val_fraction",
+                  "seed")
+
+
+def _spend(spent: dict[str, float], project: str, start: float, path: Path,
+           state: dict[str, Any]) -> None:
+    spent[project] = spent.get(project, 0.0) + time.time() - start
+    atomic_write_json(path, state)
+
+
 def run_study(families: list[str] | str, policies: list[str] | str, budget: float,
               base: SearchConfig, progress_factory=None) -> dict[str, Any]:
     """Search every family x policy within ``budget`` seconds in total (over all reruns)."""
     if budget <= 0:
         raise OptionError(f"--budget must be positive, got {budget}")
-    pairs = [(f, p) for f in expand(families, FAMILIES) for p in expand(policies, POLICIES)]
+    chosen = {"--families": expand(families, FAMILIES), "--augment": expand(policies, POLICIES)}
+    for option, names in chosen.items():
+        if not names:
+            raise OptionError(f"{option} selects nothing: give 'all' or names")
+    pairs = [(f, p) for f in chosen["--families"] for p in chosen["--augment"]]
+    base.validate()
     runs_dir = Path(base.runs_dir)
     path = runs_dir / STUDY_FILE
-    state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise RunsError(f"{path}: unreadable study file ({exc})") from exc
+    settings = {k: getattr(base, k) for k in STUDY_SETTINGS}
+    changed = [k for k in STUDY_SETTINGS if k in state.get("settings", {})
+               and state["settings"][k] != settings[k]]
+    if changed:  # checked before anything is written: a refused rerun changes nothing
+        raise RunsError(f"{runs_dir}: this study was started with other settings "
+                        f"({', '.join(changed)}); use the same options or another --runs-dir")
     spent: dict[str, float] = state.get("spent", {})
-    state.update(budget=budget, pairs=[f"{f}__{p}" for f, p in pairs], spent=spent)
+    state.update(budget=budget, pairs=[f"{f}__{p}" for f, p in pairs], spent=spent,
+                 settings=settings)
     for i, (family, policy) in enumerate(pairs):
         project = f"{family}__{policy}"
         remaining = budget - sum(spent.values())
@@ -66,9 +93,12 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
                 with progress_factory() as progress:
                     records = search(config, progress=progress)
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
-        finally:
-            spent[project] = spent.get(project, 0.0) + time.time() - start
-            atomic_write_json(path, state)
+        except RunsError:
+            raise  # the project refused to start (other settings): nothing ran
+        except BaseException:
+            _spend(spent, project, start, path, state)
+            raise
+        _spend(spent, project, start, path, state)
     state["total_spent"] = sum(spent.values())
     atomic_write_json(path, state)
     return state

@@ -73,6 +73,17 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
     assert len(after) == len(records)
     assert again["total_spent"] <= state["total_spent"] + 2.0
     assert not set(again.get("skipped", [])) & set(again["spent"])  # ran before: not skipped
+    # a rerun with other settings is refused, budget spent or not, and changes nothing
+    from autopneumo.errors import RunsError
+
+    before = (tmp_path / "runs" / "study.json").read_bytes()
+    for budget_now in (budget, 2 * budget):
+        other = SearchConfig(**{**base.__dict__, "image_size": 48})
+        with pytest.raises(RunsError, match=r"other settings \(image_size\)"):
+            run_study("base_cnn", "none", budget_now, other)
+        assert (tmp_path / "runs" / "study.json").read_bytes() == before
+    with pytest.raises(OptionError, match="--families selects nothing"):
+        run_study(" , ", "none", budget, base)
 
 
 def test_study_outcome_and_short_shares():
