@@ -205,6 +205,11 @@ def _run_search(config) -> None:
     click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
                f"trials in {config.runs_dir}; next: autopneumo leaderboard --runs-dir "
                f"{config.runs_dir}")
+    if records and not done:
+        from .errors import SearchError
+
+        first = next((r.get("message") for r in records if r.get("message")), "no message")
+        raise SearchError(f"{config.project}: no trial completed (the first failure: {first})")
 
 
 @main.command()

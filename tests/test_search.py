@@ -452,3 +452,28 @@ def test_a_metric_undefined_at_every_epoch_prints_no_numpy_warning():
         autopneumo.quiet_expected_warnings()
         assert np.isnan(history.get_best_value())
     assert not [w for w in caught if "All-NaN" in str(w.message)], caught
+
+
+def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_kermany, tmp_path, monkeypatch):
+    import keras_tuner as kt
+    from click.testing import CliRunner
+
+    import autopneumo.hypermodel as hypermodel
+    from autopneumo.cli import main
+
+    def diverge(*args, **kwargs):
+        raise kt.errors.FailedTrialError("loss became nan in epoch 1")
+
+    monkeypatch.setattr(hypermodel, "train", diverge)
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    result = CliRunner().invoke(main, [
+        "search", "--family", "base_cnn", "--augment", "none", "--data", str(tiny_kermany),
+        "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--image-size", "32",
+        "--runs-dir", str(tmp_path / "runs"), "--space", str(space)])
+    assert result.exit_code == 1, result.output  # as a search stopped by failures
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: base_cnn__none: no trial completed (the first failure: ")
+    assert last.endswith("loss became nan in epoch 1)")
+    [path] = (tmp_path / "runs").rglob("record.json")  # the failure is recorded
+    assert json.loads(path.read_text())["status"] == "failed"
