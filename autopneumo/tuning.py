@@ -337,6 +337,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     runs_dir = Path(config.runs_dir)
     project_dir = runs_dir / config.project
     project = _pin_project(project_dir, config, dataset, resolved["spaces"])
+    _check_tuner_files(project_dir)
     keras.utils.set_random_seed(config.seed)
     mixed, jit, on_device = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
@@ -517,6 +518,21 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
     settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     atomic_write_json(path, settings)
     return settings
+
+
+def _check_tuner_files(project_dir: Path) -> None:
+    """keras-tuner's own state (oracle, tuner, each trial's trial.json) must be readable
+    to resume: a truncated file is named here, not in a JSONDecodeError traceback."""
+    files = [project_dir / "oracle.json", *project_dir.glob("tuner*.json"),
+             *project_dir.glob("trial_*/trial.json")]
+    for path in files:
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunsError(f"{path}: keras-tuner's state is unreadable ({exc}); this project "
+                            "cannot resume: restore the file or use another --runs-dir") from exc
 
 
 def _space_changes(old: Any, new: dict[str, Any]) -> str:

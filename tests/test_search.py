@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,20 @@ def test_rerun_resumes_without_retraining(searched):
     again = search(config)
     assert len(again) == 2
     assert {r["_path"]: Path(r["_path"]).stat().st_mtime_ns for r in again} == before
+
+
+def test_resume_names_an_unreadable_keras_tuner_file(searched, tmp_path):
+    import shutil
+
+    config, _ = searched
+    copy = tmp_path / "runs"
+    shutil.copytree(config.runs_dir, copy)
+    broken = sorted((copy / config.project).glob("trial_*/trial.json"))[0]
+    broken.write_text(broken.read_text()[:40])
+    with pytest.raises(RunsError, match=f"^{re.escape(str(broken))}: keras-tuner's state is "
+                                        "unreadable"):
+        search(SearchConfig(**{**config.__dict__, "runs_dir": copy, "max_trials": 3}))
+    assert len(list(copy.rglob("record.json"))) == 2  # nothing lost
 
 
 def test_resume_with_other_settings_is_refused(searched):
