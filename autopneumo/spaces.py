@@ -232,6 +232,52 @@ class SearchSpace:
                 )
 
 
+    def check_values(self, rules: dict[str, Any], owner: str) -> None:
+        """Every value a hyperparameter can take must be one the code accepts. ``rules``:
+        name -> a collection of allowed values, or a predicate with a description
+        (``(callable, "a positive integer")``). A range is checked at its ends."""
+        for name, spec in self.hyperparameters.items():
+            rule = rules.get(name)
+            if rule is None:
+                continue
+            if spec.type == "choice":
+                values = list(spec.values)
+            elif spec.type == "fixed":
+                values = [spec.value]
+            elif spec.type in ("int", "float"):
+                values = [spec.min, spec.max]
+            else:
+                continue
+            if isinstance(rule, tuple) and len(rule) == 2 and callable(rule[0]):
+                check, wanted = rule
+            else:
+                allowed = list(rule)
+                check, wanted = (lambda v, a=allowed: v in a), "one of " + ", ".join(map(str, allowed))
+            bad = [v for v in values if not check(v)]
+            if bad:
+                line = _key_lines(self.path).get(("hyperparameters", name))
+                where = f" (line {line})" if line else ""
+                raise SpaceError(f"{self.path}: hyperparameters.{name}: {bad[0]!r} is not accepted "
+                                 f"by {owner}{where}; it must be {wanted}")
+
+
+def positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def literal_choices(builder: Any) -> dict[str, tuple]:
+    """The keyword arguments of a family's or policy's builder annotated ``Literal[...]``:
+    name -> the allowed values (what ``check_values`` enforces for their space file)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(builder)
+    except (NameError, TypeError):  # an annotation that does not resolve: nothing to check
+        return {}
+    return {name: typing.get_args(hint) for name, hint in hints.items()
+            if typing.get_origin(hint) is Literal}
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate one search-space file (safe YAML loader)."""
     path = Path(path)

@@ -19,6 +19,7 @@ from .backend import frozen_heap, import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
+from .spaces import positive_int
 
 DEADLINE_LOG = "stopped_at_deadline"  # in a trial's history: the time budget ended its fit
 
@@ -108,7 +109,7 @@ def epoch_cap(resolved: dict[str, Any]) -> int:
 def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     """The family, augment and training spaces: built-in files, or --space replacements."""
     from .registry import FAMILIES, POLICIES
-    from .spaces import builtin_space, load_space
+    from .spaces import builtin_space, literal_choices, load_space
 
     family, policy = FAMILIES.get(config.family), POLICIES.get(config.policy)
     if config.image_size < family.min_image_size:
@@ -133,6 +134,9 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     spaces["family"].check_names(family.parameters(), f"family {family.name}")
     spaces["augment"].check_names(policy.parameters(), f"policy {policy.name}")
     spaces["training"].check_names(TRAINING_KEYS, "training")
+    spaces["training"].check_values(TRAINING_VALUES, "training")
+    spaces["family"].check_values(literal_choices(family.builder), f"family {family.name}")
+    spaces["augment"].check_values(literal_choices(policy.builder), f"policy {policy.name}")
     if config.tuner == "grid":
         for space in spaces.values():
             for name, spec in space.hyperparameters.items():
@@ -156,6 +160,20 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     return {"family": family, "policy": policy, "spaces": spaces}
 
 
+# what hypermodel.train and build_model accept for each training hyperparameter
+TRAINING_VALUES: dict[str, Any] = {
+    "batch_size": (positive_int, "a positive integer"),
+    "epochs": (positive_int, "a positive integer"),
+    "patience": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                 "a whole number >= 0"),
+    "learning_rate": (lambda v: isinstance(v, int | float) and v > 0, "a positive number"),
+    "label_smoothing": (lambda v: isinstance(v, int | float) and 0 <= v < 1, "in [0, 1)"),
+    "crop": (lambda v: isinstance(v, int | float) and 0 < v <= 1, "in (0, 1]"),
+    "optimizer": ("adam", "adamw", "sgd"),
+    "schedule": ("constant", "cosine"),
+    "loss": ("bce", "focal"),
+    "balance": ("class_weights", "oversample", "none"),
+}
 TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
                                     "label_smoothing", "balance", "class_weights", "equalize", "standardize",
                                     "crop", "ema",

@@ -460,3 +460,52 @@ def test_random_inverted_ranges_are_rejected_with_line(lo, gap):
             load_space(path)
     message = str(info.value)
     assert "hyperparameters.b" in message and "(line 5)" in message
+
+
+@pytest.mark.parametrize(("key", "spec", "message"), [
+    ("optimizer", "{type: choice, values: [adam, adamm], default: adam}",
+     "'adamm' is not accepted by training (line 5); it must be one of adam, adamw, sgd"),
+    ("batch_size", "{type: choice, values: [0, -4], default: 0}",
+     "0 is not accepted by training (line 5); it must be a positive integer"),
+    ("epochs", "{type: fixed, value: ten}", "'ten' is not accepted by training"),
+    ("learning_rate", "{type: float, min: 0.0, max: 0.1, default: 0.01}",
+     "0.0 is not accepted by training"),
+    ("balance", "{type: fixed, value: undersample}",
+     "'undersample' is not accepted by training (line 5); it must be one of class_weights, "
+     "oversample, none"),
+])
+def test_training_values_the_code_does_not_accept_are_refused(tmp_path, key, spec, message):
+    """A value the training code would silently replace (an unknown optimizer trained as
+    Adam) or crash on (batch size 0) is refused when the file is read, naming the key."""
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    path = _write(tmp_path, f"""\
+        kind: training
+        name: training
+        hyperparameters:
+          learning_rate: {{type: fixed, value: 0.001}}
+          {key}: {spec}
+        """)
+    config = SearchConfig("base_cnn", "flip", spaces=[path])
+    with pytest.raises(SpaceError, match=re.escape(f"{path}: hyperparameters.{key}: {message}")):
+        resolve_spaces(config)
+
+
+def test_a_policy_value_outside_its_literal_choices_is_refused(tmp_path):
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    path = _write(tmp_path, """\
+        kind: augment
+        name: flip
+        hyperparameters:
+          mode: {type: fixed, value: diagonal}
+        """)
+    with pytest.raises(SpaceError, match="'diagonal' is not accepted by policy flip .*"
+                                         "horizontal, vertical, horizontal_and_vertical"):
+        resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path]))
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    for family in FAMILIES.names():  # every shipped file passes
+        resolve_spaces(SearchConfig(family, "none", image_size=224))
+    for policy in POLICIES.names():
+        resolve_spaces(SearchConfig("base_cnn", policy))
