@@ -662,8 +662,11 @@ def test_load_medmnist_missing_key(tmp_path):
 def test_load_medmnist_corrupt_file(tmp_path):
     path = tmp_path / "p.npz"
     path.write_bytes(b"not a zip at all")
-    with pytest.raises(DataError, match="npz"):
+    with pytest.raises(DataError, match=f"^{path}: not a .npz archive \\(the MedMNIST format\\)$"):
         load_dataset(path, image_size=28)
+    for blank in ("", "   "):  # e.g. AUTOPNEUMO_DATA set to spaces
+        with pytest.raises(DataError, match="^no data given: --data \\(or AUTOPNEUMO_DATA\\) is blank$"):
+            load_dataset(blank, image_size=28)
 
 
 def test_load_medmnist_empty_split(tmp_path):

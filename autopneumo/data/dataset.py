@@ -123,6 +123,8 @@ def resolve_data_path(path: str | Path | None) -> Path:
         path = default_data_path()
         if path is None:
             raise DataError("no data given: pass --data PATH or set AUTOPNEUMO_DATA")
+    if not str(path).strip():  # e.g. AUTOPNEUMO_DATA set to spaces
+        raise DataError("no data given: --data (or AUTOPNEUMO_DATA) is blank")
     path = Path(path)
     if not path.exists():
         raise DataError(f"data folder not found: {path}")
@@ -131,6 +133,10 @@ def resolve_data_path(path: str | Path | None) -> Path:
 
 def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> Dataset:
     """PneumoniaMNIST (MedMNIST keys ``{train,val,test}_{images,labels}``), official split."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # numpy would suggest loading it as a pickle
+        raise DataError(f"{path}: not a .npz archive (the MedMNIST format)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
