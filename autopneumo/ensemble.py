@@ -262,8 +262,12 @@ def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
         part = parts.get(split)
         if part is None or len(part["label"]) == 0:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has no {split} predictions")
-        frame = pd.DataFrame({"label": np.asarray(part["label"]).astype(int),
-                              "probability": np.asarray(part["probability"], dtype=np.float64)},
+        labels = np.asarray(part["label"], dtype=np.float64)
+        scores = np.asarray(part["probability"], dtype=np.float64)
+        if not (np.isin(labels, (0, 1)).all() and np.isfinite(scores).all()):
+            raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has {split} rows without a 0/1 "
+                            "label or a finite probability (truncated?)")
+        frame = pd.DataFrame({"label": labels.astype(int), "probability": scores},
                              index=pd.Index(np.asarray(part["file"]).astype(str), name="file"))
         if frame.index.has_duplicates:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} lists a {split} file twice")

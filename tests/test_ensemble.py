@@ -498,3 +498,16 @@ def test_finalize_reuses_the_seeds_however_the_runs_folder_is_spelled(tmp_path, 
     for spelled in ("runs", "copy"):
         summary = finalize(Path(spelled), top=1, seeds=3)
         assert summary.iloc[0]["reused"] == 3, spelled
+
+
+def test_a_truncated_member_prediction_file_is_one_line_without_numpy_warnings(runs):
+    import warnings
+
+    folder = trial_dir(runs, "base_cnn", "flip", "b")
+    text = (folder / "predictions.csv").read_text()
+    (folder / "predictions.csv").write_text(text[: len(text) - 30].rsplit(",", 1)[0] + ",\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" fails it
+        with pytest.raises(RunsError, match="predictions.csv has test rows without a 0/1 label "
+                                            "or a finite probability"):
+            ensemble(runs, top=2, n_boot=20)
