@@ -14,10 +14,16 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
     """Rows: ``images`` training images (both classes); columns: original + ``draws``
     random draws of ``policy`` at the defaults of its search-space file."""
     from .data import load_dataset
+    from .errors import OptionError
     from .registry import POLICIES
     from .report.pixels import augment_previews
     from .spaces import builtin_space
 
+    for option, value, most in (("--images", images, 20), ("--draws", draws, 12)):
+        if not 1 <= value <= most:
+            raise OptionError(f"{option} must be from 1 to {most}, got {value}")
+    if Path(out).is_dir():
+        raise OptionError(f"--out {out}: is a folder; give the PNG file to write")
     entry = POLICIES.get(policy)
     params = {f"augment.{k}": v for k, v in builtin_space("augment", entry.name).defaults().items()}
     dataset = load_dataset(data, image_size, channels, seed=seed)
@@ -30,8 +36,6 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
                                            partners=dataset.train.x[picks], draws=draws,
                                            seed=seed + k)
         if notes:
-            from .errors import OptionError
-
             raise OptionError(f"--policy {policy}: {notes[0]}")
         name = Path(str(dataset.train.files[i])).name
         rows.append((f"{entry.name}: {name}", previews[0][1], dataset.train.x[i]))

@@ -173,6 +173,16 @@ def test_augment_preview_writes_a_grid(tiny_kermany, tmp_path):
     assert width > height > 100  # 2 rows x (original + 3 draws)
     assert_one_line_error(run("augment", "preview", "--policy", "geometrc", "--data",
                               tiny_kermany, "--out", out), "did you mean 'geometric'")
+    for option, value in (("--images", "0"), ("--draws", "1000")):
+        assert_one_line_error(run("augment", "preview", "--policy", "flip", "--data",
+                                  tiny_kermany, "--out", out, option, value), option)
+    assert_one_line_error(run("augment", "preview", "--policy", "flip", "--data", tiny_kermany,
+                              "--out", tmp_path), f"--out {tmp_path}: is a folder")
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert_one_line_error(run("augment", "preview", "--policy", "flip", "--data", tiny_kermany,
+                              "--out", afile / "grid.png", "--image-size", "32"),
+                          f"{afile}: File exists")
 
 
 def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
