@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OptionError
+from .errors import OptionError, SearchError
 
 ENV_IP, ENV_PORT, ENV_ID = "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"
 HEARTBEAT_DIR = "workers"
@@ -30,6 +30,32 @@ def parse_chief(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise OptionError(f"--chief must be HOST:PORT, got {address!r}")
     return host, int(port)
+
+
+CHIEF_WAIT = 600.0  # seconds a worker waits for its chief to answer before giving up
+
+
+def wait_for_chief(address: str, seconds: float | None = None, say=None,
+                   interval: float = 1.0) -> None:
+    """Return once something listens at the chief's address (a worker may start first, as
+    in a Slurm array); say once that it waits; after ``seconds`` a one-line error."""
+    host, port = parse_chief(address)
+    seconds = CHIEF_WAIT if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    told = False
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(interval, 5.0)):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise SearchError(f"--chief {address}: nothing answered for {seconds:.0f} s; start "
+                              "`autopneumo search --chief ...` there first, or check the address")
+        if not told and say is not None:
+            say(f"waiting for the chief at {address} (up to {seconds:.0f} s)")
+            told = True
+        time.sleep(interval)
 
 
 def default_worker_id() -> str:

@@ -322,8 +322,9 @@ def _search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
 
     project_dir = Path(config.runs_dir) / config.project
     if config.role == "worker":
-        from .distributed import Heartbeat, default_worker_id, tuner_environment
+        from .distributed import Heartbeat, default_worker_id, tuner_environment, wait_for_chief
 
+        wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
         worker_id = config.worker_id or default_worker_id()
         with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id):
             return _search_locked(config, resolved, progress)

@@ -176,3 +176,22 @@ def test_a_worker_paces_its_requests_after_an_idle_answer(monkeypatch):
     assert [client.create_trial("w").status for _ in range(3)] == [
         TrialStatus.IDLE, TrialStatus.RUNNING, TrialStatus.STOPPED]
     assert slept == [0.5]  # only after IDLE
+
+
+def test_a_worker_says_it_waits_for_its_chief_and_gives_up_in_one_line():
+    import socket
+
+    from autopneumo.distributed import wait_for_chief
+    from autopneumo.errors import SearchError
+
+    with socket.socket() as server:  # something listening: returns at once, says nothing
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        said = []
+        wait_for_chief(f"127.0.0.1:{server.getsockname()[1]}", 1.0, said.append)
+        assert said == []
+        port = server.getsockname()[1]
+    said = []  # nothing listens there any more
+    with pytest.raises(SearchError, match=f"^--chief 127.0.0.1:{port}: nothing answered for 0 s"):
+        wait_for_chief(f"127.0.0.1:{port}", 0.3, said.append, interval=0.05)
+    assert said == [f"waiting for the chief at 127.0.0.1:{port} (up to 0 s)"]
