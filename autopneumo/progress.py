@@ -32,14 +32,16 @@ class SearchProgress:
         self.epochs = None
 
     def __enter__(self):
-        self.progress.start()
-        return self
+        return self  # the display starts with the search: an error before it leaves no line
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
         return False
 
     def search_begin(self, config, done: int) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start()
         self.epochs = config.epochs
         self.task = self.progress.add_task(
             config.project, total=config.max_trials, completed=min(done, config.max_trials),

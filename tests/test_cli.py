@@ -311,3 +311,9 @@ def test_predict_reads_a_finalize_seed_and_refuses_bad_models_and_inputs_in_one_
     (folder / "final.json").write_text("{ truncated")
     assert_one_line_error(run("predict", "--model", folder, images),
                           f"{folder / 'final.json'} is unreadable")
+
+
+def test_an_error_before_the_search_begins_prints_only_its_line(tmp_path):
+    result = run("search", "--family", "base_cnn", "--data", tmp_path / "missing")
+    assert result.exit_code == 2
+    assert result.output == f"Error: data folder not found: {tmp_path / 'missing'}\n"
