@@ -354,13 +354,16 @@ combine_option = click.option(
 @click.option("--top", type=int, default=3, show_default=True)
 @click.option("--seeds", type=int, default=3, show_default=True)
 @combine_option
-def finalize(runs_dir: Path, top: int, seeds: int, combine: str) -> None:
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="The data folder, if it moved since the search (the same files).")
+def finalize(runs_dir: Path, top: int, seeds: int, combine: str, data_path: Path | None
+             ) -> None:
     """Retrain the top configurations with several seeds: mean and std of test metrics.
     Seeds already retrained by an earlier run are reused (rerun to resume). With 2 seeds
     or more, the seeds' ensemble (see --combine) is recorded as an ensemble row."""
     from .finalize import finalize as run_finalize
 
-    summary = run_finalize(runs_dir, top, seeds, combine)
+    summary = run_finalize(runs_dir, top, seeds, combine, data=data_path)
     for _, row in summary.iterrows():
         reused = f", {int(row['reused'])} from an earlier run" if row["reused"] else ""
         click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: "

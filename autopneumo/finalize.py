@@ -26,9 +26,12 @@ METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_
 
 
 def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
-             combine: str = "probability") -> pd.DataFrame:
+             combine: str = "probability", data: str | Path | None = None) -> pd.DataFrame:
     """Mean and standard deviation of every test metric over ``seeds`` retrainings; with 2
-    seeds or more, their ensemble (scores averaged by ``combine``, see ``ensemble``)."""
+    seeds or more, their ensemble (scores averaged by ``combine``, see ``ensemble``).
+
+    Each trial is retrained on the data folder its record names, or on ``data`` (a moved
+    copy: it must hold the same files, checked by the data hash)."""
     from .ensemble import check_combine
 
     if top < 1 or seeds < 1:
@@ -50,9 +53,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):
         record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
-        data = record["data"]
-        dataset = load_dataset(data["path"], data["image_size"], data["channels"],
-                               data.get("val_fraction") or 0.2, data["split_seed"])
+        dataset = _trial_dataset(load_dataset, record, Path(row["trial_dir"]), data)
         values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
         for seed in range(seeds):
             out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
@@ -124,3 +125,23 @@ def _same_trial(recorded, trial_dir: str | Path) -> bool:
     """The same trial, however the runs folder was spelled (relative, absolute, moved or
     copied): its project folder and trial folder."""
     return isinstance(recorded, str) and Path(recorded).parts[-2:] == Path(trial_dir).parts[-2:]
+
+
+def _trial_dataset(load_dataset, record: dict, trial_dir: Path, data: str | Path | None):
+    """The data a trial was searched on: its recorded folder, or ``data`` holding the same."""
+    from .errors import DataError
+
+    recorded = record["data"]
+    path = data if data is not None else recorded["path"]
+    try:
+        dataset = load_dataset(path, recorded["image_size"], recorded["channels"],
+                               recorded.get("val_fraction") or 0.2, recorded["split_seed"])
+    except DataError as exc:
+        if data is not None or Path(path).exists():
+            raise
+        raise DataError(f"{exc} (where {trial_dir.parent.name}/{trial_dir.name} was "
+                        "searched); if the data moved, pass --data") from exc
+    if recorded.get("data_hash") and dataset.manifest["data_hash"] != recorded["data_hash"]:
+        raise DataError(f"--data {path}: other files than {trial_dir} was searched on "
+                        "(data hash differs)")
+    return dataset

@@ -511,3 +511,33 @@ def test_a_truncated_member_prediction_file_is_one_line_without_numpy_warnings(r
         with pytest.raises(RunsError, match="predictions.csv has test rows without a 0/1 label "
                                             "or a finite probability"):
             ensemble(runs, top=2, n_boot=20)
+
+
+def test_finalize_takes_a_moved_data_folder_only_if_it_holds_the_same_files(tmp_path,
+                                                                          monkeypatch):
+    import autopneumo.data
+    from autopneumo.errors import DataError
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _finalized(runs, tmp_path, monkeypatch)
+    loaded = []
+
+    def load_dataset(path, *args, **kwargs):
+        loaded.append(str(path))
+        if str(path) == "nowhere":
+            raise DataError("data folder not found: nowhere")
+        return SimpleNamespace(manifest={"data_hash": "h1" if str(path) == "moved" else "h2"})
+
+    monkeypatch.setattr(autopneumo.data, "load_dataset", load_dataset)
+    with pytest.raises(DataError, match=r"^data folder not found: nowhere \(where "
+                                        r"base_cnn__flip/trial_0007 was searched\); if the "
+                                        "data moved, pass --data$"):
+        finalize(runs, top=1, seeds=3)
+    assert finalize(runs, top=1, seeds=3, data="moved").iloc[0]["reused"] == 3
+    with pytest.raises(DataError, match="--data other: other files than .*trial_0007 was "
+                                        r"searched on \(data hash differs\)"):
+        finalize(runs, top=1, seeds=3, data="other")
+    result = CliRunner().invoke(main, ["finalize", "--runs-dir", str(runs), "--top", "1",
+                                       "--data", "moved"])
+    assert result.exit_code == 0, result.output
