@@ -536,6 +536,12 @@ def data_shortcuts(data_path: Path | None) -> None:
     from .shortcuts import check_shortcuts
 
     frame = check_shortcuts(data_path)
+    unreadable = frame.attrs.get("unreadable_files") or []
+    if unreadable:
+        names = ", ".join(map(str, unreadable[:5]))
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        click.echo(f"warning: skipped {len(unreadable)} unreadable image(s): {names}{more}",
+                   err=True)
     table = Table(title=f"shortcut check: {frame.attrs.get('root')} (logistic regression fitted "
                         "on train + val, AUC on test; shift: test vs train images of a class, 0.5 = none)")
     numeric = ("train", "test", "test AUC", "shift")

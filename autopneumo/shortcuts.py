@@ -94,7 +94,8 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
                      "verdict": verdict(group, auc, constant=bool(np.ptp(x, axis=0).max() == 0))})
     out = pd.DataFrame(rows)
     out.attrs.update(root=str(scan.root), image_size=image_size, frame=frame,
-                     unreadable=len(decoded.failures))
+                     unreadable=len(decoded.failures),
+                     unreadable_files=[f.path for f in decoded.failures])
     return out
 
 

@@ -126,6 +126,12 @@ def test_cli_prints_the_table_and_exits_0(tmp_path):
     for text in ("bytes", "dimensions", "borders", "sharpness", "centre (control)",
                  "shortcut risk", "shift"):
         assert text in result.output
+    broken = sorted((root / "train").rglob("*.jpeg"))[0]
+    broken.write_bytes(b"not an image")  # skipped, and said so
+    result = CliRunner().invoke(main, ["data", "shortcuts", "--data", str(root)])
+    assert result.exit_code == 0, result.output
+    rel = broken.relative_to(root).as_posix()
+    assert f"warning: skipped 1 unreadable image(s): {rel}" in result.output
 
 
 def test_bad_input_is_one_line(tmp_path):
