@@ -169,7 +169,7 @@ def _config(role: str, **kw):
     from .tuning import PRESETS, SearchConfig, parse_duration
 
     budget = kw.pop("time_budget", None)
-    budget = parse_duration(budget) if budget else None
+    budget = parse_duration(budget, "--time-budget") if budget is not None else None
     if kw.get("preset"):
         ctx = click.get_current_context()
         for key, value in PRESETS[kw["preset"]].items():
@@ -185,7 +185,8 @@ def _config(role: str, **kw):
         spaces=list(kw["spaces"]), command=shlex.join(["autopneumo", *sys.argv[1:]]),
         time_budget=budget, chief=kw.get("chief"),
         role=role, worker_id=kw.get("worker_id"),
-        worker_timeout=kw.get("worker_timeout") or 60.0, strategy=kw["strategy"],
+        worker_timeout=60.0 if kw.get("worker_timeout") is None else kw["worker_timeout"],
+        strategy=kw["strategy"],
         devices=kw["devices"], weights=kw.get("weights"),
         mixed_precision=kw.get("mixed_precision", False), jit=kw.get("jit", False),
         data_on_device=kw.get("data_on_device", False),

@@ -93,6 +93,10 @@ class SearchConfig:
             raise OptionError(f"unknown --strategy {self.strategy!r}; known: mirrored")
         if self.devices is not None and self.devices < 1:
             raise OptionError(f"--devices must be positive, got {self.devices}")
+        if self.devices is not None and self.strategy is None:
+            raise OptionError("--devices goes with --strategy mirrored")
+        if self.worker_timeout <= 0:
+            raise OptionError(f"--worker-timeout must be positive, got {self.worker_timeout}")
         if not 0 <= self.seed < 2**32:
             raise OptionError(f"--seed must be in [0, 2**32), got {self.seed}")
         runs = Path(self.runs_dir)

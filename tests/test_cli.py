@@ -56,6 +56,21 @@ def test_a_bad_duration_names_its_option(tiny_kermany, tmp_path, command, option
                               tmp_path / "runs", option, "xyz"), f"{option} must look like")
 
 
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--time-budget", ""], "--time-budget must look like"),
+    (["--devices", "2"], "--devices goes with --strategy mirrored"),
+])
+def test_options_that_would_be_ignored_are_refused(tiny_kermany, args, fragment):
+    assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany, *args),
+                          fragment)
+
+
+def test_a_chiefs_worker_timeout_must_be_positive(tiny_kermany):
+    assert_one_line_error(run("search", "--chief", "127.0.0.1:1", "--family", "base_cnn",
+                              "--data", tiny_kermany, "--worker-timeout", "-1"),
+                          "--worker-timeout must be positive")
+
+
 def test_image_size_too_small_for_family(tiny_kermany):
     assert_one_line_error(run("search", "--family", "resnet18", "--data", tiny_kermany,
                               "--image-size", "16"), "--image-size 16", "resnet18")
