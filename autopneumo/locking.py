@@ -1,15 +1,24 @@
-"""One search per project folder: a lock file holding the owner's pid.
+"""One search per project folder: a lock file naming its owner (host, pid namespace, pid and
+the process's start time).
 
-A lock left by a process that no longer runs (killed with -9, a crashed machine) is
-detected and taken over.
+A lock is stale, and taken over, only where this process can tell that its owner is gone:
+the same host and pid namespace, and no process with that pid started at that time (killed
+with -9, a crash; a pid reused since does not keep it alive). A lock from another host or
+container (a runs folder on a shared file system) is never taken over: the error names the
+owner and the file to delete once nothing runs there. The lock is created with its content
+in one step, and a takeover moves the stale file away and checks that it moved the one it
+judged, so two processes cannot both take it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import RunsError
 
@@ -28,33 +37,117 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22; the name may hold spaces
+
+
+def _namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def owner() -> dict[str, Any]:
+    """What this process writes into a lock it takes."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid_namespace": _namespace(), "pid": pid,
+            "started": _start_time(pid)}
+
+
+def _read(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """The lock's text and its owner (None: unreadable; a bare pid from older versions is
+    an owner on this host)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return "", None
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        holder = None
+    if isinstance(holder, int):
+        holder = {"pid": holder}
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return text, None
+    return text, holder
+
+
+def _gone(holder: dict[str, Any] | None, me: dict[str, Any]) -> bool:
+    """Is the lock's owner certainly not running? Only answerable on its own host."""
+    if holder is None:
+        return True  # garbage: no search writes that
+    if holder.get("host", me["host"]) != me["host"]:
+        return False
+    if holder.get("pid_namespace", me["pid_namespace"]) != me["pid_namespace"]:
+        return False
+    pid = holder["pid"]
+    if pid == me["pid"] or not _alive(pid):  # our own pid: left by this process, not held
+        return True
+    started = holder.get("started")
+    return started is not None and _start_time(pid) not in (None, started)  # pid reused
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    where = f" on host {holder['host']}" if holder.get("host") else ""
+    return f"pid {holder['pid']}{where}"
+
+
 @contextlib.contextmanager
 def project_lock(project_dir: Path) -> Iterator[Path]:
     project_dir.mkdir(parents=True, exist_ok=True)
     path = project_dir / LOCK_FILE
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = int(path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                holder = 0
-            if holder != os.getpid() and _alive(holder):
-                raise RunsError(
-                    f"{project_dir}: another search (pid {holder}) is running on this project; "
-                    "wait for it or stop it"
-                ) from None
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        break
-    else:  # pragma: no cover - lost the race three times
+    me = owner()
+    mine = json.dumps(me)
+    for _ in range(5):
+        if _create(path, mine):
+            break
+        text, holder = _read(path)
+        if not _gone(holder, me):
+            raise RunsError(
+                f"{project_dir}: another search ({_describe(holder)}) holds {path}; wait for "
+                "it or stop it (if nothing runs there any more, delete that file)")
+        _take_over(path, text)
+    else:  # pragma: no cover - lost the race every time
         raise RunsError(f"{project_dir}: cannot take the project lock {path}")
     try:
         yield path
     finally:
         with contextlib.suppress(OSError):
-            if path.read_text().strip() == str(os.getpid()):
+            if path.read_text() == mine:
                 path.unlink()
+
+
+def _create(path: Path, content: str) -> bool:
+    """Create ``path`` holding ``content`` in one step (a hard link of a written file):
+    nobody ever sees it empty. False where it exists."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(content)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _take_over(path: Path, judged: str) -> None:
+    """Move the stale lock away; if what moved is not the file judged stale (another
+    process took the lock in between), put it back."""
+    moved = path.with_name(f".{path.name}.{os.getpid()}.stale")
+    try:
+        os.rename(path, moved)
+    except FileNotFoundError:
+        return  # someone else moved it: try again
+    try:
+        if moved.read_text() != judged:
+            with contextlib.suppress(FileExistsError):
+                os.link(moved, path)
+    finally:
+        moved.unlink(missing_ok=True)

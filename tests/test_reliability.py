@@ -48,24 +48,63 @@ def space(tmp_path) -> Path:
 
 
 def test_lock_refuses_a_second_search_and_takes_over_a_stale_one(tmp_path):
+    import json
+    import socket
+
+    from autopneumo.locking import _start_time, owner
+
     project = tmp_path / "p"
+
+    def lock_of(**fields):
+        (project / LOCK_FILE).write_text(json.dumps({**owner(), **fields}))
+
     with project_lock(project):
-        assert (project / LOCK_FILE).read_text() == str(os.getpid())
-        # another live process holds it
+        assert json.loads((project / LOCK_FILE).read_text()) == owner()
+        # another live process on this host holds it
         holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         try:
-            (project / LOCK_FILE).write_text(str(holder.pid))
-            with pytest.raises(RunsError, match=f"pid {holder.pid}"):
+            lock_of(pid=holder.pid, started=_start_time(holder.pid))
+            with pytest.raises(RunsError, match=f"another search \\(pid {holder.pid} on host "):
+                with project_lock(project):
+                    pass
+            # the same pid, started at another time: a reused pid, the owner is gone
+            lock_of(pid=holder.pid, started="1")
+            with project_lock(project):
+                assert json.loads((project / LOCK_FILE).read_text()) == owner()
+            # a lock from another host (a shared runs folder) is never taken over, even
+            # where a process of that pid does not run here
+            lock_of(host="elsewhere-" + socket.gethostname(), pid=2**22 + 7)
+            with pytest.raises(RunsError, match="pid 4194311 on host elsewhere-.*delete that file"):
+                with project_lock(project):
+                    pass
+            lock_of(pid_namespace="pid:[1]", pid=2**22 + 7)  # another container
+            with pytest.raises(RunsError, match="another search"):
                 with project_lock(project):
                     pass
         finally:
             holder.kill()
             holder.wait()
-    # the dead holder's lock is stale: taken over
-    (project / LOCK_FILE).write_text(str(holder.pid))
-    with project_lock(project):
-        assert (project / LOCK_FILE).read_text() == str(os.getpid())
-    assert not (project / LOCK_FILE).exists()
+    # the dead holder's lock is stale: taken over; so are an older version's bare pid and
+    # garbage
+    for text in (json.dumps({**owner(), "pid": holder.pid}), str(holder.pid), "garbage"):
+        (project / LOCK_FILE).write_text(text)
+        with project_lock(project):
+            assert json.loads((project / LOCK_FILE).read_text()) == owner()
+        assert not (project / LOCK_FILE).exists()
+
+
+def test_a_lock_taken_over_in_between_is_put_back(tmp_path):
+    """Two processes judge one stale lock; the first takes over, the second then moves
+    the first's fresh lock away: it must put it back instead of taking it."""
+    from autopneumo.locking import _take_over
+
+    path = tmp_path / LOCK_FILE
+    path.write_text("the first process's fresh lock")
+    _take_over(path, "the stale lock both judged")
+    assert path.read_text() == "the first process's fresh lock"
+    assert list(tmp_path.iterdir()) == [path]
+    _take_over(path, "the first process's fresh lock")  # what was judged: moved away
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
