@@ -42,10 +42,43 @@ STUDY_SETTINGS = ("tuner", "epochs", "image_size", "channels", "recall_target", 
                   "seed")
 
 
-def _spend(spent: dict[str, float], project: str, start: float, path: Path,
-           state: dict[str, Any]) -> None:
-    spent[project] = spent.get(project, 0.0) + time.time() - start
-    atomic_write_json(path, state)
+def fair_share(budget: float, spent: list[float], i: int) -> float:
+    """Seconds pair ``i`` may still use: the budget left after the pairs before it, split
+    evenly among it and the pairs after it, less what pair ``i`` already spent. In one
+    uninterrupted run that is the time left over the pairs still to run; after a Ctrl-C
+    or a raised --budget, a pair does not get a fresh share on top of what it had."""
+    allowance = (budget - sum(spent[:i])) / (len(spent) - i)
+    return allowance - spent[i]
+
+
+class _Ticker:
+    """While a pair's search runs, ``account`` (its time spent so far into study.json) is
+    called every ``interval`` seconds: a study killed without warning (kill -9, out of
+    memory) loses at most that much of its accounting."""
+
+    interval = 15.0
+
+    def __init__(self, account):
+        import threading
+
+        self.account = account
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="autopneumo-study-ticker")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.account()
+            self.ticks += 1
+
+    def __enter__(self) -> _Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def run_study(families: list[str] | str, policies: list[str] | str, budget: float,
@@ -74,31 +107,45 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
     spent: dict[str, float] = state.get("spent", {})
     state.update(budget=budget, pairs=[f"{f}__{p}" for f, p in pairs], spent=spent,
                  settings=settings)
+    names = [f"{f}__{p}" for f, p in pairs]
+    elsewhere = sum(v for k, v in spent.items() if k not in names)  # pairs no longer studied
     for i, (family, policy) in enumerate(pairs):
-        project = f"{family}__{policy}"
-        remaining = budget - sum(spent.values())
-        share = remaining / (len(pairs) - i)
+        project = names[i]
+        share = fair_share(budget - elsewhere, [spent.get(n, 0.0) for n in names], i)
+        share = min(share, budget - sum(spent.values()))
         if share <= 1.0:
             state.setdefault("skipped", [])
             if project not in spent and project not in state["skipped"]:  # never ran
                 state["skipped"].append(project)
             continue
+        if project in state.get("skipped", []):  # it runs now
+            state["skipped"].remove(project)
         config = dataclasses.replace(base, family=family, policy=policy, time_budget=share)
         cap = epoch_cap(resolve_spaces(config))
-        start = time.time()
+        before, start = spent.get(project, 0.0), time.time()
+
+        def account(before=before, start=start, project=project) -> None:
+            spent[project] = before + time.time() - start
+            atomic_write_json(path, state)
+
+        ticker = _Ticker(account)
         try:
-            if progress_factory is None:
-                records = search(config)
-            else:
-                with progress_factory() as progress:
-                    records = search(config, progress=progress)
+            with ticker:  # a kill -9 loses at most one tick of the accounting
+                if progress_factory is None:
+                    records = search(config)
+                else:
+                    with progress_factory() as progress:
+                        records = search(config, progress=progress)
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
-        except RunsError:
-            raise  # the project refused to start (other settings): nothing ran
-        except BaseException:
-            _spend(spent, project, start, path, state)
+        except RunsError:  # the project refused to start (other settings): nothing ran
+            if ticker.ticks:
+                spent[project] = before
+                atomic_write_json(path, state)
             raise
-        _spend(spent, project, start, path, state)
+        except BaseException:
+            account()
+            raise
+        account()
     state["total_spent"] = sum(spent.values())
     atomic_write_json(path, state)
     return state

@@ -141,3 +141,49 @@ def test_the_deadline_ends_a_fit_and_says_so_in_its_history():
     assert history.history[DEADLINE_LOG] == [1.0]
     later = model.fit(x, y, epochs=3, verbose=0, callbacks=[StopAtDeadline(time.time() + 3600)])
     assert DEADLINE_LOG not in later.history and len(later.history["loss"]) == 3
+
+
+def test_fair_share_after_an_interruption_or_a_larger_budget():
+    from autopneumo.study import fair_share
+
+    # uninterrupted: what is left over the pairs still to run
+    assert fair_share(60, [0, 0], 0) == 30
+    assert fair_share(60, [33, 0], 1) == 27
+    # pair 0 was interrupted after 10 s: it gets the rest of its 30, not 30 more
+    assert fair_share(60, [10, 0], 0) == 20
+    assert fair_share(60, [30, 0], 1) == 30
+    # a finished study's budget doubled: each pair gets its half of the new time
+    assert fair_share(120, [30, 30], 0) == 30
+    assert fair_share(120, [60, 30], 1) == 30
+    assert fair_share(60, [30, 30], 0) == 0  # spent: nothing more
+
+
+def test_study_accounting_skips_and_ticks(tmp_path, monkeypatch):
+    """A pair skipped for lack of time is no longer listed as skipped once a rerun gives
+    it time, and the time a pair's search spends is written while it runs (a kill -9
+    loses at most one tick)."""
+    import autopneumo.study as study
+
+    clock = [1000.0]
+    monkeypatch.setattr(study.time, "time", lambda: clock[0])
+    seen = []
+
+    def search(config, progress=None):
+        time.sleep(0.15)  # real time: the ticker writes study.json meanwhile
+        seen.append(json.loads((tmp_path / "runs" / "study.json").read_text())["spent"])
+        clock[0] += config.time_budget  # every pair uses its whole share
+        return []
+
+    monkeypatch.setattr(study, "search", search)
+    monkeypatch.setattr(study._Ticker, "interval", 0.02)
+    base = SearchConfig(family="", policy="", tuner="random", max_trials=5, epochs=2,
+                        image_size=32, runs_dir=tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "study.json").write_text(json.dumps({"spent": {}}))
+    state = run_study("base_cnn", "none,flip", 1.0, base)  # 0.5 s and 1 s: too short to run
+    assert state["skipped"] == ["base_cnn__none", "base_cnn__flip"] and seen == []
+    state = run_study("base_cnn", "none,flip", 100.0, base)
+    assert state["skipped"] == []
+    assert state["spent"] == {"base_cnn__none": 50.0, "base_cnn__flip": 50.0}
+    assert seen[0] == {"base_cnn__none": 0.0}  # written while the first pair ran
+    assert seen[1] == {"base_cnn__none": 50.0, "base_cnn__flip": 0.0}
