@@ -1,9 +1,12 @@
 """``study``: the whole families x policies matrix within one time budget, resumable.
 
-The budget is split fairly: each project in turn gets the remaining time divided by the
-number of projects still to run, so time one project leaves unused goes to the next, and
-an overrun (at most the epoch in which its deadline passes) is taken from the rest.
-Time spent is kept in ``<runs>/study.json`` so a rerun continues with what is left, with
+The budget is split fairly: each project in turn gets the time its predecessors left,
+divided by the number of projects still to run, less what it spent in an earlier run
+(``fair_share``), so time one project leaves unused goes to the next, an overrun (at most
+the epoch in which its deadline passes) is taken from the rest, and a project resumed
+after a Ctrl-C gets the rest of its share, not a new one. Time spent is kept in
+``<runs>/study.json`` (written every 15 s while a project runs) so a rerun continues with
+what is left, with
 each project's outcome (``outcome``: trials, completed, the most epochs hyperband gave a
 trial). ``short_shares`` says which projects' shares were too short to compare: on a
 2-core CPU a 90-minute study of 4 pairs left every hyperband trial at its first 2 epochs.
