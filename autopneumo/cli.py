@@ -216,7 +216,8 @@ def _run_search(config) -> None:
 @main.command()
 @search_options
 @click.option("--time-budget", default=None,
-              help="Stop cleanly after this long: 90s, 30m, 2h (a bare number is minutes).")
+              help="Stop cleanly after this long: 90s, 30m, 2h (a bare number is minutes); "
+                   "with --chief no trial is handed out past it (give workers theirs).")
 @click.option("--chief", default=None, metavar="HOST:PORT",
               help="Serve keras-tuner's oracle here for `autopneumo worker` processes.")
 @click.option("--worker-timeout", type=float, default=60.0, show_default=True,
@@ -230,6 +231,9 @@ def search(**kw) -> None:
 @search_options
 @click.option("--chief", required=True, metavar="HOST:PORT", help="The chief's address.")
 @click.option("--worker-id", default=None, help="Unique id (default: worker-<host>-<pid>).")
+@click.option("--time-budget", default=None,
+              help="Stop this worker's running trial after its epoch past this long (90s, "
+                   "30m, 2h); give the chief the same.")
 def worker(**kw) -> None:
     """Join a chief's search: run the trials it hands out (same options as its search)."""
     _run_search(_config("worker", **kw))

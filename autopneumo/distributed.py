@@ -58,6 +58,20 @@ def wait_for_chief(address: str, seconds: float | None = None, say=None,
         time.sleep(interval)
 
 
+def stop_new_trials_at(oracle, deadline: float) -> threading.Timer:
+    """The chief's time budget: from ``deadline`` (``time.time()``) on, the oracle hands out
+    no new trial (its trial count becomes its limit); the running ones finish (each
+    worker's own --time-budget ends them after their epoch). Returns the started timer."""
+
+    def stop() -> None:
+        oracle.max_trials = len(oracle.trials)
+
+    timer = threading.Timer(max(0.0, deadline - time.time()), stop)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def default_worker_id() -> str:
     return f"worker-{socket.gethostname()}-{os.getpid()}"
 

@@ -430,10 +430,15 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
 
 def _run_tuner(tuner, config: SearchConfig, project_dir: Path, callbacks: list) -> None:
     if config.role == "chief":
-        from .distributed import Watchdog
+        from .distributed import Watchdog, stop_new_trials_at
 
-        with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
-            tuner.search(verbose=0)
+        timer = stop_new_trials_at(tuner.oracle, tuner.deadline) if tuner.deadline else None
+        try:
+            with Watchdog(tuner.oracle, project_dir, timeout=config.worker_timeout):
+                tuner.search(verbose=0)
+        finally:
+            if timer is not None:
+                timer.cancel()
     else:
         if config.role == "worker":
             from .distributed import pace_idle_answers

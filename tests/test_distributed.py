@@ -195,3 +195,28 @@ def test_a_worker_says_it_waits_for_its_chief_and_gives_up_in_one_line():
     with pytest.raises(SearchError, match=f"^--chief 127.0.0.1:{port}: nothing answered for 0 s"):
         wait_for_chief(f"127.0.0.1:{port}", 0.3, said.append, interval=0.05)
     assert said == [f"waiting for the chief at 127.0.0.1:{port} (up to 0 s)"]
+
+
+def test_the_chiefs_time_budget_stops_handing_out_trials():
+    import time
+    from types import SimpleNamespace
+
+    from autopneumo.distributed import stop_new_trials_at
+
+    oracle = SimpleNamespace(max_trials=100, trials={"0": 1, "1": 2})
+    timer = stop_new_trials_at(oracle, time.time() + 0.1)
+    assert oracle.max_trials == 100  # not yet
+    timer.join(5)
+    assert oracle.max_trials == 2  # the trials already handed out, no more
+
+
+def test_a_worker_takes_a_time_budget():
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "--help"])
+    assert "--time-budget" in result.output
+    result = CliRunner().invoke(main, ["worker", "--chief", "127.0.0.1:1", "--family",
+                                       "base_cnn", "--time-budget", "abc"])
+    assert result.exit_code == 2 and "--time-budget must look like" in result.output
