@@ -316,8 +316,9 @@ class PneumoniaHyperModel(kt.HyperModel):
 
     def __init__(self, family: Entry, policy: Entry, spaces: dict[str, SearchSpace],
                  train, val, recall_target: float, jit: bool = False,
-                 mixed_precision: bool = False, data_on_device: bool = False):
+                 mixed_precision: bool = False, data_on_device: bool = False, seed: int = 0):
         super().__init__(name=f"{family.name}__{policy.name}")
+        self.seed = seed  # the search's --seed: oversampling draws with it
         self.family, self.policy, self.spaces = family, policy, spaces
         self.train, self.val = train, val
         self.recall_target = recall_target
@@ -346,7 +347,7 @@ class PneumoniaHyperModel(kt.HyperModel):
         history = train(model, self.train, self.val, values["training"], self.recall_target,
                         epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
                         augmentation=self.policy.builder(**values["augment"]),
-                        data_on_device=self.data_on_device)
+                        data_on_device=self.data_on_device, seed=self.seed)
         self.last_fit = (dict(hp.values), model)
         return history
 

@@ -365,7 +365,8 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     mixed, jit, on_device = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
                                      dataset.train, dataset.val, config.recall_target, jit=jit,
-                                     mixed_precision=mixed, data_on_device=on_device)
+                                     mixed_precision=mixed, data_on_device=on_device,
+                                     seed=config.seed)
     evaluator = Evaluator(dataset, project, config.recall_target, command=config.command)
     cap = epoch_cap(resolved)
     kwargs: dict[str, Any] = {}

@@ -443,3 +443,21 @@ def test_ema_scores_and_keeps_the_averaged_weights_of_each_epoch():
             assert len(seen.gaps) == 2 and max(seen.gaps) == 0.0
         else:  # the optimizer averages, but nothing puts the average into the model
             assert min(seen.gaps) > 0.0
+
+
+def test_a_trials_fit_draws_its_oversampling_with_the_searchs_seed(monkeypatch):
+    from types import SimpleNamespace
+
+    import keras_tuner as kt
+
+    import autopneumo.hypermodel as hypermodel
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    resolved = resolve_spaces(SearchConfig("base_cnn", "none", image_size=32))
+    split = SimpleNamespace(x=np.zeros((4, 32, 32, 1), np.uint8), y=np.array([0, 1, 0, 1]))
+    hm = hypermodel.PneumoniaHyperModel(resolved["family"], resolved["policy"],
+                                        resolved["spaces"], split, split, 0.95, seed=7)
+    seen = {}
+    monkeypatch.setattr(hypermodel, "train", lambda *a, **k: seen.update(k))
+    hm.fit(kt.HyperParameters(), None, epochs=1)
+    assert seen["seed"] == 7
