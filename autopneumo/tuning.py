@@ -420,13 +420,33 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     # a trial the oracle ended without a record: a failed one whose worker died before
     # writing it, or a completed one from a project written before records came first
     # (a worker leaves this to the chief: another worker may be writing that record now)
+    # (or whose record was damaged since: truncated, emptied; re-evaluated from its
+    # model.keras, so its row comes back, without the per-epoch history)
     for trial in tuner.oracle.trials.values() if config.role != "worker" else ():
         if str(trial.status).upper() in ("COMPLETED", "FAILED", "INVALID"):
-            if not (Path(tuner.get_trial_dir(trial.trial_id)) / RECORD_FILE).exists():
-                record_trial(tuner, trial)
+            trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
+            if _readable_record(trial_dir / RECORD_FILE):
+                continue
+            if str(trial.status).upper() == "COMPLETED" and not _has_model(trial_dir):
+                continue  # nothing to evaluate: the leaderboard names the damaged record
+            record_trial(tuner, trial)
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def _readable_record(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "trial_id" in record
+
+
+def _has_model(trial_dir: Path) -> bool:
+    from .evaluation import MODEL_FILE
+
+    return (trial_dir / MODEL_FILE).is_file() or (trial_dir / "checkpoint.weights.h5").is_file()
 
 
 def _run_tuner(tuner, config: SearchConfig, project_dir: Path, callbacks: list) -> None:

@@ -152,6 +152,26 @@ def test_resume_names_an_unreadable_keras_tuner_file(searched, tmp_path):
     assert len(list(copy.rglob("record.json"))) == 2  # nothing lost
 
 
+def test_resume_re_evaluates_a_trial_whose_record_was_damaged(searched, tmp_path):
+    import shutil
+
+    config, records = searched
+    copy = tmp_path / "runs"
+    shutil.copytree(config.runs_dir, copy)
+    first = sorted((copy / config.project).glob("trial_*/record.json"))[0]
+    before = json.loads(first.read_text())
+    first.write_text(first.read_text()[:50])  # truncated
+    import autopneumo
+
+    assert len(autopneumo.leaderboard(copy).attrs["skipped"]) == 1
+    again = search(SearchConfig(**{**config.__dict__, "runs_dir": copy}))
+    assert len(again) == 2 and not autopneumo.leaderboard(copy).attrs["skipped"]
+    after = json.loads(first.read_text())
+    assert after["status"] == "completed"
+    assert after["test"]["auc"] == pytest.approx(before["test"]["auc"], abs=1e-6)
+    assert after["threshold"] == pytest.approx(before["threshold"], abs=1e-6)
+
+
 def test_resume_with_other_settings_is_refused(searched):
     config, _ = searched
     other = SearchConfig(**{**config.__dict__, "image_size": 40})
