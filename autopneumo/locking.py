@@ -133,6 +133,14 @@ def _create(path: Path, content: str) -> bool:
         return True
     except FileExistsError:
         return False
+    except OSError:  # a file system without hard links: exclusive create, then write
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as fh:
+            fh.write(content)
+        return True
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -306,3 +306,21 @@ def test_unreadable_file_is_listed_and_skipped(tiny_kermany, tmp_path):
     ds = load_dataset(copy, image_size=32, cache_folder=tmp_path / "cache")
     assert [u["file"] for u in ds.manifest["unreadable"]] == [
         f"train/NORMAL/{locked.name}"]
+
+
+def test_the_lock_works_where_hard_links_do_not(tmp_path, monkeypatch):
+    import json
+
+    from autopneumo.locking import owner
+
+    def no_links(*args, **kwargs):
+        raise PermissionError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    from autopneumo.locking import _create
+
+    with project_lock(tmp_path / "p"):
+        assert json.loads((tmp_path / "p" / LOCK_FILE).read_text()) == owner()
+        assert _create(tmp_path / "p" / LOCK_FILE, "another") is False  # exclusive still
+    assert not (tmp_path / "p" / LOCK_FILE).exists()
+    assert list((tmp_path / "p").iterdir()) == []  # no temporary file left
