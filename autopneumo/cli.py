@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .paths import DATA_ENV, DEFAULT_REPORT_DIR, DEFAULT_RUNS_DIR
+from .paths import DATA_ENV, DEFAULT_REPORT_DIR, DEFAULT_RUNS_DIR, require_runs_dir
 
 
 class _Group(click.Group):
@@ -290,8 +290,7 @@ def leaderboard(runs_dir: Path, top: int) -> None:
     from .leaderboard import leaderboard as build
     from .terminal import print_leaderboard
 
-    if not runs_dir.is_dir():
-        raise UserError(f"runs folder not found: {runs_dir}")
+    require_runs_dir(runs_dir)
     if top < 1:
         raise UserError(f"--top must be positive, got {top}")
     frame = build(runs_dir)
@@ -313,8 +312,7 @@ def report(runs_dir: Path, out: Path, fmt: str, top: int, no_pixels: bool) -> No
     """Write leaderboard.csv and index.html (or summary.md) comparing families x policies."""
     from .report import write_report
 
-    if not runs_dir.is_dir():
-        raise UserError(f"runs folder not found: {runs_dir}")
+    require_runs_dir(runs_dir)
     written = write_report(runs_dir, out, fmt=fmt, top=top, pixels=not no_pixels)
     for path in written:
         click.echo(str(path))

@@ -46,7 +46,7 @@ from .evaluation import (
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard
 from .objective import CI_RESAMPLED, binary_metrics, bootstrap_intervals, validation_summary
-from .paths import DEFAULT_RUNS_DIR
+from .paths import DEFAULT_RUNS_DIR, require_runs_dir
 
 ENSEMBLE_DIR = "_ensemble"
 KIND = "ensemble"
@@ -93,9 +93,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     if top == 1 and not tta:
         raise OptionError("--top 1 without --tta is the best trial itself; "
                           "use --top 2 or more, or add --tta")
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunsError(f"runs folder not found: {runs_dir}")
+    runs_dir = require_runs_dir(runs_dir)
     start = time.perf_counter()
     members = select_members(runs_dir, top)
     records = [_read_record(Path(m["trial_dir"])) for m in members]

@@ -20,6 +20,7 @@ import pandas as pd
 from .atomic import atomic_write_text
 from .errors import OptionError, RunsError
 from .leaderboard import leaderboard, search_trials
+from .paths import require_runs_dir
 
 FINAL_FILE = "final.json"
 METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_at_recall")
@@ -41,9 +42,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     from .evaluation import Evaluator
     from .trials import train_and_evaluate
 
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise RunsError(f"runs folder not found: {runs_dir}")
+    runs_dir = require_runs_dir(runs_dir)
     frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if best.empty:

@@ -17,6 +17,7 @@ from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard, search_trials
+from .paths import require_runs_dir
 
 CARD_FILE = "model_card.json"
 
@@ -60,8 +61,7 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     """Copy the top-``top`` completed models (by validation) with a model card each."""
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
-    if not Path(runs_dir).is_dir():
-        raise RunsError(f"runs folder not found: {runs_dir}")
+    require_runs_dir(runs_dir)
     frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:

@@ -41,3 +41,15 @@ def spaces_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return here.parent / "search_spaces"
+
+
+def require_runs_dir(runs_dir) -> Path:
+    """The runs folder, which must exist: a one-line error says if it is missing or a file."""
+    from .errors import RunsError
+
+    runs_dir = Path(runs_dir)
+    if runs_dir.is_file():
+        raise RunsError(f"--runs-dir {runs_dir}: is a file, not a runs folder")
+    if not runs_dir.is_dir():
+        raise RunsError(f"runs folder not found: {runs_dir}")
+    return runs_dir

@@ -332,3 +332,14 @@ def test_an_error_before_the_search_begins_prints_only_its_line(tmp_path):
     result = run("search", "--family", "base_cnn", "--data", tmp_path / "missing")
     assert result.exit_code == 2
     assert result.output == f"Error: data folder not found: {tmp_path / 'missing'}\n"
+
+
+@pytest.mark.parametrize("command", [["leaderboard"], ["report"], ["ensemble", "--top", "2"],
+                                     ["finalize"], ["export", "--out", "x"]])
+def test_a_runs_dir_that_is_a_file_is_named_as_such(tmp_path, command):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert_one_line_error(run(*command, "--runs-dir", afile),
+                          f"--runs-dir {afile}: is a file, not a runs folder")
+    assert_one_line_error(run(*command, "--runs-dir", tmp_path / "none"),
+                          f"runs folder not found: {tmp_path / 'none'}")
