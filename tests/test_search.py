@@ -368,6 +368,15 @@ def _live_func_graphs() -> int:
     return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
 
 
+def _tiny_hyperband(tiny_kermany, tmp_path) -> list[dict]:
+    """Four hyperband trials at 32 px, 3 epochs at most: some of them continued."""
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    return search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband",
+                               max_trials=4, epochs=3, image_size=32, runs_dir=tmp_path / "runs",
+                               spaces=[space], seed=2))
+
+
 @pytest.mark.slow
 def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, tmp_path,
                                                                 monkeypatch):
@@ -384,12 +393,7 @@ def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, t
         return load_weights(model, filepath, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "load_weights", spy)
-    space = tmp_path / "small_cnn.yaml"
-    space.write_text(SMALL_CNN)
-    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband", max_trials=4,
-                          epochs=3, image_size=32, runs_dir=tmp_path / "runs", spaces=[space],
-                          seed=2)
-    records = search(config)
+    records = _tiny_hyperband(tiny_kermany, tmp_path)
     assert len(records) == 4
     assert {r["status"] for r in records} == {"completed"}
     by_id = {r["trial_id"]: r for r in records}
@@ -425,12 +429,7 @@ def test_a_hyperband_continuation_that_only_gets_worse_keeps_its_parents_weights
                           callbacks=list(callbacks or []) + extra, **kwargs)
 
     monkeypatch.setattr(hypermodel, "train", train)
-    space = tmp_path / "small_cnn.yaml"
-    space.write_text(SMALL_CNN)
-    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband", max_trials=4,
-                          epochs=3, image_size=32, runs_dir=tmp_path / "runs", spaces=[space],
-                          seed=2)
-    records = search(config)
+    records = _tiny_hyperband(tiny_kermany, tmp_path)
     by_id = {r["trial_id"]: r for r in records}
     continued = [r for r in records if r["hyperparameters"].get("tuner/trial_id")]
     assert continued
