@@ -155,6 +155,8 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
             supported = [n for n in FAMILIES.names() if "weights" in FAMILIES.get(n).parameters()]
             raise OptionError(f"--weights: family {family.name} cannot load pretrained weights; "
                               f"families that can: {', '.join(supported)}")
+        if Path(config.weights).is_dir():
+            raise OptionError(f"--weights {config.weights}: is a folder, not a weights file")
         if not Path(config.weights).is_file():
             raise OptionError(f"--weights {config.weights}: file not found")
         # ImageNet files fit one architecture: pin the settings they need
@@ -435,6 +437,12 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     return read_records(project_dir)
 
 
+def _md5(path: str | Path) -> str:
+    from .data.download import md5_of
+
+    return md5_of(Path(path))
+
+
 def _readable_record(path: Path) -> bool:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -542,6 +550,8 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
         "seed": config.seed,
         "data_hash": dataset.manifest["data_hash"],
         "spaces": {k: _space_dict(s) for k, s in spaces.items()},
+        # the pretrained file's contents, not only its path (pinned where recorded)
+        "weights_md5": _md5(config.weights) if config.weights else None,
     }
     path = project_dir / PROJECT_FILE
     if path.exists():
@@ -551,6 +561,8 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
             raise RunsError(f"{path}: unreadable project file ({exc})") from exc
         new = json.loads(json.dumps(settings))
         changed = [k for k in _PINNED if existing.get(k) != new[k]]
+        if "weights_md5" in existing and existing["weights_md5"] != new["weights_md5"]:
+            changed.append("weights (the file's contents)")
         if changed and not any(project_dir.glob("trial_*")):
             changed = []  # an earlier start failed before its first trial: nothing to keep
             existing = None

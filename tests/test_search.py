@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
 from autopneumo.backend import custom_gradient_names
-from autopneumo.errors import RunsError
+from autopneumo.errors import OptionError, RunsError
 from autopneumo.objective import precision_at_recall
 from autopneumo.tuning import SearchConfig, search
 from tests.tiny_spaces import small_cnn
@@ -512,3 +513,27 @@ def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_kermany, tmp_path
     assert last.endswith("loss became nan in epoch 1)")
     [path] = (tmp_path / "runs").rglob("record.json")  # the failure is recorded
     assert json.loads(path.read_text())["status"] == "failed"
+
+
+def test_resume_refuses_a_weights_file_whose_contents_changed(tmp_path):
+    from types import SimpleNamespace
+
+    from autopneumo.tuning import _pin_project, resolve_spaces
+
+    weights = tmp_path / "imagenet.weights.h5"
+    weights.write_bytes(b"first weights")
+    config = SearchConfig("base_cnn", "none", image_size=32, runs_dir=tmp_path / "runs")
+    spaces = resolve_spaces(config)["spaces"]
+    config.weights = weights  # pinned by contents; base_cnn's space is not consulted here
+    dataset = SimpleNamespace(manifest={"data_hash": "h"})
+    project_dir = tmp_path / "runs" / config.project
+    project_dir.mkdir(parents=True)
+    first = _pin_project(project_dir, config, dataset, spaces)
+    assert first["weights_md5"] == hashlib.md5(b"first weights").hexdigest()
+    (project_dir / "trial_0").mkdir()  # a trial ran
+    _pin_project(project_dir, config, dataset, spaces)  # the same file: resumes
+    weights.write_bytes(b"other weights")
+    with pytest.raises(RunsError, match=r"other settings \(weights \(the file's contents\)\)"):
+        _pin_project(project_dir, config, dataset, spaces)
+    with pytest.raises(OptionError, match="is a folder, not a weights file"):
+        resolve_spaces(SearchConfig("densenet121", "none", image_size=32, weights=tmp_path))
