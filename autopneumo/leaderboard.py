@@ -23,14 +23,20 @@ TEST_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "spe
 CI_METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1")
 
 
+def load_record(path: str | Path) -> dict[str, Any]:
+    """One trial record; OSError or ValueError where it is unreadable or not a record."""
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(record, dict) or "trial_id" not in record:
+        raise ValueError("not an autopneumo trial record")
+    return record
+
+
 def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """All readable ``record.json`` files below ``runs_dir`` (any depth), sorted by path."""
     out = []
     for path in sorted(Path(runs_dir).rglob(RECORD_FILE)):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict) or "trial_id" not in record:
-                raise ValueError("not an autopneumo trial record")
+            record = load_record(path)
         except (OSError, ValueError) as exc:
             if skipped is not None:
                 skipped.append(f"{path}: {exc}")

@@ -437,18 +437,14 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     return read_records(project_dir)
 
 
-def _md5(path: str | Path) -> str:
-    from .data.download import md5_of
-
-    return md5_of(Path(path))
-
-
 def _readable_record(path: Path) -> bool:
+    from .leaderboard import load_record
+
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        load_record(path)
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and "trial_id" in record
+    return True
 
 
 def _has_model(trial_dir: Path) -> bool:
@@ -537,6 +533,7 @@ def parse_duration(text: str, option: str = "--time-budget") -> float:
 def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> dict[str, Any]:
     """Write the project's settings once; refuse to resume with different ones."""
     from .atomic import atomic_write_json
+    from .data.download import md5_of
 
     settings = {
         "project": config.project,
@@ -551,7 +548,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
         "data_hash": dataset.manifest["data_hash"],
         "spaces": {k: _space_dict(s) for k, s in spaces.items()},
         # the pretrained file's contents, not only its path (pinned where recorded)
-        "weights_md5": _md5(config.weights) if config.weights else None,
+        "weights_md5": md5_of(Path(config.weights)) if config.weights else None,
     }
     path = project_dir / PROJECT_FILE
     if path.exists():
