@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OptionError, SearchError
+from .periodic import Periodic
 
 ENV_IP, ENV_PORT, ENV_ID = "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"
 HEARTBEAT_DIR = "workers"
@@ -94,54 +95,41 @@ def tuner_environment(address: str, tuner_id: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """A worker's background thread that touches ``workers/<id>.alive`` every ``interval`` s."""
 
     def __init__(self, project_dir: Path, tuner_id: str, interval: float = 2.0):
+        super().__init__(interval, "heartbeat")
         self.path = Path(project_dir) / HEARTBEAT_DIR / f"{tuner_id}.alive"
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError):
-                self.path.touch()
-            self._stop.wait(self.interval)
+    def tick(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.touch()
 
     def __enter__(self) -> Heartbeat:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch()
-        self._thread.start()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().__exit__(*exc)
         with contextlib.suppress(OSError):
             self.path.unlink()
 
 
-class Watchdog:
+class Watchdog(Periodic):
     """The chief's thread: a worker silent for ``timeout`` s loses its trial to the others."""
 
     def __init__(self, oracle, project_dir: Path, timeout: float = 60.0, interval: float = 1.0):
+        super().__init__(interval, "watchdog")
         self.oracle = oracle
         self.folder = Path(project_dir) / HEARTBEAT_DIR
         self.timeout = timeout
-        self.interval = interval
         self.reclaimed: list[tuple[str, str]] = []  # (worker id, trial id)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="watchdog")
 
     def __enter__(self) -> Watchdog:
         hold_finished_workers(self.oracle)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        return super().__enter__()
 
     def silent_workers(self) -> list[str]:
         """Workers the oracle waits for (running a trial, or registered) that went quiet."""
@@ -156,11 +144,10 @@ class Watchdog:
                 silent.append(tuner_id)
         return silent
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            for tuner_id in self.silent_workers():
-                trial_id = _reclaim(self.oracle, tuner_id, self.timeout)
-                self.reclaimed.append((tuner_id, trial_id))
+    def tick(self) -> None:
+        for tuner_id in self.silent_workers():
+            trial_id = _reclaim(self.oracle, tuner_id, self.timeout)
+            self.reclaimed.append((tuner_id, trial_id))
 
 
 def hold_finished_workers(oracle) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .atomic import atomic_write_json
 from .errors import OptionError, RunsError
+from .periodic import Periodic
 from .registry import FAMILIES, POLICIES
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
@@ -54,7 +55,7 @@ def fair_share(budget: float, spent: list[float], i: int) -> float:
     return allowance - spent[i]
 
 
-class _Ticker:
+class _Ticker(Periodic):
     """While a pair's search runs, ``account`` (its time spent so far into study.json) is
     called every ``interval`` seconds: a study killed without warning (kill -9, out of
     memory) loses at most that much of its accounting."""
@@ -62,26 +63,13 @@ class _Ticker:
     interval = 15.0
 
     def __init__(self, account):
-        import threading
-
+        super().__init__(type(self).interval, "autopneumo-study-ticker")
         self.account = account
         self.ticks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="autopneumo-study-ticker")
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.account()
-            self.ticks += 1
-
-    def __enter__(self) -> _Ticker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def tick(self) -> None:
+        self.account()
+        self.ticks += 1
 
 
 def run_study(families: list[str] | str, policies: list[str] | str, budget: float,
