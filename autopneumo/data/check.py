@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 
 from .images import DecodeFailure, decode_many
 from .kermany import CLASSES, SPLITS, scan_kermany
+from .patients import patient_id_by_kind
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,6 @@ class DataCheck:
         return sum(1 for g in self.duplicate_groups if len({p.split("/")[0] for p in g}) > 1)
 
 
-_PNEUMONIA_KIND = re.compile(r"^person\d+_(bacteria|virus)")
-
-
 def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     scan = scan_kermany(root)
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
@@ -51,8 +48,7 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     for e in scan.entries:
         counts[e.split][CLASSES[e.label]] += 1
         patients[e.split].add(e.patient)
-        kind = _PNEUMONIA_KIND.search(Path(e.relpath).name.lower())
-        by_kind[e.split].add(f"{e.patient}_{kind.group(1)}" if kind else e.patient)
+        by_kind[e.split].add(patient_id_by_kind(e.relpath))
         try:
             by_md5[_md5(scan.root / e.relpath)].append(e.relpath)
         except OSError:

@@ -39,6 +39,18 @@ def patient_id_or_file(filename: str) -> str:
     return parse_patient_id(filename) or f"file:{_name(filename)}"
 
 
+_KIND = re.compile(r"^person\d+_(bacteria|virus)", re.IGNORECASE)
+
+
+def patient_id_by_kind(filename: str) -> str:
+    """``patient_id_or_file``, with ``_bacteria`` / ``_virus`` kept for ``personN`` names:
+    the reading in which the two kinds are numbered separately (``data check`` counts
+    both; the validation split uses the merged, cautious one)."""
+    kind = _KIND.match(_name(filename))
+    base = patient_id_or_file(filename)
+    return f"{base}_{kind.group(1).lower()}" if kind else base
+
+
 def patients_of(files) -> np.ndarray:
     """``patient_id_or_file`` of each file name (e.g. a predictions file's ``file`` column)."""
     return np.array([patient_id_or_file(str(f)) for f in files], dtype=str)
