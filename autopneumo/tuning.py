@@ -361,10 +361,10 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     _warn_about_data(dataset)
     runs_dir = Path(config.runs_dir)
     project_dir = runs_dir / config.project
-    project = _pin_project(project_dir, config, dataset, resolved["spaces"])
+    mixed, jit, on_device = _gpu_options(config)
+    project = _pin_project(project_dir, config, dataset, resolved["spaces"], mixed)
     _check_tuner_files(project_dir)
     keras.utils.set_random_seed(config.seed)
-    mixed, jit, on_device = _gpu_options(config)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
                                      dataset.train, dataset.val, config.recall_target, jit=jit,
                                      mixed_precision=mixed, data_on_device=on_device,
@@ -530,8 +530,13 @@ def parse_duration(text: str, option: str = "--time-budget") -> float:
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 
-def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> dict[str, Any]:
-    """Write the project's settings once; refuse to resume with different ones."""
+def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
+                 mixed_precision: bool = False) -> dict[str, Any]:
+    """Write the project's settings once; refuse to resume with different ones.
+
+    ``mixed_precision`` is whether float16 compute is in effect (asked for, on a GPU): it
+    changes what a trial's training computes, so it is pinned like a hyperparameter. --jit
+    and --data-on-device only change how the same computation runs, and are not."""
     from .atomic import atomic_write_json
     from .data.download import md5_of
 
@@ -549,6 +554,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
         "spaces": {k: _space_dict(s) for k, s in spaces.items()},
         # the pretrained file's contents, not only its path (pinned where recorded)
         "weights_md5": md5_of(Path(config.weights)) if config.weights else None,
+        "mixed_precision": bool(mixed_precision),
     }
     path = project_dir / PROJECT_FILE
     if path.exists():
@@ -560,6 +566,9 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces) -> di
         changed = [k for k in _PINNED if existing.get(k) != new[k]]
         if "weights_md5" in existing and existing["weights_md5"] != new["weights_md5"]:
             changed.append("weights (the file's contents)")
+        if existing.get("mixed_precision", new["mixed_precision"]) != new["mixed_precision"]:
+            changed.append("--mixed-precision (float16 on a GPU: "
+                           f"{'on' if existing['mixed_precision'] else 'off'} when started)")
         if changed and not any(project_dir.glob("trial_*")):
             changed = []  # an earlier start failed before its first trial: nothing to keep
             existing = None

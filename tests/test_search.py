@@ -537,3 +537,34 @@ def test_resume_refuses_a_weights_file_whose_contents_changed(tmp_path):
         _pin_project(project_dir, config, dataset, spaces)
     with pytest.raises(OptionError, match="is a folder, not a weights file"):
         resolve_spaces(SearchConfig("densenet121", "none", image_size=32, weights=tmp_path))
+
+
+def test_resume_refuses_another_mixed_precision_setting(tmp_path):
+    """Float16 compute changes what a trial trains: a project started with it in effect
+    (on a GPU) does not resume without it, nor the other way round; a project file from
+    before the setting was recorded resumes either way."""
+    from types import SimpleNamespace
+
+    from autopneumo.tuning import PROJECT_FILE, _pin_project, resolve_spaces
+
+    config = SearchConfig("base_cnn", "none", image_size=32, runs_dir=tmp_path / "runs")
+    spaces = resolve_spaces(config)["spaces"]
+    dataset = SimpleNamespace(manifest={"data_hash": "h"})
+    project_dir = tmp_path / "runs" / config.project
+    project_dir.mkdir(parents=True)
+    assert _pin_project(project_dir, config, dataset, spaces, True)["mixed_precision"] is True
+    (project_dir / "trial_0").mkdir()  # a trial ran
+    _pin_project(project_dir, config, dataset, spaces, True)  # the same: resumes
+    with pytest.raises(RunsError, match=r"other settings \(--mixed-precision \(float16 on a "
+                                        r"GPU: on when started\)\)"):
+        _pin_project(project_dir, config, dataset, spaces, False)
+    path = project_dir / PROJECT_FILE
+    recorded = json.loads(path.read_text())
+    recorded["mixed_precision"] = False
+    path.write_text(json.dumps(recorded))
+    with pytest.raises(RunsError, match=r"off when started"):
+        _pin_project(project_dir, config, dataset, spaces, True)
+    del recorded["mixed_precision"]  # an older project file
+    path.write_text(json.dumps(recorded))
+    _pin_project(project_dir, config, dataset, spaces, True)
+    _pin_project(project_dir, config, dataset, spaces, False)
