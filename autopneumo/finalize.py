@@ -3,7 +3,9 @@ accident of one seed. Results go to ``<runs>/_finalize/`` (not read as search tr
 
 Each seed's result is kept as it finishes, and a rerun reuses every seed already done
 for the same trial, values and data: a finalize stopped midway (Ctrl-C, a lost machine)
-resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more.
+resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more;
+``--seeds 1`` after ``--seeds 3`` trains nothing and still summarises all three (finished
+work is never dropped from the summary).
 
 With two seeds or more, the seeds' mean probability is one more model: an ensemble row
 (``<runs>/_ensemble/rank1_<project>_trial<id>_seeds3``, policy ``3 seeds of <id>``),
@@ -54,12 +56,14 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
         record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
         dataset = _trial_dataset(load_dataset, record, Path(row["trial_dir"]), data)
         values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
+        out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+        done = {}
         for seed in range(seeds):
-            out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
             final = _done_before(out / f"seed{seed}" / FINAL_FILE, row["trial_dir"], seed,
                                  values, dataset.manifest["data_hash"])
             if final is not None:
                 rows.append(_row(rank, row, seed, final, reused=True))
+                done[seed] = out / f"seed{seed}"
                 continue
             evaluator = Evaluator(dataset, {"project": row["project"], "family": row["family"],
                                             "policy": row["policy"], "tuner": "finalize"},
@@ -69,7 +73,13 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
                 f"{row['trial_id']}-seed{seed}", record["recall_target"], seed,
                 extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
             rows.append(_row(rank, row, seed, final, reused=False))
-        folders[rank] = (str(row["trial_id"]), [out / f"seed{seed}" for seed in range(seeds)])
+            done[seed] = out / f"seed{seed}"
+        # seeds beyond --seeds that an earlier run retrained stay in the summary
+        for seed, final in _later_seeds(out, seeds, row["trial_dir"], values,
+                                        dataset.manifest["data_hash"]):
+            rows.append(_row(rank, row, seed, final, reused=True))
+            done[seed] = out / f"seed{seed}"
+        folders[rank] = (str(row["trial_id"]), [done[seed] for seed in sorted(done)])
     runs = pd.DataFrame(rows)
     summary = runs.groupby(["rank", "project", "trial_id"]).agg(
         **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
@@ -103,6 +113,20 @@ def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
     return {"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
             "seed": seed, **{m: final["test"][m] for m in METRICS},
             "val_prec_at_recall": final["val"]["prec_at_recall"], "reused": reused}
+
+
+def _later_seeds(out: Path, seeds: int, trial_dir: str, values: dict,
+                 data_hash: str) -> list[tuple[int, dict]]:
+    """Finished retrainings of this trial with seed numbers >= ``seeds`` (from an earlier
+    run with more seeds), in seed order."""
+    found = []
+    for folder in out.glob("seed*"):
+        number = folder.name[len("seed"):]
+        if number.isdigit() and int(number) >= seeds:
+            final = _done_before(folder / FINAL_FILE, trial_dir, int(number), values, data_hash)
+            if final is not None:
+                found.append((int(number), final))
+    return sorted(found, key=lambda pair: pair[0])
 
 
 def _done_before(path: Path, trial_dir: str, seed: int, values: dict,

@@ -277,6 +277,33 @@ def test_finalize_seeds_are_an_ensemble_row_and_the_report_shows_the_retraining(
     assert "retrained from scratch" not in (tmp_path / "md" / "summary.md").read_text()
 
 
+def test_finalize_with_fewer_seeds_keeps_the_seeds_already_retrained(tmp_path, monkeypatch):
+    """``--seeds 1`` after ``--seeds 3`` trains nothing and still summarises the three
+    finished seeds (and their ensemble), instead of rewriting summary.csv for one seed."""
+    import autopneumo.trials
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _finalized(runs, tmp_path, monkeypatch)
+    monkeypatch.setattr(autopneumo.trials, "train_and_evaluate",
+                        lambda *a, **k: pytest.fail("a finished seed was trained again"))
+    full = finalize(runs, top=1, seeds=3)
+    for fewer in (1, 2):
+        summary = finalize(runs, top=1, seeds=fewer)
+        assert summary.iloc[0]["seeds"] == 3 and summary.iloc[0]["reused"] == 3
+        assert summary.iloc[0]["precision_std"] == pytest.approx(full.iloc[0]["precision_std"])
+        assert summary.iloc[0]["ensemble"] == "rank1_base_cnn__flip_trial0007_seeds3"
+        assert pd.read_csv(runs / "_finalize" / "runs.csv")["seed"].tolist() == [0, 1, 2]
+    # a later seed that no longer matches the trial (other values) is left out
+    final = runs / "_finalize" / "rank1_base_cnn__flip_trial0007" / "seed2" / "final.json"
+    record = json.loads(final.read_text())
+    record["hyperparameters"] = {**record["hyperparameters"], "train.learning_rate": 0.5}
+    final.write_text(json.dumps(record))
+    summary = finalize(runs, top=1, seeds=1)
+    assert summary.iloc[0]["seeds"] == 2
+    assert summary.iloc[0]["ensemble"] == "rank1_base_cnn__flip_trial0007_seeds2"
+
+
 def test_a_single_seed_makes_no_ensemble(tmp_path, monkeypatch):
     from autopneumo.ensemble import seed_ensemble
     from autopneumo.finalize import finalize
