@@ -103,6 +103,9 @@ class Evaluator:
             epochs_run=len(history.get("loss", [])),
             best_epoch=best_epoch,
             kept_start=kept_start(model) is not None,
+        )
+        record.update(
+            epochs_trained=epochs_trained(record),
             params=int(model.count_params()),
             compute=compute_settings(model),
             files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},
@@ -112,8 +115,9 @@ class Evaluator:
         return record
 
     def record_failure(self, trial, trial_dir: Path, seconds: float | None,
-                       status: str | None = None, message: str | None = None) -> dict[str, Any]:
-        record = self.base_record(trial, trial_dir)
+                       status: str | None = None, message: str | None = None,
+                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        record = self.base_record(trial, trial_dir) | (extra or {})
         record["seconds"] = {"trial": seconds}
         if status:
             record["status"] = status
@@ -121,6 +125,27 @@ class Evaluator:
             record["message"] = message
         atomic_write_json(trial_dir / RECORD_FILE, record)
         return record
+
+
+def start_epoch(record: dict[str, Any]) -> int:
+    """The epoch a trial's fit started from: 0, or for a Hyperband continuation the
+    epochs its parent's weights had trained (older records: the parent's rung)."""
+    recorded = record.get("start_epoch")
+    if recorded is None:
+        recorded = (record.get("hyperparameters") or {}).get("tuner/initial_epoch", 0)
+    return int(recorded or 0)
+
+
+def epochs_trained(record: dict[str, Any]) -> int | None:
+    """How many epochs the weights a completed trial kept were trained, counting a
+    Hyperband continuation's parent; None where the record does not say."""
+    if record.get("epochs_trained") is not None:
+        return int(record["epochs_trained"])
+    if record.get("kept_start"):
+        return start_epoch(record)
+    if record.get("best_epoch") is None:
+        return None
+    return start_epoch(record) + int(record["best_epoch"])
 
 
 def compute_settings(model) -> dict[str, Any]:

@@ -158,12 +158,14 @@ def _cut_by_deadline(record: dict[str, Any]) -> bool:
 
 
 def _epochs_reached(record: dict[str, Any], cap: int) -> int:
+    from .evaluation import start_epoch
+
     hps = record.get("hyperparameters") or {}
     given = int(hps.get("tuner/epochs", cap))
     if not _cut_by_deadline(record):
         return given  # ran to its rung, or early stopping judged it done
-    # a hyperband trial resumed from its parent starts at tuner/initial_epoch
-    return min(given, int(hps.get("tuner/initial_epoch", 0)) + int(record.get("epochs_run") or 0))
+    # a hyperband continuation starts where its parent's weights were (start_epoch)
+    return min(given, start_epoch(record) + int(record.get("epochs_run") or 0))
 
 
 def short_shares(state: dict[str, Any]) -> list[str]:

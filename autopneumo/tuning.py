@@ -200,6 +200,7 @@ def _tuner_class(kind: str):
             self.progress = progress
             self.deadline = deadline  # time.time() past which no new trial starts
             self._fit = {}
+            self._start_epoch = {}  # trial id -> the epoch its fit really started from
             super().__init__(*args, **kwargs)
 
         def on_trial_begin(self, trial):
@@ -243,7 +244,29 @@ def _tuner_class(kind: str):
 
             kwargs["callbacks"] = [c for c in kwargs.get("callbacks", [])
                                    if not isinstance(c, SaveBestEpoch)]
+            parent = trial.hyperparameters.values.get("tuner/trial_id")
+            if parent is not None and kwargs.get("initial_epoch"):
+                # Hyperband numbers a continuation from its parent's rung; the weights it
+                # loads may have trained fewer epochs (the budget cut the parent, early
+                # stopping ended it, or an earlier epoch was its best): train the missing
+                # ones, so a trial at rung r holds weights trained r epochs
+                trained = self._epochs_trained(parent)
+                if trained is not None and 0 < trained < kwargs["initial_epoch"]:
+                    kwargs["initial_epoch"] = trained
+            self._start_epoch[trial.trial_id] = int(kwargs.get("initial_epoch") or 0)
             return super()._build_and_fit_model(trial, *args, **kwargs)
+
+        def _epochs_trained(self, trial_id) -> int | None:
+            """How many epochs the weights a trial kept were trained (its record's
+            ``epochs_trained``, or worked out from an older record); None if unknown."""
+            from .evaluation import RECORD_FILE, epochs_trained
+            from .leaderboard import load_record
+
+            try:
+                record = load_record(Path(self.get_trial_dir(trial_id)) / RECORD_FILE)
+            except (OSError, ValueError):
+                return None
+            return epochs_trained(record)
 
         def _get_checkpoint_fname(self, trial_id):
             """The file Hyperband continues a trial from and ``load_model`` reads: the
@@ -259,6 +282,8 @@ def _tuner_class(kind: str):
 
         def on_trial_end(self, trial):
             fit = self._fit.pop(trial.trial_id, (None, None))
+            start = self._start_epoch.pop(trial.trial_id, None)
+            extra = {"start_epoch": start} if start is not None else None
             record = None
             if str(trial.status).upper() == "COMPLETED":
                 # the evaluation writes model.keras, the trial's checkpoint, before the
@@ -266,7 +291,7 @@ def _tuner_class(kind: str):
                 # it, on another worker too
                 try:
                     with defer_ctrl_c():
-                        record = record_trial(self, trial, *fit)
+                        record = record_trial(self, trial, *fit, extra=extra)
                 except KeyboardInterrupt:
                     self._interrupted(trial, fit[1], " during its evaluation")
                     raise
@@ -274,7 +299,7 @@ def _tuner_class(kind: str):
             final = self.oracle.get_trial(trial.trial_id)
             if record is None or str(final.status).upper() != "COMPLETED":
                 # failed, or a completed trial the oracle turned down (a NaN objective)
-                record = record_trial(self, final, *fit)
+                record = record_trial(self, final, *fit, extra=extra)
             if self.progress:
                 self.progress.trial_end(record)
             if self.deadline is not None and time.time() >= self.deadline:
@@ -284,7 +309,8 @@ def _tuner_class(kind: str):
     return RecordingTuner
 
 
-def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
+def record_trial(tuner, trial, history=None, seconds=None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
     if str(trial.status).upper() == "COMPLETED":
         last = getattr(tuner.hypermodel, "last_fit", None)
@@ -293,8 +319,8 @@ def record_trial(tuner, trial, history=None, seconds=None) -> dict[str, Any]:
         else:
             model = tuner.load_model(trial)  # the best epoch, from the trial's model.keras
         tuner.hypermodel.last_fit = None
-        return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds)
-    return tuner.evaluator.record_failure(trial, trial_dir, seconds)
+        return tuner.evaluator.evaluate(model, trial, trial_dir, history, seconds, extra=extra)
+    return tuner.evaluator.record_failure(trial, trial_dir, seconds, extra=extra)
 
 
 def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:

@@ -404,6 +404,59 @@ def test_hyperband_continues_a_trial_from_its_parents_checkpoint(tiny_kermany, t
         parent = by_id[r["hyperparameters"]["tuner/trial_id"]]
         assert str(Path(parent["_path"]).parent / "model.keras") in loaded
         assert r["hyperparameters"]["tuner/initial_epoch"] >= 1
+        # it started from the epochs its parent's kept weights had trained
+        assert r["start_epoch"] == parent["epochs_trained"] == parent["best_epoch"] >= 1
+        assert r["epochs_trained"] == r["start_epoch"] + r["best_epoch"]
+    assert all(r["start_epoch"] == 0 for r in records if r not in continued)
+
+
+def test_a_hyperband_continuation_trains_the_epochs_its_parent_missed(tmp_path):
+    """Hyperband numbers a continuation from its parent's rung. A parent cut by the time
+    budget after 4 of its 9 epochs (or whose best epoch was the 4th) holds weights trained
+    4 epochs: the continuation to rung 27 starts at epoch 4, not 9, and its record says
+    so. Where the parent's record is missing, keras-tuner's numbering stands."""
+    import keras_tuner as kt
+
+    from autopneumo.tuning import _tuner_class
+
+    fits = []
+
+    class Stub(kt.HyperModel):
+        def build(self, hp):
+            return None
+
+        def fit(self, hp, model, *args, **kwargs):
+            fits.append(kwargs["initial_epoch"])
+            return {"val_objective": 0.5}
+
+    tuner = _tuner_class("hyperband")(Stub(), objective=kt.Objective("val_objective", "max"),
+                                      max_epochs=27, factor=3, directory=str(tmp_path),
+                                      project_name="p", evaluator=None)
+    from types import SimpleNamespace
+
+    # no parent checkpoint to load here; keras-tuner saves the model's build config
+    tuner._try_build = lambda hp: SimpleNamespace(get_build_config=lambda: {})
+    cut = {"trial_id": "0001", "hyperparameters": {"tuner/initial_epoch": 3,
+                                                   "tuner/epochs": 9},
+           "start_epoch": 3, "epochs_run": 1, "best_epoch": 1, "kept_start": False,
+           "history": {"stopped_at_deadline": [1.0]}}
+    folder = tmp_path / "p" / "trial_0001"
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps(cut))
+
+    def continuation(trial_id, parent):
+        hp = kt.HyperParameters()
+        for name, value in (("tuner/trial_id", parent), ("tuner/initial_epoch", 9),
+                            ("tuner/epochs", 27)):
+            hp.Fixed(name, value)
+        trial = kt.engine.trial.Trial(hp, trial_id=trial_id)
+        tuner._build_and_fit_model(trial, epochs=27, initial_epoch=9, callbacks=[])
+        return tuner._start_epoch.pop(trial_id)
+
+    assert continuation("0002", "0001") == 4 and fits == [4]
+    assert continuation("0003", "0009") == 9 and fits == [4, 9]  # no record: unchanged
+    (folder / "record.json").write_text(json.dumps({**cut, "kept_start": True}))
+    assert continuation("0004", "0001") == 3  # it kept the weights it started from
 
 
 @pytest.mark.slow

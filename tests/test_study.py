@@ -107,6 +107,9 @@ def test_study_outcome_and_short_shares():
     cut = outcome([rec("completed", 4), rec("completed", 10, cut_after=2, initial=4)], 10,
                   "hyperband")
     assert cut["most_epochs"] == 6 and cut["cut_by_deadline"] == 1
+    # a continuation that really started at epoch 2 (its parent's weights had trained 2)
+    started_lower = rec("completed", 10, cut_after=2, initial=4) | {"start_epoch": 2}
+    assert outcome([started_lower], 10, "hyperband")["most_epochs"] == 4
     random_cut = outcome([rec("completed", cut_after=1)], 10, "random")
     assert random_cut["most_epochs"] == 1
     state = {"spent": {"a__x": 1320.0, "b__x": 3000.0, "c__x": 60.0},
