@@ -19,9 +19,10 @@ Every error names the file, the key, what is wrong and the line.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -232,10 +233,9 @@ class SearchSpace:
                 )
 
 
-    def check_values(self, rules: dict[str, Any], owner: str) -> None:
-        """Every value a hyperparameter can take must be one the code accepts. ``rules``:
-        name -> a collection of allowed values, or a predicate with a description
-        (``(callable, "a positive integer")``). A range is checked at its ends."""
+    def check_values(self, rules: dict[str, ValueRule], owner: str) -> None:
+        """Every value a hyperparameter can take must be one the code accepts (``rules``:
+        name -> ``ValueRule``). A range is checked at its ends."""
         for name, spec in self.hyperparameters.items():
             rule = rules.get(name)
             if rule is None:
@@ -248,33 +248,40 @@ class SearchSpace:
                 values = [spec.min, spec.max]
             else:
                 continue
-            if isinstance(rule, tuple) and len(rule) == 2 and callable(rule[0]):
-                check, wanted = rule
-            else:
-                allowed = list(rule)
-                check, wanted = (lambda v, a=allowed: v in a), "one of " + ", ".join(map(str, allowed))
-            bad = [v for v in values if not check(v)]
+            bad = [v for v in values if not rule.check(v)]
             if bad:
                 line = _key_lines(self.path).get(("hyperparameters", name))
                 where = f" (line {line})" if line else ""
                 raise SpaceError(f"{self.path}: hyperparameters.{name}: {bad[0]!r} is not accepted "
-                                 f"by {owner}{where}; it must be {wanted}")
+                                 f"by {owner}{where}; it must be {rule.wanted}")
+
+
+class ValueRule(NamedTuple):
+    """What a hyperparameter's values must satisfy, and how an error describes it."""
+
+    check: Callable[[Any], bool]
+    wanted: str  # "a positive integer", "one of adam, adamw, sgd"
+
+
+def one_of(*allowed: Any) -> ValueRule:
+    return ValueRule(lambda v: v in allowed, "one of " + ", ".join(map(str, allowed)))
 
 
 def positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def literal_choices(builder: Any) -> dict[str, tuple]:
+def literal_choices(builder: Any) -> dict[str, ValueRule]:
     """The keyword arguments of a family's or policy's builder annotated ``Literal[...]``:
-    name -> the allowed values (what ``check_values`` enforces for their space file)."""
+    name -> a rule allowing those values (what ``check_values`` enforces for their space
+    file)."""
     import typing
 
     try:
         hints = typing.get_type_hints(builder)
     except (NameError, TypeError):  # an annotation that does not resolve: nothing to check
         return {}
-    return {name: typing.get_args(hint) for name, hint in hints.items()
+    return {name: one_of(*typing.get_args(hint)) for name, hint in hints.items()
             if typing.get_origin(hint) is Literal}
 
 

@@ -19,7 +19,7 @@ from .backend import frozen_heap, import_tensorflow_quietly
 from .errors import OptionError, RunsError, SearchError
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
-from .spaces import positive_int
+from .spaces import ValueRule, one_of, positive_int
 
 DEADLINE_LOG = "stopped_at_deadline"  # in a trial's history: the time budget ended its fit
 
@@ -167,18 +167,20 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
 
 
 # what hypermodel.train and build_model accept for each training hyperparameter
-TRAINING_VALUES: dict[str, Any] = {
-    "batch_size": (positive_int, "a positive integer"),
-    "epochs": (positive_int, "a positive integer"),
-    "patience": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                 "a whole number >= 0"),
-    "learning_rate": (lambda v: isinstance(v, int | float) and v > 0, "a positive number"),
-    "label_smoothing": (lambda v: isinstance(v, int | float) and 0 <= v < 1, "in [0, 1)"),
-    "crop": (lambda v: isinstance(v, int | float) and 0 < v <= 1, "in (0, 1]"),
-    "optimizer": ("adam", "adamw", "sgd"),
-    "schedule": ("constant", "cosine"),
-    "loss": ("bce", "focal"),
-    "balance": ("class_weights", "oversample", "none"),
+TRAINING_VALUES: dict[str, ValueRule] = {
+    "batch_size": ValueRule(positive_int, "a positive integer"),
+    "epochs": ValueRule(positive_int, "a positive integer"),
+    "patience": ValueRule(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                          "a whole number >= 0"),
+    "learning_rate": ValueRule(lambda v: isinstance(v, int | float) and v > 0,
+                               "a positive number"),
+    "label_smoothing": ValueRule(lambda v: isinstance(v, int | float) and 0 <= v < 1,
+                                 "in [0, 1)"),
+    "crop": ValueRule(lambda v: isinstance(v, int | float) and 0 < v <= 1, "in (0, 1]"),
+    "optimizer": one_of("adam", "adamw", "sgd"),
+    "schedule": one_of("constant", "cosine"),
+    "loss": one_of("bce", "focal"),
+    "balance": one_of("class_weights", "oversample", "none"),
 }
 TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
                                     "label_smoothing", "balance", "class_weights", "equalize", "standardize",
