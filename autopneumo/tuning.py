@@ -333,19 +333,21 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     trial's model) is restored afterwards: models built later in the same process are
     not mixed by accident. A Ctrl-C during a trial is taken between batches, never
     inside TensorFlow, and one that lands in the garbage collection between trials still
-    stops it (see ``interrupts``).
+    stops it (see ``interrupts``). A ``time_budget`` counts from this call: loading
+    TensorFlow and the data is part of it, as a study charges it.
     """
+    started = time.time()
     import keras
 
     policy = keras.config.dtype_policy()
     try:
         with keep_ctrl_c():
-            return _search(config, progress)
+            return _search(config, progress, started)
     finally:
         keras.config.set_dtype_policy(policy)
 
 
-def _search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
+def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[str, Any]]:
     config.validate()
     resolved = resolve_spaces(config)  # before the data: a bad option fails fast
     from .data.dataset import resolve_data_path
@@ -361,17 +363,18 @@ def _search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
         wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
         worker_id = config.worker_id or default_worker_id()
         with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id):
-            return _search_locked(config, resolved, progress)
+            return _search_locked(config, resolved, progress, started)
     with project_lock(project_dir):
         if config.role == "chief":
             from .distributed import tuner_environment
 
             with tuner_environment(config.chief, "chief"):
-                return _search_locked(config, resolved, progress)
-        return _search_locked(config, resolved, progress)
+                return _search_locked(config, resolved, progress, started)
+        return _search_locked(config, resolved, progress, started)
 
 
-def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any):
+def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any,
+                   started: float):
 
     import keras
     import keras_tuner as kt
@@ -412,7 +415,6 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
             print("--strategy mirrored: no GPU found, training on the CPU", file=sys.stderr)
         else:
             kwargs["distribution_strategy"] = strategy
-    started = time.time()
     deadline = started + config.time_budget if config.time_budget else None
     tuner = _tuner_class(config.tuner)(
         hypermodel,

@@ -621,3 +621,28 @@ def test_resume_refuses_another_mixed_precision_setting(tmp_path):
     path.write_text(json.dumps(recorded))
     _pin_project(project_dir, config, dataset, spaces, True)
     _pin_project(project_dir, config, dataset, spaces, False)
+
+
+def test_the_time_budget_counts_from_the_start_including_the_data_load(
+        tiny_kermany, tmp_path, monkeypatch):
+    """A study charges a pair everything from the call on; so does the search's own
+    deadline. A data load that uses up the budget leaves one trial of one epoch (the
+    running trial always finishes its epoch), not a full budget after the load."""
+    import time
+
+    import autopneumo.data
+
+    real = autopneumo.data.load_dataset
+
+    def slow(*args, **kwargs):
+        time.sleep(6)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autopneumo.data, "load_dataset", slow)
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    records = search(SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random",
+                                  max_trials=3, epochs=3, image_size=32, time_budget=6.0,
+                                  runs_dir=tmp_path / "runs", spaces=[space]))
+    assert len(records) == 1
+    assert records[0]["epochs_run"] == 1 and records[0]["history"]["stopped_at_deadline"]
