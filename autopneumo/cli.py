@@ -259,7 +259,7 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
           recall_target, seed, runs_dir) -> None:
     """Search the families x policies matrix within one time budget (resumable)."""
     from .progress import SearchProgress
-    from .study import run_study, short_shares
+    from .study import overrun, run_study, short_shares
     from .tuning import SearchConfig, parse_duration
 
     base = SearchConfig(family="", policy="", data=data_path, tuner=tuner, max_trials=1000,
@@ -274,8 +274,11 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
     if short:
         click.echo("warning: those shares were too short to compare the pairs; study fewer "
                    "pairs (--families, --augment) or give a longer --budget", err=True)
+    over = overrun(state)
+    over = (f" ({over / 60:.1f} over: a trial running at the deadline finishes its epoch)"
+            if over >= 3 else "")
     click.echo(f"study: {len(state['pairs'])} projects, {state['total_spent'] / 60:.1f} of "
-               f"{state['budget'] / 60:.1f} minutes spent; next: autopneumo report "
+               f"{state['budget'] / 60:.1f} minutes spent{over}; next: autopneumo report "
                f"--runs-dir {runs_dir}")
 
 

@@ -172,9 +172,8 @@ def short_shares(state: dict[str, Any]) -> list[str]:
     """One line per project whose share of the budget was too short to compare it: no
     completed trial, or (hyperband) none promoted to the epoch cap; skipped projects too."""
     lines = []
-    minutes = {k: v / 60 for k, v in state.get("spent", {}).items()}
     for project, out in state.get("outcome", {}).items():
-        spent = f"in its {minutes.get(project, 0.0):.0f} min"
+        spent = f"in its {_duration(state.get('spent', {}).get(project, 0.0))}"
         if out["completed"] == 0:
             lines.append(f"{project}: no trial completed {spent}")
         elif out["most_epochs"] < out["cap"]:
@@ -185,3 +184,12 @@ def short_shares(state: dict[str, Any]) -> list[str]:
                          f"epochs ({why}) {spent}")
     lines += [f"{project}: skipped, no budget left" for project in state.get("skipped", [])]
     return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.0f} min"
+
+
+def overrun(state: dict[str, Any]) -> float:
+    """Seconds spent past the budget (a running trial finishes its epoch first)."""
+    return max(0.0, float(state.get("total_spent", 0.0)) - float(state.get("budget", 0.0)))

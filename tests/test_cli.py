@@ -270,7 +270,12 @@ def test_study_warns_when_a_pairs_share_was_too_short_to_compare(tmp_path, monke
     assert warnings[0] == ("warning: resnet18__flip: no trial got past 2 of 10 epochs "
                            "(hyperband's early rounds) in its 45 min")
     assert "--budget" in warnings[1] and len(warnings) == 2
-    assert "90.0 of 90.0 minutes spent" in result.output
+    assert "90.0 of 90.0 minutes spent; next:" in result.output
+    state["total_spent"] = 5400.0 + 150  # the trials running at the deadline ran on
+    result = run("study", "--families", "base_cnn,resnet18", "--augment", "flip",
+                 "--budget", "90m", "--runs-dir", tmp_path)
+    assert ("92.5 of 90.0 minutes spent (2.5 over: a trial running at the deadline "
+            "finishes its epoch); next:") in result.output
 
 
 @pytest.mark.parametrize("command", ["leaderboard", "report", "ensemble", "finalize"])

@@ -112,7 +112,7 @@ def test_study_outcome_and_short_shares():
     assert outcome([started_lower], 10, "hyperband")["most_epochs"] == 4
     random_cut = outcome([rec("completed", cut_after=1)], 10, "random")
     assert random_cut["most_epochs"] == 1
-    state = {"spent": {"a__x": 1320.0, "b__x": 3000.0, "c__x": 60.0},
+    state = {"spent": {"a__x": 1320.0, "b__x": 3000.0, "c__x": 60.0, "f__x": 22.4},
              "outcome": {"a__x": first_rung, "b__x": promoted,
                          "c__x": outcome([rec("failed")], 10, "bayesian"),
                          "e__x": cut, "f__x": random_cut},
@@ -121,8 +121,8 @@ def test_study_outcome_and_short_shares():
         "a__x: no trial got past 2 of 10 epochs (hyperband's early rounds) in its 22 min",
         "c__x: no trial completed in its 1 min",
         "e__x: no trial got past 6 of 10 epochs (hyperband's early rounds and the budget's "
-        "end) in its 0 min",
-        "f__x: no trial got past 1 of 10 epochs (the budget's end) in its 0 min",
+        "end) in its 0 s",
+        "f__x: no trial got past 1 of 10 epochs (the budget's end) in its 22 s",
         "d__x: skipped, no budget left",
     ]
 
