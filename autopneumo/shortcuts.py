@@ -62,8 +62,9 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
 
     root = resolve_data_path(path)
     if root.is_file():
+        what = "a .npz file has neither" if root.suffix == ".npz" else "this is a file"
         raise DataError(f"{root}: the shortcut check needs a Kermany folder (file sizes and "
-                        "image headers); a .npz file has neither")
+                        f"image headers); {what}")
     scan = scan_kermany(root)
     decoded = load_or_decode(scan, image_size, 1)
     files = np.asarray(decoded.files).astype(str)

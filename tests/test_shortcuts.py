@@ -135,10 +135,14 @@ def test_cli_prints_the_table_and_exits_0(tmp_path):
 
 
 def test_bad_input_is_one_line(tmp_path):
-    with pytest.raises(DataError, match="needs a Kermany folder"):
+    with pytest.raises(DataError, match="needs a Kermany folder .*; a .npz file has neither"):
         npz = tmp_path / "x.npz"
         np.savez(npz, a=np.zeros(1))
         check_shortcuts(npz)
+    text = tmp_path / "afile.txt"
+    text.write_text("x")
+    with pytest.raises(DataError, match=r"needs a Kermany folder .*\); this is a file$"):
+        check_shortcuts(text)
     result = CliRunner().invoke(main, ["data", "shortcuts", "--data", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert result.output.startswith("Error: data folder not found")
