@@ -363,6 +363,8 @@ def test_unreadable_files_are_skipped_and_listed(kermany, cache):
 
 
 def test_decode_many_reports_failures_by_index(kermany):
+    from autopneumo.data.images import decode_and_hash_many
+
     bad = _add_unreadable(kermany)
     good = ["test/NORMAL/IM-0100-0001.jpeg", "train/NORMAL/NORMAL2-IM-0001-0001.png"]
     paths = [str(kermany / good[0]), str(kermany / bad[0]), str(kermany / good[1]),
@@ -372,6 +374,14 @@ def test_decode_many_reports_failures_by_index(kermany):
     assert images.shape == (2, SIZE, SIZE, 1)
     assert [f.path for f in failures] == [paths[1], paths[3], paths[4]]
     assert np.array_equal(images[1], decode_image(paths[2], SIZE, 1))
+    # hashing while decoding: the same images and failures (reasons name the file), and
+    # the md5 of every file that reads, decodable or not; None for one that does not
+    missing = str(kermany / "train" / "NORMAL" / "gone.jpeg")
+    hashed, kept2, failures2, md5s = decode_and_hash_many([*paths, missing], SIZE, 1, workers=3)
+    assert np.array_equal(hashed, images) and kept2 == kept
+    assert failures2[:3] == failures and failures2[3].path == missing
+    assert "gone.jpeg" in failures2[3].reason and paths[1] in failures[0].reason
+    assert md5s == [md5_of(Path(p)) for p in paths] + [None]
 
 
 @pytest.mark.parametrize("channels", [1, 3])

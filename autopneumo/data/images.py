@@ -2,11 +2,14 @@
 
 JPEGs are decoded at reduced size (``Image.draft``), so a 3000 px scan costs little
 memory and time; 16-bit greyscale is scaled, not clipped; CMYK, palette and alpha images
-are converted. Files that cannot be decoded are reported, never fatal.
+are converted. Files that cannot be decoded are reported, never fatal. Building the cache, each file is
+read once: its bytes are hashed (md5, the data set's content hash) and decoded from memory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import sys
 import threading
@@ -29,8 +32,21 @@ class DecodeFailure:
     reason: str
 
 
-def decode_image(path: str | Path, size: int, channels: int = 1) -> np.ndarray:
-    """Decode one file into a ``(size, size, channels)`` uint8 array.
+class _FileBytes(io.BytesIO):
+    """A file's bytes, already read; Pillow's error messages name the file, as when it
+    opens the path itself ("cannot identify image file '/data/x.jpeg'")."""
+
+    def __init__(self, data: bytes, path: str):
+        super().__init__(data)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return repr(self.path)
+
+
+def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) -> np.ndarray:
+    """Decode one file (a path, or its bytes in memory) into a ``(size, size, channels)``
+    uint8 array.
 
     The image is resized to a square without keeping the aspect ratio, as the
     classroom study and the shared 224 px copy of the data set do.
@@ -69,29 +85,42 @@ def _failure(path: str, exc: Exception) -> DecodeFailure:
     return DecodeFailure(path, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
+Span = tuple[list[tuple[int, DecodeFailure]], list[str | None] | None]
+
+
 def _decode_into(out: np.ndarray, paths: list[str], start: int, stop: int, size: int,
-                 channels: int) -> list[tuple[int, DecodeFailure]]:
-    """Decode ``paths[start:stop]`` into ``out[start:stop]``; return the failures."""
+                 channels: int, hash_files: bool = False) -> Span:
+    """Decode ``paths[start:stop]`` into ``out[start:stop]``; return the failures and, with
+    ``hash_files``, the md5 of each file's bytes (``None`` where they cannot be read)."""
     failures = []
+    md5s: list[str | None] = []
     for i in range(start, stop):
+        md5 = None
         try:
-            out[i] = decode_image(paths[i], size, channels)
+            source: str | _FileBytes = paths[i]
+            if hash_files:
+                with open(paths[i], "rb") as fh:
+                    data = fh.read()
+                md5 = hashlib.md5(data).hexdigest()
+                source = _FileBytes(data, paths[i])
+            out[i] = decode_image(source, size, channels)
         except Exception as exc:  # any decoder error means: skip and report this file
             failures.append((i, _failure(paths[i], exc)))
-    return failures
+        md5s.append(md5)
+    return failures, md5s if hash_files else None
 
 
 # The job a forked worker decodes: set just before the pool forks, so the children
 # inherit the paths and the shared output buffer instead of receiving them pickled.
-_FORKED_JOB: tuple[list[str], np.ndarray, int, int] | None = None
+_FORKED_JOB: tuple[list[str], np.ndarray, int, int, bool] | None = None
 _MIN_FILES_FOR_PROCESSES = 512  # below this, forking costs more than the GIL
 _FORK_LOCK = threading.Lock()  # one forked decode at a time per process
 
 
-def _decode_forked_span(span: tuple[int, int]) -> list[tuple[int, DecodeFailure]]:
+def _decode_forked_span(span: tuple[int, int]) -> Span:
     assert _FORKED_JOB is not None
-    paths, out, size, channels = _FORKED_JOB
-    return _decode_into(out, paths, span[0], span[1], size, channels)
+    paths, out, size, channels, hash_files = _FORKED_JOB
+    return _decode_into(out, paths, span[0], span[1], size, channels, hash_files)
 
 
 def _can_fork() -> bool:
@@ -119,6 +148,20 @@ def decode_many(
     Returns the stacked images of the files that decoded, the indices (into ``paths``)
     of those files, and the failures.
     """
+    return _decode_many(paths, size, channels, workers, hash_files=False)[:3]
+
+
+def decode_and_hash_many(
+    paths: list[str], size: int, channels: int = 1, workers: int | None = None
+) -> tuple[np.ndarray, list[int], list[DecodeFailure], list[str | None]]:
+    """``decode_many``, plus the md5 of every file's bytes, one per path (``None`` where
+    the file cannot be read; a file that reads but does not decode has one). Each file is
+    read once, in the same workers."""
+    return _decode_many(paths, size, channels, workers, hash_files=True)
+
+
+def _decode_many(paths: list[str], size: int, channels: int, workers: int | None,
+                 hash_files: bool):
     global _FORKED_JOB
     workers = workers or _default_workers()
     n = len(paths)
@@ -133,7 +176,7 @@ def decode_many(
         buffer = mmap.mmap(-1, max(1, int(np.prod(shape))))  # shared with the children
         out = np.frombuffer(buffer, dtype=np.uint8, count=int(np.prod(shape))).reshape(shape)
         with _FORK_LOCK:
-            _FORKED_JOB = (paths, out, size, channels)
+            _FORKED_JOB = (paths, out, size, channels, hash_files)
             try:
                 with ProcessPoolExecutor(min(workers, len(spans)),
                                          mp_context=mp.get_context("fork")) as pool:
@@ -144,15 +187,16 @@ def decode_many(
                 _FORKED_JOB = None
         if parts is None:
             out = np.zeros(shape, dtype=np.uint8)
-            parts = _decode_threads(out, paths, spans, size, channels, workers)
+            parts = _decode_threads(out, paths, spans, size, channels, workers, hash_files)
     else:
         out = np.zeros(shape, dtype=np.uint8)
-        parts = _decode_threads(out, paths, spans, size, channels, workers)
-    failed = dict(f for part in parts for f in part)
+        parts = _decode_threads(out, paths, spans, size, channels, workers, hash_files)
+    failed = dict(f for part, _ in parts for f in part)
+    md5s = [m for _, part in parts for m in part] if hash_files else None
     if not failed:
-        return out, list(range(n)), []
+        return out, list(range(n)), [], md5s
     kept = [i for i in range(n) if i not in failed]
-    return out[kept], kept, [failed[i] for i in sorted(failed)]
+    return out[kept], kept, [failed[i] for i in sorted(failed)], md5s
 
 
 def _spans(n: int, workers: int) -> list[tuple[int, int]]:
@@ -161,9 +205,9 @@ def _spans(n: int, workers: int) -> list[tuple[int, int]]:
 
 
 def _decode_threads(out: np.ndarray, paths: list[str], spans: list[tuple[int, int]],
-                    size: int, channels: int, workers: int) -> list[list]:
+                    size: int, channels: int, workers: int, hash_files: bool) -> list[Span]:
     if workers == 1 or len(spans) <= 1:
-        return [_decode_into(out, paths, a, b, size, channels) for a, b in spans]
+        return [_decode_into(out, paths, a, b, size, channels, hash_files) for a, b in spans]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda span: _decode_into(out, paths, *span, size, channels),
-                             spans))
+        return list(pool.map(
+            lambda span: _decode_into(out, paths, *span, size, channels, hash_files), spans))
