@@ -54,8 +54,8 @@ class Evaluator:
             "hyperparameters": hps,
             "recall_target": self.recall_target,
             "data": {k: self.dataset.manifest.get(k) for k in (
-                "source", "path", "data_hash", "image_size", "channels", "split_seed",
-                "val_fraction", "counts")},
+                "source", "path", "data_hash", "data_list_hash", "image_size", "channels",
+                "split_seed", "val_fraction", "counts")},
             "environment": environment(),
             "command": self.command,
             "trial_dir": str(trial_dir),

@@ -60,7 +60,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
         done = {}
         for seed in range(seeds):
             final = _done_before(out / f"seed{seed}" / FINAL_FILE, row["trial_dir"], seed,
-                                 values, dataset.manifest["data_hash"])
+                                 values, dataset.manifest)
             if final is not None:
                 rows.append(_row(rank, row, seed, final, reused=True))
                 done[seed] = out / f"seed{seed}"
@@ -76,7 +76,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
             done[seed] = out / f"seed{seed}"
         # seeds beyond --seeds that an earlier run retrained stay in the summary
         for seed, final in _later_seeds(out, seeds, row["trial_dir"], values,
-                                        dataset.manifest["data_hash"]):
+                                        dataset.manifest):
             rows.append(_row(rank, row, seed, final, reused=True))
             done[seed] = out / f"seed{seed}"
         folders[rank] = (str(row["trial_id"]), [done[seed] for seed in sorted(done)])
@@ -116,23 +116,25 @@ def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
 
 
 def _later_seeds(out: Path, seeds: int, trial_dir: str, values: dict,
-                 data_hash: str) -> list[tuple[int, dict]]:
+                 manifest: dict) -> list[tuple[int, dict]]:
     """Finished retrainings of this trial with seed numbers >= ``seeds`` (from an earlier
     run with more seeds), in seed order."""
     found = []
     for folder in out.glob("seed*"):
         number = folder.name[len("seed"):]
         if number.isdigit() and int(number) >= seeds:
-            final = _done_before(folder / FINAL_FILE, trial_dir, int(number), values, data_hash)
+            final = _done_before(folder / FINAL_FILE, trial_dir, int(number), values, manifest)
             if final is not None:
                 found.append((int(number), final))
     return sorted(found, key=lambda pair: pair[0])
 
 
 def _done_before(path: Path, trial_dir: str, seed: int, values: dict,
-                 data_hash: str) -> dict | None:
+                 manifest: dict) -> dict | None:
     """The seed's earlier retraining of this trial, if it finished with the same values
-    on the same data; None otherwise (it is trained again and overwritten)."""
+    on the same data (``manifest``'s); None otherwise (it is trained again and overwritten)."""
+    from .data.dataset import same_data
+
     try:
         final = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -140,7 +142,7 @@ def _done_before(path: Path, trial_dir: str, seed: int, values: dict,
     same = (isinstance(final, dict) and final.get("status") == "completed"
             and _same_trial(final.get("finalize_of"), trial_dir) and final.get("seed") == seed
             and final.get("hyperparameters") == values
-            and (final.get("data") or {}).get("data_hash") == data_hash)
+            and same_data((final.get("data") or {}).get("data_hash"), manifest))
     return final if same else None
 
 
@@ -152,6 +154,7 @@ def _same_trial(recorded, trial_dir: str | Path) -> bool:
 
 def _trial_dataset(load_dataset, record: dict, trial_dir: Path, data: str | Path | None):
     """The data a trial was searched on: its recorded folder, or ``data`` holding the same."""
+    from .data.dataset import same_data
     from .errors import DataError
 
     recorded = record["data"]
@@ -164,7 +167,7 @@ def _trial_dataset(load_dataset, record: dict, trial_dir: Path, data: str | Path
             raise
         raise DataError(f"{exc} (where {trial_dir.parent.name}/{trial_dir.name} was "
                         "searched); if the data moved, pass --data") from exc
-    if recorded.get("data_hash") and dataset.manifest["data_hash"] != recorded["data_hash"]:
+    if recorded.get("data_hash") and not same_data(recorded["data_hash"], dataset.manifest):
         raise DataError(f"--data {path}: other files than {trial_dir} was searched on "
                         "(data hash differs)")
     return dataset

@@ -566,8 +566,14 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
 
     ``mixed_precision`` is whether float16 compute is in effect (asked for, on a GPU): it
     changes what a trial's training computes, so it is pinned like a hyperparameter. --jit
-    and --data-on-device only change how the same computation runs, and are not."""
+    and --data-on-device only change how the same computation runs, and are not.
+
+    The data must be the pinned data set (``same_data``). A project pinned before data
+    hashes covered file contents keeps its file-list hash: resumed, its new trials record
+    that pinned value too (``dataset.manifest["data_hash"]`` is set to it), so one
+    project's records never name two data hashes."""
     from .atomic import atomic_write_json
+    from .data.dataset import same_data
     from .data.download import md5_of
 
     settings = {
@@ -593,7 +599,8 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
         except (OSError, ValueError) as exc:
             raise RunsError(f"{path}: unreadable project file ({exc})") from exc
         new = json.loads(json.dumps(settings))
-        changed = [k for k in _PINNED if existing.get(k) != new[k]]
+        changed = [k for k in _PINNED if (not same_data(existing.get(k), dataset.manifest)
+                                          if k == "data_hash" else existing.get(k) != new[k])]
         if "weights_md5" in existing and existing["weights_md5"] != new["weights_md5"]:
             changed.append("weights (the file's contents)")
         if existing.get("mixed_precision", new["mixed_precision"]) != new["mixed_precision"]:
@@ -610,6 +617,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
                 f"({', '.join(changed)}); use the same options or another --runs-dir"
             )
         if existing is not None:
+            dataset.manifest["data_hash"] = existing["data_hash"]  # see the docstring
             return existing
     settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}

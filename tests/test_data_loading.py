@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -138,6 +139,23 @@ def cache(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
+def _content_hash(root: Path) -> str:
+    """The data hash, from md5s of the files read here (not by the decoder)."""
+    scan = scan_kermany(root)
+    return scan.content_digest([md5_of(root / e.relpath) for e in scan.entries])
+
+
+def _replace_same_size(path: Path) -> None:
+    """Other bytes, the same size, and a later modification time (as a copy over it gets;
+    bytes replaced under an unchanged time are not seen by the cache key)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    before = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000_000))
+    assert path.stat().st_size == before.st_size
+
+
 def _add_unreadable(root: Path) -> list[str]:
     folder = root / "train" / "PNEUMONIA"
     (folder / "person90_bacteria_1.jpeg").write_text("this is not an image\n")
@@ -179,6 +197,79 @@ def test_scan_digest_changes_with_the_file_list(kermany):
     assert scan_kermany(kermany).digest() != d1
 
 
+def test_data_hash_covers_the_files_contents(kermany, cache):
+    first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    _replace_same_size(kermany / "train" / "NORMAL" / "IM-0002-0001.jpeg")
+    again = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    assert again.manifest["cache_hit"] is False
+    assert again.manifest["data_hash"] != first.manifest["data_hash"]
+    assert again.manifest["data_list_hash"] == first.manifest["data_list_hash"]
+    assert again.manifest["data_hash"] == _content_hash(kermany)
+    from autopneumo.data.dataset import same_data
+
+    assert not same_data(first.manifest["data_hash"], again.manifest)
+
+
+def test_data_hash_does_not_depend_on_image_size_or_channels(kermany, cache):
+    _add_unreadable(kermany)  # unreadable files count: by their bytes
+    small = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    large = load_dataset(kermany, image_size=SIZE + 8, channels=3, cache_folder=cache)
+    assert small.manifest["cache"] != large.manifest["cache"]  # two caches, each hashed
+    assert small.manifest["data_hash"] == large.manifest["data_hash"]
+    assert small.manifest["data_hash"] == _content_hash(kermany)
+
+
+def test_cache_hit_takes_the_data_hash_from_the_index_without_reading_images(
+        kermany, cache, monkeypatch):
+    import builtins
+    import io
+
+    import autopneumo.data.images as images
+
+    first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, Path)) and Path(file).resolve().is_relative_to(kermany.resolve()):
+            raise AssertionError(f"an image file was opened on a cache hit: {file}")
+        return real_open(file, *args, **kwargs)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an image was decoded on a cache hit")
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+    for name in ("decode_image", "decode_many", "decode_and_hash_many", "_decode_into"):
+        monkeypatch.setattr(images, name, no_decoding, raising=False)
+    hit = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    assert hit.manifest["cache_hit"] is True
+    assert hit.manifest["data_hash"] == first.manifest["data_hash"]
+    monkeypatch.undo()
+    assert hit.manifest["data_hash"] == _content_hash(kermany)
+
+
+def test_an_unreadable_file_counts_in_the_data_hash(kermany):
+    scan = scan_kermany(kermany)
+    md5s = [md5_of(kermany / e.relpath) for e in scan.entries]
+    assert scan.content_digest([None, *md5s[1:]]) != scan.content_digest(md5s)
+    with pytest.raises(ValueError, match="file hashes for"):
+        scan.content_digest(md5s[1:])
+
+
+def test_same_data_accepts_the_content_hash_or_a_legacy_list_hash(kermany, cache):
+    from autopneumo.data.dataset import same_data
+
+    manifest = load_dataset(kermany, image_size=SIZE, cache_folder=cache).manifest
+    legacy = scan_kermany(kermany).digest()  # what records held before content hashing
+    assert manifest["data_hash"] != legacy
+    assert same_data(manifest["data_hash"], manifest)
+    assert same_data(legacy, manifest)
+    for other in ("", None, "abc", 3, legacy[:12]):
+        assert not same_data(other, manifest)
+    npz = {"data_hash": "f" * 64}  # MedMNIST: no list hash
+    assert same_data("f" * 64, npz) and not same_data(None, npz)
+
+
 def test_scan_without_val_folder_is_fine(kermany):
     shutil.rmtree(kermany / "val")
     scan = scan_kermany(kermany)
@@ -214,7 +305,8 @@ def test_load_dataset_shapes_labels_and_split(kermany, cache):
     assert m["source"] == "kermany"
     assert m["image_size"] == SIZE and m["channels"] == 1 and m["split_seed"] == 0
     assert m["unreadable"] == []
-    assert m["data_hash"] == scan_kermany(kermany).digest()
+    assert m["data_hash"] == _content_hash(kermany)
+    assert m["data_list_hash"] == scan_kermany(kermany).digest()
     assert m["counts"]["test"] == {"NORMAL": 3, "PNEUMONIA": 4, "patients": 5}
     n_pool = len(_files(LAYOUT, ["train", "val"]))
     pooled = sum(m["counts"][s]["NORMAL"] + m["counts"][s]["PNEUMONIA"] for s in ("train", "val"))

@@ -201,6 +201,24 @@ def test_ensemble_is_its_own_marked_row_and_not_a_trial(runs, tmp_path):
         md[-1].read_text())
 
 
+def test_finalize_takes_a_trial_recorded_with_the_older_file_list_hash(tmp_path, monkeypatch):
+    """Records written before data hashes covered file contents hold the file-list hash:
+    finalize still takes the same files (by that hash), and still refuses others."""
+    import autopneumo.data
+    from autopneumo.errors import DataError
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _finalized(runs, tmp_path, monkeypatch)  # the trial and its seeds record "h1"
+    manifests = {"nowhere": {"data_hash": "content1", "data_list_hash": "h1"},
+                 "other": {"data_hash": "content2", "data_list_hash": "h2"}}
+    monkeypatch.setattr(autopneumo.data, "load_dataset",
+                        lambda path, *a, **k: SimpleNamespace(manifest=manifests[str(path)]))
+    assert finalize(runs, top=1, seeds=3).iloc[0]["reused"] == 3
+    with pytest.raises(DataError, match=r"\(data hash differs\)"):
+        finalize(runs, top=1, seeds=3, data="other")
+
+
 def _finalized(runs: Path, tmp_path: Path, monkeypatch, qualities=(0.3, 0.5, 0.7)) -> Path:
     """A trial and its ``finalize`` seeds already retrained (so finalize reuses them)."""
     import autopneumo.data

@@ -896,3 +896,23 @@ def test_gradcam_of_a_saturated_model_is_not_empty():
     assert maps.shape == (4, 32, 32)
     assert maps.max() > 0  # the saturated model's maps are not all empty
     np.testing.assert_allclose(maps, plain_maps, atol=1e-5)
+
+
+def test_the_pixel_sections_data_check_takes_content_and_legacy_hashes(tmp_path):
+    """The report's pixel figures load the data a record names; it says when that data
+    changed: not for the record's content hash, nor for an older record's file-list hash."""
+    from autopneumo.data.kermany import scan_kermany
+    from autopneumo.report.pixels import load_record_data
+
+    data = make_kermany(tmp_path / "data", patients={"train": 3, "val": 1, "test": 2})
+    record = {"data": {"path": str(data), "image_size": 16, "channels": 1, "split_seed": 0}}
+    dataset, notes = load_record_data(record)
+    current = dataset.manifest["data_hash"]
+    legacy = scan_kermany(data).digest()
+    assert current != legacy  # the content hash; older records hold the list hash
+    for recorded in (current, legacy):
+        _, notes = load_record_data({"data": {**record["data"], "data_hash": recorded}})
+        assert notes == [], recorded
+    _, notes = load_record_data({"data": {**record["data"], "data_hash": "0" * 64}})
+    assert notes == [f"The data folder {data} changed since the search "
+                     f"(hash {current[:12]}, the record says 000000000000)."]

@@ -646,3 +646,92 @@ def test_the_time_budget_counts_from_the_start_including_the_data_load(
                                   runs_dir=tmp_path / "runs", spaces=[space]))
     assert len(records) == 1
     assert records[0]["epochs_run"] == 1 and records[0]["history"]["stopped_at_deadline"]
+
+
+def _replace_same_size(path: Path) -> None:
+    """Other bytes of the same size, with a later modification time (as a copy gets)."""
+    import os
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    before = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000_000))
+
+
+def test_resume_refuses_other_image_bytes_and_accepts_a_legacy_list_hash(tmp_path):
+    """The pinned data hash covers the files' bytes; a project pinned before that (with
+    the file-list hash) still resumes on the same files, and its new trials record the
+    pinned value."""
+    from autopneumo.data import load_dataset
+    from autopneumo.data.kermany import scan_kermany
+    from autopneumo.tuning import PROJECT_FILE, _pin_project, resolve_spaces
+    from tests.conftest import make_kermany
+
+    data = make_kermany(tmp_path / "data", patients={"train": 3, "val": 1, "test": 2})
+    config = SearchConfig("base_cnn", "none", image_size=32, runs_dir=tmp_path / "runs")
+    spaces = resolve_spaces(config)["spaces"]
+    project_dir = tmp_path / "runs" / config.project
+    project_dir.mkdir(parents=True)
+
+    def pin():
+        dataset = load_dataset(data, image_size=32, cache_folder=tmp_path / "cache")
+        return dataset.manifest, _pin_project(project_dir, config, dataset, spaces)
+
+    manifest, first = pin()
+    assert first["data_hash"] == manifest["data_hash"]
+    (project_dir / "trial_0").mkdir()  # a trial ran
+    pin()  # the same data: resumes
+    _replace_same_size(next((data / "train" / "NORMAL").glob("*.jpeg")))
+    refused = (rf"^{re.escape(str(project_dir))}: this project was started with other settings "
+               r"\(data_hash\); use the same options or another --runs-dir$")
+    with pytest.raises(RunsError, match=refused):
+        pin()
+    assert manifest["data_hash"] != manifest["data_list_hash"]
+
+    # a project pinned by an older autopneumo: its data hash is the file-list hash
+    settings = json.loads((project_dir / PROJECT_FILE).read_text())
+    legacy = scan_kermany(data).digest()
+    (project_dir / PROJECT_FILE).write_text(json.dumps({**settings, "data_hash": legacy}))
+    manifest, pinned = pin()
+    assert pinned["data_hash"] == legacy
+    assert manifest["data_hash"] == legacy  # what its new trials record
+    (data / "test" / "NORMAL" / "IM-0999-0001.jpeg").write_bytes(
+        (next((data / "test" / "NORMAL").glob("*.jpeg"))).read_bytes())  # one file more
+    with pytest.raises(RunsError, match=refused):
+        pin()
+
+
+@pytest.mark.slow
+def test_a_resumed_legacy_project_records_its_pinned_data_hash(tmp_path):
+    """End to end: a search refuses same-size replaced bytes; a project pinned with the
+    old file-list hash resumes, and its records carry one data hash (no "mixed" warning)."""
+    import autopneumo
+    from autopneumo.data.kermany import scan_kermany
+    from autopneumo.tuning import PROJECT_FILE
+    from tests.conftest import make_kermany
+
+    data = make_kermany(tmp_path / "data")
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = SearchConfig("base_cnn", "none", data=data, tuner="random", max_trials=1,
+                          epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+    [first] = search(config)
+    _replace_same_size(next((data / "train" / "PNEUMONIA").glob("*.jpeg")))
+    with pytest.raises(RunsError, match=r"other settings \(data_hash\)"):
+        search(SearchConfig(**{**config.__dict__, "max_trials": 2}))
+    assert first["data"]["data_hash"] != first["data"]["data_list_hash"]
+
+    # as an older autopneumo left it: the project and its record hold the list hash
+    legacy = scan_kermany(data).digest()
+    project_file = Path(config.runs_dir) / config.project / PROJECT_FILE
+    project_file.write_text(json.dumps({**json.loads(project_file.read_text()),
+                                        "data_hash": legacy}))
+    record_path = Path(first["_path"])
+    old = json.loads(record_path.read_text())
+    old["data"] = {k: v for k, v in old["data"].items() if k != "data_list_hash"}
+    record_path.write_text(json.dumps({**old, "data": {**old["data"], "data_hash": legacy}}))
+    records = search(SearchConfig(**{**config.__dict__, "max_trials": 2}))
+    assert len(records) == 2
+    assert {r["data"]["data_hash"] for r in records} == {legacy}
+    assert autopneumo.leaderboard(config.runs_dir).attrs["mixed"] == []

@@ -1,6 +1,8 @@
 """Decode once, load in milliseconds: per (file list, size, channels) a uint8 ``.npy`` of
 the images, memory-mapped on load, and a small JSON index of labels, splits, files,
-patients and decode failures. The index is written last, so it marks a complete cache."""
+patients and decode failures, and the data set's content hash (md5 of every file's bytes,
+taken while decoding; a cache hit reads no image file). The index is written last, so it
+marks a complete cache."""
 
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ import numpy as np
 
 from ..atomic import atomic_open, atomic_write_json
 from ..paths import cache_dir
-from .images import DecodeFailure, decode_many
+from .images import DecodeFailure, decode_and_hash_many
 from .kermany import Scan
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: file md5s and the content data hash in the index
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 
@@ -31,6 +33,7 @@ class DecodedImages:
     patients: np.ndarray  # (N,) str
     digests: np.ndarray  # (N,) str, md5 of each decoded image's pixels (finds duplicates)
     failures: tuple[DecodeFailure, ...]
+    data_hash: str  # Scan.content_digest: every scanned file's path and bytes (md5)
     cache_path: Path  # the images' .npy; its index is the same name with .json
     cache_hit: bool
 
@@ -52,7 +55,8 @@ def load_or_decode(
             pass  # a damaged or incomplete cache is rebuilt
     entries = scan.entries
     abs_paths = [str(scan.root / e.relpath) for e in entries]
-    images, kept, failures = decode_many(abs_paths, size, channels, workers=workers)
+    images, kept, failures, file_md5 = decode_and_hash_many(abs_paths, size, channels,
+                                                            workers=workers)
     root = str(scan.root)
     failures = tuple(DecodeFailure(Path(f.path).relative_to(root).as_posix(), f.reason) for f in failures)
     index = {
@@ -64,6 +68,8 @@ def load_or_decode(
         "patients": [entries[i].patient for i in kept],
         "digests": [hashlib.md5(image.tobytes()).hexdigest() for image in images],
         "failures": [[f.path, f.reason] for f in failures],
+        "file_md5": file_md5,  # every scanned file, in scan order (None: unreadable)
+        "data_hash": scan.content_digest(file_md5),
     }
     try:
         with atomic_open(path) as fh:
@@ -84,7 +90,8 @@ def _read(path: Path, size: int, channels: int) -> DecodedImages:
     n = len(index["files"])
     if (index.get("version") != CACHE_VERSION or images.dtype != np.uint8
             or images.shape != (n, size, size, channels) or list(images.shape) != index["shape"]
-            or any(len(index[k]) != n for k in INDEX_KEYS)):
+            or any(len(index[k]) != n for k in INDEX_KEYS)
+            or not isinstance(index["data_hash"], str)):
         raise ValueError(f"{path}: cache does not match its index")
     return _decoded(images, index, path, hit=True)
 
@@ -98,6 +105,7 @@ def _decoded(images: np.ndarray, index: dict, path: Path, hit: bool) -> DecodedI
         np.asarray(index["patients"], dtype=str),
         np.asarray(index["digests"], dtype=str),
         tuple(DecodeFailure(str(p), str(r)) for p, r in index["failures"]),
+        index["data_hash"],
         path,
         hit,
     )

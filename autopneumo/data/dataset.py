@@ -62,7 +62,8 @@ def load_dataset(
 
     Kermany: validation is carved out of train + official val by patient, stratified by
     class, with ``seed``; the official test split is kept as it is. Images are decoded
-    once into a cache keyed by file list, size and channels.
+    once into a cache keyed by file list, size and channels. The manifest's ``data_hash``
+    covers every image file's path and bytes (see ``same_data`` for older records).
     """
     if image_size < 8:
         raise OptionError(f"--image-size must be at least 8, got {image_size}")
@@ -99,7 +100,8 @@ def load_dataset(
     manifest = {
         "source": "kermany",
         "path": str(path.resolve()),
-        "data_hash": scan.digest(),
+        "data_hash": decoded.data_hash,  # the files' paths and contents
+        "data_list_hash": scan.digest(),  # paths and sizes: the data hash of older records
         "image_size": image_size,
         "channels": channels,
         "val_fraction": val_fraction,
@@ -115,6 +117,14 @@ def load_dataset(
     ds = Dataset(pool.take(train_idx), pool.take(val_idx), test, manifest)
     manifest["counts"] = _counts(ds)
     return ds
+
+
+def same_data(recorded: Any, manifest: dict[str, Any]) -> bool:
+    """Whether a recorded data hash names the data set of ``manifest``: its content hash
+    or, for a record written before data hashes covered file contents, its file-list hash
+    (paths and sizes: all such a record can be checked against)."""
+    return (isinstance(recorded, str) and bool(recorded)
+            and recorded in (manifest.get("data_hash"), manifest.get("data_list_hash")))
 
 
 def resolve_data_path(path: str | Path | None) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -15,6 +16,7 @@ from .patients import patient_id_or_file
 SPLITS = ("train", "val", "test")
 CLASSES = ("NORMAL", "PNEUMONIA")  # label = index: PNEUMONIA = 1
 REQUIRED_SPLITS = ("train", "test")
+UNREADABLE = "unreadable"  # in the data hash, for a file whose bytes could not be read
 
 
 class ImageFileEntry(NamedTuple):
@@ -27,7 +29,7 @@ class ImageFileEntry(NamedTuple):
     relpath: str  # relative to the data root, with "/" separators
     bytes: int
     patient: str
-    mtime_ns: int = 0  # part of the cache key (an edited file is decoded again), not the hash
+    mtime_ns: int = 0  # part of the cache key (an edited file is decoded again), not a hash
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,22 @@ class Scan:
         return h.hexdigest()
 
     def digest(self) -> str:
-        """A hash of the file list and sizes: identifies the data set in provenance."""
+        """A hash of the file list and sizes. The data hash of records written before
+        ``content_digest`` (kept as ``data_list_hash``, so that they still match)."""
         h = hashlib.sha256()
         for e in self.entries:
             h.update(f"{e.relpath}\t{e.bytes}\n".encode())
+        return h.hexdigest()
+
+    def content_digest(self, file_md5: Sequence[str | None]) -> str:
+        """The data hash: every image file's relative path and the md5 of its bytes (one
+        per entry, in scan order; ``None`` for a file that could not be read). Files that
+        do not decode count too; image size and channels do not."""
+        if len(file_md5) != len(self.entries):
+            raise ValueError(f"{len(file_md5)} file hashes for {len(self.entries)} files")
+        h = hashlib.sha256(b"content\n")
+        for e, md5 in zip(self.entries, file_md5, strict=True):
+            h.update(f"{e.relpath}\t{md5 or UNREADABLE}\n".encode())
         return h.hexdigest()
 
 

@@ -27,6 +27,7 @@ def load_record_data(record: dict[str, Any]) -> tuple[Any, list[str]]:
     if not Path(str(path)).exists():
         return None, [f"Data folder {path} is not available here."]
     from ..data import load_dataset
+    from ..data.dataset import same_data
 
     kwargs: dict[str, Any] = {
         "image_size": int(data.get("image_size") or 128),
@@ -38,7 +39,7 @@ def load_record_data(record: dict[str, Any]) -> tuple[Any, list[str]]:
     dataset = load_dataset(str(path), **kwargs)
     notes = []
     recorded, now = data.get("data_hash"), dataset.manifest.get("data_hash")
-    if recorded and now and recorded != now:
+    if recorded and now and not same_data(recorded, dataset.manifest):
         notes.append(f"The data folder {path} changed since the search "
                      f"(hash {str(now)[:12]}, the record says {str(recorded)[:12]}).")
     return dataset, notes
