@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .images import DecodeFailure, decode_many
+from .images import DecodeFailure, decode_and_hash_many
 from .kermany import CLASSES, SPLITS, scan_kermany
 from .patients import patient_id_by_kind
 
@@ -23,7 +22,7 @@ class DataCheck:
     duplicate_groups: list[list[str]]  # byte-identical files
     unreadable: list[DecodeFailure]
     ignored: list[str]
-    data_hash: str
+    data_hash: str  # as a loaded data set's: every file's path and bytes (md5)
     colour: list[str] = field(default_factory=list)  # images whose channels differ
     # patients_train_and_test, where personN_bacteria and personN_virus count as two (Kermany's
     # official split appears to number them separately: on the shared copy every one of
@@ -44,17 +43,18 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
     patients: dict[str, set[str]] = defaultdict(set)
     by_kind: dict[str, set[str]] = defaultdict(set)
-    by_md5: dict[str, list[str]] = defaultdict(list)
     for e in scan.entries:
         counts[e.split][CLASSES[e.label]] += 1
         patients[e.split].add(e.patient)
         by_kind[e.split].add(patient_id_by_kind(e.relpath))
-        try:
-            by_md5[_md5(scan.root / e.relpath)].append(e.relpath)
-        except OSError:
-            pass  # reported as unreadable below
     paths = [str(scan.root / e.relpath) for e in scan.entries]
-    images, kept, failures = decode_many(paths, 16, 3, workers=workers)
+    # the files as they are now, each read once: not the cache, whose key (names, sizes,
+    # modification times) cannot see bytes replaced under an unchanged time
+    images, kept, failures, file_md5 = decode_and_hash_many(paths, 16, 3, workers=workers)
+    by_md5: dict[str, list[str]] = defaultdict(list)
+    for e, md5 in zip(scan.entries, file_md5, strict=True):
+        if md5 is not None:  # None: unreadable, reported below
+            by_md5[md5].append(e.relpath)
     unreadable = [
         DecodeFailure(Path(f.path).relative_to(scan.root).as_posix(), f.reason) for f in failures
     ]
@@ -68,7 +68,7 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
         duplicate_groups=sorted(g for g in by_md5.values() if len(g) > 1),
         unreadable=unreadable,
         ignored=list(scan.ignored),
-        data_hash=scan.digest(),
+        data_hash=scan.content_digest(file_md5),
         colour=[scan.entries[kept[i]].relpath for i in np.flatnonzero(_has_colour(images))],
     )
 
@@ -85,6 +85,3 @@ def _has_colour(images: np.ndarray) -> np.ndarray:
                         np.abs(x[..., 1] - x[..., 2]).mean(axis=(1, 2)))
     return spread > COLOUR_TOLERANCE
 
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
