@@ -49,7 +49,9 @@ def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list
 def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None) -> pd.DataFrame:
     """One row per trial, ranked by the validation objective (failed trials last)."""
     skipped: list[str] = []
-    rows = [_row(r) for r in read_records(runs_dir, skipped)]
+    records = read_records(runs_dir, skipped)
+    aliases = data_hash_aliases(records)
+    rows = [_row(r, aliases) for r in records]
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["rank", "family", "policy", "trial_id", "status",
@@ -106,7 +108,32 @@ def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~ensemble & ~reference & known.astype(bool)]
 
 
-def _row(r: dict[str, Any]) -> dict[str, Any]:
+def data_hash_aliases(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Data hashes of records written before data hashes covered file contents (file
+    names and sizes), each mapped to the content hash of the newer records whose data it
+    names (``same_data`` on their recorded hashes), where exactly one does: projects of
+    both ages on the same files are not "mixed"."""
+    newer: dict[str, dict[str, Any]] = {}  # content hash -> a newer record's data
+    for r in records:
+        data = r.get("data")
+        if (isinstance(data, dict) and isinstance(data.get("data_list_hash"), str)
+                and data.get("data_hash") != data["data_list_hash"]):
+            newer.setdefault(str(data["data_hash"]), data)
+    older = {h for r in records if isinstance(r.get("data"), dict)
+             for h in [r["data"].get("data_hash")] if isinstance(h, str) and h not in newer}
+    if not newer or not older:
+        return {}
+    from .data.dataset import same_data
+
+    out = {}
+    for h in older:
+        named = [content for content, data in newer.items() if same_data(h, data)]
+        if len(named) == 1:
+            out[h] = named[0]
+    return out
+
+
+def _row(r: dict[str, Any], aliases: dict[str, str] | None = None) -> dict[str, Any]:
     val = r.get("val") or {}
     test = r.get("test") or {}
     ci = r.get("test_ci") or {}
@@ -138,7 +165,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         best_epoch=r.get("best_epoch"),
         seconds=_num(seconds.get("trial")),
         image_size=(r.get("data") or {}).get("image_size"),
-        validation_split=_validation_split(r.get("data")),
+        validation_split=_validation_split(r.get("data"), aliases),
         message=r.get("message"),
         trial_dir=str(Path(r["_path"]).parent),
     )
@@ -148,11 +175,15 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _validation_split(data: Any) -> str | None:
-    """Which validation split a record was scored on: data, split seed, fraction."""
+def _validation_split(data: Any, aliases: dict[str, str] | None = None) -> str | None:
+    """Which validation split a record was scored on: data, split seed, fraction. An
+    older record's data hash is shown as the content hash it aliases (``data_hash_aliases``)."""
     if not isinstance(data, dict) or "split_seed" not in data:
         return None
-    return (f"data {str(data.get('data_hash') or '?')[:8]}, seed {data['split_seed']}, "
+    data_hash = data.get("data_hash")
+    if isinstance(data_hash, str):
+        data_hash = (aliases or {}).get(data_hash, data_hash)
+    return (f"data {str(data_hash or '?')[:8]}, seed {data['split_seed']}, "
             f"val fraction {data.get('val_fraction') or 0.2:g}")
 
 

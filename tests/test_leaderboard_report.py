@@ -81,6 +81,40 @@ def test_leaderboard_warns_when_rows_cannot_be_compared(runs, tmp_path):
     assert "Not comparable: trials ranked together were validated on different splits" in page
 
 
+def test_older_records_file_list_hash_is_not_mixed_with_the_content_hash_of_the_same_files(
+        runs, tmp_path):
+    """A runs folder with a project searched before data hashes covered file contents (its
+    records hold the file-list hash) and a newer one on the same files is not "mixed"."""
+    import json
+
+    paths = sorted(runs.rglob("record.json"))
+    split = {"image_size": 32, "split_seed": 0, "val_fraction": 0.2}
+
+    def set_data(path, **data):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "data": {**split, **data}}))
+
+    set_data(paths[0], data_hash="list1")  # older: the file-list hash only
+    for path in paths[1:]:
+        set_data(path, data_hash="content1", data_list_hash="list1")
+    frame = autopneumo.leaderboard(runs)
+    assert frame.attrs["mixed"] == []
+    assert set(frame["validation_split"].dropna()) == {"data content1, seed 0, val fraction 0.2"}
+    write_report(runs, tmp_path / "same", pixels=False)
+    assert "different data or preprocessing" not in (tmp_path / "same" / "index.html").read_text()
+
+    # the older hash names two contents (same names and sizes, other bytes): not resolved
+    set_data(paths[1], data_hash="content2", data_list_hash="list1")
+    splits = set(autopneumo.leaderboard(runs)["validation_split"].dropna())
+    assert {s.split(",")[0] for s in splits} == {"data list1", "data content1", "data content2"}
+    # other files altogether
+    set_data(paths[1], data_hash="content1", data_list_hash="list1")
+    set_data(paths[0], data_hash="list2")
+    assert len(autopneumo.leaderboard(runs).attrs["mixed"]) == 1
+    write_report(runs, tmp_path / "other", pixels=False)
+    assert "different data or preprocessing" in (tmp_path / "other" / "index.html").read_text()
+
+
 def test_report_numbers_match_csv_and_predictions(runs, tmp_path):
     out = tmp_path / "report"
     written = write_report(runs, out)

@@ -23,6 +23,7 @@ from .. import __version__
 from ..backend import predict_batches
 from ..data.patients import patients_of
 from ..evaluation import MODEL_FILE
+from ..leaderboard import data_hash_aliases
 from . import figures as fig
 from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
 from .stats import (
@@ -606,7 +607,16 @@ class ReportBuilder:
         records = list(self.runs.records.values())
         frame = self.runs.frame
         data_keys = ("path", "data_hash", "image_size", "channels", "split_seed", "val_fraction")
-        data = _distinct(records, lambda r: tuple(as_dict(r.get("data")).get(k) for k in data_keys))
+        aliases = data_hash_aliases(records)  # older records' hashes of the same files
+
+        def data_of(r: dict[str, Any]) -> tuple:
+            data = as_dict(r.get("data"))
+            values = [data.get(k) for k in data_keys]
+            if isinstance(values[1], str):
+                values[1] = aliases.get(values[1], values[1])
+            return tuple(values)
+
+        data = _distinct(records, data_of)
         env = [as_dict(r.get("environment")) for r in records]
         versions = _distinct(env, lambda e: (_backend_version(e), e.get("keras"),
                                              e.get("keras_tuner"), e.get("python")))
