@@ -133,7 +133,9 @@ def search_options(fn):
                      help=f"Kermany folder or MedMNIST .npz [env {DATA_ENV}]."),
         click.option("--tuner", type=click.Choice(["hyperband", "bayesian", "random", "grid"]),
                      default="bayesian", show_default=True),
-        click.option("--max-trials", type=int, default=10, show_default=True),
+        click.option("--max-trials", type=int, default=None,
+                     help="Trials to run [default: 10; with hyperband, one whole run of its "
+                          "brackets, every rung's trial counted: 30 at a 10-epoch cap]."),
         click.option("--epochs", type=int, default=None,
                      help="Epoch cap per trial (default: the training space file)."),
         click.option("--image-size", type=int, default=128, show_default=True),

@@ -11,7 +11,7 @@ import gc
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ class SearchConfig:
     policy: str
     data: str | Path | None = None
     tuner: str = "bayesian"
-    max_trials: int = 10
+    max_trials: int | None = None  # None: default_trials (10; hyperband: all its brackets)
     epochs: int | None = None
     image_size: int = 128
     channels: int = 1
@@ -73,7 +73,7 @@ class SearchConfig:
             raise OptionError(f"--recall-target must be in (0, 1), got {self.recall_target}")
         if self.tuner not in TUNERS:
             raise OptionError(f"unknown --tuner {self.tuner!r}; known: {', '.join(TUNERS)}")
-        if self.max_trials < 1:
+        if self.max_trials is not None and self.max_trials < 1:
             raise OptionError(f"--max-trials must be positive, got {self.max_trials}")
         if self.epochs is not None and self.epochs < 1:
             raise OptionError(f"--epochs must be positive, got {self.epochs}")
@@ -102,6 +102,25 @@ class SearchConfig:
         runs = Path(self.runs_dir)
         if runs.exists() and not runs.is_dir():
             raise OptionError(f"--runs-dir {runs}: is a file, not a folder")
+
+
+DEFAULT_TRIALS = 10
+
+
+def default_trials(tuner: str, cap: int) -> int:
+    """--max-trials when not given: 10, or for hyperband one whole iteration of its
+    brackets at this epoch cap (30 at a 10-epoch cap, 6 at 3), counting every rung's
+    trial: with 10, hyperband's first bracket (12 trials of 2 epochs at a 10-epoch cap)
+    would use them all and no trial would get past 2 epochs."""
+    if tuner != "hyperband":
+        return DEFAULT_TRIALS
+    import keras_tuner as kt
+
+    oracle = kt.oracles.HyperbandOracle(objective=kt.Objective("x", "max"), max_epochs=cap,
+                                        factor=3)
+    brackets = oracle._get_num_brackets()
+    return sum(oracle._get_size(b, r) for b in range(brackets)
+               for r in range(oracle._get_num_rounds(b)))
 
 
 def epoch_cap(resolved: dict[str, Any]) -> int:
@@ -350,6 +369,8 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
 def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[str, Any]]:
     config.validate()
     resolved = resolve_spaces(config)  # before the data: a bad option fails fast
+    if config.max_trials is None:
+        config = replace(config, max_trials=default_trials(config.tuner, epoch_cap(resolved)))
     from .data.dataset import resolve_data_path
     from .locking import project_lock
 

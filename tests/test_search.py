@@ -735,3 +735,25 @@ def test_a_resumed_legacy_project_records_its_pinned_data_hash(tmp_path):
     assert len(records) == 2
     assert {r["data"]["data_hash"] for r in records} == {legacy}
     assert autopneumo.leaderboard(config.runs_dir).attrs["mixed"] == []
+
+
+def test_hyperband_runs_all_its_brackets_unless_max_trials_is_given(tmp_path, monkeypatch):
+    """Hyperband counts every rung's trial: 10 trials at a 10-epoch cap are all spent in
+    its first bracket's 2-epoch round, so without --max-trials it runs one whole
+    iteration (30 trials at a 10-epoch cap); the other tuners run 10; a given
+    --max-trials wins."""
+    import autopneumo.tuning as tuning
+
+    assert tuning.default_trials("hyperband", 10) == 30
+    assert tuning.default_trials("hyperband", 3) == 6
+    assert tuning.default_trials("bayesian", 10) == tuning.default_trials("random", 3) == 10
+    seen = []
+    monkeypatch.setattr(tuning, "_search_locked",
+                        lambda config, *args: seen.append(config.max_trials) or [])
+    for tuner, given, expected in (("hyperband", None, 30), ("random", None, 10),
+                                   ("hyperband", 4, 4)):
+        search(SearchConfig("base_cnn", "none", data=tmp_path, tuner=tuner, max_trials=given,
+                            epochs=10, runs_dir=tmp_path / "runs"))
+        assert seen[-1] == expected, tuner
+    with pytest.raises(OptionError, match="--max-trials must be positive"):
+        search(SearchConfig("base_cnn", "none", data=tmp_path, max_trials=0))
