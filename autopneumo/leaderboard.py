@@ -84,12 +84,18 @@ def mixed_settings(frame: pd.DataFrame) -> list[str]:
         listed = ", ".join(f"{t:g} ({n} rows)" for t, n in targets.items())
         out.append(f"rows ranked together used different recall targets: {listed}; "
                    "their validation objectives are not comparable")
-    trials = done[~done["reference"].astype(bool) & ~done["ensemble"].astype(bool)]
+    reference = done["reference"].astype(bool)
+    trials = done[~reference & ~done["ensemble"].astype(bool)]
     splits = trials["validation_split"].dropna().value_counts().sort_index()
     if len(splits) > 1:
         listed = "; ".join(f"{v} ({n} trials)" for v, n in splits.items())
         out.append(f"trials ranked together were validated on different splits: {listed}; "
                    "compare within one (same data, --seed and --val-fraction)")
+    if reference.any() and not reference.all():
+        out.append(f"{int(reference.sum())} reference run(s) (marked ref) are ranked among the "
+                   "search trials by a validation objective from their own image-level split, "
+                   "which shares patients with their training images: not comparable, and "
+                   "optimistic")
     return out
 
 

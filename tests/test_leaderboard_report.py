@@ -188,3 +188,32 @@ def test_shortcut_guard_notes_without_data(runs, tmp_path):
     assert "## Shortcut guard" in text and "shortcut check did not run" in text
     names = {p.name for p in written + md}
     assert not names & {"gradcam_focus.csv", "shortcuts.csv"}
+
+
+def test_reference_runs_ranked_among_trials_are_marked_and_warned_about(runs):
+    """A classroom reference run's validation objective comes from an image-level split
+    that leaks patients: in a table with search trials, its row says ref and a warning
+    says why it is not comparable; ensembles say ens."""
+    import json
+
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    paths = sorted(runs.rglob("record.json"))
+    record = json.loads(paths[0].read_text())
+    paths[0].write_text(json.dumps({**record, "reference": True}))
+    record = json.loads(paths[1].read_text())
+    paths[1].write_text(json.dumps({**record, "ensemble": {"members": []}, "kind": "ensemble"}))
+    frame = autopneumo.leaderboard(runs)
+    assert frame["reference"].tolist().count(True) == 1
+    [warning] = frame.attrs["mixed"]
+    assert warning.startswith("1 reference run(s) (marked ref) are ranked among the search "
+                              "trials")
+    out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
+    assert out.exit_code == 0, out.output
+    rows = {line.split("│")[4].strip() for line in out.output.splitlines() if "│" in line}
+    trial_ids = [str(t) for t in frame["trial_id"]]
+    ref = trial_ids[frame["reference"].tolist().index(True)]
+    assert f"{ref} (ref)" in rows and sum("(ens)" in r for r in rows) == 1
+    assert "warning 1 reference run(s)" in out.output
