@@ -45,7 +45,7 @@ from .evaluation import (
 )
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard
-from .objective import CI_RESAMPLED, binary_metrics, bootstrap_intervals, validation_summary
+from .objective import binary_metrics, bootstrap_intervals, resampled_over, validation_summary
 from .paths import DEFAULT_RUNS_DIR, require_runs_dir
 
 ENSEMBLE_DIR = "_ensemble"
@@ -162,8 +162,9 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     val = validation_summary(labels["val"], p_val, target)
     threshold = val["threshold"]
     test = binary_metrics(labels["test"], p_test, threshold, target)
+    groups = patients_of(files["test"])
     test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot,
-                                  groups=patients_of(files["test"]))
+                                  groups=groups)
 
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
         "threshold": threshold,
         "test": test,
         "test_ci": {k: list(v) for k, v in test_ci.items()},
-        "test_ci_resampled": CI_RESAMPLED,
+        "test_ci_resampled": resampled_over(groups),
         "history": {},
         "epochs_run": None,
         "best_epoch": None,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .backend import predict_batches
-from .objective import CI_RESAMPLED, binary_metrics, bootstrap_intervals, validation_summary
+from .objective import binary_metrics, bootstrap_intervals, resampled_over, validation_summary
 from .provenance import environment
 
 RECORD_FILE = "record.json"
@@ -98,7 +98,7 @@ class Evaluator:
             threshold=threshold,
             test=test,
             test_ci={k: list(v) for k, v in test_ci.items()},
-            test_ci_resampled=CI_RESAMPLED,
+            test_ci_resampled=resampled_over(ds.test.patients),
             history=history,
             epochs_run=len(history.get("loss", [])),
             best_epoch=best_epoch,

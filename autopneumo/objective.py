@@ -21,6 +21,13 @@ _PRECISION_QUANTUM = 1e-4
 CI_RESAMPLED = "patients"
 
 
+def resampled_over(groups) -> str:
+    """What a bootstrap over ``groups`` resamples, for the record: ``patients``, or
+    ``images`` where every image is its own group (a MedMNIST .npz has no patient ids)."""
+    groups = np.asarray(groups)
+    return CI_RESAMPLED if len(np.unique(groups)) < len(groups) else "images"
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     precision: float  # NaN when no threshold reaches the recall target

@@ -555,6 +555,10 @@ def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:
 def _warn_about_data(dataset) -> None:
     """Problems that do not stop a search but that a reader of its numbers must know."""
     manifest = dataset.manifest
+    if manifest.get("source") == "medmnist":
+        print("note: a MedMNIST .npz keeps its official train/val/test split (--val-fraction "
+              "does not apply) and has no patient ids (intervals resample images)",
+              file=sys.stderr)
     unreadable = manifest.get("unreadable") or []
     if unreadable:
         names = ", ".join(u["file"] for u in unreadable[:5])

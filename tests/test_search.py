@@ -757,3 +757,22 @@ def test_hyperband_runs_all_its_brackets_unless_max_trials_is_given(tmp_path, mo
         assert seen[-1] == expected, tuner
     with pytest.raises(OptionError, match="--max-trials must be positive"):
         search(SearchConfig("base_cnn", "none", data=tmp_path, max_trials=0))
+
+
+def test_a_medmnist_search_says_its_split_is_official_and_its_intervals_resample_images(
+        tmp_path, capsys):
+    """A .npz has its own validation split and no patient ids: the search says so, and its
+    records say their intervals resample images (a Kermany search's resample patients)."""
+    from tests.test_data_loading import _medmnist
+
+    npz = tmp_path / "pneumoniamnist.npz"
+    _medmnist(npz, n=(40, 12, 12))
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    [record] = search(SearchConfig("base_cnn", "none", data=npz, tuner="random", max_trials=1,
+                                   epochs=1, image_size=32, runs_dir=tmp_path / "runs",
+                                   spaces=[space]))
+    assert record["status"] == "completed", record.get("traceback")
+    assert record["test_ci_resampled"] == "images"
+    assert ("note: a MedMNIST .npz keeps its official train/val/test split (--val-fraction "
+            "does not apply)") in capsys.readouterr().err
