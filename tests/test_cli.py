@@ -168,8 +168,9 @@ def test_families_and_policies_list_their_space_files():
         assert name in pols.output
 
 
-def test_console_script_error_has_no_traceback(tmp_path):
-    exe = [sys.executable, "-m", "autopneumo.cli"]
+@pytest.mark.parametrize("module", ["autopneumo.cli", "autopneumo"])  # python -m autopneumo
+def test_console_script_error_has_no_traceback(tmp_path, module):
+    exe = [sys.executable, "-m", module]
     proc = subprocess.run([*exe, "data", "check", str(tmp_path / "missing")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

@@ -70,11 +70,12 @@ def test_ensemble_averages_the_top_trials_by_validation(runs):
         binary_metrics(test.label, test.probability, expected["threshold"], 0.95), nan_ok=True)
     lo, hi = record["test_ci"]["auc"]
     assert lo <= record["test"]["auc"] <= hi
-    # intervals over patients (these file names carry none: one a file), as a trial's
+    # intervals over patients, as a trial's; these file names carry none (one a file), so
+    # the record says they resample images
     from autopneumo.data.patients import patients_of
     from autopneumo.objective import bootstrap_intervals
 
-    assert record["test_ci_resampled"] == "patients"
+    assert record["test_ci_resampled"] == "images"
     expected = bootstrap_intervals(test.label, test.probability, expected["threshold"],
                                    n_boot=100, groups=patients_of(test.file))
     assert record["test_ci"] == {k: pytest.approx(list(v), nan_ok=True)

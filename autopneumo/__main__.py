@@ -1,0 +1,5 @@
+"""``python -m autopneumo``: the same CLI as the ``autopneumo`` command."""
+
+from .cli import main
+
+main()
