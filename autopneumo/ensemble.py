@@ -164,7 +164,7 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     test = binary_metrics(labels["test"], p_test, threshold, target)
     groups = patients_of(files["test"])
     test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot,
-                                  groups=groups)
+                                  groups=groups, target=target)
 
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ class Evaluator:
         p_test = predict_batches(model, ds.test.x).ravel()
         test = binary_metrics(ds.test.y, p_test, threshold, self.recall_target)
         test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot,
-                                      groups=ds.test.patients)
+                                      groups=ds.test.patients, target=self.recall_target)
         trial_dir.mkdir(parents=True, exist_ok=True)
         model.save(trial_dir / MODEL_FILE)
         _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)

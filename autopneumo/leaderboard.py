@@ -20,7 +20,8 @@ from .paths import DEFAULT_RUNS_DIR
 
 TEST_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity",
                 "f1", "loss")
-CI_METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1")
+CI_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity", "f1",
+              "loss")  # records before the fifteenth session have no loss, prec_at_recall
 
 
 def load_record(path: str | Path) -> dict[str, Any]:

@@ -84,9 +84,7 @@ def binary_metrics(y_true, scores, threshold: float, target: float) -> dict[str,
     fp = int(np.sum(pred & (y == 0)))
     tn = int(np.sum(~pred & (y == 0)))
     fn = int(np.sum(~pred & (y == 1)))
-    eps = 1e-7
-    clipped = np.clip(s, eps, 1 - eps)
-    loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))) if len(y) else math.nan
+    loss = float(np.mean(log_losses(y, s))) if len(y) else math.nan
     auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else math.nan
     point = precision_at_recall(y, s, target)
     precision = _ratio(tp, tp + fp)
@@ -144,6 +142,33 @@ def weighted_auc(counts: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.nd
         return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
+def weighted_precision_at_recall(counts: np.ndarray, y: np.ndarray, scores: np.ndarray,
+                                 target: float) -> np.ndarray:
+    """``precision_at_recall(...).precision`` of each row of ``counts`` (per-sample
+    multiplicities): thresholds at the distinct scores, every sample with the threshold's
+    score taken; NaN where no threshold reaches ``target`` (or no positive was drawn)."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    ends = np.r_[s[order][1:] != s[order][:-1], True]  # the last sample of each score
+    w = counts[:, order]
+    tp = np.cumsum(w * y[order], axis=1)[:, ends]
+    fp = np.cumsum(w * ~y[order], axis=1)[:, ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / tp[:, -1:]
+        precision = tp / (tp + fp)
+    ok = (recall >= target - 1e-12) & np.isfinite(precision)
+    best = np.where(ok, precision, -np.inf).max(axis=1)
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def log_losses(y_true, scores) -> np.ndarray:
+    """Per-sample binary cross-entropy, clipped as ``binary_metrics``' loss."""
+    y = np.asarray(y_true).astype(float).ravel()
+    clipped = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    return -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
+
+
 def resample_counts(n: int, n_boot: int, seed: int = 0, groups=None) -> np.ndarray:
     """(n_boot, n) multiplicities of a case bootstrap, one row a resample.
 
@@ -167,9 +192,10 @@ def resample_counts(n: int, n_boot: int, seed: int = 0, groups=None) -> np.ndarr
 
 def bootstrap_intervals(
     y_true, scores, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-    groups=None,
+    groups=None, target: float | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals for accuracy, precision, recall, specificity, F1, AUC.
+    """Percentile bootstrap intervals for loss, accuracy, precision, recall, specificity,
+    F1, AUC and, given the recall ``target``, the precision at it (``prec_at_recall``).
 
     ``groups`` (the patient of each image) makes it a cluster bootstrap over patients
     (``resample_counts``); without, images are resampled one by one. Each resample is a
@@ -195,7 +221,10 @@ def bootstrap_intervals(
             "specificity": tn / (tn + fp),
             "f1": 2 * tp / (2 * tp + fp + fn),
             "auc": weighted_auc(counts, y, s),
+            "loss": counts @ log_losses(y, s) / counts.sum(axis=1),
         }
+        if target is not None:
+            samples["prec_at_recall"] = weighted_precision_at_recall(counts, y, s, target)
     alpha = (1 - level) / 2
     out = {}
     for key, values in samples.items():

@@ -77,7 +77,7 @@ def test_ensemble_averages_the_top_trials_by_validation(runs):
 
     assert record["test_ci_resampled"] == "images"
     expected = bootstrap_intervals(test.label, test.probability, expected["threshold"],
-                                   n_boot=100, groups=patients_of(test.file))
+                                   n_boot=100, groups=patients_of(test.file), target=0.95)
     assert record["test_ci"] == {k: pytest.approx(list(v), nan_ok=True)
                                  for k, v in expected.items()}
 

@@ -271,20 +271,45 @@ def _bootstrap_case(n=300, seed=0, ties=False):
     return y, s
 
 
-KEYS = ["accuracy", "precision", "recall", "specificity", "f1", "auc"]
+KEYS = ["accuracy", "precision", "recall", "specificity", "f1", "auc", "loss"]
 
 
 @pytest.mark.parametrize("ties", [False, True])
 def test_bootstrap_intervals_contain_the_point_estimate(ties):
     y, s = _bootstrap_case(ties=ties)
-    ci = bootstrap_intervals(y, s, 0.5, n_boot=1000, seed=1)
-    point = binary_metrics(y, s, 0.5, 0.95)
-    assert set(ci) == set(KEYS)
-    for key in KEYS:
+    ci = bootstrap_intervals(y, s, 0.5, n_boot=1000, seed=1, target=0.8)
+    point = binary_metrics(y, s, 0.5, 0.8)
+    assert set(ci) == {*KEYS, "prec_at_recall"}
+    assert set(bootstrap_intervals(y, s, 0.5, n_boot=10)) == set(KEYS)  # no target
+    for key in [*KEYS, "prec_at_recall"]:
         lo, hi = ci[key]
         assert lo < point[key] < hi, key
-        assert 0.0 <= lo < hi <= 1.0
+        assert 0.0 <= lo < hi <= (10.0 if key == "loss" else 1.0), key
         assert hi - lo < 0.25, key  # n = 300: a few points wide, not everything
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_each_resamples_loss_and_precision_at_recall_equal_a_direct_computation(ties):
+    """The weighted (all resamples at once) loss and precision at the recall target of a
+    resample are those of its images listed out, as binary_metrics computes them."""
+    from autopneumo.objective import (
+        log_losses,
+        resample_counts,
+        weighted_precision_at_recall,
+    )
+
+    y, s = _bootstrap_case(n=120, seed=3, ties=ties)
+    counts = resample_counts(len(y), 40, seed=5, groups=np.arange(len(y)) // 3)
+    got = weighted_precision_at_recall(counts, y, s, 0.9)
+    losses = counts @ log_losses(y, s) / counts.sum(axis=1)
+    for row, precision, loss in zip(counts, got, losses, strict=True):
+        idx = np.repeat(np.arange(len(y)), row.astype(int))
+        direct = binary_metrics(y[idx], s[idx], 0.5, 0.9)
+        assert precision == pytest.approx(direct["prec_at_recall"], abs=1e-12, nan_ok=True)
+        assert loss == pytest.approx(direct["loss"], rel=1e-9)
+    none = np.zeros((1, len(y)))
+    none[0, y == 0] = 1  # a resample without a positive: undefined
+    assert np.isnan(weighted_precision_at_recall(none, y, s, 0.9)[0])
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -97,7 +97,8 @@ def test_saved_model_reproduces_val_and_test_predictions(searched, tiny_kermany)
     assert r["test_ci_resampled"] == "patients"
     assert len(np.unique(ds.test.patients)) < len(ds.test.patients)
     expected = bootstrap_intervals(test.label, test.probability, r["threshold"],
-                                   groups=ds.test.patients)
+                                   groups=ds.test.patients, target=r["recall_target"])
+    assert {"loss", "prec_at_recall"} <= set(expected)
     assert r["test_ci"] == {k: pytest.approx(list(v), nan_ok=True) for k, v in expected.items()}
 
 
