@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from rich.console import Console
@@ -10,11 +11,29 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class RemainingColumn(ProgressColumn):
+    """``ETA`` from the trials' pace, or, for a search with a time budget (a study's
+    pair runs up to 1,000 trials until its share is spent), the budget left."""
+
+    def __init__(self):
+        super().__init__()
+        self.eta = TimeRemainingColumn()
+
+    def render(self, task) -> Text:
+        deadline = task.fields.get("deadline")
+        if deadline is None:
+            return Text("ETA ") + self.eta.render(task)
+        left = max(0, int(deadline - time.time()))
+        return Text(f"budget left {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}")
 
 
 class SearchProgress:
@@ -23,7 +42,7 @@ class SearchProgress:
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TimeElapsedColumn(), RemainingColumn(),
             console=self.console, transient=False,
         )
         self.task = None
@@ -39,13 +58,15 @@ class SearchProgress:
             self.progress.stop()
         return False
 
-    def search_begin(self, config, done: int) -> None:
+    def search_begin(self, config, done: int, deadline: float | None = None) -> None:
+        """``done``: trials of the project already finished (not those to repeat);
+        ``deadline``: when the time budget ends (time.time()), if there is one."""
         if not self.progress.live.is_started:
             self.progress.start()
         self.epochs = config.epochs
         self.task = self.progress.add_task(
             config.project, total=config.max_trials, completed=min(done, config.max_trials),
-            status="starting",
+            status="starting", deadline=deadline,
         )
 
     def trial_begin(self, trial) -> None:

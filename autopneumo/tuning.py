@@ -454,7 +454,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials
     if progress and config.role != "chief":
-        progress.search_begin(config, len(list(project_dir.glob(f"trial_*/{RECORD_FILE}"))))
+        progress.search_begin(config, _finished_trials(project_dir), deadline)
     callbacks = [progress.epoch_callback()] if progress and config.role != "chief" else []
     if deadline is not None:
         from .hypermodel import StopAtDeadline
@@ -486,6 +486,13 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     from .leaderboard import read_records
 
     return read_records(project_dir)
+
+
+def _finished_trials(project_dir: Path) -> int:
+    """Trials of the project with a record, not counting interrupted ones (repeated)."""
+    from .leaderboard import read_records
+
+    return sum(r.get("status") != "interrupted" for r in read_records(project_dir))
 
 
 def _readable_record(path: Path) -> bool:

@@ -88,7 +88,7 @@ class Probe:
     def current(self) -> TrialTimes | None:
         return self.trials[-1] if self.trials else None
 
-    def search_begin(self, config, done: int) -> None:
+    def search_begin(self, config, done: int, deadline: float | None = None) -> None:
         pass
 
     def trial_begin(self, trial) -> None:

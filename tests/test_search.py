@@ -326,7 +326,7 @@ class _RssProbe:
         self.rss = []
         self.frozen = []
 
-    def search_begin(self, config, done):
+    def search_begin(self, config, done, deadline=None):
         pass
 
     def trial_begin(self, trial):

@@ -190,3 +190,35 @@ def test_study_accounting_skips_and_ticks(tmp_path, monkeypatch):
     assert state["spent"] == {"base_cnn__none": 50.0, "base_cnn__flip": 50.0}
     assert seen[0] == {"base_cnn__none": 0.0}  # written while the first pair ran
     assert seen[1] == {"base_cnn__none": 50.0, "base_cnn__flip": 0.0}
+
+
+def test_progress_shows_the_budget_left_and_counts_finished_trials_only(tmp_path):
+    """A search with a time budget (each study pair: up to 1,000 trials) shows the budget
+    left, not an ETA from 1,000 trials; a resumed project's interrupted trial, repeated,
+    is not counted as done."""
+    import io
+    import json
+    import time
+
+    from rich.console import Console
+
+    from autopneumo.progress import SearchProgress
+    from autopneumo.tuning import SearchConfig, _finished_trials
+
+    def shown(deadline):
+        console = Console(file=io.StringIO(), width=200, force_terminal=False)
+        progress = SearchProgress(console)
+        with progress:
+            progress.search_begin(SearchConfig("base_cnn", "none", max_trials=1000), 2,
+                                  deadline)
+            progress.progress.refresh()
+        return console.file.getvalue()
+
+    assert "budget left 0:09:5" in shown(time.time() + 600)
+    assert "ETA" in shown(None) and "budget left" not in shown(None)
+    project = tmp_path / "base_cnn__none"
+    for i, status in enumerate(("completed", "failed", "interrupted")):
+        folder = project / f"trial_{i}"
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({"trial_id": str(i), "status": status}))
+    assert _finished_trials(project) == 2
