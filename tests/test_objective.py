@@ -407,3 +407,36 @@ def test_bootstrap_intervals_empty_and_undefined():
     ci = bootstrap_intervals([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], 0.9, n_boot=50)
     assert all(math.isnan(v) for v in ci["precision"])
     assert ci["recall"] == (0.0, 0.0)
+
+
+def test_reinterval_script_recomputes_an_old_records_intervals_from_its_predictions(tmp_path):
+    """benchmarks/reinterval.py: an old record (image bootstrap, no loss interval) gets
+    the intervals a new evaluation would write; one whose saved predictions no longer give
+    its test numbers is refused, not rewritten."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from autopneumo.evaluation import read_predictions
+    from autopneumo.objective import bootstrap_intervals
+    from tests.records import write_record
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "reinterval.py"
+    spec = importlib.util.spec_from_file_location("reinterval", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    record_path = write_record(tmp_path / "runs", "base_cnn", "flip", "0001", 0.6)
+    old = json.loads(record_path.read_text())
+    old.pop("test_ci_resampled", None)
+    record_path.write_text(json.dumps(old))
+    new = script.reinterval(record_path)
+    test = read_predictions(record_path.parent)["test"]
+    expected = bootstrap_intervals(test["label"], test["probability"], old["threshold"],
+                                   groups=test["file"], target=old["recall_target"])
+    assert new["test_ci"] == {k: pytest.approx(list(v), nan_ok=True) for k, v in expected.items()}
+    assert "loss" in new["test_ci"] and new["test"] == old["test"]
+    old["test"]["auc"] = 0.5  # the predictions say otherwise
+    record_path.write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="its predictions give test auc"):
+        script.reinterval(record_path)
