@@ -504,12 +504,16 @@ def _list_entries(registry) -> None:
 @click.option("--tta", is_flag=True,
               help="Re-score each model on the original and horizontally flipped images "
                    "(needs the models and the data folder; works with --top 1).")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="With --tta: the data folder, if it moved since the search (the same "
+                   "files, checked by the data hash).")
 @combine_option
-def ensemble(top: int, runs_dir: Path, tta: bool, combine: str) -> None:
+def ensemble(top: int, runs_dir: Path, tta: bool, data_path: Path | None,
+             combine: str) -> None:
     """Average the top K trials' probabilities; threshold on validation; one more row."""
     from .ensemble import ensemble as run_ensemble
 
-    record = run_ensemble(runs_dir, top=top, tta=tta, combine=combine,
+    record = run_ensemble(runs_dir, top=top, tta=tta, combine=combine, data=data_path,
                           command=shlex.join(["autopneumo", *sys.argv[1:]]))
     val, test, ci = record["val"], record["test"], record["test_ci"]
 

@@ -84,12 +84,16 @@ def combine_scores(scores: list[np.ndarray], combine: str = "probability") -> np
 
 def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = False,
              n_boot: int = 1000, command: str = "",
-             combine: str = "probability") -> dict[str, Any]:
+             combine: str = "probability", data: str | Path | None = None) -> dict[str, Any]:
     """Build, evaluate and save the ensemble of the ``top`` best trials; returns its record
-    (``record["_path"]`` is the ``record.json`` written)."""
+    (``record["_path"]`` is the ``record.json`` written). ``data``: with ``tta``, the data
+    folder if it moved since the search (the same files, checked by the data hash)."""
     check_combine(combine)
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
+    if data is not None and not tta:
+        raise OptionError("--data is for --tta (re-scoring the images); without it the saved "
+                          "predictions are averaged")
     if top == 1 and not tta:
         raise OptionError("--top 1 without --tta is the best trial itself; "
                           "use --top 2 or more, or add --tta")
@@ -103,7 +107,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     files, labels = _common_split(members, saved)
     if tta:
         datasets: dict[tuple, Any] = {}
-        scores = [_tta_scores(Path(m["trial_dir"]), r, files, datasets)
+        scores = [_tta_scores(Path(m["trial_dir"]), r, files, datasets, data)
                   for m, r in zip(members, records, strict=True)]
     else:
         scores = _saved_scores(saved, files)
@@ -296,19 +300,23 @@ def _common_split(members: list[dict[str, Any]], saved: list[dict[str, pd.DataFr
     return files, labels
 
 
-def _dataset_for(record: dict[str, Any], datasets: dict[tuple, Any]) -> Any:
-    """The data set a record was evaluated on, loaded with its settings (once per setting)."""
+def _dataset_for(record: dict[str, Any], datasets: dict[tuple, Any],
+                 data: str | Path | None = None) -> Any:
+    """The data set a record was evaluated on, loaded with its settings (once per setting),
+    from its recorded folder or ``data`` (a moved copy of the same files)."""
     from .data import load_dataset
+    from .data.dataset import recorded_dataset
 
-    data = record.get("data") or {}
-    if not data.get("path"):
+    recorded = record.get("data") or {}
+    if not recorded.get("path") and data is None:
         raise RunsError(f"{record.get('trial_dir')}: the record names no data folder, so "
-                        "--tta cannot re-score its images")
-    key = (str(data["path"]), int(data.get("image_size") or 128), int(data.get("channels") or 1),
-           float(data.get("val_fraction") or 0.2), int(data.get("split_seed") or 0))
+                        "--tta cannot re-score its images (pass --data)")
+    key = (str(data if data is not None else recorded["path"]), recorded.get("image_size"),
+           recorded.get("channels"), recorded.get("val_fraction"), recorded.get("split_seed"),
+           recorded.get("data_hash"))
     if key not in datasets:
         datasets.clear()  # one data set in memory at a time
-        datasets[key] = load_dataset(*key)
+        datasets[key] = recorded_dataset(load_dataset, record, Path(record["trial_dir"]), data)
     return datasets[key]
 
 
@@ -321,14 +329,15 @@ def flip_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray
 
 
 def _tta_scores(trial_dir: Path, record: dict[str, Any], files: dict[str, np.ndarray],
-                datasets: dict[tuple, Any]) -> dict[str, np.ndarray]:
+                datasets: dict[tuple, Any], data: str | Path | None = None
+                ) -> dict[str, np.ndarray]:
     """One member's flip-averaged validation and test probabilities, in ``files`` order."""
     from .hypermodel import load_trained_model
 
     model_path = trial_dir / str((record.get("files") or {}).get("model") or MODEL_FILE)
     if not model_path.is_file():
         raise RunsError(f"{trial_dir}: no {model_path.name}, so --tta cannot re-score it")
-    dataset = _dataset_for({**record, "trial_dir": str(trial_dir)}, datasets)
+    dataset = _dataset_for({**record, "trial_dir": str(trial_dir)}, datasets, data)
     model = load_trained_model(model_path)
     out = {}
     for split in SPLITS:
@@ -336,7 +345,7 @@ def _tta_scores(trial_dir: Path, record: dict[str, Any], files: dict[str, np.nda
         scores = pd.Series(flip_predict(model, part.x), index=np.asarray(part.files).astype(str))
         missing = ~np.isin(files[split], scores.index)
         if missing.any():
-            raise RunsError(f"{trial_dir}: the data at {record['data']['path']} no longer holds "
+            raise RunsError(f"{trial_dir}: the data at {data or record['data']['path']} no longer holds "
                             f"{int(missing.sum())} of its {split} images "
                             f"(e.g. {files[split][missing][0]})")
         out[split] = scores.loc[files[split]].to_numpy()

@@ -41,6 +41,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
         raise OptionError("--top and --seeds must be positive")
     check_combine(combine)
     from .data import load_dataset
+    from .data.dataset import recorded_dataset
     from .evaluation import Evaluator
     from .trials import train_and_evaluate
 
@@ -54,7 +55,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):
         record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
-        dataset = _trial_dataset(load_dataset, record, Path(row["trial_dir"]), data)
+        dataset = recorded_dataset(load_dataset, record, Path(row["trial_dir"]), data)
         values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
         out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
         done = {}
@@ -150,24 +151,3 @@ def _same_trial(recorded, trial_dir: str | Path) -> bool:
     """The same trial, however the runs folder was spelled (relative, absolute, moved or
     copied): its project folder and trial folder."""
     return isinstance(recorded, str) and Path(recorded).parts[-2:] == Path(trial_dir).parts[-2:]
-
-
-def _trial_dataset(load_dataset, record: dict, trial_dir: Path, data: str | Path | None):
-    """The data a trial was searched on: its recorded folder, or ``data`` holding the same."""
-    from .data.dataset import same_data
-    from .errors import DataError
-
-    recorded = record["data"]
-    path = data if data is not None else recorded["path"]
-    try:
-        dataset = load_dataset(path, recorded["image_size"], recorded["channels"],
-                               recorded.get("val_fraction") or 0.2, recorded["split_seed"])
-    except DataError as exc:
-        if data is not None or Path(path).exists():
-            raise
-        raise DataError(f"{exc} (where {trial_dir.parent.name}/{trial_dir.name} was "
-                        "searched); if the data moved, pass --data") from exc
-    if recorded.get("data_hash") and not same_data(recorded["data_hash"], dataset.manifest):
-        raise DataError(f"--data {path}: other files than {trial_dir} was searched on "
-                        "(data hash differs)")
-    return dataset

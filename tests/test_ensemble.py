@@ -426,6 +426,26 @@ def test_tta_end_to_end_matches_a_manual_flip_average(tiny_kermany, tmp_path):
     np.testing.assert_allclose(test.probability, manual, rtol=1e-5, atol=1e-6)
     board = autopneumo.leaderboard(runs)
     assert board["ensemble"].sum() == 2 and len(board) == 4
+    # the data folder moved: one line saying so; --data names the copy (the same files)
+    for m in record["members"]:
+        path = Path(m["trial_dir"]) / "record.json"
+        member = json.loads(path.read_text())
+        member["data"]["path"] = str(tmp_path / "moved_away")
+        path.write_text(json.dumps(member))
+    args = ["ensemble", "--top", "2", "--tta", "--runs-dir", str(runs)]
+    moved = CliRunner().invoke(main, args)
+    assert moved.exit_code == 2 and "if the data moved, pass --data" in moved.output
+    again = CliRunner().invoke(main, [*args, "--data", str(tiny_kermany)])
+    assert again.exit_code == 0, again.output
+    np.testing.assert_allclose(predictions(out).probability, got.probability, rtol=1e-6)
+    from tests.conftest import make_kermany
+
+    other = make_kermany(tmp_path / "other", seed=7)
+    wrong = CliRunner().invoke(main, [*args, "--data", str(other)])
+    assert wrong.exit_code == 2 and "data hash differs" in wrong.output
+    plain = CliRunner().invoke(main, ["ensemble", "--top", "2", "--data", str(tiny_kermany),
+                                      "--runs-dir", str(runs)])
+    assert plain.exit_code == 2 and "--data is for --tta" in plain.output
 
 
 def _log_odds(p) -> np.ndarray:

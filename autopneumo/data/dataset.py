@@ -127,6 +127,32 @@ def same_data(recorded: Any, manifest: dict[str, Any]) -> bool:
             and recorded in (manifest.get("data_hash"), manifest.get("data_list_hash")))
 
 
+def recorded_dataset(load, record: dict[str, Any], trial_dir: Path,
+                     data: str | Path | None = None) -> Dataset:
+    """The data set a trial was searched on, loaded with its recorded settings by ``load``
+    (``load_dataset``): from the folder its record names, or from ``data``, a moved copy
+    that must hold the same files (``same_data``). ``finalize --data``, ``ensemble --tta
+    --data``."""
+    recorded = record.get("data") or {}
+    path = data if data is not None else recorded.get("path")
+    if not path:
+        raise DataError(f"{trial_dir}: its record names no data folder; pass --data")
+    try:
+        dataset = load(path, int(recorded.get("image_size") or 128),
+                       int(recorded.get("channels") or 1),
+                       float(recorded.get("val_fraction") or 0.2),
+                       int(recorded.get("split_seed") or 0))
+    except DataError as exc:
+        if data is not None or Path(path).exists():
+            raise
+        raise DataError(f"{exc} (where {trial_dir.parent.name}/{trial_dir.name} was "
+                        "searched); if the data moved, pass --data") from exc
+    if recorded.get("data_hash") and not same_data(recorded["data_hash"], dataset.manifest):
+        raise DataError(f"--data {path}: other files than {trial_dir} was searched on "
+                        "(data hash differs)")
+    return dataset
+
+
 def resolve_data_path(path: str | Path | None) -> Path:
     """The given path, or ``AUTOPNEUMO_DATA``; it must exist."""
     if path is None:
