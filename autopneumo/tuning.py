@@ -182,6 +182,10 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
         fixed = getattr(family.builder, "pretrained_fixed", {})
         spaces["family"] = spaces["family"].with_fixed(
             weights=str(Path(config.weights).resolve()), **fixed)
+        if "standardize" in spaces["training"].hyperparameters:
+            # the backbone normalises a [0, 1] image the ImageNet way itself: a standardised
+            # one (zero mean, unit deviation) would reach the weights at the wrong scale
+            spaces["training"] = spaces["training"].with_fixed(standardize=False)
     return {"family": family, "policy": policy, "spaces": spaces}
 
 

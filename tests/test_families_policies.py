@@ -309,6 +309,11 @@ def test_weights_option_pins_the_pretrained_architecture(tmp_path):
     assert values["weights"] == str(weights.resolve())
     for key, value in FAMILIES.get("mobilenet_v3_small").builder.pretrained_fixed.items():
         assert values[key] == value
+    # the backbone expects a [0, 1] image: per-image standardisation is fixed off
+    standardize = resolved["spaces"]["training"].hyperparameters["standardize"]
+    assert standardize.type == "fixed" and standardize.value is False
+    plain = resolve_spaces(SearchConfig("mobilenet_v3_small", "none", image_size=64))
+    assert plain["spaces"]["training"].hyperparameters["standardize"].type != "fixed"
     with pytest.raises(OptionError, match="cannot load pretrained weights"):
         resolve_spaces(SearchConfig("base_cnn", "none", image_size=64, weights=weights))
     with pytest.raises(OptionError, match="file not found"):
