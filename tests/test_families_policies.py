@@ -208,6 +208,21 @@ def test_randaugment_changes_images_in_training_only(channels):
     assert RandAugment.from_config(layer.get_config()).get_config() == layer.get_config()
 
 
+@pytest.mark.parametrize("magnitude, fewest_bits", [(0.1, 8), (0.5, 6), (1.0, 4)])
+def test_randaugment_posterize_keeps_at_least_the_bits_its_magnitude_says(magnitude,
+                                                                          fewest_bits):
+    """Posterize keeps between 8 - 4 * magnitude (at least 4) and 8 bits of each image;
+    Keras reads a single int k as 1 to k-1 bits, down to 2 grey levels at any magnitude."""
+    from autopneumo.augment.randaugment import operations
+
+    [posterize] = [op for op in operations(magnitude)
+                   if type(op).__name__ == "RandomPosterization"]
+    ramp = np.tile(np.arange(256, dtype=np.float32) / 255, (64, 16, 1))[..., None]  # 64 images
+    out = np.asarray(posterize(ramp, training=True))
+    levels = {len(np.unique(np.round(image * 255))) for image in out}
+    assert min(levels) == 2 ** fewest_bits and max(levels) <= 256, sorted(levels)
+
+
 def test_augmentation_layers_are_inactive_in_a_model_at_inference():
     for name in ("randaugment", "erasing", "combined"):
         model = build_model(FAMILIES.get("base_cnn"), POLICIES.get(name), (32, 32, 1),

@@ -4,7 +4,7 @@ Each training image gets ``num_ops`` operations in a row, each picked uniformly 
 image) from: identity, rotate, shear x, shear y, translate x, translate y, brightness,
 contrast, sharpness, posterize, auto-contrast and equalize. ``magnitude`` in (0, 1] sets
 every operation's strength (at 1.0: rotation up to 30 degrees, shear 0.3, translation 30 %
-of the size, brightness +-0.3, contrast +-50 %, posterize to 4 bits).
+of the size, brightness +-0.3, contrast +-50 %, posterize to 4-8 bits).
 
 Keras' own ``keras.layers.RandAugment`` picks one set of operations per batch, adds
 solarize and colour operations (meaningless or unrealistic on grey X-rays), and its
@@ -35,7 +35,9 @@ def operations(magnitude: float) -> list[layers.Layer]:
         layers.RandomBrightness(0.3 * m, value_range=VALUE_RANGE),
         layers.RandomContrast(0.5 * m, value_range=VALUE_RANGE),
         layers.RandomSharpness((0.5 - 0.45 * m, 0.5 + 0.45 * m), value_range=VALUE_RANGE),
-        layers.RandomPosterization(max(4, 8 - round(4 * m)), value_range=VALUE_RANGE),
+        # keeps a random bits..8 bits per image: a tuple, since Keras reads one int k as
+        # (1, k) with k exclusive, i.e. 1 to k-1 bits (2 grey levels at any magnitude)
+        layers.RandomPosterization((max(4, 8 - round(4 * m)), 9), value_range=VALUE_RANGE),
         layers.AutoContrast(value_range=VALUE_RANGE),
         layers.Equalization(value_range=VALUE_RANGE),
     ]
