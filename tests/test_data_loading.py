@@ -670,6 +670,20 @@ def test_16bit_png_is_scaled_not_clipped(tmp_path):
     assert np.all(np.abs(decode_image(tmp_path / "mid16.png", 8, 1).astype(int) - 128) <= 1)
 
 
+@pytest.mark.parametrize("bits", [10, 12, 14])
+def test_a_16bit_png_holding_fewer_bits_is_scaled_by_its_bit_depth(tmp_path, bits):
+    """Radiographs are often 10-14-bit data in a 16-bit PNG: scaled by 65535 they would
+    decode nearly black; by their bit depth they decode as the 8-bit image does."""
+    ramp8 = np.tile(np.arange(256, dtype=np.uint16), (32, 1))[:, ::8]  # 32 x 32, 0..248
+    wide = (ramp8.astype(np.float64) * (2 ** bits - 1) / 255).round().astype(np.uint16)
+    Image.fromarray(ramp8.astype(np.uint8)).save(tmp_path / "ramp8.png")
+    Image.fromarray(wide).save(tmp_path / f"ramp{bits}.png")
+    assert Image.open(tmp_path / f"ramp{bits}.png").mode.startswith("I")
+    eight = decode_image(tmp_path / "ramp8.png", 32, 1).astype(int)
+    got = decode_image(tmp_path / f"ramp{bits}.png", 32, 1).astype(int)
+    assert np.abs(got - eight).max() <= 1, (got.max(), eight.max())
+
+
 def test_rgba_png_decodes(tmp_path):
     rgba = np.zeros((30, 40, 4), np.uint8)
     rgba[..., 0] = 255

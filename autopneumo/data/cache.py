@@ -18,7 +18,7 @@ from ..paths import cache_dir
 from .images import DecodeFailure, decode_and_hash_many
 from .kermany import Scan
 
-CACHE_VERSION = 3  # 3: file md5s and the content data hash in the index
+CACHE_VERSION = 4  # 3: the content data hash in the index; 4: 16-bit images by bit depth
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 

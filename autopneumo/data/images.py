@@ -1,9 +1,10 @@
 """Decode image files of any size and colour mode into small uint8 arrays.
 
 JPEGs are decoded at reduced size (``Image.draft``), so a 3000 px scan costs little
-memory and time; 16-bit greyscale is scaled, not clipped; CMYK, palette and alpha images
-are converted. Files that cannot be decoded are reported, never fatal. Building the cache, each file is
-read once: its bytes are hashed (md5, the data set's content hash) and decoded from memory.
+memory and time; 16-bit greyscale is scaled by its bit depth (10, 12, 14 or 16), not
+clipped; CMYK, palette and alpha images are converted. Files that cannot be decoded are
+reported, never fatal. Building the cache, each file is read once: its bytes are hashed
+(md5, the data set's content hash) and decoded from memory.
 """
 
 from __future__ import annotations
@@ -64,10 +65,23 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) ->
     return arr
 
 
+STORED_BITS = (8, 10, 12, 14, 16)  # the bit depths X-ray detectors store in 16-bit files
+
+
+def _bit_depth_peak(largest: float) -> float:
+    """The white of an integer image whose largest value is ``largest``: 2**b - 1 for the
+    smallest usual depth b that holds it. A 12-bit radiograph in a 16-bit PNG (values up
+    to 4095) is scaled by 4095, not 65535, which would leave it nearly black."""
+    for bits in STORED_BITS:
+        if largest <= 2 ** bits - 1:
+            return float(2 ** bits - 1)
+    return float(2 ** 16 - 1) if largest <= 65535 else largest
+
+
 def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
-        peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        peak = _bit_depth_peak(float(arr.max()) if arr.size else 0.0)
         im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     elif im.mode == "F":
         arr = np.asarray(im, dtype=np.float64)
