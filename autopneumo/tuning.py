@@ -193,8 +193,9 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
 TRAINING_VALUES: dict[str, ValueRule] = {
     "batch_size": ValueRule(positive_int, "a positive integer"),
     "epochs": ValueRule(positive_int, "a positive integer"),
-    "patience": ValueRule(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                          "a whole number >= 0"),
+    # Keras' early stopping stops at patience 0 exactly as at 1: 0 would only mislead
+    "patience": ValueRule(positive_int, "a whole number >= 1 (epochs in a row without a "
+                                        "better validation objective)"),
     "learning_rate": ValueRule(lambda v: isinstance(v, int | float) and v > 0,
                                "a positive number"),
     "label_smoothing": ValueRule(lambda v: isinstance(v, int | float) and 0 <= v < 1,

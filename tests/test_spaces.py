@@ -473,6 +473,8 @@ def test_random_inverted_ranges_are_rejected_with_line(lo, gap):
     ("balance", "{type: fixed, value: undersample}",
      "'undersample' is not accepted by training (line 5); it must be one of class_weights, "
      "oversample, none"),
+    ("patience", "{type: fixed, value: 0}",  # Keras would stop exactly as at patience 1
+     "0 is not accepted by training (line 5); it must be a whole number >= 1"),
 ])
 def test_training_values_the_code_does_not_accept_are_refused(tmp_path, key, spec, message):
     """A value the training code would silently replace (an unknown optimizer trained as
