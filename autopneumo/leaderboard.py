@@ -52,16 +52,23 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     skipped: list[str] = []
     records = read_records(runs_dir, skipped)
     aliases = data_hash_aliases(records)
-    rows = [_row(r, aliases) for r in records]
+    rows = []
+    for r in records:
+        try:
+            rows.append(_row(r, aliases))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # valid JSON, wrong shape
+            skipped.append(f"{r['_path']}: not a trial record ({type(exc).__name__}: {exc})")
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["rank", "family", "policy", "trial_id", "status",
                                       "val_objective"])
     else:
+        # ties (an ensemble scores as its best member on validation) go to search trials
+        frame["_derived"] = frame["ensemble"] | frame["reference"]
         frame = frame.sort_values(
-            ["val_objective", "val_auc", "project", "trial_id"],
-            ascending=[False, False, True, True], na_position="last", kind="mergesort",
-        ).reset_index(drop=True)
+            ["val_objective", "val_auc", "_derived", "project", "trial_id"],
+            ascending=[False, False, True, True, True], na_position="last", kind="mergesort",
+        ).drop(columns="_derived").reset_index(drop=True)
         frame.insert(0, "rank", range(1, len(frame) + 1))
     mixed = mixed_settings(frame)
     if top is not None:
@@ -93,7 +100,7 @@ def mixed_settings(frame: pd.DataFrame) -> list[str]:
         out.append(f"trials ranked together were validated on different splits: {listed}; "
                    "compare within one (same data, --seed and --val-fraction)")
     if reference.any() and not reference.all():
-        out.append(f"{int(reference.sum())} reference run(s) (marked ref) are ranked among the "
+        out.append(f"{int(reference.sum())} reference run(s) (marked as such) are ranked among the "
                    "search trials by a validation objective from their own image-level split, "
                    "which shares patients with their training images: not comparable, and "
                    "optimistic")

@@ -208,7 +208,7 @@ def test_reference_runs_ranked_among_trials_are_marked_and_warned_about(runs):
     frame = autopneumo.leaderboard(runs)
     assert frame["reference"].tolist().count(True) == 1
     [warning] = frame.attrs["mixed"]
-    assert warning.startswith("1 reference run(s) (marked ref) are ranked among the search "
+    assert warning.startswith("1 reference run(s) (marked as such) are ranked among the search "
                               "trials")
     out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
     assert out.exit_code == 0, out.output
@@ -217,3 +217,28 @@ def test_reference_runs_ranked_among_trials_are_marked_and_warned_about(runs):
     ref = trial_ids[frame["reference"].tolist().index(True)]
     assert f"{ref} (ref)" in rows and sum("(ens)" in r for r in rows) == 1
     assert "warning 1 reference run(s)" in out.output
+
+
+def test_a_record_of_the_wrong_shape_is_skipped_and_the_best_trial_is_always_shown(runs):
+    """Valid JSON with a field of the wrong type is listed as skipped, not a traceback; a
+    table cut to its top rows still shows the best search trial when ensembles (which tie
+    with their best member, and now rank after it) fill the top."""
+    import json
+
+    from autopneumo.report.tables import shown_rows
+
+    paths = sorted(runs.rglob("record.json"))
+    bad = paths[-1].parent.parent / "trial_bad"
+    bad.mkdir()
+    record = json.loads(paths[-1].read_text())
+    (bad / "record.json").write_text(json.dumps({**record, "trial_id": "bad", "test": "oops"}))
+    frame = autopneumo.leaderboard(runs)
+    assert "bad" not in frame["trial_id"].astype(str).tolist()
+    assert any("trial_bad" in s and "not a trial record" in s for s in frame.attrs["skipped"])
+    # an ensemble with its best member's validation scores ranks after that member
+    best = frame.iloc[0]
+    ens = frame.iloc[[0]].assign(ensemble=True, trial_id="top2", project="_ensemble")
+    tied = pd.concat([ens, frame]).reset_index(drop=True)
+    shown = shown_rows(tied, 1)
+    assert shown.iloc[0]["trial_id"] == "top2"  # as given; the best trial is added below
+    assert best["trial_id"] in shown["trial_id"].tolist()

@@ -586,7 +586,16 @@ def test_markdown_summary_has_headline_verdict_and_one_table(report, tmp_path):
     written = write_report(report.runs, tmp_path / "md", fmt="md", top=4)
     assert [p.name for p in written] == ["leaderboard.csv", "summary.md"]
     md = written[-1].read_text()
-    assert md.count("\n| ") == 1 + 4
+    # the top 4, then the reference runs and ensembles ranked below them, as in the HTML
+    from autopneumo.leaderboard import leaderboard
+
+    frame = leaderboard(report.runs)
+    below = frame.iloc[4:]
+    marked = int((below["reference"] | below["ensemble"]).sum())
+    assert md.count("\n| ") == 1 + 4 + marked
+    assert md.count(" (reference) |") == int(frame["reference"].sum())
+    if marked:
+        assert re.search(rf"\n{4 + marked} of \d+ rows: the top 4, and the reference", md)
     assert "**Best by validation:**" in md
     assert "McNemar" in md
     assert "vs none, test precision" in md

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from .tables import TABLE_COLUMNS, fmt_value
+from .tables import TABLE_COLUMNS, _flag, fmt_value, shown_rows
+
+STATUS_CELL = [col for col, _ in TABLE_COLUMNS].index("status")
 
 
 def _text(value: Any) -> str:
@@ -65,9 +67,16 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
     header = [label for _, label in TABLE_COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    for _, row in frame.head(top).iterrows():
+    shown = shown_rows(frame, top)  # the HTML's rule: references, ensembles, the best trial
+    for _, row in shown.iterrows():
         cells = [fmt_value(row, col).replace("|", "\\|") for col, _ in TABLE_COLUMNS]
+        for flag, word in (("reference", "reference"), ("ensemble", "ensemble")):
+            if _flag(row, flag):  # NaN (an unfinished row): neither
+                cells[STATUS_CELL] += f" ({word})"
         lines.append("| " + " | ".join(html.escape(c) for c in cells) + " |")
+    if len(shown) < len(frame):
+        lines += ["", f"{len(shown)} of {len(frame)} rows: the top {top}, and the reference "
+                      "runs, ensembles and best search trial ranked below them."]
     provenance = context.get("provenance")
     if provenance:
         lines.append("")

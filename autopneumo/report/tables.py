@@ -101,16 +101,27 @@ def sort_key(row: pd.Series | dict[str, Any], col: str) -> str:
         return ""
 
 
+def shown_rows(frame: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The top ``top`` rows, plus any reference run or ensemble ranked below them and, where
+    no search trial is among the top, the best one (the one the headline names)."""
+    if frame.empty:
+        return frame
+    extra = frame.iloc[top:]
+    marked = [c for c in ("reference", "ensemble") if c in frame]
+    if not marked:
+        return frame.head(top)
+    derived = extra[marked].fillna(False).astype(bool).any(axis=1)
+    if not (~frame.head(top)[marked].fillna(False).astype(bool).any(axis=1)).any():
+        trials = extra[~derived & (extra["status"] == "completed")]
+        derived |= extra.index.isin(trials.index[:1])
+    return pd.concat([frame.head(top), extra[derived]])
+
+
 def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
-    """The top ``top`` rows, plus any reference run or ensemble ranked below them (always
-    shown)."""
+    """The HTML table's rows: ``shown_rows``, formatted."""
     if frame.empty:
         return []
-    shown = frame.head(top)
-    marked = [c for c in ("reference", "ensemble") if c in frame]
-    if marked:
-        extra = frame.iloc[top:]
-        shown = pd.concat([shown, extra[extra[marked].eq(True).any(axis=1)]])
+    shown = shown_rows(frame, top)
     rows = []
     for _, r in shown.iterrows():
         reference = _flag(r, "reference")
@@ -122,7 +133,7 @@ def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
             "status": status,
             "reference": reference,
             "ensemble": ensemble,
-            "pretrained": bool(r.get("pretrained", False)),
+            "pretrained": _flag(r, "pretrained"),  # NaN (an unfinished row): no
             "css": " ".join(c for c in css if c),
             "message": r.get("message") if isinstance(r.get("message"), str) else "",
         })
