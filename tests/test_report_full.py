@@ -244,8 +244,20 @@ def test_mcnemar_matches_scipy(report):
     right_a = (ta.probability >= a.threshold) == ta.label.astype(bool)
     right_b = (tb.probability >= b.threshold) == tb.label.astype(bool)
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue
+    # the images of a patient count together: a sign test over the patients
+    from autopneumo.data.patients import patients_of
+
+    per_patient = pd.Series((right_a & ~right_b).astype(int).to_numpy()
+                            - (~right_a & right_b).astype(int).to_numpy()).groupby(
+        patients_of(ta.file.to_numpy())).sum()
+    pa, pb = int((per_patient > 0).sum()), int((per_patient < 0).sum())
+    p = binomtest(pa, pa + pb, 0.5).pvalue if pa + pb else 1.0
     assert f"<td>{only_a}</td><td>{only_b}</td><td>{N_TEST}</td><td>{p:.3g}</td>" in part
+    if len(per_patient) < N_TEST:
+        assert f"for {pa} patients" in part and "sign test over patients" in part
+    else:  # one image per patient (these file names): McNemar's test itself
+        assert p == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+        assert "exact McNemar test" in part
     assert f"p = {p:.3g}" in part
     words = "is significantly better" if p < 0.05 else "is not significantly better"
     assert words in part or "but" in part
@@ -387,6 +399,24 @@ def test_paired_difference_resamples_patients_when_given():
             (once[metric].lo, once[metric].hi), abs=1e-12)
         assert (by_image[metric].hi - by_image[metric].lo
                 < 0.7 * (by_patient[metric].hi - by_patient[metric].lo))
+
+
+def test_mcnemar_over_patients_counts_a_patients_images_once():
+    """Five copies of each image under one patient give the p-value of one image each;
+    the image-level test would be far smaller (the copies are not independent)."""
+    from autopneumo.report.stats import mcnemar
+
+    rng = np.random.default_rng(3)
+    y = rng.random(40) < 0.5
+    a = np.where(rng.random(40) < 0.8, y, ~y)
+    b = np.where(rng.random(40) < 0.6, y, ~y)
+    one = mcnemar(y, a, b)
+    same = mcnemar(y, a, b, groups=np.arange(40))
+    assert same.p_value == pytest.approx(one.p_value) and same.patients == 40
+    copies = mcnemar(np.repeat(y, 5), np.repeat(a, 5), np.repeat(b, 5),
+                     groups=np.repeat(np.arange(40), 5))
+    assert copies.p_value == pytest.approx(one.p_value)
+    assert mcnemar(np.repeat(y, 5), np.repeat(a, 5), np.repeat(b, 5)).p_value < one.p_value / 2
 
 
 def test_exact_mcnemar_p_value_matches_scipy():

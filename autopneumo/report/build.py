@@ -580,26 +580,41 @@ class ReportBuilder:
             return {"sentence": f"{a.label} and {b.label} were tested on different images, so "
                                 "McNemar's test does not apply."}
         ia, ib = pairs
-        result = mcnemar(a.test.label[ia], a.predicted[ia], b.predicted[ib])
+        groups = patients_of(a.test.file[ia])
+        result = mcnemar(a.test.label[ia], a.predicted[ia], b.predicted[ib], groups=groups)
         acc_a = float(np.mean(a.predicted[ia] == a.test.label[ia].astype(bool)))
         acc_b = float(np.mean(b.predicted[ib] == b.test.label[ib].astype(bool)))
         p = f"{result.p_value:.3g}"
-        if result.p_value < ALPHA and result.only_a > result.only_b:
-            verdict = (f"{a.label} is significantly better than {b.label} on the test images "
-                       f"(exact McNemar test, p = {p}).")
+        by_patient = result.patients is not None and result.patients < result.n
+        test = ("exact McNemar-type sign test over patients" if by_patient
+                else "exact McNemar test")
+        a_better = ((result.patients_a or 0) > (result.patients_b or 0) if by_patient
+                    else result.only_a > result.only_b)
+        if result.p_value < ALPHA and a_better:
+            verdict = (f"{a.label} is significantly better than {b.label} on the test set "
+                       f"({test}, p = {p}).")
         elif result.p_value < ALPHA:
             verdict = (f"{a.label} ranks first on validation, but {b.label} is significantly "
-                       f"better on the test images (exact McNemar test, p = {p}).")
+                       f"better on the test set ({test}, p = {p}).")
         else:
             verdict = (f"{a.label} is not significantly better than {b.label} "
-                       f"(exact McNemar test, p = {p}): the difference could be chance.")
+                       f"({test}, p = {p}): the difference could be chance.")
+        if self.best is not None and str(a.row.get("trial_dir")) != str(self.best.get("trial_dir")):
+            verdict = (f"The best model by validation has no readable test predictions, so "
+                       f"this compares the next two: {verdict}")
+        detail = (f"Of the {result.n} test images both models scored, only {a.label} "
+                  f"was right on {result.only_a} and only {b.label} on {result.only_b} "
+                  f"(accuracy {acc_a:.3f} vs {acc_b:.3f}, each at its validation threshold).")
+        if by_patient:
+            detail += (f" The images come from {result.patients} patients, whose images are "
+                       f"not independent: {a.label} was right on more of a patient's images "
+                       f"for {result.patients_a} patients, {b.label} for {result.patients_b}; "
+                       "the test counts those patients.")
         return {"a": a.label, "b": b.label, "only_a": result.only_a, "only_b": result.only_b,
                 "n": result.n, "p": p, "acc_a": f"{acc_a:.3f}", "acc_b": f"{acc_b:.3f}",
-                "significant": result.p_value < ALPHA, "sentence": verdict,
-                "detail": (f"Of the {result.n} test images both models scored, only {a.label} "
-                           f"was right on {result.only_a} and only {b.label} on {result.only_b} "
-                           f"(accuracy {acc_a:.3f} vs {acc_b:.3f}, each at its validation "
-                           "threshold).")}
+                "significant": result.p_value < ALPHA, "sentence": verdict, "detail": detail,
+                "test": (f"sign test over {result.patients} patients ({result.patients_a} vs "
+                         f"{result.patients_b})" if by_patient else "McNemar")}
 
     # --- 10. provenance ---------------------------------------------------------------
 

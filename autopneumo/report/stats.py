@@ -136,22 +136,37 @@ def paired_differences(y: np.ndarray, s_a: np.ndarray, t_a: float, s_b: np.ndarr
 
 @dataclass(frozen=True)
 class McNemar:
-    """Exact McNemar test: the discordant pairs of two classifiers on the same images."""
+    """Exact McNemar test: the discordant pairs of two classifiers on the same images; with
+    patients, a sign test over the patients on whose images the two differ."""
 
     only_a: int  # images a classifies correctly and b does not
     only_b: int
     n: int
     p_value: float
+    patients_a: int | None = None  # patients with more images only a gets right
+    patients_b: int | None = None
+    patients: int | None = None  # patients in the comparison
 
 
-def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> McNemar:
-    """Two-sided exact binomial test of ``only_a`` among the discordant pairs (p = 1/2)."""
+def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, groups=None) -> McNemar:
+    """Two-sided exact binomial test of ``only_a`` among the discordant pairs (p = 1/2).
+
+    With ``groups`` (the patient of each image), the images of a patient are not
+    independent: the test counts patients instead, each by the sign of (images only a
+    gets right - images only b gets right), ties left out (a sign test over patients,
+    McNemar's test where every patient has one image)."""
     y = np.asarray(y).astype(bool)
     right_a = np.asarray(pred_a).astype(bool) == y
     right_b = np.asarray(pred_b).astype(bool) == y
-    only_a = int(np.sum(right_a & ~right_b))
-    only_b = int(np.sum(~right_a & right_b))
-    return McNemar(only_a, only_b, len(y), binomial_two_sided(only_a, only_a + only_b))
+    a_only, b_only = right_a & ~right_b, ~right_a & right_b
+    only_a, only_b = int(np.sum(a_only)), int(np.sum(b_only))
+    if groups is None:
+        return McNemar(only_a, only_b, len(y), binomial_two_sided(only_a, only_a + only_b))
+    _, codes = np.unique(np.asarray(groups).ravel(), return_inverse=True)
+    diff = np.bincount(codes, weights=a_only.astype(float) - b_only.astype(float))
+    pa, pb = int(np.sum(diff > 0)), int(np.sum(diff < 0))
+    return McNemar(only_a, only_b, len(y), binomial_two_sided(pa, pa + pb), pa, pb,
+                   int(len(diff)))
 
 
 def binomial_two_sided(k: int, n: int) -> float:
