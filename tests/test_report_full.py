@@ -955,3 +955,22 @@ def test_the_pixel_sections_data_check_takes_content_and_legacy_hashes(tmp_path)
     _, notes = load_record_data({"data": {**record["data"], "data_hash": "0" * 64}})
     assert notes == [f"The data folder {data} changed since the search "
                      f"(hash {current[:12]}, the record says 000000000000)."]
+
+
+def test_a_no_pixels_markdown_report_removes_an_earlier_reports_pixel_figures(report, tmp_path,
+                                                                          capsys):
+    """--format md --no-pixels into a folder that held a report with X-ray figures removes
+    those figures and the page that embeds them, and says so; a page without them stays."""
+    out = tmp_path / "shared"
+    (out / "figures").mkdir(parents=True)
+    for name in ("samples", "gradcam", "roc"):
+        (out / "figures" / f"{name}.png").write_bytes(b"png")
+    (out / "index.html").write_text('<img id="fig-samples" src="data:image/png;base64,AA">')
+    write_report(report.runs, out, fmt="md", pixels=False)
+    assert not (out / "figures" / "samples.png").exists()
+    assert not (out / "figures" / "gradcam.png").exists() and not (out / "index.html").exists()
+    assert (out / "figures" / "roc.png").exists()
+    assert f"removed {out / 'index.html'}" in capsys.readouterr().err
+    (out / "index.html").write_text('<img id="fig-roc" src="data:image/png;base64,AA">')
+    write_report(report.runs, out, fmt="md", pixels=False)
+    assert (out / "index.html").exists()

@@ -14,6 +14,7 @@ between the top two; provenance. Modules:
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = ["CI_COLUMNS", "HTML_COLUMNS", "TABLE_COLUMNS", "family_policy_heatmap
 FIGURES = ("family_policy", "policy_effects", "roc", "precision_recall", "confusion",
            "training_curves", "tuning_history", "hyperparameters", "data_counts", "samples",
            "augmentation", "gradcam")
+PIXEL_FIGURES = ("samples", "augmentation", "gradcam")  # show X-ray pixels
 MARKDOWN_SECTIONS = ("headline", "families", "gradcam", "shortcuts", "significance",
                      "provenance")
 # extra CSVs, written where the data allow (finalize_*: copies of the runs' _finalize/*.csv)
@@ -66,6 +68,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         written += _write_tables(builder, out)
         written.append(atomic_write_text(out / "summary.md",
                                          markdown_summary(runs.frame, top, context)))
+        if not pixels:
+            _remove_pixels(out)
         return written
     builder = ReportBuilder(runs, options)
     context = builder.context()
@@ -77,6 +81,23 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     written.append(atomic_write_text(out / "index.html",
                                      render_html(runs.frame, context["figures"], top, context)))
     return written
+
+
+def _remove_pixels(out: Path) -> None:
+    """A --no-pixels Markdown report written where an HTML report with pixels was: its
+    pixel figures and its page (which embeds them) would stay in a folder meant to be
+    shared. They are removed, and the terminal says so."""
+    stale = [out / "figures" / f"{name}.png" for name in PIXEL_FIGURES]
+    page = out / "index.html"
+    if page.exists():
+        text = page.read_text(encoding="utf-8", errors="replace")
+        if any(f'id="fig-{name}"' in text for name in PIXEL_FIGURES):
+            stale.append(page)  # it embeds those figures
+    for path in stale:
+        if path.exists():
+            path.unlink()
+            print(f"removed {path}: an earlier report's, which can show X-ray pixels "
+                  "(--no-pixels)", file=sys.stderr)
 
 
 def _write_tables(builder: ReportBuilder, out: Path) -> list[Path]:
