@@ -974,3 +974,26 @@ def test_a_no_pixels_markdown_report_removes_an_earlier_reports_pixel_figures(re
     (out / "index.html").write_text('<img id="fig-roc" src="data:image/png;base64,AA">')
     write_report(report.runs, out, fmt="md", pixels=False)
     assert (out / "index.html").exists()
+
+
+def test_predictions_that_miss_test_images_are_left_out_with_a_note(report, tmp_path):
+    """A predictions.csv holding fewer test rows than its record counts (a partial copy),
+    or damaged rows, is not used for curves, confusion counts or the significance test."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(report.runs, runs)
+    csv = report.csv
+    best = csv[(csv.status == "completed") & ~csv.reference].iloc[0]
+    path = Path(str(best.trial_dir).replace(str(report.runs), str(runs))) / "predictions.csv"
+    lines = path.read_text().splitlines()
+    test_rows = [i for i, line in enumerate(lines) if line.startswith("test,")]
+    path.write_text("\n".join(lines[: test_rows[len(test_rows) // 2]]) + "\n")  # half of test
+    write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    out = tmp_path / "html"
+    write_report(runs, out, pixels=False)
+    page = (out / "index.html").read_text()
+    label = f"{best.family} + {best.policy} (trial {best.trial_id})"
+    assert f"{html.escape(label)}: no readable predictions.csv (or it does not hold every test " \
+           "image its record counts)" in page
+    assert "The best model by validation has no readable test predictions" in page

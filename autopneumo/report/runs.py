@@ -104,7 +104,11 @@ class Runs:
         trial_dir = str(row.get("trial_dir"))
         key = (trial_dir, split)
         if key not in self._predictions:
-            self._predictions[key] = _read_split(Path(trial_dir), split)
+            pred = _read_split(Path(trial_dir), split)
+            n = as_dict(as_dict(self.records.get(trial_dir)).get(split)).get("n")
+            if pred is not None and isinstance(n, int) and len(pred.label) != n:
+                pred = None  # a truncated or partial copy: its numbers would be a subset's
+            self._predictions[key] = pred
         return self._predictions[key]
 
 
@@ -173,6 +177,10 @@ def _read_split(trial_dir: Path, split: str) -> Predictions | None:
         return None
     if part is None or len(part["label"]) == 0:
         return None
+    label = np.asarray(part["label"], dtype=np.float64)
+    probability = np.asarray(part["probability"], dtype=np.float64)
+    if not (np.all(np.isin(label, (0.0, 1.0))) and np.all(np.isfinite(probability))):
+        return None  # damaged rows (a truncated file): not a model's scores
     return Predictions(file=np.asarray(part["file"]).astype(str),
                        label=np.asarray(part["label"]).astype(int),
                        probability=np.asarray(part["probability"], dtype=np.float64))
@@ -204,8 +212,8 @@ def scored_models(runs: Runs, k: int) -> tuple[list[ScoredModel], list[str]]:
             break
         pred = runs.predictions(row)
         if pred is None or not is_finite(row.get("threshold")):
-            notes.append(f"{model_label(row)}: no readable {PREDICTIONS_FILE} or threshold, "
-                         "left out")
+            notes.append(f"{model_label(row)}: no readable {PREDICTIONS_FILE} (or it does not "
+                         "hold every test image its record counts) or no threshold, left out")
             continue
         out.append(ScoredModel(int(row["rank"]), model_label(row), row, runs.record(row), pred,
                                float(row["threshold"])))
