@@ -997,3 +997,18 @@ def test_predictions_that_miss_test_images_are_left_out_with_a_note(report, tmp_
     assert f"{html.escape(label)}: no readable predictions.csv (or it does not hold every test " \
            "image its record counts)" in page
     assert "The best model by validation has no readable test predictions" in page
+
+
+def test_policy_effects_do_not_pair_models_thresholded_for_other_recall_targets(report,
+                                                                                tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(report.runs, runs)
+    for path in (runs / "base_cnn__flip").rglob("record.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "recall_target": 0.8}))
+    write_report(runs, tmp_path / "html", pixels=False)
+    part = section((tmp_path / "html" / "index.html").read_text(), "families")
+    assert "thresholds chosen for recall targets 0.8 and 0.95" in part
+    assert not re.search(r'<td class="text">base_cnn</td><td class="text"[^>]*>flip</td>', part)

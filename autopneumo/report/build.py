@@ -277,6 +277,12 @@ class ReportBuilder:
             b = base.iloc[0]
             pb = runs.predictions(b)
             for _, a in others.iterrows():
+                if a.get("recall_target") != b.get("recall_target"):
+                    self.note("families", f"{model_label(a)} vs {model_label(b)}: thresholds "
+                                          f"chosen for recall targets {a.get('recall_target')} "
+                                          f"and {b.get('recall_target')}, so their precisions "
+                                          "are at different operating points: not compared.")
+                    continue
                 pa = runs.predictions(a)
                 pairs = align(pa, pb) if pa is not None and pb is not None else None
                 if pairs is None:
@@ -575,6 +581,11 @@ class ReportBuilder:
             return {"sentence": "There is only one completed model, so there is nothing to "
                                 "test it against yet."} if models else None
         a, b = models[0], models[1]
+        if a.row.get("recall_target") != b.row.get("recall_target"):
+            return {"sentence": f"{a.label} and {b.label} were thresholded for different recall "
+                                f"targets ({a.row.get('recall_target')} and "
+                                f"{b.row.get('recall_target')}), so their right and wrong calls "
+                                "are not compared."}
         pairs = align(a.test, b.test)
         if pairs is None:
             return {"sentence": f"{a.label} and {b.label} were tested on different images, so "
