@@ -1012,3 +1012,25 @@ def test_policy_effects_do_not_pair_models_thresholded_for_other_recall_targets(
     part = section((tmp_path / "html" / "index.html").read_text(), "families")
     assert "thresholds chosen for recall targets 0.8 and 0.95" in part
     assert not re.search(r'<td class="text">base_cnn</td><td class="text"[^>]*>flip</td>', part)
+
+
+def test_a_reference_run_that_deviates_from_the_recipe_says_how(report, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(report.runs, runs)
+    for path in runs.rglob("record.json"):
+        record = json.loads(path.read_text())
+        if record.get("reference"):
+            settings = {"image_size": 32, "channels": 3, "batch_size": 16, "epochs": 1,
+                        "learning_rate": 1e-3, "val_fraction": 0.2}
+            path.write_text(json.dumps({**record, "reference_exact": False,
+                                        "reference_settings": settings}))
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert ("reference run, deviating from the classroom recipe: image_size 32 (recipe 180), "
+            "epochs 1 (recipe 10)") in page
+    assert "reference run (classroom recipe, this data)" not in page
+    [md] = [p for p in write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+            if p.suffix == ".md"]
+    assert "(deviating from the classroom recipe: image_size 32 (recipe 180)" in md.read_text()

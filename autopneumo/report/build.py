@@ -152,7 +152,7 @@ class ReportBuilder:
         recall = best.get("test_recall")
         record = self.runs.record(best)
         comparison = [self._comparison_row(best, "this search: best by validation")]
-        comparison += [self._comparison_row(r, "reference run (classroom recipe, this data)")
+        comparison += [self._comparison_row(r, _reference_kind(self.runs.record(r)))
                        for _, r in self.runs.references().iterrows()]
         comparison += [self._comparison_row(r, _ensemble_kind(self.runs.record(r)))
                        for _, r in self.runs.ensembles().iterrows()]
@@ -770,3 +770,17 @@ def _backend_version(env: dict[str, Any]) -> str | None:
     all TensorFlow."""
     backend = env.get("backend") or ("tensorflow" if env.get("tensorflow") else None)
     return f"{backend} {env.get(backend)}" if backend else None
+
+
+def _reference_kind(record: dict[str, Any]) -> str:
+    """A reference run's line: the classroom recipe, or how it deviated from it (a quick
+    check at a smaller size never passes for the study's own)."""
+    from ..baseline import CLASSROOM
+
+    if record.get("reference_exact", True):
+        return "reference run (classroom recipe, this data)"
+    settings = as_dict(record.get("reference_settings"))
+    changed = [f"{k} {settings[k]} (recipe {v})" for k, v in CLASSROOM.items()
+               if k in settings and settings[k] != v]
+    return ("reference run, deviating from the classroom recipe: " + ", ".join(changed)
+            if changed else "reference run, deviating from the classroom recipe")

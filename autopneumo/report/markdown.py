@@ -45,6 +45,8 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
                 what = f"{_text(row['name'])}, {_text(row['kind'])}"
             else:
                 what = f"Reference run {_text(row['name'])}"
+                if "deviating" in str(row.get("kind")):
+                    what += f" ({_text(row['kind'].removeprefix('reference run, '))})"
             lines.append(f"- {what}: precision {row['precision']}, "
                          f"recall {row['recall']}, accuracy {row['accuracy']}, AUC {row['AUC']}.")
         classroom = "; ".join(f"{r['name']}: precision {r['precision']}, recall {r['recall']}, "
