@@ -528,6 +528,13 @@ def test_focus_summary_medians_iqr_and_verdict():
     rows, verdict = focus_summary(shares, np.array([0, 0, 1, 1]), 0.56)
     assert rows[0]["n_empty"] == 1 and rows[0]["share_median"] == pytest.approx(0.9)
     assert verdict == INSIDE
+    # one NORMAL map with mass out of ten does not decide the verdict: the other class does
+    labels = np.array([0] * 10 + [1] * 10)
+    lone_outside = np.r_[0.2, [np.nan] * 9, [0.9] * 10]
+    rows, verdict = focus_summary(lone_outside, labels, 0.56)
+    assert verdict == INSIDE and not rows[0]["judged"] and rows[1]["judged"]
+    rows, verdict = focus_summary(np.r_[0.9, [np.nan] * 19], labels, 0.56)
+    assert verdict == EMPTY
 
 
 def test_focus_sample_is_deterministic_and_balanced():
