@@ -1041,3 +1041,11 @@ def test_a_reference_run_that_deviates_from_the_recipe_says_how(report, tmp_path
     [md] = [p for p in write_report(runs, tmp_path / "md", fmt="md", pixels=False)
             if p.suffix == ".md"]
     assert "(deviating from the classroom recipe: image_size 32 (recipe 180)" in md.read_text()
+
+
+def test_overlay_titles_print_enough_digits_to_differ_from_the_threshold():
+    from autopneumo.report.gradcam import example_title
+
+    assert example_title("a.jpeg", 1, 0.8734, 0.5).endswith("p=0.87 (right)")
+    assert example_title("a.jpeg", 1, 0.49912, 0.49931).endswith("p=0.4991 (wrong)")
+    assert example_title("a.jpeg", 0, 0.4988, 0.4992).endswith("p=0.4988 (right)")

@@ -222,7 +222,17 @@ def gradcam_plot(rows: list[tuple[str, list[tuple[np.ndarray, np.ndarray, str]]]
 def example_title(file: str, label: int, probability: float, threshold: float) -> str:
     predicted = int(probability >= threshold)
     mark = "right" if predicted == label else "wrong"
-    return f"{shorten(Path(file).name, 24)}\ntrue {CLASSES[label]}, p={probability:.2f} ({mark})"
+    return (f"{shorten(Path(file).name, 24)}\ntrue {CLASSES[label]}, "
+            f"p={_distinct_from(probability, threshold)} ({mark})")
+
+
+def _distinct_from(p: float, threshold: float) -> str:
+    """``p`` with 2 decimals, or as many as it takes (up to 6) to differ from the threshold
+    as printed: 0.4991 against a threshold of 0.4993, not 0.50 and 0.50."""
+    for digits in range(2, 7):
+        if f"{p:.{digits}f}" != f"{threshold:.{digits}f}":
+            return f"{p:.{digits}f}"
+    return f"{p:.6f}"
 
 
 # --- focus: how much of the map falls in the lung field --------------------------------
