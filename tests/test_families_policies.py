@@ -76,8 +76,8 @@ def test_registered_with_spaces_that_match_the_builders():
 
 def test_resnet18_is_resnet_at_depth_18():
     params = {"width": 0.25, "dropout": 0.1, "weight_decay": 1e-5}
-    assert FAMILIES.get("resnet18").parameters() == {"width": 1.0, "dropout": 0.0,
-                                                     "weight_decay": 0.0}
+    assert FAMILIES.get("resnet18").parameters() == {"width": 0.5, "dropout": 0.0,
+                                                     "weight_decay": 1e-5}
     a = features("resnet18", (32, 32, 1), **params)
     b = features("resnet", (32, 32, 1), depth=18, **params)
     assert a.count_params() == b.count_params()
@@ -353,3 +353,19 @@ def test_pretrained_rows_are_marked(tmp_path):
                                                                   "base_cnn": False}
     write_report(tmp_path / "runs", tmp_path / "out", pixels=False)
     assert '<span class="tag">pretrained</span>' in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_builder_defaults_are_their_search_spaces_defaults():
+    """Building a family or policy directly (tests, helpers, the Python API) gives the
+    network its search space starts from; densenet121's blocks default to the real
+    DenseNet-121 (what ImageNet weights fit), its space to a smaller one."""
+    from autopneumo.spaces import load_space
+
+    differ = []
+    for registry in (FAMILIES, POLICIES):
+        for name in registry.names():
+            entry = registry.get(name)
+            space = load_space(entry.space_file).defaults()
+            differ += [(name, k, v, space[k]) for k, v in entry.parameters().items()
+                       if k in space and space[k] != v and k != "weights"]
+    assert differ == [("densenet121", "blocks", "6-12-24-16", "2-4-8-4")]

@@ -64,8 +64,8 @@ def backbone(*, input_tensor=None, input_shape=None, blocks: str = DENSENET121) 
 def densenet121(
     x: keras.KerasTensor,
     *,
-    blocks: str = DENSENET121,
-    dropout: float = 0.0,
+    blocks: str = DENSENET121,  # the real DenseNet-121; its space searches smaller ones
+    dropout: float = 0.2,
     weights: str | None = None,
 ) -> keras.KerasTensor:
     path = check_weights_path(weights, "densenet121")

@@ -63,7 +63,7 @@ def resnet(
     depth: int = 18,
     width: float = 0.5,
     dropout: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: float = 1e-5,
 ) -> keras.KerasTensor:
     if int(depth) not in BLOCKS_PER_STAGE:
         raise OptionError(f"resnet: depth must be one of {sorted(BLOCKS_PER_STAGE)}, got {depth}")

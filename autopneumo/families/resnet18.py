@@ -19,9 +19,9 @@ from .resnet import BLOCKS_PER_STAGE, resnet_features
 def resnet18(
     x: keras.KerasTensor,
     *,
-    width: float = 1.0,
+    width: float = 0.5,
     dropout: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: float = 1e-5,
 ) -> keras.KerasTensor:
     return resnet_features(x, BLOCKS_PER_STAGE[18], width=width, dropout=dropout,
                            weight_decay=weight_decay)
