@@ -176,8 +176,9 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path, no_network):
 
     path = tmp_path / "other.weights.h5"
     module.backbone(input_shape=(32, 32, 3), blocks="2-2-2-2").save_weights(path)
-    with pytest.raises(OptionError, match="does not fit family densenet121"):
+    with pytest.raises(OptionError, match="does not fit family densenet121") as info:
         features("densenet121", (32, 32, 1), blocks="2-4-8-4", weights=str(path))
+    assert "the architecture it pins (blocks 6-12-24-16)" in str(info.value)
     with pytest.raises(OptionError, match="no such file"):
         features("densenet121", (32, 32, 1), weights=str(tmp_path / "missing.h5"))
 

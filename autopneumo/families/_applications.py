@@ -93,7 +93,9 @@ def attach_backbone(make: BackboneFactory, x: keras.KerasTensor, *, weights: Pat
             first = (str(exc).splitlines() or [""])[0][:300]
             raise OptionError(
                 f"--weights {weights}: does not fit family {family} with these "
-                f"hyperparameters ({type(exc).__name__}: {first})"
+                f"hyperparameters ({type(exc).__name__}: {first}); a search with --weights "
+                f"takes the standard Keras ImageNet 'notop' file of the architecture it pins "
+                f"({_pinned(family)})"
             ) from exc
         copy_weights(make_layers(reference), own, family)
     return app.output, own
@@ -126,3 +128,10 @@ def pooled(features: keras.KerasTensor, dropout: float, name: str) -> keras.Kera
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
+
+
+def _pinned(family: str) -> str:
+    from ..registry import FAMILIES
+
+    fixed = getattr(FAMILIES.get(family).builder, "pretrained_fixed", {})
+    return ", ".join(f"{k} {v}" for k, v in fixed.items()) or "its default"

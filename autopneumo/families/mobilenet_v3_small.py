@@ -7,8 +7,9 @@ off: from scratch the backbone reads the [0, 1] image as it is.
 Supports ``weights`` (a local file, e.g. Keras'
 ``weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5``; nothing is downloaded): the
 input is repeated to RGB and mapped to [-1, 1] as the ImageNet weights expect. Keras
-publishes ImageNet weights for alpha 0.75 and 1.0 (and 1.0 minimalistic); the file must
-match ``alpha`` and ``minimalistic``.
+publishes ImageNet weights for alpha 0.75 and 1.0 (and 1.0 minimalistic); a search with
+``--weights`` pins alpha 1.0, not minimalistic, so it takes that file only (the others
+are refused in one line).
 """
 
 from __future__ import annotations
