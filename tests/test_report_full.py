@@ -1049,3 +1049,25 @@ def test_overlay_titles_print_enough_digits_to_differ_from_the_threshold():
     assert example_title("a.jpeg", 1, 0.8734, 0.5).endswith("p=0.87 (right)")
     assert example_title("a.jpeg", 1, 0.49912, 0.49931).endswith("p=0.4991 (wrong)")
     assert example_title("a.jpeg", 0, 0.4988, 0.4992).endswith("p=0.4988 (right)")
+
+
+def test_a_best_model_with_flat_scores_is_flagged(report, tmp_path):
+    """Scores that hardly vary (or a loss at chance level) get a headline note, in the HTML
+    and the Markdown: precision then rests on where the threshold falls."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(report.runs, runs)
+    best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
+    folder = Path(str(best.trial_dir).replace(str(report.runs), str(runs)))
+    preds = pd.read_csv(folder / "predictions.csv")
+    preds["probability"] = 0.499 + preds["probability"] * 0.001  # same order, squeezed
+    preds.to_csv(folder / "predictions.csv", index=False)
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "The best model barely separates the images: 90 % of its test scores lie" in page
+    [md] = [p for p in write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+            if p.suffix == ".md"]
+    assert "- Note: The best model barely separates the images" in md.read_text()
+    plain = (report.out / "index.html").read_text()
+    assert "barely separates" not in plain

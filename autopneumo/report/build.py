@@ -157,6 +157,7 @@ class ReportBuilder:
         comparison += [self._comparison_row(r, _ensemble_kind(self.runs.record(r)))
                        for _, r in self.runs.ensembles().iterrows()]
         comparison += self._retrained_rows()
+        self._flag_flat_scores(best)
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
@@ -187,6 +188,24 @@ class ReportBuilder:
                 "test_gap": _signed(best.get("test_precision") - second.get("test_precision")),
             }
         return out
+
+    def _flag_flat_scores(self, best: pd.Series) -> None:
+        """A best model whose test scores hardly vary (or whose loss is at chance level)
+        owes its precision to a threshold inside a tiny score range: say so."""
+        pred = self.runs.predictions(best)
+        loss = best.get("test_loss")
+        if pred is None or not len(pred.probability):
+            return
+        lo, hi = np.percentile(pred.probability, [5, 95])
+        flat = hi - lo < 0.02
+        chance = is_finite(loss) and loss >= math.log(2) - 1e-3
+        if flat or chance:
+            why = [f"90 % of its test scores lie between {lo:.4f} and {hi:.4f}"] if flat else []
+            why += [f"its test loss {loss:.3f} is at or above chance level (ln 2 = 0.693)"] \
+                if chance else []
+            self.note("headline", f"The best model barely separates the images: {'; '.join(why)}."
+                                  " Its numbers rest on where the threshold falls in that range "
+                                  "and may not survive another scanner or a recalibration.")
 
     def _comparison_row(self, row: pd.Series, kind: str) -> dict[str, Any]:
         test = as_dict(self.runs.record(row).get("test"))

@@ -57,6 +57,9 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
             r = headline["runner_up"]
             lines.append(f"- Runner-up: {_text(r['name'])} (validation {r['val']}); gap "
                          f"{r['val_gap']} on validation, {r['test_gap']} in test precision.")
+    notes = context.get("notes") or {}
+    for section in ("headline", "curves", "families"):  # why a model or pair is left out
+        lines += [f"- Note: {_text(t)}" for t in notes.get(section, [])]
     significance = context.get("significance")
     if significance:
         lines.append(f"- {_text(significance['sentence'])}")
