@@ -861,3 +861,21 @@ def test_download_pneumoniamnist_then_load(tmp_path):
     assert np.array_equal(ds.test.x[..., 0], arrays["test_images"])
     with pytest.raises(DownloadError):
         download_pneumoniamnist(src.as_uri(), "f" * 32, folder=tmp_path / "dl2")
+
+
+@pytest.mark.parametrize("orientation, undo", [(6, Image.Transpose.ROTATE_90),
+                                               (3, Image.Transpose.ROTATE_180),
+                                               (2, Image.Transpose.FLIP_LEFT_RIGHT)])
+def test_an_exif_orientation_tag_is_applied(tmp_path, orientation, undo):
+    """A JPEG stored sideways with an orientation tag decodes upright, like its upright
+    copy (the tag says how to show the stored pixels)."""
+    upright = np.zeros((48, 32), np.uint8)
+    upright[:8, :] = 255  # a bright band at the top
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    stored = Image.fromarray(upright).transpose(undo)  # what the camera wrote
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "tagged.jpeg", quality=100, exif=exif)
+    got = decode_image(tmp_path / "tagged.jpeg", 16, 1).astype(int)
+    want = decode_image(tmp_path / "upright.png", 16, 1).astype(int)
+    assert np.abs(got - want).mean() < 8, (got[:, :, 0], want[:, :, 0])

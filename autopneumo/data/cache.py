@@ -18,7 +18,8 @@ from ..paths import cache_dir
 from .images import DecodeFailure, decode_and_hash_many
 from .kermany import Scan
 
-CACHE_VERSION = 4  # 3: the content data hash in the index; 4: 16-bit images by bit depth
+# 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation
+CACHE_VERSION = 5
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 

@@ -2,9 +2,10 @@
 
 JPEGs are decoded at reduced size (``Image.draft``), so a 3000 px scan costs little
 memory and time; 16-bit greyscale is scaled by its bit depth (10, 12, 14 or 16), not
-clipped; CMYK, palette and alpha images are converted. Files that cannot be decoded are
-reported, never fatal. Building the cache, each file is read once: its bytes are hashed
-(md5, the data set's content hash) and decoded from memory.
+clipped; an EXIF orientation tag is applied; CMYK, palette and alpha images are
+converted. Files that cannot be decoded are reported, never fatal. Building the cache,
+each file is read once: its bytes are hashed (md5, the data set's content hash) and
+decoded from memory.
 """
 
 from __future__ import annotations
@@ -56,13 +57,29 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) ->
     with Image.open(path) as im:
         if im.format == "JPEG":
             im.draft(mode, (size, size))
+        orientation = im.getexif().get(ORIENTATION_TAG, 1)
         im = _to_mode(im, mode)
+        if orientation in range(2, 9):  # a camera's or scanner's "rotate / mirror me" tag
+            im = _upright(im, orientation)
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(im, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
+
+
+ORIENTATION_TAG = 0x0112  # EXIF
+
+
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    """The image as its EXIF orientation says it is to be shown (Pillow's table)."""
+    t = Image.Transpose
+    steps = {2: [t.FLIP_LEFT_RIGHT], 3: [t.ROTATE_180], 4: [t.FLIP_TOP_BOTTOM],
+             5: [t.TRANSPOSE], 6: [t.ROTATE_270], 7: [t.TRANSVERSE], 8: [t.ROTATE_90]}
+    for step in steps[orientation]:
+        im = im.transpose(step)
+    return im
 
 
 STORED_BITS = (8, 10, 12, 14, 16)  # the bit depths X-ray detectors store in 16-bit files
