@@ -20,7 +20,8 @@ class HistogramEqualization(layers.Layer):
     def call(self, images):
         shape = ops.shape(images)
         channels = images.shape[-1]
-        levels = ops.clip(ops.cast(images, "int32"), 0, self.bins - 1)
+        # round, not truncate: after the crop's resize the levels are floats (127.999 is 128)
+        levels = ops.clip(ops.cast(ops.round(images), "int32"), 0, self.bins - 1)
         rows = ops.reshape(ops.moveaxis(levels, -1, 1), (-1, shape[1] * shape[2]))  # (B*C, HW)
         hist = self._histograms(rows)  # (B*C, bins)
         cdf = ops.cumsum(hist, axis=-1)
