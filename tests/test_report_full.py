@@ -1071,3 +1071,23 @@ def test_a_best_model_with_flat_scores_is_flagged(report, tmp_path):
     assert "- Note: The best model barely separates the images" in md.read_text()
     plain = (report.out / "index.html").read_text()
     assert "barely separates" not in plain
+
+
+def test_headline_gives_patients_the_recall_intervals_low_end_and_flags_zero_width(report,
+                                                                                   tmp_path):
+    import shutil
+
+    part = section(report.page, "headline")
+    best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
+    assert f"its interval goes down to {best.test_recall_lo:.3f}" in part
+    assert re.search(r"\(\d+ images, \d+ patients\)", part)
+    assert "have zero width" not in part
+    runs = tmp_path / "runs"
+    shutil.copytree(report.runs, runs)
+    path = Path(str(best.trial_dir).replace(str(report.runs), str(runs))) / "record.json"
+    record = json.loads(path.read_text())
+    record["test_ci"]["precision"] = [1.0, 1.0]
+    path.write_text(json.dumps(record))
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "The intervals of precision have zero width" in page

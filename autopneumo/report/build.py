@@ -158,6 +158,7 @@ class ReportBuilder:
                        for _, r in self.runs.ensembles().iterrows()]
         comparison += self._retrained_rows()
         self._flag_flat_scores(best)
+        self._flag_degenerate_intervals(best)
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
@@ -168,6 +169,8 @@ class ReportBuilder:
             "recall_met": is_finite(recall) and is_finite(target) and recall >= target - 1e-12,
             "test_best": fmt_number(best.get("test_prec_at_recall")),
             "n_test": as_dict(record.get("test")).get("n"),
+            "n_test_patients": self._test_patients(best),
+            "recall_lo": fmt_number(best.get("test_recall_lo")),
             "ci_over": record.get("test_ci_resampled") or "images",
             "comparison": comparison,
             "classroom": [{"name": name, "family": fam, "policy": pol,
@@ -188,6 +191,21 @@ class ReportBuilder:
                 "test_gap": _signed(best.get("test_precision") - second.get("test_precision")),
             }
         return out
+
+    def _test_patients(self, best: pd.Series) -> int | None:
+        pred = self.runs.predictions(best)
+        return len(set(patients_of(pred.file))) if pred is not None else None
+
+    def _flag_degenerate_intervals(self, best: pd.Series) -> None:
+        """A percentile interval of zero width (every resample gave the same value: a
+        perfect or null count) reads as certainty; it is not."""
+        flat = [label for col, label in HEADLINE_METRICS
+                if is_finite(best.get(f"{col}_lo")) and best.get(f"{col}_lo") == best.get(f"{col}_hi")]
+        if flat:
+            self.note("headline", f"The intervals of {', '.join(flat)} have zero width: every "
+                                  "resample gave the same value (a count of 0 or all), which a "
+                                  "percentile bootstrap cannot widen. It is not certainty; with "
+                                  "few test patients the true value may be well away.")
 
     def _flag_flat_scores(self, best: pd.Series) -> None:
         """A best model whose test scores hardly vary (or whose loss is at chance level)
