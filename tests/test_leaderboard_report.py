@@ -242,3 +242,15 @@ def test_a_record_of_the_wrong_shape_is_skipped_and_the_best_trial_is_always_sho
     shown = shown_rows(tied, 1)
     assert shown.iloc[0]["trial_id"] == "top2"  # as given; the best trial is added below
     assert best["trial_id"] in shown["trial_id"].tolist()
+
+
+def test_markdown_of_failed_trials_only_says_so(tmp_path):
+    from tests.records import write_record
+
+    runs = tmp_path / "runs"
+    for i in range(2):
+        write_record(runs, "base_cnn", "none", f"{i}", 0.5, status="failed")
+    write_report(runs, tmp_path / "md", fmt="md", pixels=False)
+    summary = (tmp_path / "md" / "summary.md").read_text()
+    assert ("No completed trial yet; 2 failed (the first: RuntimeError: loss became NaN)."
+            in summary)

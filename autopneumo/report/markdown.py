@@ -67,6 +67,11 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
         lines.append(f"- {_text(e['family'])}: {_text(e['policy'])} vs none, test precision "
                      f"{e['precision']} ({e['precision_verdict']}), AUC {e['auc']} "
                      f"({e['auc_verdict']}), {e['n']} paired test images.")
+    if not headline and "status" in frame and len(frame):
+        failed = frame[frame["status"] == "failed"]
+        lines.append(f"No completed trial yet; {len(failed)} failed" + (
+            f" (the first: {_text(failed['message'].dropna().iloc[0])})"
+            if len(failed) and failed["message"].notna().any() else "") + ".")
     if len(lines) > 2:
         lines.append("")
     header = [label for _, label in TABLE_COLUMNS]
