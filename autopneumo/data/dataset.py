@@ -209,7 +209,7 @@ def _resize_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:
     im = Image.fromarray(image.astype(np.uint8))
     im = im.convert("L" if channels == 1 else "RGB")
     if im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling.BILINEAR)
+        im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)  # as decode_image
     arr = np.asarray(im, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
 
