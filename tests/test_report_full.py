@@ -1091,3 +1091,11 @@ def test_headline_gives_patients_the_recall_intervals_low_end_and_flags_zero_wid
     write_report(runs, tmp_path / "html", pixels=False)
     page = (tmp_path / "html" / "index.html").read_text()
     assert "The intervals of precision have zero width" in page
+
+
+def test_the_comparison_table_gives_specificity(report):
+    part = section(report.page, "headline")
+    assert "<th>specificity</th><th>AUC</th>" in part
+    best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
+    assert re.search(rf"<td>{best.test_accuracy:.3f}[^<]*</td><td>{best.test_specificity:.3f}"
+                     rf"[^<]*</td><td>{best.test_auc:.3f}", part)
