@@ -1099,3 +1099,8 @@ def test_the_comparison_table_gives_specificity(report):
     best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
     assert re.search(rf"<td>{best.test_accuracy:.3f}[^<]*</td><td>{best.test_specificity:.3f}"
                      rf"[^<]*</td><td>{best.test_auc:.3f}", part)
+
+
+def test_a_reference_runs_threshold_is_marked_fixed(report):
+    part = section(report.page, "leaderboard-section")
+    assert part.count(" (fixed)</td>") == int(report.csv.reference.sum())

@@ -128,8 +128,12 @@ def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
         ensemble = _flag(r, "ensemble")
         status = str(r.get("status"))
         css = (_css_word(status), "reference" if reference else "", "ensemble" if ensemble else "")
+        cells = [(fmt_value(r, col), sort_key(r, col)) for col, _ in HTML_COLUMNS]
+        if reference:  # not chosen on validation: the classroom's fixed 0.5
+            at = [col for col, _ in HTML_COLUMNS].index("threshold")
+            cells[at] = (cells[at][0] + " (fixed)", cells[at][1])
         rows.append({
-            "cells": [(fmt_value(r, col), sort_key(r, col)) for col, _ in HTML_COLUMNS],
+            "cells": cells,
             "status": status,
             "reference": reference,
             "ensemble": ensemble,
