@@ -285,6 +285,8 @@ def test_finalize_seeds_are_an_ensemble_row_and_the_report_shows_the_retraining(
     write_report(runs, tmp_path / "html", pixels=False)
     page = (tmp_path / "html" / "index.html").read_text()
     assert '<span class="tag">retrained</span>' in page
+    assert ("base_cnn + flip (trial 0007) was picked for its validation score, which its "
+            "seed&#39;s luck helps; its retrained row") in page
     n_test = int(len(test))  # the trial's test images, which every seed scored
     assert f"mean ± sd over 3 seeds</div></td><td>{n_test}</td>" in page
     # a report of a folder that was never finalized has no such row and no stale CSV

@@ -159,6 +159,14 @@ class ReportBuilder:
         comparison += self._retrained_rows()
         self._flag_flat_scores(best)
         self._flag_degenerate_intervals(best)
+        label = model_label(best)
+        retrained = [r for r in comparison if r.get("retrained") and r["name"] == label]
+        if retrained:
+            self.note("headline", f"{label} was picked for its validation score, which its seed's "
+                                  "luck helps; its retrained row (" + retrained[0]["kind"] +
+                                  f": precision {retrained[0]['precision']}, AUC "
+                                  f"{retrained[0]['AUC']}) is the less optimistic estimate of "
+                                  "this configuration.")
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
