@@ -772,7 +772,11 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
     if ok.any():  # a one-epoch model may explain nothing: then every map is empty
         assert focus.share_median.iloc[2] == pytest.approx(np.median(shares[ok]), abs=1e-4)
     assert focus.uniform_share.iloc[0] == pytest.approx(uniform)
-    assert focus.verdict.iloc[0] in ((INSIDE, OUTSIDE) if ok.any() else (EMPTY,))
+    # a class is judged where at least half its maps have mass; no class judged: EMPTY
+    labels = test.y[idx]
+    judged = [2 * ok[labels == c].sum() >= (labels == c).sum() > 0 for c in (0, 1)]
+    assert focus.judged.iloc[:2].tolist() == judged
+    assert focus.verdict.iloc[0] in ((INSIDE, OUTSIDE) if any(judged) else (EMPTY,))
     table = part[part.index('<table id="gradcam-focus"'):]
     table = table[:table.index("</table>")]
     for r in focus.itertuples():

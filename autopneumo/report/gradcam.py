@@ -35,7 +35,7 @@ OCCLUSION_GRID = 8  # cells per side
 INSIDE = "looks mostly inside the lung field"
 OUTSIDE = "attention is not concentrated on the lungs — check for shortcuts"
 EMPTY = ("no verdict: too few Grad-CAM maps have mass (positive evidence to place; at least "
-         "half of a class's maps must)")
+         "half the maps of a class must)")
 
 
 def load_model(path: str | Path) -> Any:
