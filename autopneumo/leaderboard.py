@@ -79,6 +79,14 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     return frame
 
 
+def flag(row: Any, col: str) -> bool:
+    """A row's boolean column (``reference``, ``ensemble``, ``pretrained``), numpy's bools
+    included; missing (None, NaN: an unfinished row) is False."""
+    value = row.get(col, False)
+    return False if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else bool(value)
+
+
 def mixed_settings(frame: pd.DataFrame) -> list[str]:
     """Warnings where rows ranked together cannot be compared: completed rows with
     different recall targets, or search trials validated on different splits (other data,

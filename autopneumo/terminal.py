@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from .leaderboard import flag
 
 
 def _fmt(x, digits: int = 3) -> Text:
@@ -16,11 +17,6 @@ def _fmt(x, digits: int = 3) -> Text:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return Text("-")
     return Text(f"{x:.{digits}f}" if isinstance(x, float) else str(x))
-
-
-def _flag(value) -> bool:
-    """A true bool (Python's or numpy's); missing values are not."""
-    return isinstance(value, bool | np.bool_) and bool(value)
 
 
 def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | None = None) -> None:
@@ -45,8 +41,7 @@ def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | Non
         table.add_column(title, justify="right")
     for _, row in frame.head(top).iterrows():
         cells = [_fmt(row.get(c)) for c, _ in cols]
-        kind = ("ref" if _flag(row.get("reference")) else
-                "ens" if _flag(row.get("ensemble")) else "")
+        kind = "ref" if flag(row, "reference") else "ens" if flag(row, "ensemble") else ""
         if kind:  # the trial column says which rows are not search trials
             cells[3] = cells[3] + Text(f" ({kind})", style="dim")
         table.add_row(*cells)

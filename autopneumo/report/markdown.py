@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .tables import TABLE_COLUMNS, _flag, fmt_value, shown_rows
+from ..leaderboard import flag
+from .tables import TABLE_COLUMNS, fmt_value, shown_rows
 
 STATUS_CELL = [col for col, _ in TABLE_COLUMNS].index("status")
 
@@ -80,8 +81,8 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
     shown = shown_rows(frame, top)  # the HTML's rule: references, ensembles, the best trial
     for _, row in shown.iterrows():
         cells = [fmt_value(row, col).replace("|", "\\|") for col, _ in TABLE_COLUMNS]
-        for flag, word in (("reference", "reference"), ("ensemble", "ensemble")):
-            if _flag(row, flag):  # NaN (an unfinished row): neither
+        for mark, word in (("reference", "reference"), ("ensemble", "ensemble")):
+            if flag(row, mark):  # NaN (an unfinished row): neither
                 cells[STATUS_CELL] += f" ({word})"
         lines.append("| " + " | ".join(html.escape(c) for c in cells) + " |")
     if len(shown) < len(frame):

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..leaderboard import flag
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # the Markdown summary's columns (and the first HTML report's)
@@ -124,8 +126,8 @@ def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
     shown = shown_rows(frame, top)
     rows = []
     for _, r in shown.iterrows():
-        reference = _flag(r, "reference")
-        ensemble = _flag(r, "ensemble")
+        reference = flag(r, "reference")
+        ensemble = flag(r, "ensemble")
         status = str(r.get("status"))
         css = (_css_word(status), "reference" if reference else "", "ensemble" if ensemble else "")
         cells = [(fmt_value(r, col), sort_key(r, col)) for col, _ in HTML_COLUMNS]
@@ -137,16 +139,11 @@ def table_rows(frame: pd.DataFrame, top: int) -> list[dict[str, Any]]:
             "status": status,
             "reference": reference,
             "ensemble": ensemble,
-            "pretrained": _flag(r, "pretrained"),  # NaN (an unfinished row): no
+            "pretrained": flag(r, "pretrained"),  # NaN (an unfinished row): no
             "css": " ".join(c for c in css if c),
             "message": r.get("message") if isinstance(r.get("message"), str) else "",
         })
     return rows
-
-
-def _flag(row: pd.Series, col: str) -> bool:
-    value = row.get(col, False)
-    return False if is_missing(value) else bool(value)
 
 
 def _css_word(text: str) -> str:
