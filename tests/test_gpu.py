@@ -94,6 +94,21 @@ def test_search_with_the_gpu_flags_records_them_and_restores_the_policy(tiny_ker
 
 
 @gpu_only
+@pytest.mark.slow
+def test_resuming_a_mixed_precision_search_without_it_is_refused(tiny_kermany, tmp_path,
+                                                                 float32_afterwards):
+    """On a GPU --mixed-precision takes effect, so it is pinned like a hyperparameter: a
+    resume without it would mix float16 and float32 trials in one project."""
+    from autopneumo.errors import RunsError
+
+    (record,) = _tiny_search(tiny_kermany, tmp_path, mixed_precision=True)
+    assert record["compute"]["dtype_policy"] == "mixed_float16"
+    with pytest.raises(RunsError, match=r"--mixed-precision \(float16 on a GPU: on when started"):
+        _tiny_search(tiny_kermany, tmp_path)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+@gpu_only
 def test_device_batches_stay_on_the_gpu_under_jax():
     """--data-on-device: the images are uploaded once, as uint8, and each batch is cut
     out of them on the GPU (under TensorFlow it would come back through tf.data)."""
