@@ -5,11 +5,15 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .errors import UserError
 from .paths import DATA_ENV, DEFAULT_REPORT_DIR, DEFAULT_RUNS_DIR, require_runs_dir
+
+if TYPE_CHECKING:  # the command line imports pandas only in the commands that use it
+    import pandas as pd
 
 
 class _Group(click.Group):
@@ -374,16 +378,22 @@ def finalize(runs_dir: Path, top: int, seeds: int, combine: str, data_path: Path
     summary = run_finalize(runs_dir, top, seeds, combine, data=data_path)
     for _, row in summary.iterrows():
         reused = f", {int(row['reused'])} from an earlier run" if row["reused"] else ""
-        click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: "
-                   f"precision {row['precision_mean']:.3f} ± {row['precision_std']:.3f}, "
-                   f"recall {row['recall_mean']:.3f} ± {row['recall_std']:.3f}, "
-                   f"AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f} "
-                   f"({row['seeds']} seeds{reused})")
+        metrics = ", ".join(_mean_and_spread(row, key, label) for key, label in
+                            (("precision", "precision"), ("recall", "recall"), ("auc", "AUC")))
+        click.echo(f"#{row['rank']} {row['project']} trial {row['trial_id']}: {metrics} "
+                   f"({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}{reused})")
         if isinstance(row.get("ensemble"), str):
             click.echo(f"   ensemble of the {row['seeds']} seeds: precision "
                        f"{row['ensemble_precision']:.3f}, recall {row['ensemble_recall']:.3f}, "
                        f"AUC {row['ensemble_auc']:.3f} (leaderboard row {row['ensemble']})")
     click.echo(f"details: {runs_dir / '_finalize' / 'summary.csv'}")
+
+
+def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:
+    """``precision 0.812 ± 0.015``; one seed has no spread (its std is NaN), so it reads
+    ``precision 0.812``."""
+    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+    return f"{label} {mean:.3f}" + ("" if std != std else f" ± {std:.3f}")
 
 
 # --- use the winner ---------------------------------------------------------------------

@@ -349,3 +349,25 @@ def test_a_runs_dir_that_is_a_file_is_named_as_such(tmp_path, command):
                           f"--runs-dir {afile}: is a file, not a runs folder")
     assert_one_line_error(run(*command, "--runs-dir", tmp_path / "none"),
                           f"runs folder not found: {tmp_path / 'none'}")
+
+
+def test_finalize_prints_a_spread_only_where_there_are_seeds_to_spread(tmp_path, monkeypatch):
+    """One seed has no standard deviation: "precision 0.800", not "0.800 ± nan"."""
+    import pandas as pd
+
+    import autopneumo.finalize
+
+    rows = [dict(rank=1, project="base_cnn__flip", trial_id="3", seeds=1, reused=0,
+                 precision_mean=0.8, precision_std=float("nan"), recall_mean=0.95,
+                 recall_std=float("nan"), auc_mean=0.9, auc_std=float("nan")),
+            dict(rank=2, project="resnet18__flip", trial_id="7", seeds=3, reused=1,
+                 precision_mean=0.75, precision_std=0.02, recall_mean=0.96,
+                 recall_std=0.01, auc_mean=0.91, auc_std=0.005)]
+    monkeypatch.setattr(autopneumo.finalize, "finalize", lambda *a, **k: pd.DataFrame(rows))
+    out = CliRunner().invoke(main, ["finalize", "--runs-dir", str(tmp_path)],
+                             catch_exceptions=False).output
+    assert ("#1 base_cnn__flip trial 3: precision 0.800, recall 0.950, AUC 0.900 (1 seed)"
+            in out)
+    assert ("#2 resnet18__flip trial 7: precision 0.750 ± 0.020, recall 0.960 ± 0.010, "
+            "AUC 0.910 ± 0.005 (3 seeds, 1 from an earlier run)") in out
+    assert "nan" not in out
