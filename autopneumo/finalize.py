@@ -22,10 +22,11 @@ import pandas as pd
 from .atomic import atomic_write_text
 from .errors import OptionError, RunsError
 from .leaderboard import leaderboard, search_trials
+from .objective import recorded_metric
 from .paths import require_runs_dir
 
 FINAL_FILE = "final.json"
-METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "f1", "prec_at_recall")
+METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "npv", "f1", "prec_at_recall")
 
 
 def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
@@ -105,14 +106,14 @@ def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]],
                                    f"{len(dirs)} seeds of {trial_id}",
                                    command="autopneumo finalize", combine=combine)
             entry["ensemble"] = record["trial_id"]
-            entry |= {f"ensemble_{m}": record["test"][m] for m in METRICS}
+            entry |= {f"ensemble_{m}": recorded_metric(record["test"], m) for m in METRICS}
         rows.append(entry)
     return pd.DataFrame(rows, columns=["rank", "ensemble", *(f"ensemble_{m}" for m in METRICS)])
 
 
 def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
     return {"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
-            "seed": seed, **{m: final["test"][m] for m in METRICS},
+            "seed": seed, **{m: recorded_metric(final["test"], m) for m in METRICS},
             "val_prec_at_recall": final["val"]["prec_at_recall"], "reused": reused}
 
 

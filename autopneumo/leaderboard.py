@@ -16,12 +16,14 @@ from typing import Any
 import pandas as pd
 
 from .evaluation import RECORD_FILE
+from .objective import recorded_metric
 from .paths import DEFAULT_RUNS_DIR
 
 TEST_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity",
-                "f1", "loss")
-CI_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity", "f1",
-              "loss")  # records before the fifteenth session have no loss, prec_at_recall
+                "npv", "f1", "loss")
+CI_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity", "npv",
+              "f1", "loss")  # records before the fifteenth session have no loss, prec_at_recall
+# (nor, before the sixteenth, npv: its point estimate is derived from the counts)
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
@@ -177,7 +179,7 @@ def _row(r: dict[str, Any], aliases: dict[str, str] | None = None) -> dict[str, 
         "threshold": _num(r.get("threshold")),
     }
     for m in TEST_METRICS:
-        row[f"test_{m}"] = _num(test.get(m))
+        row[f"test_{m}"] = _num(recorded_metric(test, m))
         if m in CI_METRICS:
             lo, hi = (ci.get(m) or [math.nan, math.nan])[:2]
             row[f"test_{m}_lo"], row[f"test_{m}_hi"] = _num(lo), _num(hi)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,7 @@ def binary_metrics(y_true, scores, threshold: float, target: float) -> dict[str,
         "precision": precision,
         "recall": recall,
         "specificity": _ratio(tn, tn + fp),
+        "npv": _ratio(tn, tn + fn),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "auc": auc,
         "prec_at_recall": point.precision,
@@ -109,6 +111,19 @@ def binary_metrics(y_true, scores, threshold: float, target: float) -> dict[str,
 
 def _ratio(a: int, b: int) -> float:
     return a / b if b else math.nan
+
+
+def recorded_metric(test: dict[str, Any], name: str) -> float:
+    """One metric of a record's ``test`` block. Records written before the negative
+    predictive value existed (sixteenth session) have its counts: it is derived from them.
+    A block that is not a mapping raises TypeError (the leaderboard skips such a record)."""
+    if not isinstance(test, dict):
+        raise TypeError(f"the test block is a {type(test).__name__}, not a mapping")
+    if name in test:
+        return test[name]
+    if name == "npv" and "tn" in test and "fn" in test:
+        return _ratio(int(test["tn"]), int(test["tn"]) + int(test["fn"]))
+    return math.nan
 
 
 def validation_summary(y_true, scores, target: float) -> dict[str, float]:
@@ -195,7 +210,8 @@ def bootstrap_intervals(
     groups=None, target: float | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for loss, accuracy, precision, recall, specificity,
-    F1, AUC and, given the recall ``target``, the precision at it (``prec_at_recall``).
+    negative predictive value, F1, AUC and, given the recall ``target``, the precision at it
+    (``prec_at_recall``).
 
     ``groups`` (the patient of each image) makes it a cluster bootstrap over patients
     (``resample_counts``); without, images are resampled one by one. Each resample is a
@@ -219,6 +235,7 @@ def bootstrap_intervals(
             "precision": tp / (tp + fp),
             "recall": tp / (tp + fn),
             "specificity": tn / (tn + fp),
+            "npv": tn / (tn + fn),
             "f1": 2 * tp / (2 * tp + fp + fn),
             "auc": weighted_auc(counts, y, s),
             "loss": counts @ log_losses(y, s) / counts.sum(axis=1),

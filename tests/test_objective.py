@@ -22,6 +22,7 @@ from autopneumo.objective import (
     bootstrap_intervals,
     objective_score,
     precision_at_recall,
+    recorded_metric,
     validation_summary,
 )
 
@@ -271,7 +272,7 @@ def _bootstrap_case(n=300, seed=0, ties=False):
     return y, s
 
 
-KEYS = ["accuracy", "precision", "recall", "specificity", "f1", "auc", "loss"]
+KEYS = ["accuracy", "precision", "recall", "specificity", "npv", "f1", "auc", "loss"]
 
 
 @pytest.mark.parametrize("ties", [False, True])
@@ -440,3 +441,27 @@ def test_reinterval_script_recomputes_an_old_records_intervals_from_its_predicti
     record_path.write_text(json.dumps(old))
     with pytest.raises(SystemExit, match="its predictions give test auc"):
         script.reinterval(record_path)
+
+
+def test_negative_predictive_value_is_correct_normal_calls_over_all_normal_calls():
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    s = np.array([0.1, 0.2, 0.6, 0.3, 0.7, 0.8, 0.9, 0.4])
+    m = binary_metrics(y, s, 0.5, 0.95)  # normal calls: images 0, 1, 3, 7; image 3 is sick
+    assert (m["tn"], m["fn"]) == (3, 1)
+    assert m["npv"] == pytest.approx(3 / 4)
+    # sklearn's precision of the negative class is the same quantity
+    assert m["npv"] == pytest.approx(precision_score(1 - y, (s < 0.5).astype(int)))
+    lo, hi = bootstrap_intervals(y, s, 0.5, n_boot=300)["npv"]
+    assert 0 <= lo < 3 / 4 < hi <= 1
+    assert math.isnan(binary_metrics(y, s, 0.0, 0.95)["npv"])  # no normal call at all
+
+
+def test_records_before_npv_get_it_from_their_counts():
+    old = {"precision": 0.8, "tp": 40, "fp": 10, "tn": 30, "fn": 5}
+    assert recorded_metric(old, "npv") == pytest.approx(30 / 35)
+    assert recorded_metric({**old, "npv": 0.5}, "npv") == 0.5  # a recorded value wins
+    assert recorded_metric(old, "precision") == 0.8
+    assert math.isnan(recorded_metric({"precision": 0.8}, "npv"))
+    assert math.isnan(recorded_metric(old, "loss"))
+    with pytest.raises(TypeError):
+        recorded_metric("oops", "npv")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from sklearn.metrics import (
 from autopneumo.atomic import atomic_write_json
 from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
 from autopneumo.report import write_report
-from autopneumo.report.stats import binomial_two_sided, curve, paired_differences
+from autopneumo.report.stats import at_prevalence, binomial_two_sided, curve, paired_differences
 from tests.conftest import make_kermany
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1099,12 +1100,39 @@ def test_headline_gives_patients_the_recall_intervals_low_end_and_flags_zero_wid
 
 def test_the_comparison_table_gives_specificity(report):
     part = section(report.page, "headline")
-    assert "<th>specificity</th><th>AUC</th>" in part
+    assert "<th>specificity</th><th>NPV</th><th>AUC</th>" in part
     best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
     assert re.search(rf"<td>{best.test_accuracy:.3f}[^<]*</td><td>{best.test_specificity:.3f}"
-                     rf"[^<]*</td><td>{best.test_auc:.3f}", part)
+                     rf"[^<]*</td><td>{best.test_npv:.3f}[^<]*</td><td>{best.test_auc:.3f}", part)
+    test = saved_test(best)
+    normal_calls = test[test.probability < best.threshold]
+    assert best.test_npv == pytest.approx((normal_calls.label == 0).mean())
+    assert best.test_npv_lo <= best.test_npv <= best.test_npv_hi
 
 
 def test_a_reference_runs_threshold_is_marked_fixed(report):
     part = section(report.page, "leaderboard-section")
     assert part.count(" (fixed)</td>") == int(report.csv.reference.sum())
+
+
+def test_precision_and_npv_at_other_prevalences():
+    # sensitivity 0.9, specificity 0.8, half the images sick: 0.45 / (0.45 + 0.10)
+    assert at_prevalence(0.9, 0.8, 0.5) == pytest.approx((0.45 / 0.55, 0.40 / 0.45))
+    ppv, npv = at_prevalence(0.9, 0.8, 0.05)  # screening: most positive calls are wrong
+    assert ppv == pytest.approx(0.045 / (0.045 + 0.19)) and npv == pytest.approx(0.76 / 0.765)
+    assert math.isnan(at_prevalence(0.0, 1.0, 0.5)[0])  # no positive call at all
+
+
+def test_headline_says_how_precision_and_npv_move_with_prevalence(report, tmp_path):
+    part = section(report.page, "headline")
+    best = report.csv[(report.csv.status == "completed") & ~report.csv.reference].iloc[0]
+    test = saved_test(best)
+    sick, n = int(test.label.sum()), len(test)
+    assert f"{sick} of {n} test images ({sick / n:.1%}) show pneumonia" in part
+    # at the test set's own prevalence the formula gives back the measured precision and NPV
+    assert (f"{sick / n:.1%} (this test set): {best.test_precision:.3f} / {best.test_npv:.3f}"
+            in part)
+    ppv, npv = at_prevalence(best.test_recall, best.test_specificity, 0.10)
+    assert f"10%: {ppv:.3f} / {npv:.3f}" in part
+    md = write_report(report.runs, tmp_path / "md", fmt="md")[-1].read_text()
+    assert f"10%: {ppv:.3f} / {npv:.3f}" in md and "test NPV" in md

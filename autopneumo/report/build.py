@@ -27,8 +27,10 @@ from ..leaderboard import data_hash_aliases
 from . import figures as fig
 from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
 from .stats import (
+    PREVALENCES,
     Difference,
     align,
+    at_prevalence,
     confusion,
     hyperparameter_effects,
     mcnemar,
@@ -46,9 +48,10 @@ CLASSROOM = (
 CLASSROOM_SETUP = "official test set, 624 images; 180 px, 10 epochs, class weights"
 HEADLINE_METRICS = (("test_precision", "precision"), ("test_recall", "recall"),
                     ("test_accuracy", "accuracy"), ("test_auc", "AUC"),
-                    ("test_specificity", "specificity"))
+                    ("test_specificity", "specificity"), ("test_npv", "NPV"))
 RETRAINED_METRICS = (("precision", "precision"), ("recall", "recall"),
-                     ("accuracy", "accuracy"), ("auc", "AUC"), ("specificity", "specificity"))
+                     ("accuracy", "accuracy"), ("auc", "AUC"), ("specificity", "specificity"),
+                     ("npv", "NPV"))
 SECTIONS = ("headline", "leaderboard", "families", "curves", "training", "tuning", "data",
             "gradcam", "shortcuts", "significance", "provenance")
 ALPHA = 0.05
@@ -186,6 +189,7 @@ class ReportBuilder:
                            "recall": f"{rec:.3f}", "loss": f"{loss:.3f}"}
                           for name, fam, pol, acc, prec, rec, loss in CLASSROOM],
             "classroom_setup": CLASSROOM_SETUP,
+            "prevalence": self._prevalence(as_dict(record.get("test"))),
             "runner_up": None,
         }
         candidates = self.runs.candidates()
@@ -199,6 +203,25 @@ class ReportBuilder:
                 "test_gap": _signed(best.get("test_precision") - second.get("test_precision")),
             }
         return out
+
+    @staticmethod
+    def _prevalence(test: dict[str, Any]) -> dict[str, Any] | None:
+        """The test set's share of pneumonia images, and the precision and NPV the best
+        model's test sensitivity and specificity would give at other shares."""
+        try:
+            tp, fp, tn, fn = (int(test[k]) for k in ("tp", "fp", "tn", "fn"))
+        except (KeyError, TypeError, ValueError):
+            return None
+        positives, n = tp + fn, tp + fp + tn + fn
+        if not positives or positives == n:
+            return None  # one class only: no sensitivity or no specificity
+        share, sensitivity, specificity = positives / n, tp / positives, tn / (tn + fp)
+        rows = []
+        for p in sorted({*PREVALENCES, share}):
+            ppv, npv = at_prevalence(sensitivity, specificity, p)
+            rows.append({"prevalence": f"{p:.1%} (this test set)" if p == share else f"{p:.0%}",
+                         "precision": fmt_number(ppv), "npv": fmt_number(npv)})
+        return {"positives": positives, "n": n, "share": f"{share:.1%}", "rows": rows}
 
     def _test_patients(self, best: pd.Series) -> int | None:
         pred = self.runs.predictions(best)

@@ -54,6 +54,12 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
                               f"accuracy {r['accuracy']}" for r in headline["classroom"])
         lines.append(f"- Classroom study as published ({headline['classroom_setup']}): "
                      f"{classroom}.")
+        if headline.get("prevalence"):
+            prev = headline["prevalence"]
+            at = "; ".join(f"{r['prevalence']}: {r['precision']} / {r['npv']}" for r in prev["rows"])
+            lines.append(f"- Precision and NPV depend on how common pneumonia is ({prev['positives']}"
+                         f" of {prev['n']} test images, {prev['share']}); with the same test recall "
+                         f"and specificity, precision / NPV at other shares: {at}.")
         if headline.get("runner_up"):
             r = headline["runner_up"]
             lines.append(f"- Runner-up: {_text(r['name'])} (validation {r['val']}); gap "

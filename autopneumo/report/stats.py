@@ -29,6 +29,22 @@ class Confusion:
         return self.tp + self.fp + self.tn + self.fn
 
 
+PREVALENCES = (0.05, 0.10, 0.25, 0.50)  # screening to a chest clinic; the test set's is added
+
+
+def at_prevalence(sensitivity: float, specificity: float,
+                  prevalence: float) -> tuple[float, float]:
+    """(precision, negative predictive value) the same sensitivity and specificity give
+    where a share ``prevalence`` of the images has pneumonia (Bayes' rule). Sensitivity
+    and specificity do not depend on the prevalence; precision and NPV do."""
+    p = prevalence
+    true_pos, false_pos = sensitivity * p, (1 - specificity) * (1 - p)
+    true_neg, false_neg = specificity * (1 - p), (1 - sensitivity) * p
+    ppv = true_pos / (true_pos + false_pos) if true_pos + false_pos > 0 else math.nan
+    npv = true_neg / (true_neg + false_neg) if true_neg + false_neg > 0 else math.nan
+    return ppv, npv
+
+
 def confusion(y: np.ndarray, scores: np.ndarray, threshold: float) -> Confusion:
     """Counts at ``score >= threshold`` (the evaluation's rule)."""
     y = np.asarray(y).astype(bool)
