@@ -49,3 +49,27 @@ def write_record(runs: Path, family: str, policy: str, trial_id: str, quality: f
     path = trial_dir / "record.json"
     atomic_write_json(path, record)
     return path
+
+
+def three_trials(tmp_path: Path, test_quality: dict | None = None,
+                 kermany_names: bool = False) -> Path:
+    """Trials a, b, c (validation quality 0.5, 0.3, 0.05) in ``tmp_path / "runs"``;
+    ``test_quality`` may give their test quality another order, ``kermany_names`` names the
+    test images by patient (three images each)."""
+    runs = tmp_path / "runs"
+    tq = test_quality or {}
+    for fam, pol, tid, q in (("base_cnn", "none", "a", 0.5), ("base_cnn", "flip", "b", 0.3),
+                             ("resnet18", "none", "c", 0.05)):
+        path = write_record(runs, fam, pol, tid, q, seed=1, test_quality=tq.get(tid))
+        if kermany_names:
+            csv = path.parent / "predictions.csv"
+            lines = csv.read_text().splitlines()
+            out = [lines[0]]
+            for line in lines[1:]:
+                split, file, label, p = line.split(",")
+                if split == "test":
+                    i = int(file.rsplit("t", 1)[1].split(".")[0])
+                    file = f"test/PNEUMONIA/person{i // 3}_bacteria_{i}.jpeg"
+                out.append(",".join([split, file, label, p]))
+            csv.write_text("\n".join(out) + "\n")
+    return runs

@@ -371,3 +371,14 @@ def test_finalize_prints_a_spread_only_where_there_are_seeds_to_spread(tmp_path,
     assert ("#2 resnet18__flip trial 7: precision 0.750 ± 0.020, recall 0.960 ± 0.010, "
             "AUC 0.910 ± 0.005 (3 seeds, 1 from an earlier run)") in out
     assert "nan" not in out
+
+
+def test_search_defaults_to_the_recall_target_of_the_mission(monkeypatch, tmp_path):
+    """Recall >= 0.95 unless --recall-target says otherwise (a mutant default survived)."""
+    import autopneumo.cli
+
+    seen = []
+    monkeypatch.setattr(autopneumo.cli, "_run_search", seen.append)
+    run("search", "--family", "base_cnn", "--data", tmp_path)
+    run("search", "--family", "base_cnn", "--data", tmp_path, "--recall-target", "0.9")
+    assert [config.recall_target for config in seen] == [0.95, 0.9]

@@ -18,9 +18,9 @@ from autopneumo.cli import main
 from autopneumo.ensemble import ensemble
 from autopneumo.errors import OptionError, RunsError
 from autopneumo.inference import export
-from autopneumo.objective import binary_metrics, validation_summary
+from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
 from autopneumo.report import write_report
-from tests.records import write_record
+from tests.records import three_trials, write_record
 from tests.test_search import SMALL_CNN  # the same tiny space as the search tests
 
 
@@ -609,3 +609,68 @@ def test_finalize_takes_a_moved_data_folder_only_if_it_holds_the_same_files(tmp_
     result = CliRunner().invoke(main, ["finalize", "--runs-dir", str(runs), "--top", "1",
                                        "--data", "moved"])
     assert result.exit_code == 0, result.output
+
+
+# --- from the sixteenth session's mutation review: each test kills a mutant that passed
+
+def _predictions(path):
+    return pd.read_csv(path / "predictions.csv")
+
+
+def test_three_members_are_averaged_by_their_mean(tmp_path):
+    from autopneumo.ensemble import ensemble
+
+    runs = three_trials(tmp_path)
+    rec = ensemble(runs, top=3, n_boot=20)
+    got = _predictions(Path(rec["_path"]).parent)
+    parts = [_predictions(Path(m["trial_dir"])) for m in rec["members"]]
+    np.testing.assert_allclose(got.probability, sum(p.probability for p in parts) / 3)
+
+
+def test_members_are_chosen_by_validation_even_where_test_ranks_them_the_other_way(tmp_path):
+    from autopneumo.ensemble import ensemble
+
+    runs = three_trials(tmp_path, test_quality={"a": 0.05, "b": 0.2, "c": 0.35})
+    rec = ensemble(runs, top=2, n_boot=20)
+    assert [m["trial_id"] for m in rec["members"]] == ["a", "b"]
+
+
+def test_ensemble_intervals_resample_patients(tmp_path):
+    from autopneumo.data.patients import patients_of
+    from autopneumo.ensemble import ensemble
+
+    runs = three_trials(tmp_path, kermany_names=True)
+    rec = ensemble(runs, top=2, n_boot=50)
+    assert rec["test_ci_resampled"] == "patients"
+    test = _predictions(Path(rec["_path"]).parent).query("split == 'test'")
+    expected = bootstrap_intervals(test.label, test.probability, rec["threshold"], n_boot=50,
+                                   groups=patients_of(test.file), target=0.95)
+    by_image = bootstrap_intervals(test.label, test.probability, rec["threshold"], n_boot=50,
+                                   target=0.95)
+    assert rec["test_ci"] == {k: pytest.approx(list(v), nan_ok=True) for k, v in expected.items()}
+    assert rec["test_ci"]["auc"] != pytest.approx(list(by_image["auc"]))
+
+
+def test_members_with_other_labels_are_refused(tmp_path):
+    from autopneumo.ensemble import ensemble
+    from autopneumo.errors import RunsError
+
+    runs = three_trials(tmp_path)
+    folder = runs / "base_cnn__flip" / "trial_b"
+    frame = _predictions(folder)
+    i = frame.index[frame.split == "val"][0]
+    frame.loc[i, "label"] = 1 - frame.loc[i, "label"]
+    frame.to_csv(folder / "predictions.csv", index=False)
+    with pytest.raises(RunsError, match="not evaluated on the same"):
+        ensemble(runs, top=2, n_boot=20)
+
+
+def test_members_with_other_recall_targets_are_refused(tmp_path):
+    from autopneumo.ensemble import ensemble
+    from autopneumo.errors import RunsError
+
+    runs = three_trials(tmp_path)
+    path = runs / "base_cnn__flip" / "trial_b" / "record.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "recall_target": 0.9}))
+    with pytest.raises(RunsError, match="different recall targets"):
+        ensemble(runs, top=2, n_boot=20)

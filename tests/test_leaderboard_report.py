@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 import autopneumo
 from autopneumo.report import safe_csv, write_report
-from tests.records import write_record
+from tests.records import three_trials, write_record
 
 
 @pytest.fixture
@@ -254,3 +256,42 @@ def test_markdown_of_failed_trials_only_says_so(tmp_path):
     summary = (tmp_path / "md" / "summary.md").read_text()
     assert ("No completed trial yet; 2 failed (the first: RuntimeError: loss became NaN)."
             in summary)
+
+
+# --- from the sixteenth session's mutation review: each test kills a mutant that passed
+
+def test_an_ensemble_tied_with_a_search_trial_ranks_after_it(tmp_path):
+    import autopneumo
+
+    runs = three_trials(tmp_path)
+    src = runs / "base_cnn__none" / "trial_a" / "record.json"
+    dst = runs / "_ensemble" / "top1_tta" / "record.json"
+    dst.parent.mkdir(parents=True)
+    dst.write_text(json.dumps({**json.loads(src.read_text()), "kind": "ensemble",
+                               "project": "_ensemble", "trial_id": "top1_tta"}))
+    frame = autopneumo.leaderboard(runs)
+    assert frame["trial_id"].tolist()[:2] == ["a", "top1_tta"]
+
+
+def test_flag_reads_nan_none_and_missing_as_false():
+    from autopneumo.leaderboard import flag
+
+    assert flag({"reference": float("nan")}, "reference") is False
+    assert flag({"reference": None}, "reference") is False
+    assert flag({}, "reference") is False
+    assert flag({"reference": np.True_}, "reference") is True
+
+
+def test_test_auc_never_breaks_a_validation_tie(tmp_path):
+    import autopneumo
+
+    runs = three_trials(tmp_path)
+    src = runs / "base_cnn__flip" / "trial_b" / "record.json"
+    record = json.loads(src.read_text())
+    dst = runs / "_ensemble" / "top1_tta" / "record.json"
+    dst.parent.mkdir(parents=True)
+    dst.write_text(json.dumps({**record, "kind": "ensemble", "project": "_ensemble",
+                               "trial_id": "top1_tta",
+                               "test": {**record["test"], "auc": 0.999}}))
+    frame = autopneumo.leaderboard(runs)
+    assert frame["trial_id"].tolist()[:3] == ["a", "b", "top1_tta"]

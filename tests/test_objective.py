@@ -23,7 +23,9 @@ from autopneumo.objective import (
     objective_score,
     precision_at_recall,
     recorded_metric,
+    resample_counts,
     validation_summary,
+    weighted_precision_at_recall,
 )
 
 TARGETS = [0.5, 0.8, 0.9, 0.95, 1.0]
@@ -465,3 +467,23 @@ def test_records_before_npv_get_it_from_their_counts():
     assert math.isnan(recorded_metric(old, "loss"))
     with pytest.raises(TypeError):
         recorded_metric("oops", "npv")
+
+
+# --- from the sixteenth session's mutation review: each test kills a mutant that passed
+
+def test_bootstrap_precision_at_recall_counts_a_recall_exactly_at_the_target():
+    # threshold 0.9: recall 1/2 = target, precision 1; the next reaching one (0.7) gives 2/3
+    got = weighted_precision_at_recall(np.ones((1, 3)), np.array([1, 0, 1]),
+                                       np.array([0.9, 0.8, 0.7]), 0.5)
+    assert got[0] == 1.0
+
+
+def test_a_95_percent_interval_is_the_2_5_and_97_5_percentiles_of_the_resamples():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = (rng.random(n) < 0.5).astype(int)
+    s = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+    ci = bootstrap_intervals(y, s, 0.5, n_boot=500, seed=0)
+    counts = resample_counts(n, 500, 0)
+    acc = counts @ ((s >= 0.5) == y.astype(bool)) / counts.sum(axis=1)
+    assert ci["accuracy"] == pytest.approx(tuple(np.quantile(acc, [0.025, 0.975])), abs=1e-12)

@@ -199,3 +199,59 @@ def test_split_with_too_few_patients_is_an_option_error():
     patients = np.array(["a", "a", "b", "b", "c", "c"])
     with pytest.raises(OptionError, match="patients"):
         patient_split(labels, patients, 0.2, 0)
+
+
+# --- from the sixteenth session's mutation review: each test kills a mutant that passed
+
+def test_patients_of_parses_kermany_names_and_falls_back_to_the_file():
+    from autopneumo.data.patients import patients_of
+
+    got = patients_of(["test/PNEUMONIA/person1_bacteria_1.jpeg", "test/NORMAL/IM-0001-0001.jpeg",
+                       "test/NORMAL/NORMAL2-IM-0007-0001.jpeg", "x/scan.png"])
+    assert got.tolist() == ["person1", "IM-0001", "NORMAL2-IM-0007", "file:scan.png"]
+
+
+def test_patient_id_by_kind_keeps_bacteria_and_virus_apart():
+    from autopneumo.data.patients import patient_id_by_kind
+
+    assert patient_id_by_kind("train/PNEUMONIA/person5_BACTERIA_12.jpeg") == "person5_bacteria"
+    assert patient_id_by_kind("person5_virus_3.jpeg") == "person5_virus"
+    assert patient_id_by_kind("IM-0001-0001.jpeg") == "IM-0001"
+
+
+def _mixed_labels():
+    rng = np.random.default_rng(0)
+    labels, patients = [], []
+    for p in range(60):
+        for _ in range(4):
+            labels.append(int(rng.random() < 0.5))
+            patients.append(f"p{p}")
+    return np.array(labels), np.array(patients)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_patients_with_both_classes_stay_on_one_side(seed):
+    from autopneumo.data.splits import patient_split
+
+    labels, patients = _mixed_labels()
+    train, val = patient_split(labels, patients, 0.2, seed)
+    assert not set(patients[train]) & set(patients[val])
+    assert abs(len(val) / len(labels) - 0.2) < 0.05
+
+
+def test_the_validation_share_follows_a_fraction_that_is_no_reciprocal():
+    from autopneumo.data.splits import patient_split
+    from tests.test_patients_and_split import _synthetic
+
+    labels, patients = _synthetic(n_patients=600, seed=3)
+    _, val = patient_split(labels, patients, 0.4, 0)
+    assert abs(len(val) / len(labels) - 0.4) < 0.03
+
+
+def test_a_class_of_one_patient_stays_in_train():
+    from autopneumo.data.splits import patient_split
+
+    labels = np.array([0, 0] + [1] * 20)
+    patients = np.array(["a", "a"] + [f"p{i}" for i in range(20)])
+    train, val = patient_split(labels, patients, 0.2, 0)
+    assert set(train) >= {0, 1} and len(val) == 4 and set(labels[val]) == {1}

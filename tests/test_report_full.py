@@ -1136,3 +1136,45 @@ def test_headline_says_how_precision_and_npv_move_with_prevalence(report, tmp_pa
     assert f"10%: {ppv:.3f} / {npv:.3f}" in part
     md = write_report(report.runs, tmp_path / "md", fmt="md")[-1].read_text()
     assert f"10%: {ppv:.3f} / {npv:.3f}" in md and "test NPV" in md
+
+
+# --- from the sixteenth session's mutation review: each test kills a mutant that passed
+
+def test_a_paired_difference_resamples_each_model_at_its_own_threshold():
+    from autopneumo.report.stats import paired_differences
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.5).astype(int)
+    s = np.clip(0.35 * y + 0.65 * rng.random(200), 0, 1)
+    d = paired_differences(y, s, 0.3, s, 0.7, n_boot=200)["precision"]
+    assert d.value == pytest.approx(-0.40940, abs=1e-4)
+    assert d.lo <= d.value <= d.hi and d.lo < d.hi
+
+
+def test_the_reports_confusion_counts_a_score_at_the_threshold_as_pneumonia():
+    from autopneumo.report.stats import Confusion, confusion
+
+    assert confusion(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.2, 0.1]), 0.5) == \
+        Confusion(tp=1, fp=1, tn=1, fn=1)
+
+
+def test_hyperparameter_effects_are_medians_and_name_the_best_trials_value():
+    from autopneumo.report.stats import hyperparameter_effects
+
+    frame = pd.DataFrame({"hp:opt": ["adam", "adam", "adam", "sgd", "sgd"],
+                          "hp:lr": [0.1, 0.01, 0.001, 0.02, 0.05],
+                          "val_objective": [0.9, 0.1, 0.2, 0.5, 0.5]})
+    lr, opt = hyperparameter_effects(frame)
+    assert lr.best_value == "0.1" and opt.best_value == "adam"
+    assert opt.by_value == {"sgd": 0.5, "adam": 0.2}  # medians (means: adam 0.4)
+    assert list(opt.by_value) == ["sgd", "adam"]
+
+
+def test_align_refuses_two_models_whose_labels_disagree():
+    from types import SimpleNamespace
+
+    from autopneumo.report.stats import align
+
+    a = SimpleNamespace(file=np.array(["x", "y"]), label=np.array([0, 1]))
+    b = SimpleNamespace(file=np.array(["y", "x"]), label=np.array([0, 0]))
+    assert align(a, b) is None

@@ -777,3 +777,45 @@ def test_a_medmnist_search_says_its_split_is_official_and_its_intervals_resample
     assert record["test_ci_resampled"] == "images"
     assert ("note: a MedMNIST .npz keeps its official train/val/test split (--val-fraction "
             "does not apply)") in capsys.readouterr().err
+
+
+def test_the_evaluation_scores_test_precision_at_the_runs_own_recall_target(tiny_kermany,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    """A run at recall >= 0.8 records its test precision at 0.8, not at the default 0.95
+    (a mutant that hard-coded 0.95 passed every search test, all run at the default)."""
+    from types import SimpleNamespace
+
+    import autopneumo.evaluation
+    from autopneumo.data import load_dataset
+    from autopneumo.evaluation import Evaluator
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    dataset = load_dataset(tiny_kermany, image_size=32, channels=1, seed=0)
+
+    def scores(model, x, *args, **kwargs):
+        """Every pneumonia image above every normal one, except one far below them all:
+        recall 0.8 needs no normal call, recall 0.95 needs every normal image called."""
+        y = dataset.test.y if x is dataset.test.x else dataset.val.y
+        s = np.where(y == 1, 0.6 + 0.01 * np.arange(len(y)), 0.4)
+        s[np.flatnonzero(y == 1)[0]] = 0.1
+        return s[:, None]
+
+    monkeypatch.setattr(autopneumo.evaluation, "predict_batches", scores)
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("none"), (32, 32, 1),
+                        {"width": 0.25, "depth": 2, "dense_units": "8"})
+    evaluator = Evaluator(dataset, {"project": "p", "family": "base_cnn", "policy": "none",
+                                    "tuner": "random"}, 0.8, n_boot=20)
+    trial = SimpleNamespace(trial_id="0", status="COMPLETED", message=None,
+                            hyperparameters=SimpleNamespace(values={}))
+    record = evaluator.evaluate(model, trial, tmp_path / "trial_0", None, 1.0)
+    test = dataset.test
+    val_scores = scores(None, dataset.val.x).ravel()
+    assert record["recall_target"] == 0.8
+    assert record["threshold"] == precision_at_recall(dataset.val.y, val_scores, 0.8).threshold
+    assert record["threshold"] > 0.4  # the outlier stays below it on validation too
+    at = {t: precision_at_recall(test.y, scores(None, test.x).ravel(), t).precision
+          for t in (0.8, 0.95)}
+    assert at == {0.8: 1.0, 0.95: pytest.approx(test.y.mean())}  # the two targets differ
+    assert record["test"]["prec_at_recall"] == 1.0
