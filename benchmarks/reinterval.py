@@ -1,8 +1,10 @@
 """Recompute the test intervals of records written by an older autopneumo, from their
 saved ``predictions.csv``: the patient bootstrap (fourteenth session) and the loss and
-precision-at-recall intervals (fifteenth). Nothing is retrained, the point estimates and
-the threshold stay as recorded (a record whose saved predictions no longer give them is
-refused), and the record gains ``test_ci_recomputed`` (when).
+precision-at-recall intervals (fifteenth), the negative predictive value's (sixteenth).
+Nothing is retrained, the point estimates and the threshold stay as recorded (a record
+whose saved predictions no longer give them is refused; a metric the record lacks, such
+as ``npv``, is added from the same predictions), and the record gains
+``test_ci_recomputed`` (when).
 
 Use it before regenerating a committed report from old runs, so the report's intervals
 are the ones a new search would record.
@@ -43,6 +45,7 @@ def reinterval(path: Path, n_boot: int = 1000) -> dict | None:
                 or (math.isnan(again[key]) and math.isnan(recorded))):
             raise SystemExit(f"{path}: its predictions give test {key} {again[key]:.6f}, the "
                              f"record says {recorded:.6f}; not rewritten")
+    record["test"] = {**again, **record["test"]}  # what the record has stays as it is
     groups = patients_of(test["file"])
     ci = bootstrap_intervals(test["label"], test["probability"], threshold, n_boot=n_boot,
                              groups=groups, target=target)
