@@ -164,7 +164,7 @@ def test_safe_csv_leaves_numbers_alone():
 def test_markdown_summary(runs, tmp_path):
     written = write_report(runs, tmp_path / "md", fmt="md")
     summary = (tmp_path / "md" / "summary.md").read_text()
-    assert [p.name for p in written] == ["leaderboard.csv", "summary.md"]
+    assert [p.name for p in written] == ["leaderboard.csv", "calibration.csv", "summary.md"]
     assert summary.count("\n| ") == 5  # header + 4 trials
     assert "| 1 | base_cnn | none |" in summary
 

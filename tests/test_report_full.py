@@ -622,7 +622,7 @@ def test_broken_inputs_never_break_the_report(tmp_path):
 
 def test_markdown_summary_has_headline_verdict_and_one_table(report, tmp_path):
     written = write_report(report.runs, tmp_path / "md", fmt="md", top=4)
-    assert [p.name for p in written] == ["leaderboard.csv", "summary.md"]
+    assert [p.name for p in written] == ["leaderboard.csv", "calibration.csv", "summary.md"]
     md = written[-1].read_text()
     # the top 4, then the reference runs and ensembles ranked below them, as in the HTML
     from autopneumo.leaderboard import leaderboard
@@ -818,8 +818,8 @@ def test_shortcut_guard_numbers_without_pixels(real_run, tmp_path):
     assert 'id="occlusion-focus"' in part and 'id="occlusion-verdict"' in part
 
     md = write_report(real_run.runs, tmp_path / "md", fmt="md", pixels=False)
-    assert {p.name for p in md} == {"leaderboard.csv", "gradcam_focus.csv", "occlusion_focus.csv",
-                                    "shortcuts.csv", "summary.md"}
+    assert {p.name for p in md} == {"leaderboard.csv", "calibration.csv", "gradcam_focus.csv",
+                                    "occlusion_focus.csv", "shortcuts.csv", "summary.md"}
     text = md[-1].read_text()
     guard = text[text.index("## Shortcut guard"):]
     assert "| true class | images | median share in box |" in guard
@@ -1178,3 +1178,48 @@ def test_align_refuses_two_models_whose_labels_disagree():
     a = SimpleNamespace(file=np.array(["x", "y"]), label=np.array([0, 1]))
     b = SimpleNamespace(file=np.array(["y", "x"]), label=np.array([0, 0]))
     assert align(a, b) is None
+
+
+def test_calibration_counts_bins_like_scikit_learn_and_weights_the_error_by_images():
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    from autopneumo.report.stats import calibration
+
+    cal = calibration(np.array([0, 0, 1, 1]), np.array([0.1, 0.15, 0.8, 1.0]))
+    assert cal.bins.n.tolist() == [2, 1, 1]  # 1.0 falls in the last bin
+    assert cal.ece == pytest.approx((2 * 0.125 + 1 * 0.2 + 0) / 4)
+    assert cal.brier == pytest.approx((0.01 + 0.0225 + 0.04 + 0) / 4)
+    assert (cal.mean_probability, cal.observed) == (pytest.approx(0.5125), 0.5)
+    rng = np.random.default_rng(4)
+    s = rng.random(500)
+    y = (rng.random(500) < s ** 2).astype(int)  # overconfident scores
+    cal = calibration(y, s)
+    observed, predicted = calibration_curve(y, s, n_bins=10, strategy="uniform")
+    np.testing.assert_allclose(cal.bins.observed, observed)
+    np.testing.assert_allclose(cal.bins.predicted, predicted)
+    assert cal.brier == pytest.approx(brier_score_loss(y, s))
+    assert cal.ece > 0.1  # s against s squared: far from the diagonal
+    assert np.isnan(calibration(np.array([]), np.array([])).brier)
+
+
+def test_the_report_shows_each_top_models_calibration_on_test_and_validation(report):
+    table = pd.read_csv(report.out / "calibration.csv")
+    part = section(report.page, "curves")
+    assert 'id="calibration-table"' in part and 'id="fig-calibration"' in part
+    assert len(table) == min(5, len(table)) and len(table) >= 2
+    for _, row in table.iterrows():
+        trial = report.csv[report.csv["rank"] == row["rank"]].iloc[0]
+        preds = pd.read_csv(Path(trial.trial_dir) / "predictions.csv")
+        test, val = preds[preds.split == "test"], preds[preds.split == "val"]
+        assert row.test_brier == pytest.approx(((test.probability - test.label) ** 2).mean())
+        assert row.val_brier == pytest.approx(((val.probability - val.label) ** 2).mean())
+        assert row.test_pneumonia_share == pytest.approx(test.label.mean())
+        assert f"<td>{row.test_brier:.3f}</td><td>{row.test_ece:.3f}</td>" in part
+
+
+def test_the_markdown_summary_gives_the_best_models_calibration(report, tmp_path):
+    md = write_report(report.runs, tmp_path / "md", fmt="md")[-1].read_text()
+    best = pd.read_csv(report.out / "calibration.csv").iloc[0]
+    assert (f"test Brier {best.test_brier:.3f}, ECE {best.test_ece:.3f} (validation "
+            f"{best.val_brier:.3f}, {best.val_ece:.3f})") in md

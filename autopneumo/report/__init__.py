@@ -32,13 +32,14 @@ __all__ = ["CI_COLUMNS", "HTML_COLUMNS", "TABLE_COLUMNS", "family_policy_heatmap
            "markdown_summary", "render_html", "safe_csv", "write_report"]
 
 FIGURES = ("family_policy", "policy_effects", "roc", "precision_recall", "confusion",
-           "training_curves", "tuning_history", "hyperparameters", "data_counts", "samples",
+           "calibration", "training_curves", "tuning_history", "hyperparameters", "data_counts", "samples",
            "augmentation", "gradcam")
 PIXEL_FIGURES = ("samples", "augmentation", "gradcam")  # show X-ray pixels
-MARKDOWN_SECTIONS = ("headline", "families", "gradcam", "shortcuts", "significance",
+MARKDOWN_SECTIONS = ("headline", "families", "curves", "gradcam", "shortcuts", "significance",
                      "provenance")
 # extra CSVs, written where the data allow (finalize_*: copies of the runs' _finalize/*.csv)
-TABLES = ("gradcam_focus", "occlusion_focus", "shortcuts", "finalize_summary", "finalize_runs")
+TABLES = ("calibration", "gradcam_focus", "occlusion_focus", "shortcuts", "finalize_summary",
+          "finalize_runs")
 
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt: str = "html",

@@ -31,6 +31,7 @@ from .stats import (
     Difference,
     align,
     at_prevalence,
+    calibration,
     confusion,
     hyperparameter_effects,
     mcnemar,
@@ -384,7 +385,30 @@ class ReportBuilder:
                          "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn, "n": c.n,
                          "precision": fmt_number(c.tp / (c.tp + c.fp) if c.tp + c.fp else None),
                          "recall": fmt_number(c.tp / (c.tp + c.fn) if c.tp + c.fn else None)})
-        return {"rows": rows}
+        return {"rows": rows, "calibration": self._calibration(models)}
+
+    def _calibration(self, models: list[ScoredModel]) -> list[dict[str, Any]]:
+        """Brier score and expected calibration error on test and validation per top model
+        (``calibration.csv``), and the test reliability diagram."""
+        tests = [calibration(m.test.label, m.test.probability) for m in models]
+        self.add_figure("calibration", fig.calibration_plot, models, tests)
+        rows = []
+        for m, test in zip(models, tests, strict=True):
+            val_pred = self.runs.predictions(m.row, "val")
+            val = calibration(val_pred.label, val_pred.probability) if val_pred is not None \
+                else None
+            rows.append({"rank": m.rank, "model": m.label,
+                         "test_brier": test.brier, "test_ece": test.ece,
+                         "test_mean_probability": test.mean_probability,
+                         "test_pneumonia_share": test.observed,
+                         "val_brier": val.brier if val else math.nan,
+                         "val_ece": val.ece if val else math.nan,
+                         "threshold": m.threshold})
+        frame = pd.DataFrame(rows)
+        if len(frame):
+            self.tables["calibration"] = frame
+        return [{k: (fmt_number(v) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in rows]
 
     # --- 5. training curves -----------------------------------------------------------
 

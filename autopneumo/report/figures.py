@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .runs import ScoredModel
-from .stats import Difference, HyperparameterEffect, curve, value_label
+from .stats import Calibration, Difference, HyperparameterEffect, curve, value_label
 
 DPI = 100
 RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
@@ -218,6 +218,31 @@ def confusion_plot(models: Sequence[ScoredModel], confusions: Sequence[Any]) -> 
                 ax.set_ylabel("true")
             ax.set_title(f"{plain(f'#{model.rank} {model.label}', 30)}\n"
                          f"threshold {model.threshold:.3f}", fontsize=7)
+        return to_png(fig)
+
+
+def calibration_plot(models: Sequence[ScoredModel],
+                     calibrations: Sequence[Calibration]) -> bytes | None:
+    """Reliability diagram on the test split: per top model, the share of pneumonia images
+    against the mean probability in each tenth of [0, 1] (marker area: images in the bin)."""
+    if not models:
+        return None
+    with figure(5.0, 4.2) as fig:
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--", label="calibrated")
+        for model, cal, color in zip(models, calibrations, colors(len(models)), strict=True):
+            if len(cal.bins):
+                ax.plot(cal.bins.predicted, cal.bins.observed, color=color, lw=1.0, alpha=0.8,
+                        label=plain(f"#{model.rank} {model.label}"))
+                ax.scatter(cal.bins.predicted, cal.bins.observed, s=6 + 60 * np.sqrt(
+                    cal.bins.n / max(cal.bins.n.max(), 1)), color=color, edgecolors="k",
+                    linewidths=0.4, zorder=3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("mean predicted probability in the bin")
+        ax.set_ylabel("share of pneumonia images in the bin")
+        ax.set_title("Calibration on the test split (10 equal-width bins)")
+        ax.legend(loc="upper left")
         return to_png(fig)
 
 

@@ -70,6 +70,13 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
     significance = context.get("significance")
     if significance:
         lines.append(f"- {_text(significance['sentence'])}")
+    calibrated = ((context.get("curves") or {}).get("calibration") or [None])[0]
+    if calibrated:
+        c = calibrated
+        lines.append(f"- Calibration of {_text(c['model'])}: test Brier {c['test_brier']}, "
+                     f"ECE {c['test_ece']} (validation {c['val_brier']}, {c['val_ece']}); mean "
+                     f"test probability {c['test_mean_probability']} against a pneumonia share "
+                     f"of {c['test_pneumonia_share']} (calibration.csv).")
     for e in (context.get("families") or {}).get("effects", []):
         lines.append(f"- {_text(e['family'])}: {_text(e['policy'])} vs none, test precision "
                      f"{e['precision']} ({e['precision_verdict']}), AUC {e['auc']} "
