@@ -55,7 +55,7 @@ class Evaluator:
             "recall_target": self.recall_target,
             "data": {k: self.dataset.manifest.get(k) for k in (
                 "source", "path", "data_hash", "data_list_hash", "image_size", "channels",
-                "split_seed", "val_fraction", "counts")},
+                "split_seed", "val_fraction", "split_hash", "counts")},
             "environment": environment(),
             "command": self.command,
             "trial_dir": str(trial_dir),

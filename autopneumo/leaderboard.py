@@ -109,6 +109,13 @@ def mixed_settings(frame: pd.DataFrame) -> list[str]:
         listed = "; ".join(f"{v} ({n} trials)" for v, n in splits.items())
         out.append(f"trials ranked together were validated on different splits: {listed}; "
                    "compare within one (same data, --seed and --val-fraction)")
+    if "split_hash" in trials:  # records since the sixteenth session name their images
+        drawn = trials.dropna(subset=["validation_split", "split_hash"]).groupby(
+            "validation_split")["split_hash"].nunique()
+        for split in drawn[drawn > 1].index:
+            out.append(f"trials with the same {split} were validated on different images "
+                       "(their split hashes differ: another scikit-learn draws the split "
+                       "another way); compare within one")
     if reference.any() and not reference.all():
         out.append(f"{int(reference.sum())} reference run(s) (marked as such) are ranked among the "
                    "search trials by a validation objective from their own image-level split, "
@@ -190,6 +197,7 @@ def _row(r: dict[str, Any], aliases: dict[str, str] | None = None) -> dict[str, 
         seconds=_num(seconds.get("trial")),
         image_size=(r.get("data") or {}).get("image_size"),
         validation_split=_validation_split(r.get("data"), aliases),
+        split_hash=(r.get("data") or {}).get("split_hash"),
         message=r.get("message"),
         trial_dir=str(Path(r["_path"]).parent),
     )

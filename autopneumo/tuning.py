@@ -628,6 +628,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
         # the pretrained file's contents, not only its path (pinned where recorded)
         "weights_md5": md5_of(Path(config.weights)) if config.weights else None,
         "mixed_precision": bool(mixed_precision),
+        "split_hash": dataset.manifest.get("split_hash"),
     }
     path = project_dir / PROJECT_FILE
     if path.exists():
@@ -640,6 +641,10 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
                                           if k == "data_hash" else existing.get(k) != new[k])]
         if "weights_md5" in existing and existing["weights_md5"] != new["weights_md5"]:
             changed.append("weights (the file's contents)")
+        if (existing.get("split_hash") and existing["split_hash"] != new["split_hash"]
+                and "data_hash" not in changed):
+            changed.append("the validation split (the same --seed and --val-fraction now draw "
+                           "other images: another scikit-learn?)")
         if existing.get("mixed_precision", new["mixed_precision"]) != new["mixed_precision"]:
             changed.append("--mixed-precision (float16 on a GPU: "
                            f"{'on' if existing['mixed_precision'] else 'off'} when started)")

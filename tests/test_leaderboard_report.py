@@ -295,3 +295,25 @@ def test_test_auc_never_breaks_a_validation_tie(tmp_path):
                                "test": {**record["test"], "auc": 0.999}}))
     frame = autopneumo.leaderboard(runs)
     assert frame["trial_id"].tolist()[:3] == ["a", "b", "top1_tta"]
+
+
+def test_trials_with_one_seed_and_fraction_but_other_validation_images_are_flagged(tmp_path):
+    """Records since the sixteenth session name their validation images (``split_hash``);
+    the same data, seed and fraction drawn another way (another scikit-learn) is not the
+    same split. Records without the hash are not flagged."""
+    from autopneumo.leaderboard import mixed_settings
+
+    runs = tmp_path / "runs"
+    data = {"data_hash": "d" * 16, "split_seed": 0, "val_fraction": 0.2}
+    for trial_id, hashed in (("a", "s1"), ("b", "s1"), ("c", None)):
+        path = write_record(runs, "base_cnn", "flip", trial_id, 0.3, seed=1)
+        record = json.loads(path.read_text())
+        record["data"] = {**data, **({"split_hash": hashed} if hashed else {})}
+        path.write_text(json.dumps(record))
+    frame = autopneumo.leaderboard(runs)
+    assert frame.attrs["mixed"] == []
+    assert sorted(frame["split_hash"].dropna()) == ["s1", "s1"]
+    frame.loc[frame.trial_id == "b", "split_hash"] = "s2"
+    (warning,) = mixed_settings(frame)
+    assert warning.startswith("trials with the same data dddddddd, seed 0, val fraction 0.2 "
+                              "were validated on different images")

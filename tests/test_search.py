@@ -624,6 +624,59 @@ def test_resume_refuses_another_mixed_precision_setting(tmp_path):
     _pin_project(project_dir, config, dataset, spaces, False)
 
 
+def test_resume_refuses_a_validation_split_that_now_holds_other_images(tmp_path):
+    """The seed and fraction name a split only while the splitter draws the same way (a
+    scikit-learn upgrade may not): the project pins the split's images (``split_hash``);
+    a project file from before it resumes."""
+    from types import SimpleNamespace
+
+    from autopneumo.tuning import PROJECT_FILE, _pin_project, resolve_spaces
+
+    config = SearchConfig("base_cnn", "none", image_size=32, runs_dir=tmp_path / "runs")
+    spaces = resolve_spaces(config)["spaces"]
+    project_dir = tmp_path / "runs" / config.project
+    project_dir.mkdir(parents=True)
+    pinned = _pin_project(project_dir, config,
+                          SimpleNamespace(manifest={"data_hash": "h", "split_hash": "s1"}), spaces)
+    assert pinned["split_hash"] == "s1"
+    (project_dir / "trial_0").mkdir()  # a trial ran
+    with pytest.raises(RunsError, match=r"other settings \(the validation split \(the same "
+                                        r"--seed and --val-fraction now draw other images"):
+        _pin_project(project_dir, config,
+                     SimpleNamespace(manifest={"data_hash": "h", "split_hash": "s2"}), spaces)
+    with pytest.raises(RunsError, match=r"other settings \(data_hash\); use"):  # one reason
+        _pin_project(project_dir, config,
+                     SimpleNamespace(manifest={"data_hash": "other", "split_hash": "s2"}), spaces)
+    recorded = json.loads((project_dir / PROJECT_FILE).read_text())
+    del recorded["split_hash"]  # an older project file
+    (project_dir / PROJECT_FILE).write_text(json.dumps(recorded))
+    _pin_project(project_dir, config,
+                 SimpleNamespace(manifest={"data_hash": "h", "split_hash": "s2"}), spaces)
+
+
+def test_records_name_their_validation_images_and_a_retraining_checks_them(tiny_kermany,
+                                                                          tmp_path):
+    from autopneumo.data import load_dataset
+    from autopneumo.data.dataset import recorded_dataset, split_hash
+    from autopneumo.errors import DataError
+
+    dataset = load_dataset(tiny_kermany, image_size=32, channels=1, seed=0)
+    assert dataset.manifest["split_hash"] == split_hash(dataset.val.files)
+    assert split_hash(dataset.val.files[::-1]) == dataset.manifest["split_hash"]  # a set
+    other = load_dataset(tiny_kermany, image_size=32, channels=1, seed=1)
+    assert set(other.val.files) != set(dataset.val.files)
+    assert other.manifest["split_hash"] != dataset.manifest["split_hash"]
+    record = {"data": {k: dataset.manifest[k] for k in (
+        "path", "data_hash", "image_size", "channels", "val_fraction", "split_seed",
+        "split_hash")}}
+    assert recorded_dataset(load_dataset, record, tmp_path / "p" / "trial_0").manifest[
+        "split_hash"] == dataset.manifest["split_hash"]
+    record["data"]["split_hash"] = other.manifest["split_hash"]  # drawn another way back then
+    with pytest.raises(DataError, match=r"trial_0: its validation split \(seed 0, fraction "
+                                        r"0.2\) now holds other images"):
+        recorded_dataset(load_dataset, record, tmp_path / "p" / "trial_0")
+
+
 def test_the_time_budget_counts_from_the_start_including_the_data_load(
         tiny_kermany, tmp_path, monkeypatch):
     """A study charges a pair everything from the call on; so does the search's own

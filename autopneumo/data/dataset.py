@@ -49,6 +49,14 @@ class Dataset:
         return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
 
 
+def split_hash(val_files: np.ndarray) -> str:
+    """Which images the validation split holds (training holds the rest of train + val):
+    the seed and fraction name a split only as long as the splitter draws the same way,
+    which another scikit-learn may not."""
+    names = "\n".join(sorted(str(f) for f in val_files))
+    return hashlib.sha256(names.encode("utf-8")).hexdigest()[:16]
+
+
 def load_dataset(
     path: str | Path | None = None,
     image_size: int = 128,
@@ -116,6 +124,7 @@ def load_dataset(
     manifest["test_images_also_in_train_or_val"] = int(shared.sum())
     ds = Dataset(pool.take(train_idx), pool.take(val_idx), test, manifest)
     manifest["counts"] = _counts(ds)
+    manifest["split_hash"] = split_hash(ds.val.files)
     return ds
 
 
@@ -150,6 +159,10 @@ def recorded_dataset(load, record: dict[str, Any], trial_dir: Path,
     if recorded.get("data_hash") and not same_data(recorded["data_hash"], dataset.manifest):
         raise DataError(f"--data {path}: other files than {trial_dir} was searched on "
                         "(data hash differs)")
+    if recorded.get("split_hash") and recorded["split_hash"] != dataset.manifest["split_hash"]:
+        raise DataError(f"{trial_dir}: its validation split (seed {recorded.get('split_seed')}, "
+                        f"fraction {recorded.get('val_fraction')}) now holds other images than "
+                        "it was searched with (split hash differs; another scikit-learn?)")
     return dataset
 
 
@@ -200,6 +213,7 @@ def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> 
     }
     ds = Dataset(splits["train"], splits["val"], splits["test"], manifest)
     manifest["counts"] = _counts(ds)
+    manifest["split_hash"] = split_hash(ds.val.files)
     return ds
 
 
