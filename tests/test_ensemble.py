@@ -674,3 +674,16 @@ def test_members_with_other_recall_targets_are_refused(tmp_path):
     path.write_text(json.dumps({**json.loads(path.read_text()), "recall_target": 0.9}))
     with pytest.raises(RunsError, match="different recall targets"):
         ensemble(runs, top=2, n_boot=20)
+
+
+def test_the_log_odds_mean_clips_only_at_float32s_last_step_below_one():
+    """A saved 1 - 1e-6 is a real, very confident vote: it keeps its log-odds (the clip at
+    1e-7 is for 0 and 1 themselves), so with a 0.5 it averages to 0.999 (a mutant that
+    clipped at 1e-3 gave 0.969)."""
+    from autopneumo.ensemble import combine_scores
+
+    logit = np.log((1 - 1e-6) / 1e-6) / 2
+    got = combine_scores([np.array([1 - 1e-6]), np.array([0.5])], "logit")
+    assert got[0] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert got[0] == pytest.approx(0.999001, abs=1e-6)
+    assert np.isfinite(combine_scores([np.array([1.0, 0.0])] * 2, "logit")).all()

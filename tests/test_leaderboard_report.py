@@ -317,3 +317,18 @@ def test_trials_with_one_seed_and_fraction_but_other_validation_images_are_flagg
     (warning,) = mixed_settings(frame)
     assert warning.startswith("trials with the same data dddddddd, seed 0, val fraction 0.2 "
                               "were validated on different images")
+
+
+def test_reference_runs_on_their_own_split_do_not_count_as_another_split(tmp_path):
+    """A classroom reference run validates on its own image-level split: it is marked as
+    a reference (its own warning), not reported as search trials on different splits."""
+    runs = tmp_path / "runs"
+    for trial_id, seed, reference in (("a", 0, False), ("b", 0, False), ("ref", 7, True)):
+        path = write_record(runs, "base_cnn", "flip", trial_id, 0.3, seed=1)
+        record = json.loads(path.read_text())
+        record["data"] = {"data_hash": "d" * 16, "split_seed": seed, "val_fraction": 0.2}
+        record["reference"] = reference
+        path.write_text(json.dumps(record))
+    mixed = autopneumo.leaderboard(runs).attrs["mixed"]
+    assert not any("different splits" in m for m in mixed)
+    assert any(m.startswith("1 reference run(s)") for m in mixed)
