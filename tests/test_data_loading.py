@@ -665,16 +665,16 @@ def test_16bit_png_is_scaled_not_clipped(tmp_path):
     # the ramp goes down the rows: row means increase
     assert np.all(np.diff(arr[:, :, 0].mean(axis=1)) > 0)
 
-    mid = np.full((20, 20), 32768, np.uint16)
+    mid = np.full((20, 20), 32768, np.uint16)  # no contrast: nothing to stretch
     Image.fromarray(mid).save(tmp_path / "mid16.png")
-    assert np.all(np.abs(decode_image(tmp_path / "mid16.png", 8, 1).astype(int) - 128) <= 1)
+    assert np.all(decode_image(tmp_path / "mid16.png", 8, 1) == 0)
 
 
-@pytest.mark.parametrize("bits", [10, 12, 14])
-def test_a_16bit_png_holding_fewer_bits_is_scaled_by_its_bit_depth(tmp_path, bits):
-    """Radiographs are often 10-14-bit data in a 16-bit PNG: scaled by 65535 they would
-    decode nearly black; by their bit depth they decode as the 8-bit image does."""
-    ramp8 = np.tile(np.arange(256, dtype=np.uint16), (32, 1))[:, ::8]  # 32 x 32, 0..248
+@pytest.mark.parametrize("bits", [10, 12, 14, 16])
+def test_a_16bit_png_decodes_as_its_8bit_image_whatever_bits_it_holds(tmp_path, bits):
+    """Radiographs are often 10-14-bit data in a 16-bit PNG, which does not say so: the
+    stretch from the darkest to the brightest pixel decodes them as the 8-bit image."""
+    ramp8 = np.tile(np.linspace(0, 255, 32).round().astype(np.uint16), (32, 1))
     wide = (ramp8.astype(np.float64) * (2 ** bits - 1) / 255).round().astype(np.uint16)
     Image.fromarray(ramp8.astype(np.uint8)).save(tmp_path / "ramp8.png")
     Image.fromarray(wide).save(tmp_path / f"ramp{bits}.png")
@@ -682,6 +682,23 @@ def test_a_16bit_png_holding_fewer_bits_is_scaled_by_its_bit_depth(tmp_path, bit
     eight = decode_image(tmp_path / "ramp8.png", 32, 1).astype(int)
     got = decode_image(tmp_path / f"ramp{bits}.png", 32, 1).astype(int)
     assert np.abs(got - eight).max() <= 1, (got.max(), eight.max())
+
+
+def test_one_grey_level_in_the_brightest_pixel_does_not_change_a_16bit_decode(tmp_path):
+    """The deploy review's case: the same X-ray scaled to a maximum of 1023 and of 1024
+    decoded 4x apart in brightness (a bit depth guessed from the brightest pixel), and
+    the model's label flipped. The stretch is continuous: at most one level apart."""
+    rng = np.random.default_rng(0)
+    base = rng.random((64, 64))
+    a = (base / base.max() * 1023).round().astype(np.uint16)
+    b = a.copy()
+    b[a == a.max()] = 1024
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    da = decode_image(tmp_path / "a.png", 64, 1).astype(int)
+    db = decode_image(tmp_path / "b.png", 64, 1).astype(int)
+    assert np.abs(da - db).max() <= 1
+    assert da.max() == 255 and abs(da.mean() - 127.5) < 10  # mid-grey on average, not dark
 
 
 def test_rgba_png_decodes(tmp_path):

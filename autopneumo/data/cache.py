@@ -18,8 +18,9 @@ from ..paths import cache_dir
 from .images import DecodeFailure, decode_and_hash_many
 from .kermany import Scan
 
-# 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation
-CACHE_VERSION = 5
+# 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation;
+# 6: 16-bit and float images stretched from their darkest to their brightest pixel
+CACHE_VERSION = 6
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 

@@ -1,8 +1,9 @@
 """Decode image files of any size and colour mode into small uint8 arrays.
 
 JPEGs are decoded at reduced size (``Image.draft``), so a 3000 px scan costs little
-memory and time; 16-bit greyscale is scaled by its bit depth (10, 12, 14 or 16), not
-clipped; an EXIF orientation tag is applied; CMYK, palette and alpha images are
+memory and time; 16-bit and float greyscale are stretched from their darkest to their
+brightest pixel (their bit depth is not recorded in the file), not clipped; an EXIF
+orientation tag is applied; CMYK, palette and alpha images are
 converted. Files that cannot be decoded are reported, never fatal. Building the cache,
 each file is read once: its bytes are hashed (md5, the data set's content hash) and
 decoded from memory.
@@ -82,29 +83,22 @@ def _upright(im: Image.Image, orientation: int) -> Image.Image:
     return im
 
 
-STORED_BITS = (8, 10, 12, 14, 16)  # the bit depths X-ray detectors store in 16-bit files
-
-
-def _bit_depth_peak(largest: float) -> float:
-    """The white of an integer image whose largest value is ``largest``: 2**b - 1 for the
-    smallest usual depth b that holds it. A 12-bit radiograph in a 16-bit PNG (values up
-    to 4095) is scaled by 4095, not 65535, which would leave it nearly black."""
-    for bits in STORED_BITS:
-        if largest <= 2 ** bits - 1:
-            return float(2 ** bits - 1)
-    return float(2 ** 16 - 1) if largest <= 65535 else largest
+def _stretch(im: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float image as 8 bits, its darkest pixel 0 and its
+    brightest 255 (rounded). Such files do not say how many bits the detector stored (a
+    12-bit radiograph in a 16-bit PNG holds values up to 4095; Pillow reads no sBIT), so
+    any fixed white would be a guess, and a guess from the brightest value alone would
+    jump (a one-level change in that pixel could darken the whole image 4x). The stretch
+    is continuous in every pixel; a constant image decodes black."""
+    arr = np.asarray(im, dtype=np.float64)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def _to_mode(im: Image.Image, mode: str) -> Image.Image:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        peak = _bit_depth_peak(float(arr.max()) if arr.size else 0.0)
-        im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
-        im = Image.fromarray(arr.astype(np.uint8), "L")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        im = _stretch(im)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (0, 0, 0, 255))
