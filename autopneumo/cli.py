@@ -417,8 +417,17 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
         click.echo(safe_csv(frame), nl=False)
     else:
         _print_predictions(frame)
-    if frame["probability"].isna().all():
+    failed = int(frame["error"].notna().sum())
+    if failed == len(frame):
         raise UserError(f"none of the {len(frame)} images could be read")
+    if failed:  # a batch job reading only the CSV still hears of it
+        click.echo(f"{failed} of {len(frame)} images could not be read (the error column "
+                   "says why)", err=True)
+    skipped = frame.attrs.get("skipped") or []
+    if skipped:
+        suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in skipped})
+        click.echo(f"{len(skipped)} file(s) in the given folders skipped, not images by their "
+                   f"suffix ({', '.join(suffixes)}); give a file by name to try it", err=True)
 
 
 def _print_predictions(frame) -> None:
@@ -426,10 +435,12 @@ def _print_predictions(frame) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    how = "given with --threshold" if frame.attrs.get("threshold_given") else "chosen on validation"
-    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} ({how})")
-    for col in ("file", "probability", "label"):
-        table.add_column(col)
+    how = frame.attrs.get("threshold_source") or "chosen on validation"
+    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} ({how}); "
+                        "score: the model's output, not a calibrated probability")
+    table.add_column("file", overflow="fold")  # never cut: two files must not read the same
+    table.add_column("probability", no_wrap=True)
+    table.add_column("label", no_wrap=True)
     import pandas as pd
 
     for row in frame.to_dict("records"):  # a missing value may read as None or NaN
@@ -449,8 +460,12 @@ def export(runs_dir: Path, top: int, out: Path) -> None:
     """Write the best model(s) by validation with a JSON model card."""
     from .inference import export as run_export
 
-    for folder in run_export(runs_dir, out, top):
+    written = run_export(runs_dir, out, top)
+    for folder in written:
         click.echo(str(folder))
+    if len(written) < top:
+        click.echo(f"only {len(written)} completed search trial(s) to export (--top {top})",
+                   err=True)
 
 
 @main.group(cls=_Group)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.images import IMAGE_SUFFIXES
@@ -33,63 +38,181 @@ class ModelCard:
     info: dict[str, Any]
 
 
-def model_card(record: dict[str, Any]) -> dict[str, Any]:
+INTENDED_USE = ("Research: comparing and studying models. Not a medical device, and not "
+                "validated for clinical decisions; a score is evidence for a reader, never a "
+                "diagnosis.")
+KERMANY_LIMITS = ("Trained, validated and tested on one data set (Kermany et al. 2018: "
+                  "paediatric chest X-rays, ages 1 to 5, one centre in Guangzhou, official "
+                  "train/test split). Not validated on adults, other sites, scanners, or "
+                  "portable or inverted images.")
+_RANK_FOLDER = re.compile(r"^rank\d+_")
+
+
+def model_card(record: dict[str, Any], trial_dir: Path | None = None,
+               runs_dir: Path | None = None) -> dict[str, Any]:
+    """What a deployer needs to use and judge a model, from its record; with
+    ``trial_dir`` (an export) also its validation metrics at the threshold, calibration,
+    the retrained seeds' spread (``runs_dir/_finalize``) and where it came from."""
     data = record.get("data") or {}
-    return {
+    val = record.get("val") or {}
+    reference = bool(record.get("reference", False))
+    card: dict[str, Any] = {
         "family": record.get("family"),
         "policy": record.get("policy"),
+        "project": record.get("project"),
         "trial_id": record.get("trial_id"),
         "hyperparameters": record.get("hyperparameters"),
         "threshold": record.get("threshold"),
-        "threshold_chosen_on": "validation split",
+        "threshold_chosen_on": ("fixed at 0.5 (a reference run: the classroom recipe)"
+                                if reference else "validation split"),
         "recall_target": record.get("recall_target"),
         "image_size": data.get("image_size"),
         "channels": data.get("channels"),
-        "input": "uint8 image, 0-255, resized to image_size x image_size (no aspect ratio kept)",
-        "output": "probability of PNEUMONIA",
-        "validation": record.get("val"),
+        "input": ("an image file (JPEG, PNG, ...), decoded to uint8 0-255 and resized to "
+                  "image_size x image_size (bilinear, no aspect ratio kept); EXIF orientation "
+                  "applied; colour to grey by ITU-R 601 luma where channels is 1; alpha over "
+                  "black; 16-bit and float images stretched from their darkest to their "
+                  "brightest pixel"),
+        "output": ("score for PNEUMONIA in [0, 1] (the sigmoid output); PNEUMONIA where "
+                   "score >= threshold. Not a calibrated probability: see calibration"),
+        "validation": {k: val[k] for k in ("objective", "auc", "prec_at_recall", "loss")
+                       if k in val},
+        "validation_at_0.5": {k: val[k] for k in ("precision", "recall", "accuracy")
+                              if k in val},
         "test": record.get("test"),
         "test_ci95": record.get("test_ci"),
+        "test_ci_resampled": record.get("test_ci_resampled") or "images",
         "data_hash": data.get("data_hash"),
         "data_counts": data.get("counts"),
+        "data": {k: data.get(k) for k in ("source", "split_seed", "val_fraction", "split_hash")},
         "environment": record.get("environment"),
-        "reference": bool(record.get("reference", False)),
+        "reference": reference,
+        "intended_use": INTENDED_USE,
+        "limitations": KERMANY_LIMITS if data.get("source") == "kermany" else None,
     }
+    if trial_dir is not None:
+        card |= _scored(record, trial_dir)
+        card["retrained_seeds"] = _retrained(record, runs_dir)
+        card["provenance"] = {
+            "autopneumo": __version__,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "trial_dir": str(trial_dir),
+            "model_sha256": _sha256(trial_dir / MODEL_FILE),
+        }
+    return card
+
+
+def _scored(record: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
+    """Validation metrics at the card's threshold and calibration on validation and
+    test, from the trial's saved predictions (nothing where they are unreadable)."""
+    from .evaluation import read_predictions
+    from .objective import binary_metrics
+    from .report.stats import calibration
+
+    try:
+        splits = read_predictions(trial_dir)
+        threshold, target = float(record["threshold"]), float(record["recall_target"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"validation_at_threshold": None, "calibration": None}
+    out: dict[str, Any] = {"validation_at_threshold": None, "calibration": {}}
+    for split in ("val", "test"):
+        if split not in splits:
+            continue
+        y, p = splits[split]["label"], splits[split]["probability"]
+        if split == "val":
+            out["validation_at_threshold"] = binary_metrics(y, p, threshold, target)
+        c = calibration(y, p)
+        out["calibration"]["validation" if split == "val" else "test"] = {
+            "brier": c.brier, "ece": c.ece, "mean_score": c.mean_probability,
+            "pneumonia_share": c.observed}
+    return out
+
+
+def _retrained(record: dict[str, Any], runs_dir: Path | None) -> dict[str, Any] | None:
+    """``finalize``'s mean and standard deviation for this trial, where it ran: the less
+    optimistic estimate (the trial was picked partly for its seed's luck)."""
+    if runs_dir is None:
+        return None
+    try:
+        summary = pd.read_csv(Path(runs_dir) / "_finalize" / "summary.csv", dtype={"trial_id": str})
+    except (OSError, ValueError):
+        return None
+    rows = summary[(summary["project"].astype(str) == str(record.get("project")))
+                   & (summary["trial_id"].astype(str) == str(record.get("trial_id")))]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    keep = [c for c in row.index if c.endswith(("_mean", "_std")) or c == "seeds"]
+    return {c: (None if pd.isna(row[c]) else float(row[c])) for c in keep}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
-    """Copy the top-``top`` completed models (by validation) with a model card each."""
+    """Copy the top-``top`` completed models (by validation) with a model card each.
+
+    ``out`` must be new, empty or an earlier export, which is replaced as a whole (never
+    left beside the new one, where ``predict --model out`` could pick an old model). The
+    new export is written next to ``out`` first and moved in when complete."""
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
-    require_runs_dir(runs_dir)
+    runs_dir = require_runs_dir(runs_dir)
     frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:
         raise RunsError(f"{runs_dir}: no completed search trial to export "
                         "(reference runs and ensembles are never exported)")
     out = Path(out)
-    targets = [out if top == 1 else out / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
-               for rank, (_, row) in enumerate(done.iterrows(), start=1)]
     for _, row in done.iterrows():
         if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():
             raise RunsError(f"{row['trial_dir']}: no {MODEL_FILE} to export")
-    for target in targets:  # never overwrite a model that is not an earlier export
-        if (target / MODEL_FILE).exists() and not (target / CARD_FILE).exists():
-            raise RunsError(f"--out {target}: holds a {MODEL_FILE} that is not an earlier "
-                            "export (a trial's folder?); choose another --out")
-        if (target / RECORD_FILE).exists():
-            raise RunsError(f"--out {target}: is a trial's folder; choose another --out")
-    written = []
-    for rank, (target, (_, row)) in enumerate(zip(targets, done.iterrows(), strict=True),
-                                              start=1):
-        trial_dir = Path(row["trial_dir"])
-        record = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
-        card = model_card(record) | {"rank_by_validation": rank}
-        atomic_write_json(target / CARD_FILE, card)
-        written.append(target)
-    return written
+    earlier = _earlier_export(out)
+    names = ["." if top == 1 else f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+             for rank, (_, row) in enumerate(done.iterrows(), start=1)]
+    staging = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for rank, (name, (_, row)) in enumerate(zip(names, done.iterrows(), strict=True),
+                                                start=1):
+            trial_dir = Path(row["trial_dir"])
+            record = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
+            target = staging / name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
+            card = model_card(record, trial_dir, runs_dir) | {"rank_by_validation": rank}
+            atomic_write_json(target / CARD_FILE, card)
+        out.mkdir(parents=True, exist_ok=True)
+        for old in earlier:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        for entry in staging.iterdir():
+            entry.replace(out / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / name if name != "." else out for name in names]
+
+
+def _earlier_export(out: Path) -> list[Path]:
+    """The files of an earlier export in ``out`` (to be replaced); refuses an ``out`` that
+    holds anything else (a trial's folder, someone's files)."""
+    if out.exists() and not out.is_dir():
+        raise RunsError(f"--out {out}: is a file, not a folder")
+    entries = sorted(out.iterdir()) if out.is_dir() else []
+    if (out / MODEL_FILE).exists() and not (out / CARD_FILE).exists():
+        raise RunsError(f"--out {out}: holds a {MODEL_FILE} that is not an earlier "
+                        "export (a trial's folder?); choose another --out")
+    earlier = [p for p in entries if p.name in (MODEL_FILE, CARD_FILE)
+               or (p.is_dir() and _RANK_FOLDER.match(p.name) and (p / CARD_FILE).is_file())]
+    others = [p for p in entries if p not in earlier]
+    if others:
+        raise RunsError(f"--out {out}: holds {others[0].name}, which is not part of an earlier "
+                        "export; choose an empty or new --out")
+    return earlier
 
 
 def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCard:
@@ -102,46 +225,90 @@ def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCa
     folder = source if source.is_dir() else source.parent
     model_path = source if source.is_file() else folder / MODEL_FILE
     if not model_path.is_file():
-        raise OptionError(f"--model {source}: no {MODEL_FILE} there")
+        hint = (" (an ensemble or a finalize rank folder has no single model: export a trial,"
+                " or give one of finalize's seed folders)"
+                if folder.name.startswith(("top", "rank")) or folder.parent.name.startswith("_")
+                else "")
+        raise OptionError(f"--model {source}: no {MODEL_FILE} there{hint}")
     if model_path.suffix != ".keras":
         raise OptionError(f"--model {source}: not a .keras model file or a folder holding one")
     info: dict[str, Any] = {}
     for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):  # export, trial, finalize seed
-        if (folder / name).is_file():
+        path = folder / name
+        if path.is_file():
             try:
-                raw = json.loads((folder / name).read_text(encoding="utf-8"))
+                raw = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise OptionError(f"--model {source}: {folder / name} is unreadable ({exc})"
-                                  ) from exc
+                raise OptionError(f"--model {source}: {path} is unreadable ({exc})") from exc
+            if not isinstance(raw, dict):
+                raise OptionError(f"--model {source}: {path} is not a JSON object")
             info = model_card(raw) if name != CARD_FILE else raw
+            info["_from"] = str(path)
             break
     chosen = threshold if threshold is not None else info.get("threshold")
     if chosen is None:
         raise OptionError(f"--model {source}: no model card, trial record or finalize record "
                           "with a threshold beside it; pass --threshold")
-    return ModelCard(model_path, float(chosen), int(info.get("image_size") or 0),
-                     int(info.get("channels") or 0), info)
+    where = info.get("_from", "--threshold")
+    try:
+        chosen = float(chosen)
+        size, channels = int(info.get("image_size") or 0), int(info.get("channels") or 0)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"--model {source}: {where}: threshold, image_size or channels is "
+                          f"not a number ({exc})") from exc
+    if not 0.0 <= chosen <= 1.0:
+        raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
+    return ModelCard(model_path, chosen, size, channels, info)
 
 
-def image_files(inputs: list[str | Path]) -> list[Path]:
+def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """The image files among ``inputs`` (files, and the images inside folders), and the
+    files inside those folders skipped for their suffix."""
     files: list[Path] = []
-    for item in map(Path, inputs):
+    skipped: list[Path] = []
+    for item in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs):
         if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in item.rglob("*") if p.is_file())
+            files += [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
         elif item.is_file():
             files.append(item)
         else:
             raise DataError(f"{item}: no such image or folder")
     if not files:
         raise DataError("no images (.jpeg, .jpg, .png) found in the given paths")
-    return files
+    return files, skipped
 
 
-def predict(model: str | Path, inputs: list[str | Path], threshold: float | None = None,
-            batch_size: int = 64) -> pd.DataFrame:
-    """Probability of pneumonia and the label at the validation-chosen threshold, per image.
+def check_model(net: Any, card: ModelCard, source: str | Path) -> tuple[int, int]:
+    """The model's (image size, channels), after checking it is a model ``predict`` can
+    use: one output per image, a fixed square grey or RGB input, and the card's input
+    format where the card names one."""
+    output = net.output_shape
+    if not (isinstance(output, tuple) and len(output) == 2 and output[1] == 1):
+        raise OptionError(f"--model {source}: its output has shape {output}; predict needs one "
+                          "score per image (shape (None, 1), a sigmoid)")
+    shape = net.input_shape
+    if not (isinstance(shape, tuple) and len(shape) == 4 and isinstance(shape[1], int)
+            and shape[1] == shape[2] and shape[3] in (1, 3)):
+        raise OptionError(f"--model {source}: its input has shape {shape}; predict needs a "
+                          "fixed square image of 1 or 3 channels")
+    size, channels = int(shape[1]), int(shape[3])
+    if (card.image_size and card.image_size != size) or (card.channels and card.channels != channels):
+        raise OptionError(f"--model {source}: {card.info.get('_from')} says {card.image_size} px "
+                          f"x {card.channels} channel(s), {card.model_path} takes {size} px x "
+                          f"{channels}: they do not belong together")
+    return size, channels
+
+
+def predict(model: str | Path, inputs: str | Path | list[str | Path],
+            threshold: float | None = None, batch_size: int = 64) -> pd.DataFrame:
+    """Score for pneumonia and the label at the validation-chosen threshold, per image
+    (the ``probability`` column: the sigmoid output, not a calibrated probability).
 
     Unreadable images get an empty probability and their error, not an exception.
+    ``frame.attrs``: ``threshold``, ``threshold_given``, ``threshold_source``, ``skipped``
+    (files in the given folders that are not images).
     """
     import numpy as np
 
@@ -149,27 +316,35 @@ def predict(model: str | Path, inputs: list[str | Path], threshold: float | None
     from .hypermodel import load_trained_model
 
     card = resolve_model(model, threshold)
+    files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
     net = load_trained_model(card.model_path)
-    _, size, _, channels = net.input_shape
-    size = card.image_size or size
-    channels = card.channels or channels
+    size, channels = check_model(net, card, model)
     rows, arrays = [], []
-    for path in image_files(inputs):
+    for path in files:
         try:
             arrays.append(decode_image(path, size, channels))
             rows.append({"file": str(path), "error": None})
         except Exception as exc:  # noqa: BLE001 - reported per file
             rows.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
-    probabilities = iter(
-        predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
-    )
+    scores = predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
+    if len(scores) and not np.all((scores >= 0) & (scores <= 1)):
+        raise OptionError(f"--model {model}: it outputs scores outside [0, 1] (e.g. "
+                          f"{float(scores[~((scores >= 0) & (scores <= 1))][0]):g}); predict "
+                          "needs a sigmoid output")
+    probabilities = iter(scores)
     for row in rows:
         if row["error"] is None:
             p = float(next(probabilities))
             row.update(probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL")
         else:
-            row.update(probability=None, label=None)
+            row.update(probability=np.nan, label=None)
     frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error"])
+    frame["probability"] = frame["probability"].astype(float)
     frame.attrs["threshold"] = card.threshold
     frame.attrs["threshold_given"] = threshold is not None
+    frame.attrs["threshold_source"] = (
+        "given with --threshold" if threshold is not None
+        else "fixed at 0.5: a reference run" if card.info.get("reference")
+        else "chosen on validation")
+    frame.attrs["skipped"] = [str(p) for p in skipped]
     return frame

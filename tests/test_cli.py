@@ -382,3 +382,91 @@ def test_search_defaults_to_the_recall_target_of_the_mission(monkeypatch, tmp_pa
     run("search", "--family", "base_cnn", "--data", tmp_path)
     run("search", "--family", "base_cnn", "--data", tmp_path, "--recall-target", "0.9")
     assert [config.recall_target for config in seen] == [0.95, 0.9]
+
+
+def _tiny_model(folder, layers, card=None, input_shape=(32, 32, 1)):
+    import json
+
+    import keras
+
+    folder.mkdir(parents=True)
+    keras.Sequential([keras.Input(input_shape), *layers]).save(folder / "model.keras")
+    if card is not None:
+        (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_predict_refuses_models_and_cards_it_cannot_use_in_one_line(tmp_path):
+    """The deploy review's cases: a softmax pair (its 2N scores were dealt to N files), a
+    logit output (a "probability" of 125), a card that does not match its model (a
+    TensorFlow traceback), a threshold outside [0, 1], a card that is not an object."""
+    import json
+
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((40, 40), 60 * i, np.uint8)).save(images / f"{i}.png")
+    card = {"threshold": 0.5, "image_size": 32, "channels": 1}
+    flat = keras.layers.Flatten()
+    pair = _tiny_model(tmp_path / "pair", [flat, keras.layers.Dense(2, activation="softmax")],
+                       card)
+    assert_one_line_error(run("predict", "--model", pair, images),
+                          "its output has shape (None, 2); predict needs one score per image")
+    logits = _tiny_model(tmp_path / "logits", [keras.layers.Flatten(), keras.layers.Dense(
+        1, kernel_initializer="ones", bias_initializer="ones")], card)
+    assert_one_line_error(run("predict", "--model", logits, images),
+                          "it outputs scores outside [0, 1]")
+    sigmoid = [keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")]
+    other = _tiny_model(tmp_path / "other", sigmoid, {**card, "image_size": 64})
+    assert_one_line_error(run("predict", "--model", other, images),
+                          "model_card.json says 64 px x 1 channel(s)",
+                          "takes 32 px x 1: they do not belong together")
+    good = _tiny_model(tmp_path / "good", [keras.layers.Flatten(),
+                                           keras.layers.Dense(1, activation="sigmoid")], card)
+    for bad, message in (({**card, "threshold": 1.7}, "threshold 1.7 is outside [0, 1]"),
+                         ({**card, "threshold": "abc"}, "is not a number"),
+                         ([card], "is not a JSON object")):
+        (good / "model_card.json").write_text(json.dumps(bad))
+        assert_one_line_error(run("predict", "--model", good, images), message)
+    (good / "model_card.json").write_text(json.dumps(card))
+    assert run("predict", "--model", good, images).exit_code == 0
+
+
+def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_path):
+    import json
+
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    import autopneumo.inference
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    images = tmp_path / "site_A" / "2026-11-27"
+    images.mkdir(parents=True)
+    stem = "patient_000123_chest_AP_portable_series"
+    for i in (1, 2):
+        Image.fromarray(np.full((40, 40), 90 * i, np.uint8)).save(images / f"{stem}{i}.jpeg")
+    (images / "notes.txt").write_text("not an image")
+    (images / "scan.dcm").write_bytes(b"DICM")
+    shown = run("predict", "--model", model, tmp_path / "site_A", env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    flat = "".join(line.strip("│ \n") for line in shown.output.splitlines())
+    assert f"{stem}1.jpeg" in flat.replace("│", "").replace(" ", "")
+    assert "…" not in shown.output
+    assert "2 file(s) in the given folders skipped, not images by their suffix (.dcm, .txt)" \
+        in shown.output
+    (images / f"{stem}2.jpeg").write_bytes(b"broken")
+    as_csv = run("predict", "--model", model, images, "--csv")
+    assert as_csv.exit_code == 0
+    assert "1 of 2 images could not be read (the error column says why)" in as_csv.output
+    # the Python API takes one path as well as a list
+    frame = autopneumo.inference.predict(model, str(images / f"{stem}1.jpeg"))
+    assert len(frame) == 1 and frame["probability"].dtype == float
+    assert json.loads((model / "model_card.json").read_text())["threshold"] == 0.5

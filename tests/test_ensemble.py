@@ -687,3 +687,75 @@ def test_the_log_odds_mean_clips_only_at_float32s_last_step_below_one():
     assert got[0] == pytest.approx(1 / (1 + np.exp(-logit)))
     assert got[0] == pytest.approx(0.999001, abs=1e-6)
     assert np.isfinite(combine_scores([np.array([1.0, 0.0])] * 2, "logit")).all()
+
+
+def test_the_model_card_tells_a_deployer_what_the_model_does_at_its_threshold(runs, tmp_path):
+    """Validation metrics at the card's threshold (its 'validation' precision and recall
+    used to be at 0.5 beside that threshold), calibration on validation and test, the
+    retrained seeds' spread, and where the model came from."""
+    import hashlib
+
+    from autopneumo.inference import CARD_FILE, model_card
+    from autopneumo.objective import binary_metrics
+
+    a = trial_dir(runs, "base_cnn", "none", "a")
+    (a / "model.keras").write_bytes(b"weights of a")
+    finalize_dir = runs / "_finalize"
+    finalize_dir.mkdir()
+    pd.DataFrame([{"rank": 1, "project": "base_cnn__none", "trial_id": "a", "seeds": 3,
+                   "precision_mean": 0.78, "precision_std": 0.017}]).to_csv(
+        finalize_dir / "summary.csv", index=False)
+    [winner] = export(runs, tmp_path / "winner")
+    card = json.loads((winner / CARD_FILE).read_text())
+    record = json.loads((a / "record.json").read_text())
+    val = predictions(a).query("split == 'val'")
+    at = binary_metrics(val.label, val.probability, record["threshold"], 0.95)
+    assert card["validation_at_threshold"]["recall"] == pytest.approx(at["recall"])
+    assert card["validation_at_threshold"]["recall"] >= 0.95  # the threshold's own promise
+    assert card["validation_at_0.5"]["recall"] == pytest.approx(record["val"]["recall"])
+    test = predictions(a).query("split == 'test'")
+    assert card["calibration"]["test"]["brier"] == pytest.approx(
+        ((test.probability - test.label) ** 2).mean())
+    assert card["calibration"]["test"]["pneumonia_share"] == pytest.approx(test.label.mean())
+    assert "Not a calibrated probability" in card["output"]
+    assert card["retrained_seeds"] == {"seeds": 3.0, "precision_mean": 0.78,
+                                       "precision_std": 0.017}
+    assert card["provenance"]["model_sha256"] == hashlib.sha256(b"weights of a").hexdigest()
+    assert card["provenance"]["trial_dir"] == str(a)
+    assert "Not a medical device" in card["intended_use"]
+    reference = model_card({**record, "reference": True, "threshold": 0.5})
+    assert reference["threshold_chosen_on"].startswith("fixed at 0.5")
+
+
+def test_export_replaces_an_earlier_export_as_a_whole_and_refuses_other_files(runs, tmp_path):
+    """Exporting --top 3 then --top 1 into one folder left three rank folders beside the
+    new model (predict --model on it then read a stale one); a folder holding someone's
+    files is refused and left as it was."""
+    from autopneumo.inference import CARD_FILE
+
+    for trial, family, policy in (("a", "base_cnn", "none"), ("b", "base_cnn", "flip"),
+                                  ("c", "resnet18", "none")):
+        (trial_dir(runs, family, policy, trial) / "model.keras").write_bytes(b"w" + trial.encode())
+    out = tmp_path / "winner"
+    three = export(runs, out, top=3)
+    assert [p.name for p in three] == ["rank1_base_cnn__none_triala",
+                                       "rank2_base_cnn__flip_trialb", "rank3_resnet18__none_trialc"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in three)
+    [one] = export(runs, out, top=1)
+    assert one == out and sorted(p.name for p in out.iterdir()) == sorted([CARD_FILE, "model.keras"])
+    assert (out / "model.keras").read_bytes() == b"wa"
+    again = export(runs, out, top=2)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again)
+    assert not list(tmp_path.glob(".winner.export-*"))  # no staging folder left
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out", str(theirs)])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        f"Error: --out {theirs}: holds notes.txt, which is not part of an earlier export; "
+        "choose an empty or new --out"]
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+    many = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out",
+                                     str(tmp_path / "many"), "--top", "9"])
+    assert many.exit_code == 0 and "only 3 completed search trial(s) to export (--top 9)" \
+        in many.output
