@@ -275,9 +275,21 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
             files.append(item)
         else:
             raise DataError(f"{item}: no such image or folder")
+    unique: dict[Path, Path] = {}  # a file given twice (by name and in its folder): once
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    files = list(unique.values())
     if not files:
         raise DataError("no images (.jpeg, .jpg, .png) found in the given paths")
     return files, skipped
+
+
+def _file_cell(path: Path) -> str:
+    """The file as given, except that a relative path starting like a spreadsheet formula
+    (``-scan.png``, ``=x.png``) gets ``./``: still the same file, and the CSV need not
+    escape it (an escaped ``'-scan.png`` names no file, so a join back to the files fails)."""
+    text = str(path)
+    return f"./{text}" if not path.is_absolute() and text[:1] in "=+-@" else text
 
 
 def check_model(net: Any, card: ModelCard, source: str | Path) -> tuple[int, int]:
@@ -323,9 +335,9 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     for path in files:
         try:
             arrays.append(decode_image(path, size, channels))
-            rows.append({"file": str(path), "error": None})
+            rows.append({"file": _file_cell(path), "error": None})
         except Exception as exc:  # noqa: BLE001 - reported per file
-            rows.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}"})
     scores = predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
     if len(scores) and not np.all((scores >= 0) & (scores <= 1)):
         raise OptionError(f"--model {model}: it outputs scores outside [0, 1] (e.g. "

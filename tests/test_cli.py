@@ -470,3 +470,29 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     frame = autopneumo.inference.predict(model, str(images / f"{stem}1.jpeg"))
     assert len(frame) == 1 and frame["probability"].dtype == float
     assert json.loads((model / "model_card.json").read_text())["threshold"] == 0.5
+
+
+def test_predict_csv_names_each_file_so_it_joins_back_and_scores_it_once(tmp_path, monkeypatch):
+    """A relative name starting like a formula gets './' (the CSV escaped it to
+    "'-minus.png", which names no file); a file given twice is scored once."""
+    import io
+
+    import keras
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("-minus.png", "=sum.png", "plain.png"):
+        Image.fromarray(np.full((40, 40), 100, np.uint8)).save(folder / name)
+    monkeypatch.chdir(folder)
+    out = run("predict", "--model", model, ".", "plain.png", "--csv")
+    assert out.exit_code == 0, out.output
+    frame = pd.read_csv(io.StringIO(out.output))
+    assert sorted(frame.file) == ["./-minus.png", "./=sum.png", "plain.png"]
+    assert all((folder / f).is_file() for f in frame.file)  # every cell names its file
+    assert frame.file.str.endswith("plain.png").sum() == 1
