@@ -404,13 +404,17 @@ def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--threshold", type=float, default=None,
               help="Override the validation-chosen threshold.")
+@click.option("--recall-target", type=float, default=None,
+              help="Another operating point: the threshold that gives the best validation "
+                   "precision at this recall, from the validation scores saved beside the "
+                   "model (a trial, finalize seed or export).")
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output.")
 def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
-            as_csv: bool) -> None:
+            recall_target: float | None, as_csv: bool) -> None:
     """Probability of pneumonia and label per image (IMAGE_OR_FOLDER...)."""
     from .inference import predict as run_predict
 
-    frame = run_predict(model_path, list(inputs), threshold)
+    frame = run_predict(model_path, list(inputs), threshold, recall_target=recall_target)
     if as_csv:
         from .report import safe_csv
 

@@ -19,12 +19,13 @@ from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
-from .evaluation import MODEL_FILE, RECORD_FILE
+from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard, search_trials
 from .paths import require_runs_dir
 
 CARD_FILE = "model_card.json"
+VALIDATION_FILE = "validation_scores.csv"  # an export's validation scores: another operating point
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
             card = model_card(record, trial_dir, runs_dir) | {"rank_by_validation": rank}
+            if _copy_validation_scores(trial_dir, target):
+                card["validation_scores"] = VALIDATION_FILE  # predict --recall-target
             atomic_write_json(target / CARD_FILE, card)
         out.mkdir(parents=True, exist_ok=True)
         for old in earlier:
@@ -197,6 +200,44 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     return [out / name if name != "." else out for name in names]
 
 
+def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:
+    """The validation rows of the trial's predictions (file, label, score), so that
+    ``predict --recall-target`` can choose another operating point on validation."""
+    try:
+        frame = pd.read_csv(trial_dir / PREDICTIONS_FILE)
+        val = frame[frame["split"] == "val"][["file", "label", "probability"]]
+    except (OSError, ValueError, KeyError):
+        return False
+    if len(val):
+        val.to_csv(target / VALIDATION_FILE, index=False)
+    return bool(len(val))
+
+
+def validation_threshold(folder: Path, recall_target: float) -> float:
+    """The threshold that gives the best validation precision at recall >=
+    ``recall_target`` on the saved validation scores of a trial, finalize seed or export."""
+    from .objective import precision_at_recall
+
+    frame = None
+    for name, split in ((VALIDATION_FILE, None), (PREDICTIONS_FILE, "val")):
+        try:
+            frame = pd.read_csv(folder / name)
+        except (OSError, ValueError):
+            continue
+        if split is not None and "split" in frame:
+            frame = frame[frame["split"] == split]
+        break
+    if frame is None or not {"label", "probability"} <= set(frame.columns) or not len(frame):
+        raise OptionError(f"--recall-target: no validation scores beside the model in {folder} "
+                          f"({VALIDATION_FILE} or {PREDICTIONS_FILE}); pass --threshold")
+    point = precision_at_recall(frame["label"].to_numpy(), frame["probability"].to_numpy(),
+                                recall_target)
+    if point.threshold != point.threshold:  # NaN: no pneumonia image on validation
+        raise OptionError(f"--recall-target: the validation scores in {folder} hold no "
+                          "pneumonia image")
+    return float(point.threshold)
+
+
 def _earlier_export(out: Path) -> list[Path]:
     """The files of an earlier export in ``out`` (to be replaced); refuses an ``out`` that
     holds anything else (a trial's folder, someone's files)."""
@@ -206,7 +247,7 @@ def _earlier_export(out: Path) -> list[Path]:
     if (out / MODEL_FILE).exists() and not (out / CARD_FILE).exists():
         raise RunsError(f"--out {out}: holds a {MODEL_FILE} that is not an earlier "
                         "export (a trial's folder?); choose another --out")
-    earlier = [p for p in entries if p.name in (MODEL_FILE, CARD_FILE)
+    earlier = [p for p in entries if p.name in (MODEL_FILE, CARD_FILE, VALIDATION_FILE)
                or (p.is_dir() and _RANK_FOLDER.match(p.name) and (p / CARD_FILE).is_file())]
     others = [p for p in entries if p not in earlier]
     if others:
@@ -215,10 +256,17 @@ def _earlier_export(out: Path) -> list[Path]:
     return earlier
 
 
-def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCard:
-    """A trial folder, an exported folder, or a ``.keras`` file (with a card or record beside)."""
+def resolve_model(source: str | Path, threshold: float | None = None,
+                  recall_target: float | None = None) -> ModelCard:
+    """A trial folder, an exported folder, or a ``.keras`` file (with a card or record
+    beside). The threshold: ``threshold`` if given, else the one ``recall_target`` gives
+    on the saved validation scores, else the card's or record's (chosen on validation)."""
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
+    if recall_target is not None and not 0.0 < recall_target <= 1.0:
+        raise OptionError(f"--recall-target must be in (0, 1], got {recall_target}")
+    if threshold is not None and recall_target is not None:
+        raise OptionError("--threshold and --recall-target: give one")
     source = Path(source)
     if not source.exists():
         raise OptionError(f"--model {source}: not found")
@@ -245,6 +293,8 @@ def resolve_model(source: str | Path, threshold: float | None = None) -> ModelCa
             info = model_card(raw) if name != CARD_FILE else raw
             info["_from"] = str(path)
             break
+    if recall_target is not None:
+        threshold = validation_threshold(folder, recall_target)
     chosen = threshold if threshold is not None else info.get("threshold")
     if chosen is None:
         raise OptionError(f"--model {source}: no model card, trial record or finalize record "
@@ -314,7 +364,8 @@ def check_model(net: Any, card: ModelCard, source: str | Path) -> tuple[int, int
 
 
 def predict(model: str | Path, inputs: str | Path | list[str | Path],
-            threshold: float | None = None, batch_size: int = 64) -> pd.DataFrame:
+            threshold: float | None = None, batch_size: int = 64,
+            recall_target: float | None = None) -> pd.DataFrame:
     """Score for pneumonia and the label at the validation-chosen threshold, per image
     (the ``probability`` column: the sigmoid output, not a calibrated probability).
 
@@ -327,7 +378,7 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     from .data.images import decode_image
     from .hypermodel import load_trained_model
 
-    card = resolve_model(model, threshold)
+    card = resolve_model(model, threshold, recall_target)
     files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
     net = load_trained_model(card.model_path)
     size, channels = check_model(net, card, model)
@@ -356,6 +407,7 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     frame.attrs["threshold_given"] = threshold is not None
     frame.attrs["threshold_source"] = (
         "given with --threshold" if threshold is not None
+        else f"chosen on validation for recall >= {recall_target:g}" if recall_target is not None
         else "fixed at 0.5: a reference run" if card.info.get("reference")
         else "chosen on validation")
     frame.attrs["skipped"] = [str(p) for p in skipped]

@@ -742,7 +742,8 @@ def test_export_replaces_an_earlier_export_as_a_whole_and_refuses_other_files(ru
                                        "rank2_base_cnn__flip_trialb", "rank3_resnet18__none_trialc"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in three)
     [one] = export(runs, out, top=1)
-    assert one == out and sorted(p.name for p in out.iterdir()) == sorted([CARD_FILE, "model.keras"])
+    assert one == out and sorted(p.name for p in out.iterdir()) == sorted(
+        [CARD_FILE, "model.keras", "validation_scores.csv"])
     assert (out / "model.keras").read_bytes() == b"wa"
     again = export(runs, out, top=2)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again)

@@ -872,3 +872,41 @@ def test_the_evaluation_scores_test_precision_at_the_runs_own_recall_target(tiny
           for t in (0.8, 0.95)}
     assert at == {0.8: 1.0, 0.95: pytest.approx(test.y.mean())}  # the two targets differ
     assert record["test"]["prec_at_recall"] == 1.0
+
+
+def test_predict_at_another_recall_target_thresholds_on_the_saved_validation_scores(
+        searched, tiny_kermany, tmp_path):
+    """A deployer who wants recall >= 0.8 (or 0.99) gets the threshold that operating
+    point has on validation, from an export's validation_scores.csv or a trial's
+    predictions.csv: never from the images being predicted."""
+    from click.testing import CliRunner
+
+    import autopneumo
+    from autopneumo.cli import main
+    from autopneumo.inference import VALIDATION_FILE, export, predict
+
+    config, _ = searched
+    best = autopneumo.leaderboard(config.runs_dir).iloc[0]
+    [folder] = export(config.runs_dir, tmp_path / "winner", top=1)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["validation_scores"] == VALIDATION_FILE
+    saved = pd.read_csv(folder / VALIDATION_FILE)
+    trial = pd.read_csv(Path(best["trial_dir"]) / "predictions.csv").query("split == 'val'")
+    assert saved.file.tolist() == trial.file.tolist()
+    expected = precision_at_recall(saved.label, saved.probability, 0.8).threshold
+    for source in (folder, Path(best["trial_dir"])):
+        frame = predict(source, tiny_kermany / "test", recall_target=0.8)
+        assert frame.attrs["threshold"] == pytest.approx(expected)
+        assert frame.attrs["threshold_source"] == "chosen on validation for recall >= 0.8"
+        assert ((frame.label == "PNEUMONIA") == (frame.probability >= expected)).all()
+    shown = CliRunner().invoke(main, ["predict", "--model", str(folder), "--recall-target",
+                                      "0.8", str(tiny_kermany / "test")],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "(chosen on validation for recall >= 0.8)" in shown.output
+    both = CliRunner().invoke(main, ["predict", "--model", str(folder), "--recall-target", "0.8",
+                                     "--threshold", "0.5", str(tiny_kermany / "test")])
+    assert both.exit_code == 2 and "--threshold and --recall-target: give one" in both.output
+    (folder / VALIDATION_FILE).unlink()
+    none = CliRunner().invoke(main, ["predict", "--model", str(folder), "--recall-target", "0.8",
+                                     str(tiny_kermany / "test")])
+    assert none.exit_code == 2 and "no validation scores beside the model" in none.output
