@@ -427,6 +427,10 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
     if failed:  # a batch job reading only the CSV still hears of it
         click.echo(f"{failed} of {len(frame)} images could not be read (the error column "
                    "says why)", err=True)
+    warned = int(frame["warning"].notna().sum())
+    if warned:
+        click.echo(f"{warned} of {len(frame)} images scored with a warning (tiny, not "
+                   "radiograph-shaped or nearly blank: the warning column says which)", err=True)
     skipped = frame.attrs.get("skipped") or []
     if skipped:
         suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in skipped})
@@ -451,7 +455,10 @@ def _print_predictions(frame) -> None:
         if pd.notna(row["error"]):
             table.add_row(Text(str(row["file"])), "-", Text(f"error: {row['error']}"))
         else:
-            table.add_row(Text(str(row["file"])), f"{row['probability']:.4f}", Text(row["label"]))
+            label = Text(row["label"])
+            if pd.notna(row.get("warning")):
+                label.append(f" (warning: {row['warning']})", style="yellow")
+            table.add_row(Text(str(row["file"])), f"{row['probability']:.4f}", label)
     Console().print(table)
 
 

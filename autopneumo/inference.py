@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -334,6 +335,33 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
     return files, skipped
 
 
+SMALLEST_SIDE = 64  # px: the smallest image size a search space offers
+WIDEST_ASPECT = 2.0  # chest radiographs are about square (5:4 to 4:5 and so)
+BLANK_STD = 2.0  # grey levels: less spread than this, the model sees no structure
+
+
+def input_warnings(path: Path, image: np.ndarray) -> str | None:
+    """Why a score for this image deserves little trust although it decoded: far smaller
+    than the model's input (upscaled), not chest-radiograph shaped, or nearly blank. The
+    model still scores it (a one-class model would call a grey square confidently)."""
+    from PIL import Image
+
+    found = []
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # noqa: BLE001 - it decoded a moment ago; no size, no size check
+        width = height = 0
+    if width and min(width, height) < SMALLEST_SIDE:
+        found.append(f"only {width}x{height} px")
+    if width and max(width, height) / min(width, height) > WIDEST_ASPECT:
+        found.append(f"aspect ratio {max(width, height) / min(width, height):.1f}, not a chest "
+                     "radiograph's")
+    if float(np.std(image)) < BLANK_STD:
+        found.append("nearly blank")
+    return "; ".join(found) or None
+
+
 def _file_cell(path: Path) -> str:
     """The file as given, except that a relative path starting like a spreadsheet formula
     (``-scan.png``, ``=x.png``) gets ``./``: still the same file, and the CSV need not
@@ -369,7 +397,9 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     """Score for pneumonia and the label at the validation-chosen threshold, per image
     (the ``probability`` column: the sigmoid output, not a calibrated probability).
 
-    Unreadable images get an empty probability and their error, not an exception.
+    Unreadable images get an empty probability and their error, not an exception; an
+    image that decoded but deserves little trust (tiny, not radiograph-shaped, nearly
+    blank) is scored and gets a ``warning``.
     ``frame.attrs``: ``threshold``, ``threshold_given``, ``threshold_source``, ``skipped``
     (files in the given folders that are not images).
     """
@@ -386,9 +416,11 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     for path in files:
         try:
             arrays.append(decode_image(path, size, channels))
-            rows.append({"file": _file_cell(path), "error": None})
+            rows.append({"file": _file_cell(path), "error": None,
+                         "warning": input_warnings(path, arrays[-1])})
         except Exception as exc:  # noqa: BLE001 - reported per file
-            rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}"})
+            rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
+                         "warning": None})
     scores = predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
     if len(scores) and not np.all((scores >= 0) & (scores <= 1)):
         raise OptionError(f"--model {model}: it outputs scores outside [0, 1] (e.g. "
@@ -401,7 +433,7 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
             row.update(probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL")
         else:
             row.update(probability=np.nan, label=None)
-    frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error"])
+    frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error", "warning"])
     frame["probability"] = frame["probability"].astype(float)
     frame.attrs["threshold"] = card.threshold
     frame.attrs["threshold_given"] = threshold is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -492,7 +493,41 @@ def test_predict_csv_names_each_file_so_it_joins_back_and_scores_it_once(tmp_pat
     monkeypatch.chdir(folder)
     out = run("predict", "--model", model, ".", "plain.png", "--csv")
     assert out.exit_code == 0, out.output
-    frame = pd.read_csv(io.StringIO(out.output))
+    frame = pd.read_csv(io.StringIO(out.stdout))
     assert sorted(frame.file) == ["./-minus.png", "./=sum.png", "plain.png"]
     assert all((folder / f).is_file() for f in frame.file)  # every cell names its file
     assert frame.file.str.endswith("plain.png").sum() == 1
+
+
+def test_predict_scores_but_flags_images_a_radiograph_model_should_not_be_trusted_on(tmp_path):
+    """The deploy review's 1x1 grey square was called pneumonia at 0.99996 with nothing
+    said: tiny, strip-shaped and blank images are scored and flagged."""
+    import io
+
+    import keras
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (200, 180), dtype=np.uint8)).save(folder / "chest.png")
+    Image.fromarray(np.full((1, 1), 128, np.uint8)).save(folder / "dot.png")
+    Image.fromarray(rng.integers(0, 256, (100, 500), dtype=np.uint8)).save(folder / "strip.png")
+    Image.fromarray(np.full((200, 200), 7, np.uint8)).save(folder / "blank.png")
+    out = run("predict", "--model", model, folder, "--csv")
+    assert out.exit_code == 0, out.output
+    assert "3 of 4 images scored with a warning" in out.output
+    frame = pd.read_csv(io.StringIO(out.stdout)).set_index("file")  # stderr apart
+    warnings = {Path(f).name: w for f, w in frame["warning"].items()}
+    assert pd.isna(warnings["chest.png"])
+    assert warnings["dot.png"] == "only 1x1 px; nearly blank"
+    assert warnings["strip.png"] == "aspect ratio 5.0, not a chest radiograph's"
+    assert warnings["blank.png"] == "nearly blank"
+    assert frame["probability"].notna().all()  # scored all the same
+    shown = run("predict", "--model", model, folder / "dot.png", env={"COLUMNS": "200"})
+    assert "(warning: only 1x1 px; nearly blank)" in shown.output

@@ -246,8 +246,8 @@ def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kerman
     result = CliRunner().invoke(main, ["predict", "--model", str(folder), "--csv",
                                        str(tiny_kermany / "test" / "NORMAL")])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == "file,probability,label,error"
-    assert len(result.output.splitlines()) == 9
+    assert result.stdout.splitlines()[0] == "file,probability,label,error,warning"
+    assert len(result.stdout.splitlines()) == 9
 
 
 def test_predict_table_shows_unreadable_images_as_errors(searched, tiny_kermany, tmp_path):
