@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import pandas as pd
 from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
+from .data.download import file_digest
 from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
@@ -99,7 +99,7 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
             "autopneumo": __version__,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trial_dir": str(trial_dir),
-            "model_sha256": _sha256(trial_dir / MODEL_FILE),
+            "model_sha256": file_digest(trial_dir / MODEL_FILE),
         }
     return card
 
@@ -146,14 +146,6 @@ def _retrained(record: dict[str, Any], runs_dir: Path | None) -> dict[str, Any] 
     row = rows.iloc[0]
     keep = [c for c in row.index if c.endswith(("_mean", "_std")) or c == "seeds"]
     return {c: (None if pd.isna(row[c]) else float(row[c])) for c in keep}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:

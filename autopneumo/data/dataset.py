@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import DataError, OptionError
 from ..paths import default_data_path
 from .cache import load_or_decode
+from .download import file_digest
 from .images import decode_image
 from .kermany import scan_kermany
 from .splits import patient_split
@@ -205,7 +206,7 @@ def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> 
     manifest = {
         "source": "medmnist",
         "path": str(path.resolve()),
-        "data_hash": _file_hash(path),
+        "data_hash": file_digest(path),
         "image_size": image_size,
         "channels": channels,
         "split_seed": seed,
@@ -226,14 +227,6 @@ def _resize_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:
         im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)  # as decode_image
     arr = np.asarray(im, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _counts(ds: Dataset) -> dict[str, dict[str, int]]:

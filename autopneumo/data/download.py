@@ -19,12 +19,14 @@ KERMANY_HINT = (
 )
 
 
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes, read in blocks."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algorithm).hexdigest()
+
+
+def md5_of(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def download(url: str, dest: str | Path, md5: str | None, timeout: float = 30.0) -> Path:
@@ -53,4 +55,4 @@ def download_pneumoniamnist(
     return download(url, folder / "pneumoniamnist.npz", md5)
 
 
-__all__ = ["download", "download_pneumoniamnist", "md5_of"]
+__all__ = ["download", "download_pneumoniamnist", "file_digest", "md5_of"]
