@@ -395,8 +395,6 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     ``frame.attrs``: ``threshold``, ``threshold_given``, ``threshold_source``, ``skipped``
     (files in the given folders that are not images).
     """
-    import numpy as np
-
     from .data.images import decode_image
     from .hypermodel import load_trained_model
 
