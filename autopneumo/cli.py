@@ -467,11 +467,15 @@ def _print_predictions(frame) -> None:
               show_default=True)
 @click.option("--top", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def export(runs_dir: Path, top: int, out: Path) -> None:
+@click.option("--ensemble", "ensemble_name", default=None, metavar="NAME",
+              help="Export this ensemble row instead (its name under RUNS/_ensemble, as "
+                   "the leaderboard shows it): every member, the combination rule, TTA and "
+                   "the ensemble's threshold; predict applies them.")
+def export(runs_dir: Path, top: int, out: Path, ensemble_name: str | None) -> None:
     """Write the best model(s) by validation with a JSON model card."""
     from .inference import export as run_export
 
-    written = run_export(runs_dir, out, top)
+    written = run_export(runs_dir, out, top, ensemble=ensemble_name)
     for folder in written:
         click.echo(str(folder))
     if len(written) < top:

@@ -38,6 +38,9 @@ class ModelCard:
     image_size: int
     channels: int
     info: dict[str, Any]
+    members: tuple[Path, ...] = ()  # an exported ensemble: its members' model files
+    combine: str = "probability"
+    tta: bool = False
 
 
 INTENDED_USE = ("Research: comparing and studying models. Not a medical device, and not "
@@ -48,6 +51,7 @@ KERMANY_LIMITS = ("Trained, validated and tested on one data set (Kermany et al.
                   "train/test split). Not validated on adults, other sites, scanners, or "
                   "portable or inverted images.")
 _RANK_FOLDER = re.compile(r"^rank\d+_")
+_MEMBER_FOLDER = re.compile(r"^member\d+$")  # an exported ensemble's members
 
 
 def model_card(record: dict[str, Any], trial_dir: Path | None = None,
@@ -99,7 +103,8 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
             "autopneumo": __version__,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trial_dir": str(trial_dir),
-            "model_sha256": file_digest(trial_dir / MODEL_FILE),
+            "model_sha256": (file_digest(trial_dir / MODEL_FILE)
+                             if (trial_dir / MODEL_FILE).is_file() else None),
         }
     return card
 
@@ -148,8 +153,11 @@ def _retrained(record: dict[str, Any], runs_dir: Path | None) -> dict[str, Any] 
     return {c: (None if pd.isna(row[c]) else float(row[c])) for c in keep}
 
 
-def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
-    """Copy the top-``top`` completed models (by validation) with a model card each.
+def export(runs_dir: str | Path, out: str | Path, top: int = 1,
+           ensemble: str | None = None) -> list[Path]:
+    """Copy the top-``top`` completed models (by validation) with a model card each, or
+    with ``ensemble`` (a name under ``runs_dir/_ensemble``) that ensemble's members, its
+    combination rule and threshold, which ``predict`` then applies.
 
     ``out`` must be new, empty or an earlier export, which is replaced as a whole (never
     left beside the new one, where ``predict --model out`` could pick an old model). The
@@ -157,6 +165,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
     runs_dir = require_runs_dir(runs_dir)
+    if ensemble is not None:
+        return [_export_ensemble(runs_dir, Path(out), ensemble)]
     frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
     done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if done.empty:
@@ -166,12 +176,10 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
     for _, row in done.iterrows():
         if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():
             raise RunsError(f"{row['trial_dir']}: no {MODEL_FILE} to export")
-    earlier = _earlier_export(out)
     names = ["." if top == 1 else f"rank{rank}_{row['project']}_trial{row['trial_id']}"
              for rank, (_, row) in enumerate(done.iterrows(), start=1)]
-    staging = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+
+    def write(staging: Path) -> None:
         for rank, (name, (_, row)) in enumerate(zip(names, done.iterrows(), strict=True),
                                                 start=1):
             trial_dir = Path(row["trial_dir"])
@@ -183,6 +191,20 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
             if _copy_validation_scores(trial_dir, target):
                 card["validation_scores"] = VALIDATION_FILE  # predict --recall-target
             atomic_write_json(target / CARD_FILE, card)
+
+    _replace_export(out, write)
+    return [out / name if name != "." else out for name in names]
+
+
+def _replace_export(out: Path, write: Any) -> None:
+    """``write(staging)`` builds the export beside ``out``; then it replaces an earlier
+    export in ``out`` (``_earlier_export`` refuses anything else)."""
+    earlier = _earlier_export(out)
+    staging = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        write(staging)
         out.mkdir(parents=True, exist_ok=True)
         for old in earlier:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
@@ -190,7 +212,56 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1) -> list[Path]:
             entry.replace(out / entry.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [out / name if name != "." else out for name in names]
+
+
+def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
+    """An ensemble row (``autopneumo ensemble``, or finalize's seeds) as a deployable
+    folder: each member's model in ``member<i>/``, the card with the combination rule,
+    TTA and the ensemble's own validation-chosen threshold."""
+    from .ensemble import COMBINE
+
+    folder = runs_dir / "_ensemble" / name
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+        members = [_member_dir(m["trial_dir"], record, runs_dir) for m in record["members"]]
+        combine = {text: key for key, text in COMBINE.items()}[record["ensemble"]["combine"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunsError(f"--ensemble {name}: no readable ensemble record in {folder} "
+                        f"({type(exc).__name__}: {exc}); `autopneumo leaderboard` lists the "
+                        "ensembles by name") from exc
+    for member in members:
+        if not (member / MODEL_FILE).is_file():
+            raise RunsError(f"--ensemble {name}: its member {member} has no {MODEL_FILE}")
+
+    def write(staging: Path) -> None:
+        listed = []
+        for i, member in enumerate(members, start=1):
+            (staging / f"member{i}").mkdir()
+            shutil.copyfile(member / MODEL_FILE, staging / f"member{i}" / MODEL_FILE)
+            listed.append({"folder": f"member{i}", "source": str(member),
+                           "model_sha256": file_digest(member / MODEL_FILE)})
+        card = model_card(record, folder, runs_dir) | {
+            "kind": "ensemble", "members": listed, "combine": combine,
+            "tta": bool((record.get("ensemble") or {}).get("tta"))}
+        if _copy_validation_scores(folder, staging):
+            card["validation_scores"] = VALIDATION_FILE
+        atomic_write_json(staging / CARD_FILE, card)
+
+    _replace_export(out, write)
+    return out
+
+
+def _member_dir(recorded: str, record: dict[str, Any], runs_dir: Path) -> Path:
+    """A member's folder as the ensemble recorded it (relative to where it ran), or the
+    same place under ``runs_dir`` where the runs folder was given another way."""
+    path = Path(recorded)
+    if path.is_dir():
+        return path
+    then = Path(str(record.get("trial_dir", ""))).parent.parent  # <runs>/_ensemble/<name>
+    try:
+        return runs_dir / path.relative_to(then)
+    except ValueError:
+        return path
 
 
 def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:
@@ -241,7 +312,9 @@ def _earlier_export(out: Path) -> list[Path]:
         raise RunsError(f"--out {out}: holds a {MODEL_FILE} that is not an earlier "
                         "export (a trial's folder?); choose another --out")
     earlier = [p for p in entries if p.name in (MODEL_FILE, CARD_FILE, VALIDATION_FILE)
-               or (p.is_dir() and _RANK_FOLDER.match(p.name) and (p / CARD_FILE).is_file())]
+               or (p.is_dir() and _RANK_FOLDER.match(p.name) and (p / CARD_FILE).is_file())
+               or (p.is_dir() and _MEMBER_FOLDER.match(p.name)
+                   and (out / CARD_FILE).is_file() and (p / MODEL_FILE).is_file())]
     others = [p for p in entries if p not in earlier]
     if others:
         raise RunsError(f"--out {out}: holds {others[0].name}, which is not part of an earlier "
@@ -264,15 +337,6 @@ def resolve_model(source: str | Path, threshold: float | None = None,
     if not source.exists():
         raise OptionError(f"--model {source}: not found")
     folder = source if source.is_dir() else source.parent
-    model_path = source if source.is_file() else folder / MODEL_FILE
-    if not model_path.is_file():
-        hint = (" (an ensemble or a finalize rank folder has no single model: export a trial,"
-                " or give one of finalize's seed folders)"
-                if folder.name.startswith(("top", "rank")) or folder.parent.name.startswith("_")
-                else "")
-        raise OptionError(f"--model {source}: no {MODEL_FILE} there{hint}")
-    if model_path.suffix != ".keras":
-        raise OptionError(f"--model {source}: not a .keras model file or a folder holding one")
     info: dict[str, Any] = {}
     for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):  # export, trial, finalize seed
         path = folder / name
@@ -286,6 +350,28 @@ def resolve_model(source: str | Path, threshold: float | None = None,
             info = model_card(raw) if name != CARD_FILE else raw
             info["_from"] = str(path)
             break
+    members: tuple[Path, ...] = ()
+    if info.get("kind") == "ensemble" and source.is_dir():  # an exported ensemble
+        try:
+            members = tuple(folder / str(m["folder"]) / MODEL_FILE for m in info["members"])
+        except (KeyError, TypeError) as exc:
+            raise OptionError(f"--model {source}: {info['_from']} lists no members") from exc
+        missing = [str(m) for m in members if not m.is_file()]
+        if not members or missing:
+            raise OptionError(f"--model {source}: the ensemble's member model "
+                              f"{missing[0] if missing else '(none)'} is missing")
+        model_path = folder
+    else:
+        model_path = source if source.is_file() else folder / MODEL_FILE
+        if not model_path.is_file():
+            hint = (" (an ensemble row is exported with `autopneumo export --ensemble NAME`; "
+                    "a finalize rank folder holds one model per seed folder)"
+                    if folder.name.startswith(("top", "rank")) or folder.parent.name.startswith("_")
+                    else "")
+            raise OptionError(f"--model {source}: no {MODEL_FILE} there{hint}")
+        if model_path.suffix != ".keras":
+            raise OptionError(f"--model {source}: not a .keras model file or a folder "
+                              "holding one")
     if recall_target is not None:
         threshold = validation_threshold(folder, recall_target)
     chosen = threshold if threshold is not None else info.get("threshold")
@@ -301,7 +387,8 @@ def resolve_model(source: str | Path, threshold: float | None = None,
                           f"not a number ({exc})") from exc
     if not 0.0 <= chosen <= 1.0:
         raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
-    return ModelCard(model_path, chosen, size, channels, info)
+    return ModelCard(model_path, chosen, size, channels, info, members,
+                     str(info.get("combine") or "probability"), bool(info.get("tta")))
 
 
 def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -383,6 +470,27 @@ def check_model(net: Any, card: ModelCard, source: str | Path) -> tuple[int, int
     return size, channels
 
 
+def _scores(nets: list[Any], card: ModelCard, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """One model's scores, or an exported ensemble's: each member's (flip-averaged where
+    the ensemble used TTA), combined by the ensemble's rule."""
+    from .ensemble import combine_scores, flip_predict
+
+    each = [flip_predict(net, x, batch_size) if card.tta
+            else predict_batches(net, x, batch_size).ravel() for net in nets]
+    if not card.members:
+        return each[0]
+    for member in each:  # combine_scores would clip a logit model's outputs silently
+        _check_scores(member, card.model_path)
+    return combine_scores(each, card.combine)
+
+
+def _check_scores(scores: np.ndarray, model: str | Path) -> None:
+    outside = scores[~((scores >= 0) & (scores <= 1))]
+    if len(outside):
+        raise OptionError(f"--model {model}: it outputs scores outside [0, 1] (e.g. "
+                          f"{float(outside[0]):g}); predict needs a sigmoid output")
+
+
 def predict(model: str | Path, inputs: str | Path | list[str | Path],
             threshold: float | None = None, batch_size: int = 64,
             recall_target: float | None = None) -> pd.DataFrame:
@@ -400,8 +508,12 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
 
     card = resolve_model(model, threshold, recall_target)
     files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
-    net = load_trained_model(card.model_path)
-    size, channels = check_model(net, card, model)
+    nets = [load_trained_model(path) for path in (card.members or (card.model_path,))]
+    shapes = {check_model(net, card, model) for net in nets}
+    if len(shapes) > 1:
+        raise OptionError(f"--model {model}: the ensemble's members take different inputs "
+                          f"({sorted(shapes)})")
+    size, channels = shapes.pop()
     rows, arrays = [], []
     for path in files:
         try:
@@ -411,11 +523,8 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
         except Exception as exc:  # noqa: BLE001 - reported per file
             rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
                          "warning": None})
-    scores = predict_batches(net, np.stack(arrays), batch_size).ravel() if arrays else []
-    if len(scores) and not np.all((scores >= 0) & (scores <= 1)):
-        raise OptionError(f"--model {model}: it outputs scores outside [0, 1] (e.g. "
-                          f"{float(scores[~((scores >= 0) & (scores <= 1))][0]):g}); predict "
-                          "needs a sigmoid output")
+    scores = _scores(nets, card, np.stack(arrays), batch_size) if arrays else np.zeros(0)
+    _check_scores(np.asarray(scores), model)
     probabilities = iter(scores)
     for row in rows:
         if row["error"] is None:

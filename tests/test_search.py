@@ -910,3 +910,42 @@ def test_predict_at_another_recall_target_thresholds_on_the_saved_validation_sco
     none = CliRunner().invoke(main, ["predict", "--model", str(folder), "--recall-target", "0.8",
                                      str(tiny_kermany / "test")])
     assert none.exit_code == 2 and "no validation scores beside the model" in none.output
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_an_exported_ensemble_predicts_what_the_ensemble_scored(searched, tiny_kermany,
+                                                                tmp_path, tta):
+    """export --ensemble NAME copies every member with the combination rule, TTA and the
+    ensemble's threshold; predict on that folder gives the ensemble's own saved test
+    scores (so the seeds' ensemble, the less lucky estimate, can be deployed too)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export, predict
+
+    config, _ = searched
+    runs = tmp_path / "runs"
+    shutil.copytree(config.runs_dir, runs)  # the module's runs stay without an ensemble
+    record = ensemble(runs, top=2, tta=tta, combine="logit", n_boot=20)
+    name = record["trial_id"]
+    [folder] = export(runs, tmp_path / "deployed", ensemble=name)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["kind"] == "ensemble" and card["combine"] == "logit" and card["tta"] is tta
+    assert [m["folder"] for m in card["members"]] == ["member1", "member2"]
+    assert card["threshold"] == pytest.approx(record["threshold"])
+    frame = predict(folder, tiny_kermany / "test")
+    saved = pd.read_csv(runs / "_ensemble" / name / "predictions.csv").query("split == 'test'")
+    got = frame.assign(file=[str(Path(f).relative_to(tiny_kermany)) for f in frame.file])
+    np.testing.assert_allclose(got.set_index("file").loc[saved.file, "probability"],
+                               saved.probability, rtol=1e-5, atol=1e-6)
+    assert ((frame.label == "PNEUMONIA") == (frame.probability >= record["threshold"])).all()
+    missing = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out",
+                                        str(tmp_path / "x"), "--ensemble", "nosuch"])
+    assert missing.exit_code == 2 and "--ensemble nosuch: no readable ensemble record" \
+        in missing.output
+    (folder / "member2" / "model.keras").unlink()
+    gone = CliRunner().invoke(main, ["predict", "--model", str(folder), str(tiny_kermany)])
+    assert gone.exit_code == 2 and "the ensemble's member model" in gone.output
