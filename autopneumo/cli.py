@@ -411,7 +411,8 @@ def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output.")
 def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
             recall_target: float | None, as_csv: bool) -> None:
-    """Probability of pneumonia and label per image (IMAGE_OR_FOLDER...)."""
+    """Score for pneumonia (the sigmoid output, not a calibrated probability) and label
+    per image (IMAGE_OR_FOLDER...)."""
     from .inference import predict as run_predict
 
     frame = run_predict(model_path, list(inputs), threshold, recall_target=recall_target)
