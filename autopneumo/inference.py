@@ -113,8 +113,7 @@ def _scored(record: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
     """Validation metrics at the card's threshold and calibration on validation and
     test, from the trial's saved predictions (nothing where they are unreadable)."""
     from .evaluation import read_predictions
-    from .objective import binary_metrics
-    from .report.stats import calibration
+    from .objective import binary_metrics, calibration
 
     try:
         splits = read_predictions(trial_dir)

@@ -126,6 +126,40 @@ def recorded_metric(test: dict[str, Any], name: str) -> float:
     return math.nan
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How far a model's probabilities are from frequencies: among the images it gives
+    about p, does a share p have pneumonia? Equal-width bins over [0, 1]."""
+
+    brier: float  # mean squared difference between probability and label
+    ece: float  # expected calibration error: the bins' |observed - predicted|, image-weighted
+    mean_probability: float
+    observed: float  # the share of pneumonia images
+    bins: Any  # a DataFrame: per non-empty bin lo, hi, n, predicted (mean), observed (share)
+
+
+def calibration(y: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> Calibration:
+    """Brier score, expected calibration error and the reliability diagram's points."""
+    import pandas as pd
+
+    y = np.asarray(y, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not len(y):
+        return Calibration(math.nan, math.nan, math.nan, math.nan, pd.DataFrame(
+            columns=["lo", "hi", "n", "predicted", "observed"]))
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)  # 1.0: last bin
+    n = np.bincount(which, minlength=n_bins)
+    predicted = np.bincount(which, weights=s, minlength=n_bins)
+    observed = np.bincount(which, weights=y, minlength=n_bins)
+    kept = n > 0
+    bins = pd.DataFrame({"lo": edges[:-1][kept], "hi": edges[1:][kept], "n": n[kept],
+                         "predicted": predicted[kept] / n[kept],
+                         "observed": observed[kept] / n[kept]})
+    ece = float(np.sum(bins.n * (bins.observed - bins.predicted).abs()) / len(y))
+    return Calibration(float(np.mean((s - y) ** 2)), ece, float(s.mean()), float(y.mean()), bins)
+
+
 def validation_summary(y_true, scores, target: float) -> dict[str, float]:
     """What the objective callback logs each epoch (keys without the ``val_`` prefix)."""
     point = precision_at_recall(y_true, scores, target)

@@ -1184,7 +1184,7 @@ def test_calibration_counts_bins_like_scikit_learn_and_weights_the_error_by_imag
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import brier_score_loss
 
-    from autopneumo.report.stats import calibration
+    from autopneumo.objective import calibration
 
     cal = calibration(np.array([0, 0, 1, 1]), np.array([0.1, 0.15, 0.8, 1.0]))
     assert cal.bins.n.tolist() == [2, 1, 1]  # 1.0 falls in the last bin

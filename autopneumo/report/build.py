@@ -24,6 +24,7 @@ from ..backend import predict_batches
 from ..data.patients import patients_of
 from ..evaluation import MODEL_FILE
 from ..leaderboard import data_hash_aliases
+from ..objective import calibration
 from . import figures as fig
 from .runs import Runs, ScoredModel, as_dict, is_finite, model_label, scored_models
 from .stats import (
@@ -31,7 +32,6 @@ from .stats import (
     Difference,
     align,
     at_prevalence,
-    calibration,
     confusion,
     hyperparameter_effects,
     mcnemar,

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..objective import Calibration
 from .runs import ScoredModel
-from .stats import Calibration, Difference, HyperparameterEffect, curve, value_label
+from .stats import Difference, HyperparameterEffect, curve, value_label
 
 DPI = 100
 RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
