@@ -50,6 +50,9 @@ KERMANY_LIMITS = ("Trained, validated and tested on one data set (Kermany et al.
                   "paediatric chest X-rays, ages 1 to 5, one centre in Guangzhou, official "
                   "train/test split). Not validated on adults, other sites, scanners, or "
                   "portable or inverted images.")
+# what predict reads from a folder: the data set's formats and the other still images
+# Pillow decodes that scanners and viewers export (DICOM is not read: no pixel windowing)
+PREDICT_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".webp")
 _RANK_FOLDER = re.compile(r"^rank\d+_")
 _MEMBER_FOLDER = re.compile(r"^member\d+$")  # an exported ensemble's members
 
@@ -398,8 +401,8 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
     for item in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs):
         if item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.is_file())
-            files += [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
-            skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
+            files += [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
+            skipped += [p for p in found if p.suffix.lower() not in PREDICT_SUFFIXES]
         elif item.is_file():
             files.append(item)
         else:
@@ -409,7 +412,7 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
         unique.setdefault(f.resolve(), f)
     files = list(unique.values())
     if not files:
-        raise DataError("no images (.jpeg, .jpg, .png) found in the given paths")
+        raise DataError(f"no images ({', '.join(PREDICT_SUFFIXES)}) found in the given paths")
     return files, skipped
 
 
@@ -533,6 +536,7 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
             row.update(probability=np.nan, label=None)
     frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error", "warning"])
     frame["probability"] = frame["probability"].astype(float)
+    frame["threshold"] = card.threshold  # in the CSV too: which threshold made the labels
     frame.attrs["threshold"] = card.threshold
     frame.attrs["threshold_given"] = threshold is not None
     frame.attrs["threshold_source"] = (

@@ -456,6 +456,7 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
         Image.fromarray(np.full((40, 40), 90 * i, np.uint8)).save(images / f"{stem}{i}.jpeg")
     (images / "notes.txt").write_text("not an image")
     (images / "scan.dcm").write_bytes(b"DICM")
+    Image.fromarray(np.full((80, 80), 50, np.uint8)).save(images / "scanner.tif")  # read
     shown = run("predict", "--model", model, tmp_path / "site_A", env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
     flat = "".join(line.strip("│ \n") for line in shown.output.splitlines())
@@ -463,10 +464,12 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     assert "…" not in shown.output
     assert "2 file(s) in the given folders skipped, not images by their suffix (.dcm, .txt)" \
         in shown.output
+    assert "scanner.tif" in flat.replace("│", "").replace(" ", "")  # a .tif is read
     (images / f"{stem}2.jpeg").write_bytes(b"broken")
     as_csv = run("predict", "--model", model, images, "--csv")
     assert as_csv.exit_code == 0
-    assert "1 of 2 images could not be read (the error column says why)" in as_csv.output
+    assert "1 of 3 images could not be read (the error column says why)" in as_csv.output
+    assert as_csv.stdout.splitlines()[1].endswith(",0.5")  # the threshold that made the label
     # the Python API takes one path as well as a list
     frame = autopneumo.inference.predict(model, str(images / f"{stem}1.jpeg"))
     assert len(frame) == 1 and frame["probability"].dtype == float

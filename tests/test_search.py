@@ -246,7 +246,7 @@ def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kerman
     result = CliRunner().invoke(main, ["predict", "--model", str(folder), "--csv",
                                        str(tiny_kermany / "test" / "NORMAL")])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == "file,probability,label,error,warning"
+    assert result.stdout.splitlines()[0] == "file,probability,label,error,warning,threshold"
     assert len(result.stdout.splitlines()) == 9
 
 
