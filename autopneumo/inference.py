@@ -269,30 +269,32 @@ def _member_dir(recorded: str, record: dict[str, Any], runs_dir: Path) -> Path:
 def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:
     """The validation rows of the trial's predictions (file, label, score), so that
     ``predict --recall-target`` can choose another operating point on validation."""
+    from .evaluation import read_predictions
+
     try:
-        frame = pd.read_csv(trial_dir / PREDICTIONS_FILE)
-        val = frame[frame["split"] == "val"][["file", "label", "probability"]]
+        val = read_predictions(trial_dir).get("val")
     except (OSError, ValueError, KeyError):
         return False
-    if len(val):
-        val.to_csv(target / VALIDATION_FILE, index=False)
-    return bool(len(val))
+    if val is None or not len(val["label"]):
+        return False
+    pd.DataFrame(val)[["file", "label", "probability"]].to_csv(target / VALIDATION_FILE,
+                                                               index=False)
+    return True
 
 
 def validation_threshold(folder: Path, recall_target: float) -> float:
     """The threshold that gives the best validation precision at recall >=
     ``recall_target`` on the saved validation scores of a trial, finalize seed or export."""
+    from .evaluation import read_predictions
     from .objective import precision_at_recall
 
-    frame = None
-    for name, split in ((VALIDATION_FILE, None), (PREDICTIONS_FILE, "val")):
-        try:
-            frame = pd.read_csv(folder / name)
-        except (OSError, ValueError):
-            continue
-        if split is not None and "split" in frame:
-            frame = frame[frame["split"] == split]
-        break
+    try:
+        frame = pd.read_csv(folder / VALIDATION_FILE)  # an export's
+    except (OSError, ValueError):
+        try:  # a trial's or finalize seed's predictions
+            frame = pd.DataFrame(read_predictions(folder).get("val") or {})
+        except (OSError, ValueError, KeyError):
+            frame = None
     if frame is None or not {"label", "probability"} <= set(frame.columns) or not len(frame):
         raise OptionError(f"--recall-target: no validation scores beside the model in {folder} "
                           f"({VALIDATION_FILE} or {PREDICTIONS_FILE}); pass --threshold")
@@ -472,18 +474,18 @@ def check_model(net: Any, card: ModelCard, source: str | Path) -> tuple[int, int
     return size, channels
 
 
-def _scores(nets: list[Any], card: ModelCard, x: np.ndarray, batch_size: int) -> np.ndarray:
+def _scores(nets: list[Any], card: ModelCard, x: np.ndarray, batch_size: int,
+            source: str | Path) -> np.ndarray:
     """One model's scores, or an exported ensemble's: each member's (flip-averaged where
-    the ensemble used TTA), combined by the ensemble's rule."""
+    the ensemble used TTA), combined by the ensemble's rule. Every model's own scores
+    must lie in [0, 1] (combining would clip a logit model's outputs silently)."""
     from .ensemble import combine_scores, flip_predict
 
     each = [flip_predict(net, x, batch_size) if card.tta
             else predict_batches(net, x, batch_size).ravel() for net in nets]
-    if not card.members:
-        return each[0]
-    for member in each:  # combine_scores would clip a logit model's outputs silently
-        _check_scores(member, card.model_path)
-    return combine_scores(each, card.combine)
+    for scores in each:
+        _check_scores(scores, source)
+    return combine_scores(each, card.combine) if card.members else each[0]
 
 
 def _check_scores(scores: np.ndarray, model: str | Path) -> None:
@@ -525,8 +527,8 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
         except Exception as exc:  # noqa: BLE001 - reported per file
             rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
                          "warning": None})
-    scores = _scores(nets, card, np.stack(arrays), batch_size) if arrays else np.zeros(0)
-    _check_scores(np.asarray(scores), model)
+    scores = (_scores(nets, card, np.stack(arrays), batch_size, model) if arrays
+              else np.zeros(0))
     probabilities = iter(scores)
     for row in rows:
         if row["error"] is None:
