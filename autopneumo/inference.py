@@ -18,7 +18,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.download import file_digest
-from .data.images import IMAGE_SUFFIXES
+from .data.images import IMAGE_SUFFIXES, image_dimensions
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
@@ -51,7 +51,8 @@ KERMANY_LIMITS = ("Trained, validated and tested on one data set (Kermany et al.
                   "train/test split). Not validated on adults, other sites, scanners, or "
                   "portable or inverted images.")
 # what predict reads from a folder: the data set's formats and the other still images
-# Pillow decodes that scanners and viewers export (DICOM is not read: no pixel windowing)
+# Pillow decodes that scanners and viewers export (DICOM: by suffix in folders; a file
+# named on its own is read as DICOM by its content, whatever its name)
 PREDICT_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".bmp", ".webp")
 _RANK_FOLDER = re.compile(r"^rank\d+_")
 _MEMBER_FOLDER = re.compile(r"^member\d+$")  # an exported ensemble's members
@@ -77,11 +78,12 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
         "recall_target": record.get("recall_target"),
         "image_size": data.get("image_size"),
         "channels": data.get("channels"),
-        "input": ("an image file (JPEG, PNG, ...), decoded to uint8 0-255 and resized to "
-                  "image_size x image_size (bilinear, no aspect ratio kept); EXIF orientation "
-                  "applied; colour to grey by ITU-R 601 luma where channels is 1; alpha over "
-                  "black; 16-bit and float images stretched from their darkest to their "
-                  "brightest pixel"),
+        "input": ("an image file (JPEG, PNG, DICOM, ...), decoded to uint8 0-255 and resized "
+                  "to image_size x image_size (bilinear, no aspect ratio kept); EXIF "
+                  "orientation applied; colour to grey by ITU-R 601 luma where channels is 1; "
+                  "alpha over black; 16-bit and float images stretched from their darkest to "
+                  "their brightest pixel; DICOM: rescale and the file's window applied, then "
+                  "stretched, MONOCHROME1 inverted"),
         "output": ("score for PNEUMONIA in [0, 1] (the sigmoid output); PNEUMONIA where "
                    "score >= threshold. Not a calibrated probability: see calibration"),
         "validation": {k: val[k] for k in ("objective", "auc", "prec_at_recall", "loss")
@@ -427,12 +429,9 @@ def input_warnings(path: Path, image: np.ndarray) -> str | None:
     """Why a score for this image deserves little trust although it decoded: far smaller
     than the model's input (upscaled), not chest-radiograph shaped, or nearly blank. The
     model still scores it (a one-class model would call a grey square confidently)."""
-    from PIL import Image
-
     found = []
     try:
-        with Image.open(path) as im:
-            width, height = im.size
+        width, height = image_dimensions(path)
     except Exception:  # noqa: BLE001 - it decoded a moment ago; no size, no size check
         width = height = 0
     if width and min(width, height) < SMALLEST_SIDE:

@@ -117,12 +117,11 @@ def verdict(group: str, auc: float, constant: bool = False) -> str:
 
 def _dimensions(root: Path, files: np.ndarray) -> np.ndarray:
     """Width, height and aspect ratio from each file's header (no pixel decoded)."""
-    from PIL import Image
+    from .data.images import image_dimensions
 
     out = np.empty((len(files), 3), dtype=np.float64)
     for i, f in enumerate(files):
-        with Image.open(root / f) as im:  # lazy: reads the header only
-            w, h = im.size
+        w, h = image_dimensions(root / f)
         out[i] = (w, h, w / h)
     return out
 

@@ -455,14 +455,14 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     for i in (1, 2):
         Image.fromarray(np.full((40, 40), 90 * i, np.uint8)).save(images / f"{stem}{i}.jpeg")
     (images / "notes.txt").write_text("not an image")
-    (images / "scan.dcm").write_bytes(b"DICM")
+    (images / "scan.gif").write_bytes(b"GIF89a")
     Image.fromarray(np.full((80, 80), 50, np.uint8)).save(images / "scanner.tif")  # read
     shown = run("predict", "--model", model, tmp_path / "site_A", env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
     flat = "".join(line.strip("│ \n") for line in shown.output.splitlines())
     assert f"{stem}1.jpeg" in flat.replace("│", "").replace(" ", "")
     assert "…" not in shown.output
-    assert "2 file(s) in the given folders skipped, not images by their suffix (.dcm, .txt)" \
+    assert "2 file(s) in the given folders skipped, not images by their suffix (.gif, .txt)" \
         in shown.output
     assert "scanner.tif" in flat.replace("│", "").replace(" ", "")  # a .tif is read
     (images / f"{stem}2.jpeg").write_bytes(b"broken")

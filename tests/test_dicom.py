@@ -1,0 +1,191 @@
+"""DICOM input: decoded like a viewer shows it (rescale, window, MONOCHROME1 inverted),
+found by content, read in data folders and by predict; what cannot be read is a reason."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from autopneumo.data import load_dataset
+from autopneumo.data.images import decode_image, decode_many, image_dimensions, is_dicom
+from autopneumo.data.kermany import scan_kermany
+
+from .conftest import make_kermany
+from .test_cli import _tiny_model, run
+
+pydicom = pytest.importorskip("pydicom")
+
+DX = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+
+
+def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
+                bits: int | None = None, **tags) -> Path:
+    """A minimal DX DICOM file (explicit VR little endian) holding ``pixels``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DX
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = DX, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "DX", "p1"
+    ds.set_pixel_data(pixels, photometric_interpretation=photometric,
+                      bits_stored=bits or pixels.dtype.itemsize * 8)
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _radiograph(bits: int = 12, shape=(48, 40), seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = np.add.outer(np.linspace(0, 1, shape[0]), np.linspace(0, 0.5, shape[1]))
+    noisy = smooth + 0.2 * rng.random(shape)
+    return (noisy / noisy.max() * (2 ** bits - 1)).round().astype(np.uint16)
+
+
+def test_a_dicom_decodes_as_the_same_pixels_in_a_16bit_png(tmp_path):
+    """No window in the file: stretched from darkest to brightest, exactly as the same
+    12-bit values in a 16-bit PNG (the format's other carrier of radiographs)."""
+    pixels = _radiograph(12)
+    write_dicom(tmp_path / "x.dcm", pixels, bits=12)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    for size, channels in ((16, 1), (40, 3)):
+        got = decode_image(tmp_path / "x.dcm", size, channels)
+        assert got.shape == (size, size, channels)
+        assert np.array_equal(got, decode_image(tmp_path / "x.png", size, channels))
+    assert decode_image(tmp_path / "x.dcm", 48, 1).max() == 255
+    from pydicom.uid import RLELossless  # compressed without a plugin: pydicom's own RLE
+
+    ds = pydicom.dcmread(tmp_path / "x.dcm")
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "rle.dcm")
+    assert np.array_equal(decode_image(tmp_path / "rle.dcm", 16, 1),
+                          decode_image(tmp_path / "x.dcm", 16, 1))
+
+
+def test_monochrome1_is_inverted_so_that_bone_is_bright(tmp_path):
+    pixels = _radiograph(12)
+    write_dicom(tmp_path / "m2.dcm", pixels, bits=12)
+    write_dicom(tmp_path / "m1.dcm", 4095 - pixels, "MONOCHROME1", bits=12)
+    m2 = decode_image(tmp_path / "m2.dcm", 32, 1).astype(int)
+    m1 = decode_image(tmp_path / "m1.dcm", 32, 1).astype(int)
+    assert np.abs(m1 - m2).max() <= 1
+    assert m2[-1].mean() > m2[0].mean() + 100  # the ramp, not its negative
+
+
+def test_the_files_window_is_applied_after_its_rescale(tmp_path):
+    """A window in modality units (here centre 0, width 400 after an intercept of -1024):
+    below it black, above it white, as a viewer shows the file; applied to the raw
+    values it would be all white."""
+    pixels = np.tile(np.arange(0, 2048, 16, dtype=np.uint16), (8, 1))  # 8 x 128, 0..2032
+    write_dicom(tmp_path / "w.dcm", pixels, bits=12, RescaleIntercept=-1024,
+                RescaleSlope=1, RescaleType="US", WindowCenter=0, WindowWidth=400)
+    row = decode_image(tmp_path / "w.dcm", 128, 1)[4, :, 0].astype(int)  # no resize along x
+    hu = pixels[0].astype(int) - 1024
+    assert np.all(row[hu <= -210] == 0) and np.all(row[hu >= 210] == 255)
+    inside = (hu > -190) & (hu < 190)
+    assert np.all(np.diff(row[inside]) > 0)  # a ramp through the window
+    assert abs(int(row[hu == 0][0]) - 128) <= 3
+
+
+def test_a_dicom_is_known_by_its_content_whatever_its_name(tmp_path):
+    pixels = _radiograph(12)
+    write_dicom(tmp_path / "IM000001", pixels, bits=12)  # hospitals' exports: no suffix
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    data = (tmp_path / "IM000001").read_bytes()
+    assert is_dicom(tmp_path / "IM000001") and is_dicom(io.BytesIO(data))
+    assert not is_dicom(tmp_path / "x.png") and not is_dicom(tmp_path / "missing")
+    expected = decode_image(tmp_path / "x.png", 24, 1)
+    assert np.array_equal(decode_image(tmp_path / "IM000001", 24, 1), expected)
+    assert np.array_equal(decode_image(io.BytesIO(data), 24, 1), expected)
+    assert image_dimensions(tmp_path / "IM000001") == (40, 48)  # width, height
+    assert image_dimensions(tmp_path / "x.png") == (40, 48)
+
+
+def test_a_colour_dicom_decodes_as_rgb(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 200
+    write_dicom(tmp_path / "c.dcm", rgb, "RGB", bits=8)
+    got = decode_image(tmp_path / "c.dcm", 10, 3)
+    assert np.array_equal(got[5, 5], [200, 0, 0])
+    assert decode_image(tmp_path / "c.dcm", 10, 1)[5, 5, 0] == 60  # ITU-R 601 luma
+
+
+def test_dicoms_that_cannot_be_read_are_failures_with_their_reason(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLossless
+
+    good = write_dicom(tmp_path / "good.dcm", _radiograph(12), bits=12)
+    frames = write_dicom(tmp_path / "frames.dcm", np.stack([_radiograph(12)] * 3), bits=12,
+                         NumberOfFrames=3)
+    ds = pydicom.dcmread(good)
+    del ds.PixelData
+    ds.save_as(tmp_path / "nopixels.dcm", enforce_file_format=True)
+    ds = pydicom.dcmread(good)
+    ds.file_meta.TransferSyntaxUID = JPEGLossless  # lossless JPEG: needs a plugin
+    ds.PixelData = encapsulate([b"\xff\xd8 not really a jpeg \xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "lossless.dcm", enforce_file_format=True)
+    paths = [str(p) for p in (good, frames, tmp_path / "nopixels.dcm",
+                              tmp_path / "lossless.dcm")]
+    images, kept, failures = decode_many(paths, 16, 1, workers=1)
+    assert kept == [0] and images.shape == (1, 16, 16, 1)
+    reasons = {Path(f.path).name: f.reason for f in failures}
+    assert "3 frames; one image per file is read" in reasons["frames.dcm"]
+    assert "without pixel data" in reasons["nopixels.dcm"]
+    assert "JPEG Lossless" in reasons["lossless.dcm"]
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_a_kermany_folder_of_dicom_files_loads_with_its_labels_and_patients(tmp_path):
+    """Every JPEG of a tiny Kermany folder rewritten as a 12-bit DICOM file: the scan
+    lists them, the patients parse from the names, the images decode."""
+    root = make_kermany(tmp_path / "data", {"train": 6, "test": 3})
+    for jpeg in sorted(root.rglob("*.jpeg")):
+        pixels = np.asarray(Image.open(jpeg).convert("L"), dtype=np.uint16) * 16
+        write_dicom(jpeg.with_suffix(".dcm"), pixels, bits=12)
+        jpeg.unlink()
+    scan = scan_kermany(root)
+    assert scan.ignored == ()
+    names = [e.relpath for e in scan.entries]
+    assert len(names) == 2 * 2 * (6 + 3) and all(n.endswith(".dcm") for n in names)
+    patients = {e.patient for e in scan.entries}  # from the names: 2 images a patient
+    assert len(patients) == 2 * (6 + 3) and not any(p.startswith("file:") for p in patients)
+    ds = load_dataset(root, image_size=16, channels=1, cache_folder=tmp_path / "cache")
+    assert len(ds.train) + len(ds.val) == 2 * 2 * 6 and len(ds.test) == 2 * 2 * 3
+    assert ds.test.x.shape[1:] == (16, 16, 1) and ds.test.x.std() > 10
+    assert set(ds.test.y) == {0, 1}
+
+
+def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp_path):
+    import keras
+    import pandas as pd
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    chest = _radiograph(12, (200, 180))
+    write_dicom(scans / "chest.dcm", chest, bits=12)
+    Image.fromarray(chest).save(scans / "chest.png")
+    write_dicom(scans / "strip.dcm", _radiograph(12, (60, 300)), bits=12)
+    write_dicom(tmp_path / "IM000007", chest, bits=12)  # named on its own, no suffix
+    out = run("predict", "--model", model, scans, tmp_path / "IM000007", "--csv")
+    assert out.exit_code == 0, out.output
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    frame.index = [Path(f).name for f in frame["file"]]
+    assert frame.loc["chest.dcm", "probability"] == frame.loc["chest.png", "probability"]
+    assert frame.loc["IM000007", "probability"] == frame.loc["chest.png", "probability"]
+    assert pd.isna(frame.loc["chest.dcm", "warning"])
+    assert frame.loc["strip.dcm", "warning"] == ("only 300x60 px; aspect ratio 5.0, not a "
+                                                 "chest radiograph's")
+    assert "skipped" not in out.output  # .dcm files are read, not skipped for their suffix
