@@ -104,7 +104,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     target = _common_target(records, "the top trials were searched at",
                             ", ".join(m["trial_dir"] for m in members))
     saved = [_read_member_predictions(Path(m["trial_dir"])) for m in members]
-    files, labels = _common_split(members, saved)
+    files, labels, patients = _common_split(members, saved)
     if tta:
         datasets: dict[tuple, Any] = {}
         scores = [_tta_scores(Path(m["trial_dir"]), r, files, datasets, data)
@@ -116,7 +116,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
             "selected_by": "validation objective (leaderboard rank), never test metrics"}
     return _save(runs_dir, ensemble_name(top, tta, combine), members, records, files, labels,
                  scores, target, info, _environment(records[0], tta), n_boot, command, start,
-                 combine=combine)
+                 combine=combine, patients=patients)
 
 
 def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label: str,
@@ -142,14 +142,15 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
                 "threshold": r.get("threshold")}
                for d, r in zip(seed_dirs, records, strict=True)]
     saved = [_read_member_predictions(Path(d)) for d in seed_dirs]
-    files, labels = _common_split(members, saved)
+    files, labels, patients = _common_split(members, saved)
     scores = _saved_scores(saved, files)
     info = {"seeds": [m["seed"] for m in members], "of": records[0].get("finalize_of"),
             "combine": COMBINE[combine], "tta": None,
             "selected_by": "the configuration's validation rank; every seed's retraining"}
     return _save(runs_dir, name + _suffix(combine), members, records, files, labels, scores,
                  target, info, records[0].get("environment"), n_boot, command, start,
-                 label if combine == "probability" else f"{label}, {combine} mean", combine)
+                 label if combine == "probability" else f"{label}, {combine} mean", combine,
+                 patients=patients)
 
 
 def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
@@ -157,7 +158,8 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
           labels: dict[str, np.ndarray], scores: list[dict[str, np.ndarray]], target: float,
           info: dict[str, Any], environment: Any, n_boot: int, command: str,
           start: float, label: str | None = None,
-          combine: str = "probability") -> dict[str, Any]:
+          combine: str = "probability",
+          patients: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Threshold on the combined validation scores, score the test split once, write the
     record and predictions under ``<runs>/_ensemble/<name>/``."""
     p_val = combine_scores([s["val"] for s in scores], combine)
@@ -166,13 +168,15 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     val = validation_summary(labels["val"], p_val, target)
     threshold = val["threshold"]
     test = binary_metrics(labels["test"], p_test, threshold, target)
-    groups = patients_of(files["test"])
+    patients = patients or {s: patients_of(files[s]) for s in SPLITS}
+    groups = patients["test"]
     test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot,
                                   groups=groups, target=target)
 
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
-    split = SimpleNamespace(**{s: SimpleNamespace(files=files[s], y=labels[s]) for s in SPLITS})
+    split = SimpleNamespace(**{s: SimpleNamespace(files=files[s], y=labels[s], patients=patients[s])
+                               for s in SPLITS})
     _write_predictions(out / PREDICTIONS_FILE, split, p_val, p_test)
     best = records[0]
     record = {
@@ -270,7 +274,8 @@ def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
         if not (np.isin(labels, (0, 1)).all() and np.isfinite(scores).all()):
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has {split} rows without a 0/1 "
                             "label or a finite probability (truncated?)")
-        frame = pd.DataFrame({"label": labels.astype(int), "probability": scores},
+        frame = pd.DataFrame({"label": labels.astype(int), "probability": scores,
+                              "patient": np.asarray(part["patient"]).astype(str)},
                              index=pd.Index(np.asarray(part["file"]).astype(str), name="file"))
         if frame.index.has_duplicates:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} lists a {split} file twice")
@@ -279,8 +284,9 @@ def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def _common_split(members: list[dict[str, Any]], saved: list[dict[str, pd.DataFrame]],
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The first member's validation and test files and labels; every member must have
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                             dict[str, np.ndarray]]:
+    """The first member's validation and test files, labels and patients; every member must have
     scored exactly these (a different split or data set is refused, naming the trials)."""
     first = saved[0]
     differ = []
@@ -297,7 +303,8 @@ def _common_split(members: list[dict[str, Any]], saved: list[dict[str, pd.DataFr
                         f"{members[0]['trial_dir']}")
     files = {s: first[s].index.to_numpy() for s in SPLITS}
     labels = {s: first[s]["label"].to_numpy() for s in SPLITS}
-    return files, labels
+    patients = {s: first[s]["patient"].to_numpy() for s in SPLITS}
+    return files, labels, patients
 
 
 def _dataset_for(record: dict[str, Any], datasets: dict[tuple, Any],

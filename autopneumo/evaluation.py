@@ -19,6 +19,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .backend import predict_batches
+from .data.patients import patients_of
 from .objective import binary_metrics, bootstrap_intervals, resampled_over, validation_summary
 from .provenance import environment
 
@@ -163,20 +164,27 @@ def compute_settings(model) -> dict[str, Any]:
 def _write_predictions(path: Path, ds, p_val: np.ndarray, p_test: np.ndarray) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["split", "file", "label", "probability"])
+    writer.writerow(["split", "file", "label", "probability", "patient"])
     for name, split, scores in (("val", ds.val, p_val), ("test", ds.test, p_test)):
-        for f, y, p in zip(split.files, split.y, scores, strict=True):
-            writer.writerow([name, str(f), int(y), repr(float(p))])
+        patients = getattr(split, "patients", None)
+        if patients is None:
+            patients = patients_of(split.files)
+        for f, y, p, who in zip(split.files, split.y, scores, patients, strict=True):
+            writer.writerow([name, str(f), int(y), repr(float(p)), str(who)])
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
 def read_predictions(trial_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     import pandas as pd
 
-    frame = pd.read_csv(trial_dir / PREDICTIONS_FILE)
+    frame = pd.read_csv(trial_dir / PREDICTIONS_FILE, dtype={"patient": str})
     return {
         split: {"label": g["label"].to_numpy(), "probability": g["probability"].to_numpy(),
-                "file": g["file"].to_numpy()}
+                "file": g["file"].to_numpy(),
+                # the scan's patient ids (a DICOM header's among them); files written before
+                # the column existed: from the names, as they were made
+                "patient": (g["patient"].to_numpy() if "patient" in g
+                            else patients_of(g["file"].to_numpy()))}
         for split, g in frame.groupby("split")
     }
 

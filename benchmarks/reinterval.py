@@ -46,7 +46,8 @@ def reinterval(path: Path, n_boot: int = 1000) -> dict | None:
             raise SystemExit(f"{path}: its predictions give test {key} {again[key]:.6f}, the "
                              f"record says {recorded:.6f}; not rewritten")
     record["test"] = {**again, **record["test"]}  # what the record has stays as it is
-    groups = patients_of(test["file"])
+    groups = (test["patient"].astype(str) if "patient" in test  # the scan's own ids
+              else patients_of(test["file"]))
     ci = bootstrap_intervals(test["label"], test["probability"], threshold, n_boot=n_boot,
                              groups=groups, target=target)
     record["test_ci"] = {k: list(v) for k, v in ci.items()}

@@ -35,7 +35,7 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = DX, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "DX", "p1"
+    ds.Modality = "DX"
     ds.set_pixel_data(pixels, photometric_interpretation=photometric,
                       bits_stored=bits or pixels.dtype.itemsize * 8)
     for key, value in tags.items():
@@ -189,3 +189,81 @@ def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp
     assert frame.loc["strip.dcm", "warning"] == ("only 300x60 px; aspect ratio 5.0, not a "
                                                  "chest radiograph's")
     assert "skipped" not in out.output  # .dcm files are read, not skipped for their suffix
+
+
+def _dicom_kermany(root: Path, per_patient: int = 2, with_ids: bool = True) -> Path:
+    """Kermany layout, DICOM files named by number (as hospital exports are): the patient
+    is only in the header."""
+    rng = np.random.default_rng(0)
+    n = 0
+    for split, patients in (("train", 8), ("test", 3)):
+        for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for p in range(patients):
+                for _ in range(per_patient):
+                    n += 1
+                    pixels = (rng.random((24, 24)) * (2000 + 2000 * label)).astype(np.uint16)
+                    tags = {"PatientID": f"{split}-{cls}-{p}"} if with_ids else {}
+                    write_dicom(folder / f"{n:06d}.dcm", pixels, bits=12, **tags)
+    return root
+
+
+def test_dicom_files_named_by_number_are_grouped_by_the_headers_patient_id(tmp_path):
+    """Named IM000123.dcm, a hospital export carries no patient in the name: without the
+    header's Patient ID every image would be its own patient, and the validation split
+    would leak patients from training."""
+    root = _dicom_kermany(tmp_path / "dicom")
+    scan = scan_kermany(root)
+    patients = [e.patient for e in scan.entries]
+    assert len(set(patients)) == 2 * (8 + 3) and patients[0] == "dicom:train-NORMAL-0"
+    ds = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
+                      cache_folder=tmp_path / "cache")
+    assert not set(ds.train.patients) & set(ds.val.patients)
+    assert ds.manifest["counts"]["val"]["patients"] == len(set(ds.val.patients)) == 4
+    again = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
+                         cache_folder=tmp_path / "cache")  # a cache hit keeps them
+    assert again.manifest["cache_hit"] and list(again.val.patients) == list(ds.val.patients)
+
+    from autopneumo.data import check_data
+
+    write_dicom(root / "test" / "NORMAL" / "009999.dcm", np.eye(24, dtype=np.uint16) * 900,
+                bits=12, PatientID="train-NORMAL-0")  # a training patient, in test too
+    check = check_data(root)  # the header's ids, also where it counts patients across splits
+    assert check.patients == {"train": 16, "val": 0, "test": 7}
+    assert check.patients_train_and_test == check.patients_train_and_test_by_kind == 1
+
+    plain = scan_kermany(_dicom_kermany(tmp_path / "noid", with_ids=False))
+    assert plain.entries[0].patient == "file:000001.dcm"  # no id anywhere: the file
+
+
+def test_saved_predictions_keep_the_scans_patients_for_every_interval(tmp_path):
+    """predictions.csv carries each image's patient, so that the ensemble's and the
+    report's bootstraps group as the trial's own did; a file written before the column
+    existed reads its patients from the names."""
+    from types import SimpleNamespace
+
+    from autopneumo.ensemble import _common_split, _read_member_predictions
+    from autopneumo.evaluation import _write_predictions, read_predictions
+    from autopneumo.report.runs import _read_split
+
+    files = np.array(["test/NORMAL/000001.dcm", "test/NORMAL/000002.dcm",
+                      "test/PNEUMONIA/person5_virus_9.jpeg"])
+    split = SimpleNamespace(files=files, y=np.array([0, 0, 1]),
+                            patients=np.array(["dicom:A", "dicom:A", "person5"]))
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    _write_predictions(trial / "predictions.csv", SimpleNamespace(val=split, test=split),
+                       np.array([0.1, 0.2, 0.9]), np.array([0.3, 0.4, 0.8]))
+    assert list(read_predictions(trial)["test"]["patient"]) == ["dicom:A", "dicom:A", "person5"]
+    assert list(_read_split(trial, "test").patient) == ["dicom:A", "dicom:A", "person5"]
+    saved = _read_member_predictions(trial)
+    _, _, patients = _common_split([{"trial_dir": str(trial)}], [saved])
+    assert list(patients["test"]) == ["dicom:A", "dicom:A", "person5"]
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "predictions.csv").write_text("split,file,label,probability\n" + "".join(
+        f"test,{f},{y},0.5\n" for f, y in zip(files, split.y, strict=True)))
+    assert list(read_predictions(old)["test"]["patient"]) == [
+        "file:000001.dcm", "file:000002.dcm", "person5"]

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import autopneumo
 from autopneumo.cli import main
+from autopneumo.data.patients import patients_of
 from autopneumo.ensemble import ensemble
 from autopneumo.errors import OptionError, RunsError
 from autopneumo.inference import export
@@ -58,7 +59,9 @@ def test_ensemble_averages_the_top_trials_by_validation(runs):
     a = predictions(trial_dir(runs, "base_cnn", "none", "a"))
     b = predictions(trial_dir(runs, "base_cnn", "flip", "b"))
     got = predictions(out)
-    assert list(got.columns) == ["split", "file", "label", "probability"]
+    assert list(got.columns) == ["split", "file", "label", "probability", "patient"]
+    assert list(got.patient[got.split == "test"]) == list(  # members' files carry none: names
+        patients_of(got.file[got.split == "test"]))
     assert list(got.file) == list(a.file) and list(got.label) == list(a.label)
     np.testing.assert_allclose(got.probability, (a.probability + b.probability) / 2)
     # threshold and metrics exactly as a trial's: validation rule, then test at it
@@ -72,7 +75,6 @@ def test_ensemble_averages_the_top_trials_by_validation(runs):
     assert lo <= record["test"]["auc"] <= hi
     # intervals over patients, as a trial's; these file names carry none (one a file), so
     # the record says they resample images
-    from autopneumo.data.patients import patients_of
     from autopneumo.objective import bootstrap_intervals
 
     assert record["test_ci_resampled"] == "images"
@@ -636,7 +638,6 @@ def test_members_are_chosen_by_validation_even_where_test_ranks_them_the_other_w
 
 
 def test_ensemble_intervals_resample_patients(tmp_path):
-    from autopneumo.data.patients import patients_of
     from autopneumo.ensemble import ensemble
 
     runs = three_trials(tmp_path, kermany_names=True)

@@ -46,7 +46,8 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     for e in scan.entries:
         counts[e.split][CLASSES[e.label]] += 1
         patients[e.split].add(e.patient)
-        by_kind[e.split].add(patient_id_by_kind(e.relpath))
+        by_kind[e.split].add(e.patient if e.patient.startswith("dicom:")  # a header's id
+                             else patient_id_by_kind(e.relpath))
     paths = [str(scan.root / e.relpath) for e in scan.entries]
     # the files as they are now, each read once: not the cache, whose key (names, sizes,
     # modification times) cannot see bytes replaced under an unchanged time

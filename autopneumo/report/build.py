@@ -21,7 +21,6 @@ import pandas as pd
 
 from .. import __version__
 from ..backend import predict_batches
-from ..data.patients import patients_of
 from ..evaluation import MODEL_FILE
 from ..leaderboard import data_hash_aliases
 from ..objective import calibration
@@ -226,7 +225,7 @@ class ReportBuilder:
 
     def _test_patients(self, best: pd.Series) -> int | None:
         pred = self.runs.predictions(best)
-        return len(set(patients_of(pred.file))) if pred is not None else None
+        return len(set(pred.patient)) if pred is not None else None
 
     def _flag_degenerate_intervals(self, best: pd.Series) -> None:
         """A percentile interval of zero width (every resample gave the same value: a
@@ -362,7 +361,7 @@ class ReportBuilder:
                 diffs = paired_differences(pa.label[ia], pa.probability[ia], float(a["threshold"]),
                                            pb.probability[ib], float(b["threshold"]),
                                            n_boot=self.opt.n_boot, seed=self.opt.seed,
-                                           groups=patients_of(pa.file[ia]))
+                                           groups=pa.patient[ia])
                 out.append({"family": family, "policy": a["policy"], "a": model_label(a),
                             "b": model_label(b), "n": len(ia), **diffs})
         return out
@@ -683,7 +682,7 @@ class ReportBuilder:
             return {"sentence": f"{a.label} and {b.label} were tested on different images, so "
                                 "McNemar's test does not apply."}
         ia, ib = pairs
-        groups = patients_of(a.test.file[ia])
+        groups = a.test.patient[ia]
         result = mcnemar(a.test.label[ia], a.predicted[ia], b.predicted[ib], groups=groups)
         acc_a = float(np.mean(a.predicted[ia] == a.test.label[ia].astype(bool)))
         acc_b = float(np.mean(b.predicted[ib] == b.test.label[ib].astype(bool)))

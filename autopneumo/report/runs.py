@@ -48,6 +48,7 @@ class Predictions:
     file: np.ndarray
     label: np.ndarray
     probability: np.ndarray
+    patient: np.ndarray  # the scan's patient ids (older files: from the names)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -183,7 +184,8 @@ def _read_split(trial_dir: Path, split: str) -> Predictions | None:
         return None  # damaged rows (a truncated file): not a model's scores
     return Predictions(file=np.asarray(part["file"]).astype(str),
                        label=np.asarray(part["label"]).astype(int),
-                       probability=np.asarray(part["probability"], dtype=np.float64))
+                       probability=np.asarray(part["probability"], dtype=np.float64),
+                       patient=np.asarray(part["patient"]).astype(str))
 
 
 @dataclass
