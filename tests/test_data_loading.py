@@ -392,6 +392,28 @@ def test_cache_key_depends_on_size_channels_and_files(kermany, cache):
     assert "train/NORMAL/IM-0200-0001.jpeg" in set(d.train.files) | set(d.val.files)
 
 
+def test_a_file_replaced_under_its_old_size_and_modification_time_is_decoded_again(
+        kermany, cache):
+    """Other bytes of the same size, the modification time then set back (``cp -p``,
+    ``rsync -t``, an archive unpacked over the folder): the old key would have served the
+    old pixels and the old data hash. The status-change time cannot be set back."""
+    import time
+
+    first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    path = kermany / "train" / "NORMAL" / "IM-0002-0001.jpeg"
+    before = path.stat()
+    time.sleep(0.05)  # the kernel's file times tick at a few milliseconds
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    again = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
+    assert again.manifest["cache_hit"] is False
+    assert again.manifest["data_hash"] == _content_hash(kermany) != first.manifest["data_hash"]
+
+
 def test_damaged_cache_is_rebuilt(kermany, cache):
     first = load_dataset(kermany, image_size=SIZE, cache_folder=cache)
     Path(first.manifest["cache"]).write_bytes(b"garbage, not an npy")

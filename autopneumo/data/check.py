@@ -49,8 +49,8 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
         by_kind[e.split].add(e.patient if e.patient.startswith("dicom:")  # a header's id
                              else patient_id_by_kind(e.relpath))
     paths = [str(scan.root / e.relpath) for e in scan.entries]
-    # the files as they are now, each read once: not the cache, whose key (names, sizes,
-    # modification times) cannot see bytes replaced under an unchanged time
+    # the files as they are now, each read once: not the cache, whose key is the files'
+    # names, sizes and times, not their bytes
     images, kept, failures, file_md5 = decode_and_hash_many(paths, 16, 3, workers=workers)
     by_md5: dict[str, list[str]] = defaultdict(list)
     for e, md5 in zip(scan.entries, file_md5, strict=True):

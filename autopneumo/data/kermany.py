@@ -30,6 +30,9 @@ class ImageFileEntry(NamedTuple):
     bytes: int
     patient: str
     mtime_ns: int = 0  # part of the cache key (an edited file is decoded again), not a hash
+    # and the status-change time, which no program can set back: a file replaced by one of
+    # the same size whose modification time was then restored is decoded again too
+    ctime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,11 @@ class Scan:
     ignored: tuple[str, ...]  # files that are not images by their suffix
 
     def cache_digest(self) -> str:
-        """Like ``digest`` plus modification times: a file edited in place is decoded again."""
+        """Like ``digest`` plus modification and status-change times: a file edited or
+        replaced is decoded again (so is a copied folder: its files have new times)."""
         h = hashlib.sha256(self.digest().encode())
         for e in self.entries:
-            h.update(f"{e.mtime_ns}\n".encode())
+            h.update(f"{e.mtime_ns}\t{e.ctime_ns}\n".encode())
         return h.hexdigest()
 
     def digest(self) -> str:
@@ -96,11 +100,11 @@ def scan_kermany(root: str | Path) -> Scan:
                     continue
                 try:
                     st = item.stat()
-                    size, mtime = st.st_size, st.st_mtime_ns
+                    size, mtime, ctime = st.st_size, st.st_mtime_ns, st.st_ctime_ns
                 except OSError:
-                    size, mtime = -1, 0
+                    size, mtime, ctime = -1, 0, 0
                 entries.append(
-                    ImageFileEntry(split, label, rel, size, _patient(item), mtime)
+                    ImageFileEntry(split, label, rel, size, _patient(item), mtime, ctime)
                 )
                 found += 1
             if found == 0:
