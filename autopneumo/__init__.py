@@ -8,6 +8,7 @@ The same functions the CLI calls::
     autopneumo.leaderboard("runs")          # a pandas DataFrame
     autopneumo.ensemble("runs", top=3)      # the top 3 trials averaged, one more row
     autopneumo.write_report("runs", "reports")
+    autopneumo.Predictor("winner/").predict(["scan.dcm"])  # a model loaded once
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _LAZY = {
     "write_report": ("autopneumo.report", "write_report"),
     "load_dataset": ("autopneumo.data", "load_dataset"),
     "check_data": ("autopneumo.data", "check_data"),
+    "predict": ("autopneumo.inference", "predict"),
+    "Predictor": ("autopneumo.inference", "Predictor"),
     "FAMILIES": ("autopneumo.registry", "FAMILIES"),
     "POLICIES": ("autopneumo.registry", "POLICIES"),
 }

@@ -494,6 +494,91 @@ def _check_scores(scores: np.ndarray, model: str | Path) -> None:
                           f"{float(outside[0]):g}); predict needs a sigmoid output")
 
 
+class Predictor:
+    """A model (a trial's, a finalize seed's, an export, or an exported ensemble's members)
+    loaded once, to score image files or decoded images many times: what ``predict``
+    does per call, for a service or a notebook that scores as images arrive.
+
+    >>> scorer = Predictor("winner/")
+    >>> scorer.predict(["a.png", "b.dcm"])      # the frame ``predict`` returns
+    >>> scorer.scores(images)                   # (N, size, size, channels) uint8 -> (N,)
+    """
+
+    def __init__(self, model: str | Path, threshold: float | None = None,
+                 recall_target: float | None = None, batch_size: int = 64,
+                 card: ModelCard | None = None):
+        from .hypermodel import load_trained_model
+
+        self.source = model
+        self.card = card or resolve_model(model, threshold, recall_target)
+        self.batch_size = int(batch_size)
+        self.threshold_source = (
+            "given with --threshold" if threshold is not None
+            else f"chosen on validation for recall >= {recall_target:g}"
+            if recall_target is not None
+            else "fixed at 0.5: a reference run" if self.card.info.get("reference")
+            else "chosen on validation")
+        self.threshold_given = threshold is not None
+        self.nets = [load_trained_model(path)
+                     for path in (self.card.members or (self.card.model_path,))]
+        shapes = {check_model(net, self.card, model) for net in self.nets}
+        if len(shapes) > 1:
+            raise OptionError(f"--model {model}: the ensemble's members take different "
+                              f"inputs ({sorted(shapes)})")
+        self.image_size, self.channels = shapes.pop()
+
+    @property
+    def threshold(self) -> float:
+        return self.card.threshold
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """Scores of decoded images: uint8 ``(N, image_size, image_size, channels)``, as
+        ``autopneumo.data.images.decode_image`` gives them (0-255; the model normalises)."""
+        images = np.asarray(images)
+        want = (self.image_size, self.image_size, self.channels)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != want:
+            raise OptionError(f"--model {self.source}: takes uint8 images of shape "
+                              f"(N, {', '.join(map(str, want))}), got {images.dtype} "
+                              f"{images.shape}")
+        if not len(images):
+            return np.zeros(0)
+        return _scores(self.nets, self.card, images, self.batch_size, self.source)
+
+    def predict(self, inputs: str | Path | list[str | Path]) -> pd.DataFrame:
+        """``predict``'s frame for these files and folders."""
+        return self._predict(*image_files(inputs))
+
+    def _predict(self, files: list[Path], skipped: list[Path]) -> pd.DataFrame:
+        from .data.images import decode_image
+
+        rows, arrays = [], []
+        for path in files:
+            try:
+                arrays.append(decode_image(path, self.image_size, self.channels))
+                rows.append({"file": _file_cell(path), "error": None,
+                             "warning": input_warnings(path, arrays[-1])})
+            except Exception as exc:  # noqa: BLE001 - reported per file
+                rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
+                             "warning": None})
+        scores = self.scores(np.stack(arrays)) if arrays else np.zeros(0)
+        probabilities = iter(scores)
+        for row in rows:
+            if row["error"] is None:
+                p = float(next(probabilities))
+                row.update(probability=p,
+                           label="PNEUMONIA" if p >= self.threshold else "NORMAL")
+            else:
+                row.update(probability=np.nan, label=None)
+        frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error", "warning"])
+        frame["probability"] = frame["probability"].astype(float)
+        frame["threshold"] = self.threshold  # in the CSV too: which threshold made the labels
+        frame.attrs["threshold"] = self.threshold
+        frame.attrs["threshold_given"] = self.threshold_given
+        frame.attrs["threshold_source"] = self.threshold_source
+        frame.attrs["skipped"] = [str(p) for p in skipped]
+        return frame
+
+
 def predict(model: str | Path, inputs: str | Path | list[str | Path],
             threshold: float | None = None, batch_size: int = 64,
             recall_target: float | None = None) -> pd.DataFrame:
@@ -504,46 +589,9 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     image that decoded but deserves little trust (tiny, not radiograph-shaped, nearly
     blank) is scored and gets a ``warning``.
     ``frame.attrs``: ``threshold``, ``threshold_given``, ``threshold_source``, ``skipped``
-    (files in the given folders that are not images).
+    (files in the given folders that are not images). To score many times with one
+    model loaded once: ``Predictor``.
     """
-    from .data.images import decode_image
-    from .hypermodel import load_trained_model
-
     card = resolve_model(model, threshold, recall_target)
     files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
-    nets = [load_trained_model(path) for path in (card.members or (card.model_path,))]
-    shapes = {check_model(net, card, model) for net in nets}
-    if len(shapes) > 1:
-        raise OptionError(f"--model {model}: the ensemble's members take different inputs "
-                          f"({sorted(shapes)})")
-    size, channels = shapes.pop()
-    rows, arrays = [], []
-    for path in files:
-        try:
-            arrays.append(decode_image(path, size, channels))
-            rows.append({"file": _file_cell(path), "error": None,
-                         "warning": input_warnings(path, arrays[-1])})
-        except Exception as exc:  # noqa: BLE001 - reported per file
-            rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
-                         "warning": None})
-    scores = (_scores(nets, card, np.stack(arrays), batch_size, model) if arrays
-              else np.zeros(0))
-    probabilities = iter(scores)
-    for row in rows:
-        if row["error"] is None:
-            p = float(next(probabilities))
-            row.update(probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL")
-        else:
-            row.update(probability=np.nan, label=None)
-    frame = pd.DataFrame(rows, columns=["file", "probability", "label", "error", "warning"])
-    frame["probability"] = frame["probability"].astype(float)
-    frame["threshold"] = card.threshold  # in the CSV too: which threshold made the labels
-    frame.attrs["threshold"] = card.threshold
-    frame.attrs["threshold_given"] = threshold is not None
-    frame.attrs["threshold_source"] = (
-        "given with --threshold" if threshold is not None
-        else f"chosen on validation for recall >= {recall_target:g}" if recall_target is not None
-        else "fixed at 0.5: a reference run" if card.info.get("reference")
-        else "chosen on validation")
-    frame.attrs["skipped"] = [str(p) for p in skipped]
-    return frame
+    return Predictor(model, threshold, recall_target, batch_size, card)._predict(files, skipped)

@@ -534,3 +534,41 @@ def test_predict_scores_but_flags_images_a_radiograph_model_should_not_be_truste
     assert frame["probability"].notna().all()  # scored all the same
     shown = run("predict", "--model", model, folder / "dot.png", env={"COLUMNS": "200"})
     assert "(warning: only 1x1 px; nearly blank)" in shown.output
+
+
+def test_a_predictor_loads_its_model_once_and_scores_files_and_decoded_images_alike(
+        tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    import autopneumo
+    import autopneumo.hypermodel
+    from autopneumo.data.images import decode_image
+    from autopneumo.errors import OptionError
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (90, 80), dtype=np.uint8)).save(files[-1])
+    loads = []
+    real = autopneumo.hypermodel.load_trained_model
+    monkeypatch.setattr(autopneumo.hypermodel, "load_trained_model",
+                        lambda path: loads.append(path) or real(path))
+    scorer = autopneumo.Predictor(model)
+    first, second = scorer.predict(files[:2]), scorer.predict(files[2])
+    assert len(loads) == 1 and (scorer.image_size, scorer.channels) == (32, 1)
+    once = autopneumo.predict(model, files)  # the function: the same frame
+    np.testing.assert_allclose(once.probability, [*first.probability, *second.probability],
+                               atol=1e-6)  # batches of 2 and 1 against 3: float arithmetic
+    assert once.attrs == {**first.attrs, "skipped": []}
+    decoded = np.stack([decode_image(f, 32, 1) for f in files])
+    np.testing.assert_allclose(scorer.scores(decoded), once.probability, atol=1e-6)
+    assert scorer.scores(decoded[:0]).shape == (0,)
+    for bad in (decoded.astype(np.float32), decoded[:, :16], decoded[0]):
+        with pytest.raises(OptionError, match=r"takes uint8 images of shape \(N, 32, 32, 1\)"):
+            scorer.scores(bad)
