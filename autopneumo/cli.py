@@ -409,8 +409,11 @@ def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:
                    "precision at this recall, from the validation scores saved beside the "
                    "model (a trial, finalize seed or export).")
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output.")
+@click.option("--strict", is_flag=True,
+              help="Exit with code 1 (after writing every row) when an image could not be "
+                   "read, was scored with a warning, or a file in the folders was skipped.")
 def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
-            recall_target: float | None, as_csv: bool) -> None:
+            recall_target: float | None, as_csv: bool, strict: bool) -> None:
     """Score for pneumonia (the sigmoid output, not a calibrated probability) and label
     per image (IMAGE_OR_FOLDER...)."""
     from .inference import predict as run_predict
@@ -437,6 +440,8 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
         suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in skipped})
         click.echo(f"{len(skipped)} file(s) in the given folders skipped, not images by their "
                    f"suffix ({', '.join(suffixes)}); give a file by name to try it", err=True)
+    if strict and (failed or warned or skipped):
+        click.get_current_context().exit(1)  # the rows are written; a pipeline stops here
 
 
 def _print_predictions(frame) -> None:

@@ -534,6 +534,21 @@ def test_predict_scores_but_flags_images_a_radiograph_model_should_not_be_truste
     assert frame["probability"].notna().all()  # scored all the same
     shown = run("predict", "--model", model, folder / "dot.png", env={"COLUMNS": "200"})
     assert "(warning: only 1x1 px; nearly blank)" in shown.output
+    # --strict: every row written, then exit 1 for a pipeline; clean input still exits 0
+    strict = run("predict", "--model", model, folder, "--csv", "--strict")
+    assert strict.exit_code == 1 and len(strict.stdout.splitlines()) == 1 + 4
+    assert "Error" not in strict.output
+    assert run("predict", "--model", model, folder / "chest.png", "--strict").exit_code == 0
+    for name in ("dot.png", "strip.png", "blank.png"):
+        (folder / name).unlink()
+    (folder / "notes.txt").write_text("skipped")
+    assert run("predict", "--model", model, folder).exit_code == 0
+    assert run("predict", "--model", model, folder, "--strict").exit_code == 1
+    (folder / "notes.txt").unlink()
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert run("predict", "--model", model, folder, "--strict").exit_code == 1
+    (folder / "broken.png").unlink()
+    assert run("predict", "--model", model, folder, "--strict").exit_code == 0
 
 
 def test_a_predictor_loads_its_model_once_and_scores_files_and_decoded_images_alike(
