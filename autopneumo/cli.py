@@ -424,48 +424,28 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
 
         click.echo(safe_csv(frame), nl=False)
     else:
-        _print_predictions(frame)
+        from .terminal import print_predictions
+
+        print_predictions(frame)
     failed = int(frame["error"].notna().sum())
     if failed == len(frame):
         raise UserError(f"none of the {len(frame)} images could be read")
     if failed:  # a batch job reading only the CSV still hears of it
-        click.echo(f"{failed} of {len(frame)} images could not be read (the error column "
-                   "says why)", err=True)
+        click.echo(f"{failed} of {len(frame)} images could not be read (the "
+                   f"{'error' if as_csv else 'note'} column says why)", err=True)
     warned = int(frame["warning"].notna().sum())
     if warned:
         click.echo(f"{warned} of {len(frame)} images scored with a warning (tiny, not "
-                   "radiograph-shaped or nearly blank: the warning column says which)", err=True)
+                   "radiograph-shaped or nearly blank: the "
+                   f"{'warning' if as_csv else 'note'} column says which)", err=True)
     skipped = frame.attrs.get("skipped") or []
     if skipped:
         suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in skipped})
-        click.echo(f"{len(skipped)} file(s) in the given folders skipped, not images by their "
+        click.echo(f"{len(skipped)} file(s) in the given folders (and their subfolders) "
+                   "skipped, not images by their "
                    f"suffix ({', '.join(suffixes)}); give a file by name to try it", err=True)
     if strict and (failed or warned or skipped):
         click.get_current_context().exit(1)  # the rows are written; a pipeline stops here
-
-
-def _print_predictions(frame) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    how = frame.attrs.get("threshold_source") or "chosen on validation"
-    table = Table(title=f"threshold {frame.attrs['threshold']:.4f} ({how}); "
-                        "score: the model's output, not a calibrated probability")
-    table.add_column("file", overflow="fold")  # never cut: two files must not read the same
-    table.add_column("probability", no_wrap=True)
-    table.add_column("label", no_wrap=True)
-    import pandas as pd
-
-    for row in frame.to_dict("records"):  # a missing value may read as None or NaN
-        if pd.notna(row["error"]):
-            table.add_row(Text(str(row["file"])), "-", Text(f"error: {row['error']}"))
-        else:
-            label = Text(row["label"])
-            if pd.notna(row.get("warning")):
-                label.append(f" (warning: {row['warning']})", style="yellow")
-            table.add_row(Text(str(row["file"])), f"{row['probability']:.4f}", label)
-    Console().print(table)
 
 
 @main.command()

@@ -12,6 +12,47 @@ from rich.text import Text
 from .leaderboard import flag
 
 
+def distinct_from(p: float, threshold: float, least: int = 2) -> str:
+    """``p`` with ``least`` decimals, or as many as it takes (up to 6) to differ from the
+    threshold as printed: 0.4991 against a threshold of 0.4993, not 0.50 and 0.50 beside
+    two different labels."""
+    for digits in range(least, 7):
+        if f"{p:.{digits}f}" != f"{threshold:.{digits}f}":
+            return f"{p:.{digits}f}"
+    return f"{p:.6f}"
+
+
+def print_predictions(frame: pd.DataFrame, console: Console | None = None) -> None:
+    """``predict``'s table: file, score, label and a note (the error, or why a score
+    deserves little trust). File names are never cut or squeezed out (two patients' files
+    must not read the same); the note wraps instead. Scores print with as many decimals
+    as it takes to differ from the threshold beside a label."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped: no terminal width to fit, as the leaderboard
+            console = Console(width=200)
+    threshold = float(frame.attrs["threshold"])
+    how = frame.attrs.get("threshold_source") or "chosen on validation"
+    table = Table(title=f"threshold {threshold:.4f} ({how}); "
+                        "score: the model's output, not a calibrated probability")
+    longest = max((len(str(f)) for f in frame["file"]), default=4)
+    table.add_column("file", overflow="fold", min_width=min(longest, 20))
+    table.add_column("probability", no_wrap=True)
+    table.add_column("label", no_wrap=True)
+    table.add_column("note", overflow="fold", ratio=1, min_width=12)
+    for row in frame.to_dict("records"):  # a missing value may read as None or NaN
+        if pd.notna(row["error"]):
+            table.add_row(Text(str(row["file"])), "-", "-",
+                          Text(f"error: {row['error']}", style="red"))
+        else:
+            note = (Text(f"warning: {row['warning']}", style="yellow")
+                    if pd.notna(row.get("warning")) else Text(""))
+            table.add_row(Text(str(row["file"])),
+                          distinct_from(float(row["probability"]), threshold, 4),
+                          Text(str(row["label"])), note)
+    console.print(table)
+
+
 def _fmt(x, digits: int = 3) -> Text:
     """Plain text (never rich markup: names come from files and folders)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

@@ -462,7 +462,8 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     flat = "".join(line.strip("│ \n") for line in shown.output.splitlines())
     assert f"{stem}1.jpeg" in flat.replace("│", "").replace(" ", "")
     assert "…" not in shown.output
-    assert "2 file(s) in the given folders skipped, not images by their suffix (.gif, .txt)" \
+    assert ("2 file(s) in the given folders (and their subfolders) skipped, not images by "
+            "their suffix (.gif, .txt)") \
         in shown.output
     assert "scanner.tif" in flat.replace("│", "").replace(" ", "")  # a .tif is read
     (images / f"{stem}2.jpeg").write_bytes(b"broken")
@@ -533,7 +534,7 @@ def test_predict_scores_but_flags_images_a_radiograph_model_should_not_be_truste
     assert warnings["blank.png"] == "nearly blank"
     assert frame["probability"].notna().all()  # scored all the same
     shown = run("predict", "--model", model, folder / "dot.png", env={"COLUMNS": "200"})
-    assert "(warning: only 1x1 px; nearly blank)" in shown.output
+    assert "warning: only 1x1 px; nearly blank" in shown.output
     # --strict: every row written, then exit 1 for a pipeline; clean input still exits 0
     strict = run("predict", "--model", model, folder, "--csv", "--strict")
     assert strict.exit_code == 1 and len(strict.stdout.splitlines()) == 1 + 4
@@ -587,3 +588,36 @@ def test_a_predictor_loads_its_model_once_and_scores_files_and_decoded_images_al
     for bad in (decoded.astype(np.float32), decoded[:, :16], decoded[0]):
         with pytest.raises(OptionError, match=r"takes uint8 images of shape \(N, 32, 32, 1\)"):
             scorer.scores(bad)
+
+
+def test_the_predict_table_keeps_every_file_name_beside_long_notes_at_80_columns():
+    """The README review's B1: one row with an error or a long warning squeezed the file
+    column to nothing at 80 columns (any piped output), leaving scores without names; and
+    B5: a score just under the threshold printed equal to it beside the lower label."""
+    import pandas as pd
+    from rich.console import Console
+
+    from autopneumo.terminal import print_predictions
+
+    names = ["scans/site_A/patient_000123_chest_AP.png", "scans/site_A/patient_000124.png",
+             "scans/strip.png", "scans/broken.png"]
+    frame = pd.DataFrame({
+        "file": names, "probability": [0.465885, 0.9, 0.2, float("nan")],
+        "label": ["NORMAL", "PNEUMONIA", "NORMAL", None],
+        "error": [None, None, None, "UnidentifiedImageError: cannot identify image file "
+                                      "'scans/broken.png' " + "x" * 60],
+        "warning": [None, None, "only 200x50 px; aspect ratio 4.0, not a chest radiograph's",
+                    None]})
+    frame.attrs["threshold"] = 0.465898
+    for width in (60, 80, 100):
+        console = Console(width=width, record=True)
+        print_predictions(frame, console)
+        text = console.export_text()
+        cells = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+        files = "".join(c[1].strip() for c in cells)  # the file column, its folds joined
+        notes = "".join(c[4].strip() for c in cells if len(c) > 4)
+        for name in names:
+            assert name in files, (width, name, text)
+        assert "0.46588 " in text and "0.4659 " not in text.split("┡", 1)[1]
+        assert "aspectratio4.0" in notes.replace(" ", "") or width < 80
+        assert "UnidentifiedImageError" in notes.replace(" ", "") or width < 80

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import predict_batches
+from ..terminal import distinct_from
 from .figures import figure, plain, shorten, to_png
 from .pixels import CLASSES, show
 
@@ -223,16 +224,7 @@ def example_title(file: str, label: int, probability: float, threshold: float) -
     predicted = int(probability >= threshold)
     mark = "right" if predicted == label else "wrong"
     return (f"{shorten(Path(file).name, 24)}\ntrue {CLASSES[label]}, "
-            f"p={_distinct_from(probability, threshold)} ({mark})")
-
-
-def _distinct_from(p: float, threshold: float) -> str:
-    """``p`` with 2 decimals, or as many as it takes (up to 6) to differ from the threshold
-    as printed: 0.4991 against a threshold of 0.4993, not 0.50 and 0.50."""
-    for digits in range(2, 7):
-        if f"{p:.{digits}f}" != f"{threshold:.{digits}f}":
-            return f"{p:.{digits}f}"
-    return f"{p:.6f}"
+            f"p={distinct_from(probability, threshold)} ({mark})")
 
 
 # --- focus: how much of the map falls in the lung field --------------------------------
