@@ -378,6 +378,7 @@ def resolve_model(source: str | Path, threshold: float | None = None,
         if model_path.suffix != ".keras":
             raise OptionError(f"--model {source}: not a .keras model file or a folder "
                               "holding one")
+    _check_digests(source, info, model_path, members)
     if recall_target is not None:
         threshold = validation_threshold(folder, recall_target)
     chosen = threshold if threshold is not None else info.get("threshold")
@@ -395,6 +396,24 @@ def resolve_model(source: str | Path, threshold: float | None = None,
         raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
     return ModelCard(model_path, chosen, size, channels, info, members,
                      str(info.get("combine") or "probability"), bool(info.get("tta")))
+
+
+def _check_digests(source: Path, info: dict[str, Any], model_path: Path,
+                   members: tuple[Path, ...]) -> None:
+    """The model files a card describes are the ones it recorded (their sha256): a model
+    swapped into an exported folder would be scored against another model's threshold and
+    numbers. Cards written before the digest was recorded are not checked."""
+    if members:
+        recorded = [(m, (entry or {}).get("model_sha256"))
+                    for m, entry in zip(members, info.get("members") or [], strict=False)]
+    else:
+        recorded = [(model_path, (info.get("provenance") or {}).get("model_sha256"))]
+    for path, digest in recorded:
+        if isinstance(digest, str) and file_digest(path) != digest:
+            raise OptionError(f"--model {source}: {path} is not the model "
+                              f"{info.get('_from', 'its card')} describes (its sha256 differs "
+                              "from the recorded one): the card's threshold and numbers belong "
+                              "to another model; export it again")
 
 
 def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list[Path]]:

@@ -248,6 +248,17 @@ def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kerman
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "file,probability,label,error,warning,threshold"
     assert len(result.stdout.splitlines()) == 9
+    # another trial's model copied over the exported one: the card describes another model
+    other = Path(autopneumo.leaderboard(config.runs_dir).iloc[1]["trial_dir"]) / "model.keras"
+    import shutil
+
+    shutil.copyfile(other, folder / "model.keras")
+    swapped = CliRunner().invoke(main, ["predict", "--model", str(folder),
+                                        str(tiny_kermany / "test" / "NORMAL")])
+    assert swapped.exit_code == 2, swapped.output
+    assert "model.keras is not the model" in swapped.output
+    assert "model_card.json describes (its sha256 differs" in swapped.output
+    assert len(swapped.output.strip().splitlines()) == 1
 
 
 def test_predict_table_shows_unreadable_images_as_errors(searched, tiny_kermany, tmp_path):
@@ -946,6 +957,9 @@ def test_an_exported_ensemble_predicts_what_the_ensemble_scored(searched, tiny_k
                                         str(tmp_path / "x"), "--ensemble", "nosuch"])
     assert missing.exit_code == 2 and "--ensemble nosuch: no readable ensemble record" \
         in missing.output
+    shutil.copyfile(folder / "member2" / "model.keras", folder / "member1" / "model.keras")
+    swapped = CliRunner().invoke(main, ["predict", "--model", str(folder), str(tiny_kermany)])
+    assert swapped.exit_code == 2 and "member1/model.keras is not the model" in swapped.output
     (folder / "member2" / "model.keras").unlink()
     gone = CliRunner().invoke(main, ["predict", "--model", str(folder), str(tiny_kermany)])
     assert gone.exit_code == 2 and "the ensemble's member model" in gone.output
