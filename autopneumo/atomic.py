@@ -47,8 +47,28 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
+def atomic_write_json(path: str | Path, obj: Any, strict: bool = False) -> Path:
+    """``obj`` as indented JSON. ``strict``: a file meant to leave the project (a model
+    card), so standard JSON: NaN and infinities (undefined metrics) become ``null``;
+    Python's own ``NaN`` token is not JSON, and other readers refuse the file."""
+    if strict:
+        return atomic_write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True,
+                                                  default=_jsonable, allow_nan=False))
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
+
+
+def _finite(value: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _jsonable(value: Any) -> Any:

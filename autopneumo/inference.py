@@ -194,7 +194,7 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
             card = model_card(record, trial_dir, runs_dir) | {"rank_by_validation": rank}
             if _copy_validation_scores(trial_dir, target):
                 card["validation_scores"] = VALIDATION_FILE  # predict --recall-target
-            atomic_write_json(target / CARD_FILE, card)
+            atomic_write_json(target / CARD_FILE, card, strict=True)
 
     _replace_export(out, write)
     return [out / name if name != "." else out for name in names]
@@ -249,7 +249,7 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
             "tta": bool((record.get("ensemble") or {}).get("tta"))}
         if _copy_validation_scores(folder, staging):
             card["validation_scores"] = VALIDATION_FILE
-        atomic_write_json(staging / CARD_FILE, card)
+        atomic_write_json(staging / CARD_FILE, card, strict=True)
 
     _replace_export(out, write)
     return out

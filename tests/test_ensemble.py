@@ -706,9 +706,16 @@ def test_the_model_card_tells_a_deployer_what_the_model_does_at_its_threshold(ru
     pd.DataFrame([{"rank": 1, "project": "base_cnn__none", "trial_id": "a", "seeds": 3,
                    "precision_mean": 0.78, "precision_std": 0.017}]).to_csv(
         finalize_dir / "summary.csv", index=False)
-    [winner] = export(runs, tmp_path / "winner")
-    card = json.loads((winner / CARD_FILE).read_text())
     record = json.loads((a / "record.json").read_text())
+    record["val"]["precision"] = float("nan")  # no validation image scored >= 0.5
+    (a / "record.json").write_text(json.dumps(record))
+    [winner] = export(runs, tmp_path / "winner")
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    card = json.loads((winner / CARD_FILE).read_text(), parse_constant=refuse)  # standard JSON
+    assert card["validation_at_0.5"]["precision"] is None
     val = predictions(a).query("split == 'val'")
     at = binary_metrics(val.label, val.probability, record["threshold"], 0.95)
     assert card["validation_at_threshold"]["recall"] == pytest.approx(at["recall"])
