@@ -464,7 +464,7 @@ def export(runs_dir: Path, top: int, out: Path, ensemble_name: str | None) -> No
     written = run_export(runs_dir, out, top, ensemble=ensemble_name)
     for folder in written:
         click.echo(str(folder))
-    if len(written) < top:
+    if len(written) < top and ensemble_name is None:
         click.echo(f"only {len(written)} completed search trial(s) to export (--top {top})",
                    err=True)
 

@@ -168,6 +168,9 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
     new export is written next to ``out`` first and moved in when complete."""
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
+    if ensemble is not None and top != 1:
+        raise OptionError(f"--top {top} with --ensemble {ensemble}: an ensemble row is exported "
+                          "whole (its members are its own); drop --top")
     runs_dir = require_runs_dir(runs_dir)
     if ensemble is not None:
         return [_export_ensemble(runs_dir, Path(out), ensemble)]

@@ -953,6 +953,10 @@ def test_an_exported_ensemble_predicts_what_the_ensemble_scored(searched, tiny_k
     np.testing.assert_allclose(got.set_index("file").loc[saved.file, "probability"],
                                saved.probability, rtol=1e-5, atol=1e-6)
     assert ((frame.label == "PNEUMONIA") == (frame.probability >= record["threshold"])).all()
+    with_top = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out",
+                                         str(tmp_path / "y"), "--ensemble", name, "--top", "3"])
+    assert with_top.exit_code == 2 and "an ensemble row is exported whole" in with_top.output
+    assert "only" not in with_top.output and not (tmp_path / "y").exists()
     missing = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out",
                                         str(tmp_path / "x"), "--ensemble", "nosuch"])
     assert missing.exit_code == 2 and "--ensemble nosuch: no readable ensemble record" \
