@@ -18,7 +18,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.download import file_digest
-from .data.images import IMAGE_SUFFIXES, image_dimensions
+from .data.images import IMAGE_SUFFIXES, image_dimensions, stored_spread
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
@@ -444,7 +444,7 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
 
 SMALLEST_SIDE = 64  # px: the smallest image size a search space offers
 WIDEST_ASPECT = 2.0  # chest radiographs are about square (5:4 to 4:5 and so)
-BLANK_STD = 2.0  # grey levels: less spread than this, the model sees no structure
+BLANK_STD = 2.0  # grey levels (or stored levels of a 16-bit image): less, no structure
 
 
 def input_warnings(path: Path, image: np.ndarray) -> str | None:
@@ -461,7 +461,11 @@ def input_warnings(path: Path, image: np.ndarray) -> str | None:
     if width and max(width, height) / min(width, height) > WIDEST_ASPECT:
         found.append(f"aspect ratio {max(width, height) / min(width, height):.1f}, not a chest "
                      "radiograph's")
-    if float(np.std(image)) < BLANK_STD:
+    try:
+        stored = stored_spread(path)  # 16-bit or DICOM: the spread before the stretch
+    except Exception:  # noqa: BLE001 - it decoded a moment ago; no second opinion then
+        stored = None
+    if float(np.std(image)) < BLANK_STD or (stored is not None and stored < BLANK_STD):
         found.append("nearly blank")
     return "; ".join(found) or None
 

@@ -621,3 +621,33 @@ def test_the_predict_table_keeps_every_file_name_beside_long_notes_at_80_columns
         assert "0.46588 " in text and "0.4659 " not in text.split("┡", 1)[1]
         assert "aspectratio4.0" in notes.replace(" ", "") or width < 80
         assert "UnidentifiedImageError" in notes.replace(" ", "") or width < 80
+
+
+def test_a_flat_16bit_image_is_flagged_nearly_blank_before_its_stretch(tmp_path):
+    """The README review's B3: one stored level of noise (1000 and 1001) in a 16-bit PNG
+    is stretched to full-contrast 0/255 noise, and the decoded image no longer looked
+    blank; the same image in 8 bits was flagged. A 16-bit radiograph is not."""
+    import io
+
+    import keras
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
+                                         keras.layers.Dense(1, activation="sigmoid")],
+                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 2, (128, 128))
+    Image.fromarray((1000 + noise).astype(np.uint16)).save(folder / "flat16.png")
+    Image.fromarray((200 + noise).astype(np.uint8)).save(folder / "flat8.png")
+    ramp = np.add.outer(np.arange(128), np.arange(128)) * 12 + rng.integers(0, 40, (128, 128))
+    Image.fromarray(ramp.astype(np.uint16)).save(folder / "xray16.png")
+    out = run("predict", "--model", model, folder, "--csv")
+    assert out.exit_code == 0, out.output
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    warnings = {Path(f).name: w for f, w in zip(frame["file"], frame["warning"], strict=True)}
+    assert warnings["flat16.png"] == warnings["flat8.png"] == "nearly blank"
+    assert pd.isna(warnings["xray16.png"])

@@ -178,6 +178,8 @@ def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp
     write_dicom(scans / "chest.dcm", chest, bits=12)
     Image.fromarray(chest).save(scans / "chest.png")
     write_dicom(scans / "strip.dcm", _radiograph(12, (60, 300)), bits=12)
+    flat = 1000 + np.random.default_rng(1).integers(0, 2, (128, 128)).astype(np.uint16)
+    write_dicom(scans / "flat.dcm", flat, bits=12)  # one stored level of noise: blank
     write_dicom(tmp_path / "IM000007", chest, bits=12)  # named on its own, no suffix
     out = run("predict", "--model", model, scans, tmp_path / "IM000007", "--csv")
     assert out.exit_code == 0, out.output
@@ -188,6 +190,7 @@ def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp
     assert pd.isna(frame.loc["chest.dcm", "warning"])
     assert frame.loc["strip.dcm", "warning"] == ("only 300x60 px; aspect ratio 5.0, not a "
                                                  "chest radiograph's")
+    assert frame.loc["flat.dcm", "warning"] == "nearly blank"
     assert "skipped" not in out.output  # .dcm files are read, not skipped for their suffix
 
 

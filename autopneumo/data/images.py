@@ -144,6 +144,22 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
 
 
+def stored_spread(path: str | Path) -> float | None:
+    """The standard deviation of the values a 16- or 32-bit integer image (PNG, TIFF, or
+    DICOM of more than 8 bits) stores, before the stretch to 8 bits, which would turn a
+    flat image with one level of noise into full-contrast noise; ``None`` for 8-bit and
+    float images (8 bits are read as they are; a float image's scale is unknown)."""
+    if is_dicom(path):
+        import pydicom
+
+        arr = pydicom.dcmread(path).pixel_array
+        return None if arr.dtype == np.uint8 or arr.ndim != 2 else float(np.std(arr))
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return float(np.std(np.asarray(im, dtype=np.float64)))
+    return None
+
+
 def image_dimensions(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file from its header, without decoding the pixels."""
     if is_dicom(path):
