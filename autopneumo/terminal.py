@@ -77,7 +77,7 @@ def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | Non
             ("status", "status"), ("val_prec_at_recall", "val P@R"), ("val_auc", "val AUC"),
             ("threshold", "thr"), ("test_precision", "test prec"), ("test_recall", "test rec"),
             ("test_accuracy", "test acc"), ("test_auc", "test AUC"),
-            ("test_specificity", "test spec")]
+            ("test_specificity", "test spec"), ("test_npv", "test NPV")]
     for _, title in cols:
         table.add_column(title, justify="right")
     for _, row in frame.head(top).iterrows():

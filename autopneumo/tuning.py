@@ -577,6 +577,12 @@ def _warn_about_data(dataset) -> None:
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
         print(f"warning: skipped {len(unreadable)} unreadable image(s): {names}{more}",
               file=sys.stderr)
+    ignored = manifest.get("ignored") or []
+    if ignored:
+        suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in ignored})
+        print(f"note: {len(ignored)} file(s) in the data folder are not read, not images by "
+              f"their suffix ({', '.join(suffixes)}); training reads .jpeg, .jpg, .png and "
+              f"DICOM .dcm/.dicom (`autopneumo data check` lists them)", file=sys.stderr)
     shared = manifest.get("test_images_also_in_train_or_val") or 0
     if shared:
         print(f"warning: {shared} test image(s) also occur in train/val (identical pixels at "

@@ -459,13 +459,14 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     Image.fromarray(np.full((80, 80), 50, np.uint8)).save(images / "scanner.tif")  # read
     shown = run("predict", "--model", model, tmp_path / "site_A", env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
-    flat = "".join(line.strip("│ \n") for line in shown.output.splitlines())
-    assert f"{stem}1.jpeg" in flat.replace("│", "").replace(" ", "")
+    files = "".join(line.split("│")[1].strip() for line in shown.output.splitlines()
+                    if line.startswith("│"))  # the file column, its folds joined
+    assert f"{stem}1.jpeg" in files, shown.output
     assert "…" not in shown.output
     assert ("2 file(s) in the given folders (and their subfolders) skipped, not images by "
             "their suffix (.gif, .txt)") \
         in shown.output
-    assert "scanner.tif" in flat.replace("│", "").replace(" ", "")  # a .tif is read
+    assert "scanner.tif" in files  # a .tif is read
     (images / f"{stem}2.jpeg").write_bytes(b"broken")
     as_csv = run("predict", "--model", model, images, "--csv")
     assert as_csv.exit_code == 0
@@ -651,3 +652,20 @@ def test_a_flat_16bit_image_is_flagged_nearly_blank_before_its_stretch(tmp_path)
     warnings = {Path(f).name: w for f, w in zip(frame["file"], frame["warning"], strict=True)}
     assert warnings["flat16.png"] == warnings["flat8.png"] == "nearly blank"
     assert pd.isna(warnings["xray16.png"])
+
+
+def test_a_search_says_which_files_in_the_data_folder_it_does_not_read(capsys):
+    """The README review's U4: a .tif in a training folder was dropped without a word (only
+    `data check` listed it), while predict reads .tif files."""
+    from types import SimpleNamespace
+
+    from autopneumo.tuning import _warn_about_data
+
+    _warn_about_data(SimpleNamespace(manifest={
+        "source": "kermany", "ignored": ["train/NORMAL/a.tif", "train/NORMAL/notes.txt",
+                                         "test/PNEUMONIA/b.tif"]}))
+    err = capsys.readouterr().err
+    assert "note: 3 file(s) in the data folder are not read, not images by their suffix " \
+           "(.tif, .txt)" in err
+    _warn_about_data(SimpleNamespace(manifest={"source": "kermany", "ignored": []}))
+    assert capsys.readouterr().err == ""

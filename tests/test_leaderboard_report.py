@@ -78,6 +78,7 @@ def test_leaderboard_warns_when_rows_cannot_be_compared(runs, tmp_path):
            "data abcdef12, seed 1, val fraction 0.2 (1 trials)" in mixed[1]
     out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
     assert out.exit_code == 0 and "warning rows ranked together used different recall" in out.output
+    assert "test NPV" in out.output  # the negative predictive value, also in the terminal
     write_report(runs, tmp_path / "html", pixels=False)
     page = (tmp_path / "html" / "index.html").read_text()
     assert "Not comparable: trials ranked together were validated on different splits" in page
