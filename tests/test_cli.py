@@ -397,6 +397,15 @@ def _tiny_model(folder, layers, card=None, input_shape=(32, 32, 1)):
     return folder
 
 
+def _sigmoid_model(folder):
+    """A 32 px grey model of one sigmoid score, with a card at threshold 0.5."""
+    import keras
+
+    return _tiny_model(folder, [keras.layers.Flatten(),
+                                keras.layers.Dense(1, activation="sigmoid")],
+                       {"threshold": 0.5, "image_size": 32, "channels": 1})
+
+
 def test_predict_refuses_models_and_cards_it_cannot_use_in_one_line(tmp_path):
     """The deploy review's cases: a softmax pair (its 2N scores were dealt to N files), a
     logit output (a "probability" of 125), a card that does not match its model (a
@@ -440,15 +449,12 @@ def test_predict_refuses_models_and_cards_it_cannot_use_in_one_line(tmp_path):
 def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_path):
     import json
 
-    import keras
     import numpy as np
     from PIL import Image
 
     import autopneumo.inference
 
-    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
-                                         keras.layers.Dense(1, activation="sigmoid")],
-                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    model = _sigmoid_model(tmp_path / "m")
     images = tmp_path / "site_A" / "2026-11-27"
     images.mkdir(parents=True)
     stem = "patient_000123_chest_AP_portable_series"
@@ -483,14 +489,11 @@ def test_predict_csv_names_each_file_so_it_joins_back_and_scores_it_once(tmp_pat
     "'-minus.png", which names no file); a file given twice is scored once."""
     import io
 
-    import keras
     import numpy as np
     import pandas as pd
     from PIL import Image
 
-    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
-                                         keras.layers.Dense(1, activation="sigmoid")],
-                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    model = _sigmoid_model(tmp_path / "m")
     folder = tmp_path / "scans"
     folder.mkdir()
     for name in ("-minus.png", "=sum.png", "plain.png"):
@@ -509,14 +512,11 @@ def test_predict_scores_but_flags_images_a_radiograph_model_should_not_be_truste
     said: tiny, strip-shaped and blank images are scored and flagged."""
     import io
 
-    import keras
     import numpy as np
     import pandas as pd
     from PIL import Image
 
-    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
-                                         keras.layers.Dense(1, activation="sigmoid")],
-                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    model = _sigmoid_model(tmp_path / "m")
     folder = tmp_path / "scans"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -630,14 +630,11 @@ def test_a_flat_16bit_image_is_flagged_nearly_blank_before_its_stretch(tmp_path)
     blank; the same image in 8 bits was flagged. A 16-bit radiograph is not."""
     import io
 
-    import keras
     import numpy as np
     import pandas as pd
     from PIL import Image
 
-    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
-                                         keras.layers.Dense(1, activation="sigmoid")],
-                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    model = _sigmoid_model(tmp_path / "m")
     folder = tmp_path / "scans"
     folder.mkdir()
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from autopneumo.data.images import decode_image, decode_many, image_dimensions, 
 from autopneumo.data.kermany import scan_kermany
 
 from .conftest import make_kermany
-from .test_cli import _tiny_model, run
+from .test_cli import _sigmoid_model, run
 
 pydicom = pytest.importorskip("pydicom")
 
@@ -166,12 +166,9 @@ def test_a_kermany_folder_of_dicom_files_loads_with_its_labels_and_patients(tmp_
 
 
 def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp_path):
-    import keras
     import pandas as pd
 
-    model = _tiny_model(tmp_path / "m", [keras.layers.Flatten(),
-                                         keras.layers.Dense(1, activation="sigmoid")],
-                        {"threshold": 0.5, "image_size": 32, "channels": 1})
+    model = _sigmoid_model(tmp_path / "m")
     scans = tmp_path / "scans"
     scans.mkdir()
     chest = _radiograph(12, (200, 180))
