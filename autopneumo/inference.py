@@ -183,7 +183,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
     for _, row in done.iterrows():
         if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():
             raise RunsError(f"{row['trial_dir']}: no {MODEL_FILE} to export")
-    names = ["." if top == 1 else f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+    width = len(str(len(done)))  # rank01..rank12: the folders list in rank order
+    names = ["." if top == 1 else f"rank{rank:0{width}d}_{row['project']}_trial{row['trial_id']}"
              for rank, (_, row) in enumerate(done.iterrows(), start=1)]
 
     def write(staging: Path) -> None:

@@ -735,6 +735,20 @@ def test_the_model_card_tells_a_deployer_what_the_model_does_at_its_threshold(ru
     assert reference["threshold_chosen_on"].startswith("fixed at 0.5")
 
 
+def test_export_of_ten_or_more_pads_the_rank_so_the_folders_list_in_rank_order(tmp_path):
+    runs = tmp_path / "runs"
+    for i in range(11):  # validation quality falls with i: trial i is rank i + 1
+        folder = write_record(runs, "base_cnn", "flip", f"{i:02d}", 0.9 - 0.07 * i, seed=i).parent
+        (folder / "model.keras").write_bytes(b"w%d" % i)
+    written = export(runs, tmp_path / "out", top=11)
+    names = [p.name for p in written]
+    assert names[0].startswith("rank01_") and names[-1].startswith("rank11_")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names  # ls shows rank order
+    from autopneumo.inference import resolve_model
+
+    assert resolve_model(written[1]).info["rank_by_validation"] == 2  # predict reads it
+
+
 def test_export_replaces_an_earlier_export_as_a_whole_and_refuses_other_files(runs, tmp_path):
     """Exporting --top 3 then --top 1 into one folder left three rank folders beside the
     new model (predict --model on it then read a stale one); a folder holding someone's
