@@ -267,3 +267,134 @@ def test_saved_predictions_keep_the_scans_patients_for_every_interval(tmp_path):
         f"test,{f},{y},0.5\n" for f, y in zip(files, split.y, strict=True)))
     assert list(read_predictions(old)["test"]["patient"]) == [
         "file:000001.dcm", "file:000002.dcm", "person5"]
+
+
+# --------------------------------------------- the DICOM review's cases (dicom_review.md)
+
+def _ramp(low: int = 0, high: int = 4095, width: int = 64) -> np.ndarray:
+    return np.tile(np.linspace(low, high, width).round().astype(np.uint16), (8, 1))
+
+
+def _row(path: Path, width: int = 64) -> np.ndarray:
+    return decode_image(path, width, 1)[4, :, 0].astype(int)
+
+
+def test_a_window_on_a_negative_rescale_slope_shows_high_modality_values_bright(tmp_path):
+    """Bug 1: pydicom's windowing ran its output range backwards for a negative slope, so
+    the image came out inverted against what a viewer shows."""
+    write_dicom(tmp_path / "neg.dcm", _ramp(), bits=12, RescaleSlope=-1, RescaleIntercept=4095,
+                RescaleType="US", WindowCenter=1000, WindowWidth=500)
+    row = _row(tmp_path / "neg.dcm")  # modality values 4095 - stored: falling along the row
+    assert row[0] == 255 and row[-1] == 0
+    assert np.all(np.diff(row) <= 0)
+
+
+@pytest.mark.parametrize("photometric, shown", [("MONOCHROME2", 255), ("MONOCHROME1", 0)])
+def test_an_image_all_above_its_window_is_white_not_stretched_to_black(tmp_path, photometric,
+                                                                       shown):
+    """Bug 2: after the window the image was constant, and the stretch made any constant
+    black; the window's own output range is mapped to 0-255 now (no second stretch)."""
+    write_dicom(tmp_path / "ct.dcm", _ramp(2015, 2513), photometric, bits=12,
+                RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU",
+                WindowCenter=30, WindowWidth=100)
+    assert set(_row(tmp_path / "ct.dcm")) == {shown}
+    # and a narrow range inside a wide window keeps the window's contrast (review's S1)
+    write_dicom(tmp_path / "mid.dcm", _ramp(900, 1100), bits=12, WindowCenter=1000,
+                WindowWidth=2000)
+    row = _row(tmp_path / "mid.dcm")
+    assert 105 <= row.min() < row.max() <= 150
+
+
+def test_float_pixel_data_decodes_and_has_no_stored_spread(tmp_path):
+    """Bug 3: FloatPixelData was refused as "without pixel data"."""
+    from autopneumo.data.images import stored_spread
+
+    path = write_dicom(tmp_path / "f.dcm", _ramp().astype(np.uint16), bits=12)
+    ds = pydicom.dcmread(path)
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32)
+    del ds.PixelData
+    del ds.PixelRepresentation
+    del ds.BitsStored
+    del ds.HighBit
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = np.tile(ramp, (8, 1)).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    row = _row(path)
+    assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)
+    assert stored_spread(path) is None  # a float image's scale is unknown
+
+
+def test_a_palette_colour_dicom_decodes_through_its_lookup_table():
+    """Bug 4: PALETTE COLOR files were refused."""
+    from pydicom import examples
+
+    path = examples.get_path("palette_color")
+    rgb = decode_image(path, 32, 3)
+    assert rgb.shape == (32, 32, 3) and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 10
+
+
+def test_padding_pixels_are_black_and_left_out_of_the_stretch(tmp_path):
+    """Bug 5: a CT's padding (-2000, below air) took black and squeezed the anatomy into
+    155-255; it is left out of the stretch and shown black."""
+    pixels = _ramp(0, 3000).astype(np.int16)
+    pixels[:, :8] = -2000
+    write_dicom(tmp_path / "pad.dcm", pixels, bits=16, RescaleIntercept=-1024,
+                RescaleSlope=1, RescaleType="HU", PixelPaddingValue=-2000)
+    row = _row(tmp_path / "pad.dcm")
+    assert np.all(row[:8] == 0)
+    assert row[8] <= 3 and row[-1] == 255  # the anatomy spans the whole range
+
+
+def test_an_unusable_window_is_ignored_as_a_viewer_does(tmp_path):
+    """Bug 6: a Window Width of 0 failed the whole file."""
+    write_dicom(tmp_path / "w0.dcm", _ramp(), bits=12, WindowCenter=1000, WindowWidth=0)
+    row = _row(tmp_path / "w0.dcm")
+    assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)  # the plain stretch
+
+
+def test_dicom_images_larger_than_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    """Bug 7: a small file declaring 16000 x 16000 px was inflated in full (gigabytes)."""
+    path = write_dicom(tmp_path / "big.dcm", _ramp(), bits=12)
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 16000
+    ds.save_as(path, enforce_file_format=True)
+    _, kept, failures = decode_many([str(path)], 16, 1, workers=1)
+    assert kept == [] and "larger than the 200,000,000-pixel limit" in failures[0].reason
+
+
+def test_fewer_than_8_stored_bits_use_their_own_full_scale(tmp_path):
+    """Bug 8: values 0-15 of a 4-bit image were taken as 8-bit values (nearly black)."""
+    write_dicom(tmp_path / "four.dcm", np.tile(np.arange(16, dtype=np.uint8), (4, 1)), bits=4)
+    row = decode_image(tmp_path / "four.dcm", 16, 1)[2, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255 and row[8] == 136  # 8 * 255 / 15
+
+
+def test_dicom_errors_say_dicom_and_which_field(tmp_path):
+    """Bug 9: a file named .dcm without the Part 10 header got Pillow's "cannot identify
+    image file"; a bad number of frames, Python's int() message."""
+    (tmp_path / "raw.dcm").write_bytes(b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100")
+    path = write_dicom(tmp_path / "frames.dcm", _ramp(), bits=12, NumberOfFrames=11)
+    element = b"\x28\x00\x08\x00IS\x02\x00"  # (0028,0008) IS, 2 bytes, little endian
+    data = path.read_bytes()
+    assert data.count(element + b"11") == 1
+    path.write_bytes(data.replace(element + b"11", element + b"1A"))  # as a bad export has it
+    _, _, failures = decode_many([str(tmp_path / "raw.dcm"), str(path)], 16, 1, workers=1)
+    reasons = [f.reason for f in failures]
+    assert "not a DICOM Part 10 file (no 'DICM' marker at byte 128" in reasons[0]
+    assert "DICOM NumberOfFrames '1A' is not a number" in reasons[1]
+
+
+def test_one_anonymised_patient_id_for_every_file_says_where_the_ids_come_from(tmp_path):
+    """The review's S2: an export that writes one Patient ID ("ANONYMOUS") for all made
+    every DICOM file one patient, and the split said only "only 1 patients"."""
+    from autopneumo.errors import OptionError
+
+    root = tmp_path / "anon"
+    for split in ("train", "test"):
+        for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(3):
+                write_dicom(root / split / cls / f"{i:04d}.dcm", _ramp(0, 1000 + 1000 * label),
+                            bits=12, PatientID="ANONYMOUS")
+    with pytest.raises(OptionError, match="only 1 patients.*the DICOM files' Patient ID"):
+        load_dataset(root, image_size=16, cache_folder=tmp_path / "cache")

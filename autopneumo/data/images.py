@@ -4,10 +4,8 @@ JPEGs are decoded at reduced size (``Image.draft``), so a 3000 px scan costs lit
 memory and time; 16-bit and float greyscale are stretched from their darkest to their
 brightest pixel (their bit depth is not recorded in the file), not clipped; an EXIF
 orientation tag is applied; CMYK, palette and alpha images are
-converted. DICOM files (recognised by their content, whatever their name) are read with
-pydicom: the file's rescale and window are applied, then the same stretch, and
-MONOCHROME1 images are inverted so that bone is bright as in every other format. Files
-that cannot be decoded are reported, never fatal. Building the cache,
+converted. DICOM files (recognised by their content, whatever their name) are read as a
+viewer shows them (``dicom.py``). Files that cannot be decoded are reported, never fatal. Building the cache,
 each file is read once: its bytes are hashed (md5, the data set's content hash) and
 decoded from memory.
 """
@@ -26,7 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
+from . import dicom
+from .dicom import SUFFIXES as DICOM_SUFFIXES
+from .dicom import is_dicom
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", *DICOM_SUFFIXES)
 # Refuse decompression bombs beyond ~200 megapixels; a 10,000 x 10,000 scan still decodes.
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -59,8 +60,10 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) ->
     classroom study and the shared 224 px copy of the data set do.
     """
     mode = "L" if channels == 1 else "RGB"
+    if dicom.named_dicom(path) and not is_dicom(path):
+        raise dicom.not_part10(path)
     if is_dicom(path):
-        im = _to_mode(dicom_image(path), mode)
+        im = _to_mode(dicom.image(path), mode)
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(im, dtype=np.uint8)
@@ -81,65 +84,15 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) ->
 
 
 ORIENTATION_TAG = 0x0112  # EXIF
-DICOM_MAGIC_AT, DICOM_MAGIC = 128, b"DICM"  # after the 128-byte preamble (PS3.10 7.1)
-
-
-def is_dicom(source: str | Path | io.BytesIO) -> bool:
-    """Whether the file (a path, or its bytes) is a DICOM file by its content: the
-    preamble and ``DICM``, as every DICOM Part 10 file starts. Hospitals' exports often
-    have no suffix, so the name is not asked."""
-    if isinstance(source, io.BytesIO):
-        with source.getbuffer() as view:
-            return bytes(view[DICOM_MAGIC_AT:DICOM_MAGIC_AT + 4]) == DICOM_MAGIC
-    try:
-        with open(source, "rb") as fh:
-            fh.seek(DICOM_MAGIC_AT)
-            return fh.read(4) == DICOM_MAGIC
-    except OSError:
-        return False
-
-
-def dicom_image(source: str | Path | io.BytesIO) -> Image.Image:
-    """One DICOM image as an 8-bit Pillow image ("L", or "RGB" for colour files): the
-    modality LUT (rescale slope and intercept) and the file's VOI LUT or window applied
-    as a viewer would, then stretched from darkest to brightest like any 16-bit image,
-    and MONOCHROME1 (bright = low values) inverted. Raises ``ValueError`` with the reason
-    for what it cannot read: no pixels, several frames, a compressed transfer syntax
-    without a decoder installed."""
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    ds = pydicom.dcmread(source)
-    if "PixelData" not in ds:
-        raise ValueError("DICOM file without pixel data (a report or structured document?)")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames != 1:
-        raise ValueError(f"DICOM file with {frames} frames; one image per file is read")
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - pydicom raises several kinds; say which syntax
-        syntax = ds.file_meta.get("TransferSyntaxUID")
-        name = getattr(syntax, "name", syntax)
-        why = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(": ")
-        hint = ("; pydicom decodes it with pylibjpeg[all] or python-gdcm installed"
-                if "plugin" in str(exc) else "")
-        raise ValueError(f"DICOM pixel data ({name}) not decoded: {why}{hint}") from exc
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):  # colour, already RGB
-        if arr.ndim != 3 or arr.shape[-1] != 3:
-            raise ValueError(f"DICOM {photometric} image of shape {arr.shape} is not read")
-        return Image.fromarray(_to_uint8(arr), "RGB")
-    grey = apply_voi_lut(apply_modality_lut(arr, ds), ds)
-    out = _to_uint8(grey)
-    return Image.fromarray(255 - out if photometric == "MONOCHROME1" else out, "L")
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """8-bit data as it is; anything else stretched from darkest to brightest."""
-    if arr.dtype == np.uint8:
+def stretch_to_uint8(arr: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """8-bit data as it is; anything else stretched from its darkest to its brightest
+    value (over the ``keep`` pixels where given: a DICOM file's padding is left out); a
+    constant image is black."""
+    if arr.dtype == np.uint8 and keep is None:
         return np.ascontiguousarray(arr)
     arr = np.asarray(arr, dtype=np.float64)
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    inside = arr[keep] if keep is not None else arr
+    lo, hi = (float(inside.min()), float(inside.max())) if inside.size else (0.0, 0.0)
     arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
     return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
 
@@ -150,10 +103,7 @@ def stored_spread(path: str | Path) -> float | None:
     flat image with one level of noise into full-contrast noise; ``None`` for 8-bit and
     float images (8 bits are read as they are; a float image's scale is unknown)."""
     if is_dicom(path):
-        import pydicom
-
-        arr = pydicom.dcmread(path).pixel_array
-        return None if arr.dtype == np.uint8 or arr.ndim != 2 else float(np.std(arr))
+        return dicom.stored_spread(path)
     with Image.open(path) as im:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             return float(np.std(np.asarray(im, dtype=np.float64)))
@@ -163,10 +113,7 @@ def stored_spread(path: str | Path) -> float | None:
 def image_dimensions(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file from its header, without decoding the pixels."""
     if is_dicom(path):
-        import pydicom
-
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        return int(ds.Columns), int(ds.Rows)
+        return dicom.dimensions(dicom.read(path, pixels=False))
     with Image.open(path) as im:  # lazy: reads the header only
         return im.size
 
@@ -188,7 +135,7 @@ def _stretch(im: Image.Image) -> Image.Image:
     any fixed white would be a guess, and a guess from the brightest value alone would
     jump (a one-level change in that pixel could darken the whole image 4x). The stretch
     is continuous in every pixel; a constant image decodes black."""
-    return Image.fromarray(_to_uint8(np.asarray(im, dtype=np.float64)), "L")
+    return Image.fromarray(stretch_to_uint8(np.asarray(im, dtype=np.float64)), "L")
 
 
 def _to_mode(im: Image.Image, mode: str) -> Image.Image:

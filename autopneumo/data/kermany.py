@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import DataError
+from . import dicom
 from .images import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from .patients import parse_patient_id, patient_id_or_file
 
@@ -108,7 +109,8 @@ def scan_kermany(root: str | Path) -> Scan:
                 )
                 found += 1
             if found == 0:
-                raise DataError(f"{cls_dir}: class folder has no images (.jpeg, .jpg or .png)")
+                raise DataError(f"{cls_dir}: class folder has no images "
+                                f"({', '.join(IMAGE_SUFFIXES)})")
     return Scan(root, tuple(entries), tuple(ignored))
 
 
@@ -116,24 +118,10 @@ def _patient(item: os.DirEntry) -> str:
     """The patient id in a Kermany file name; else, for a DICOM file, its header's Patient
     ID (``dicom:<id>``; hospital exports name files by number or UID); else the file."""
     if parse_patient_id(item.name) is None and item.name.lower().endswith(DICOM_SUFFIXES):
-        found = dicom_patient_id(item.path)
+        found = dicom.patient_id(item.path)
         if found:
             return f"dicom:{found}"
     return patient_id_or_file(item.name)
-
-
-def dicom_patient_id(path: str | Path) -> str | None:
-    """The Patient ID (0010,0020) of a DICOM file, read from its header only; ``None``
-    where the file has none or is not readable as DICOM (it is then reported where it
-    is decoded)."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
-    except Exception:  # noqa: BLE001 - not DICOM after all, or damaged: the decode says so
-        return None
-    value = str(ds.get("PatientID", "") or "").strip()
-    return value or None
 
 
 def _list_files(folder: Path) -> list[os.DirEntry]:

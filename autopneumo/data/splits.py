@@ -25,9 +25,13 @@ def patient_split(
     patients = np.asarray(patients)
     n_groups = len(np.unique(patients))
     if n_groups < 2 or n_groups * val_fraction < 1:
+        from_headers = all(str(p).startswith("dicom:") for p in np.unique(patients))
+        hint = ("; the ids come from the DICOM files' Patient ID, which an anonymised export "
+                "may set to one value for everyone: give the files distinct Patient IDs or "
+                "Kermany-style names (personN_...)" if from_headers and n_groups else "")
         raise OptionError(
             f"only {n_groups} patients: too few for a {val_fraction:.0%} patient-level split"
-        )
+            f"{hint}")
     classes_per_patient = {p: set() for p in np.unique(patients)}
     for p, y in zip(patients, labels, strict=True):
         classes_per_patient[p].add(y)
