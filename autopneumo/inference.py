@@ -82,8 +82,9 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
                   "to image_size x image_size (bilinear, no aspect ratio kept); EXIF "
                   "orientation applied; colour to grey by ITU-R 601 luma where channels is 1; "
                   "alpha over black; 16-bit and float images stretched from their darkest to "
-                  "their brightest pixel; DICOM: rescale and the file's window applied, then "
-                  "stretched, MONOCHROME1 inverted"),
+                  "their brightest pixel; DICOM as a viewer shows it: rescale, then the "
+                  "file's window or VOI LUT mapped to 0-255 (without one, stretched), "
+                  "padding black, MONOCHROME1 inverted"),
         "output": ("score for PNEUMONIA in [0, 1] (the sigmoid output); PNEUMONIA where "
                    "score >= threshold. Not a calibrated probability: see calibration"),
         "validation": {k: val[k] for k in ("objective", "auc", "prec_at_recall", "loss")
