@@ -213,16 +213,29 @@ def test_dicom_files_named_by_number_are_grouped_by_the_headers_patient_id(tmp_p
     """Named IM000123.dcm, a hospital export carries no patient in the name: without the
     header's Patient ID every image would be its own patient, and the validation split
     would leak patients from training."""
+    from autopneumo.data.kermany import with_header_patients
+
     root = _dicom_kermany(tmp_path / "dicom")
-    scan = scan_kermany(root)
+    assert scan_kermany(root).entries[0].patient == "file:000001.dcm"  # names only: fast
+    scan = with_header_patients(scan_kermany(root))
     patients = [e.patient for e in scan.entries]
     assert len(set(patients)) == 2 * (8 + 3) and patients[0] == "dicom:train-NORMAL-0"
     ds = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
                       cache_folder=tmp_path / "cache")
     assert not set(ds.train.patients) & set(ds.val.patients)
     assert ds.manifest["counts"]["val"]["patients"] == len(set(ds.val.patients)) == 4
-    again = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
-                         cache_folder=tmp_path / "cache")  # a cache hit keeps them
+    import autopneumo.data.dicom
+
+    def no_header_reads(path):
+        raise AssertionError(f"{path}: a cache hit read a header")
+
+    real = autopneumo.data.dicom.patient_id
+    autopneumo.data.dicom.patient_id = no_header_reads
+    try:
+        again = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
+                             cache_folder=tmp_path / "cache")  # a hit: the index's ids
+    finally:
+        autopneumo.data.dicom.patient_id = real
     assert again.manifest["cache_hit"] and list(again.val.patients) == list(ds.val.patients)
 
     from autopneumo.data import check_data
@@ -233,7 +246,7 @@ def test_dicom_files_named_by_number_are_grouped_by_the_headers_patient_id(tmp_p
     assert check.patients == {"train": 16, "val": 0, "test": 7}
     assert check.patients_train_and_test == check.patients_train_and_test_by_kind == 1
 
-    plain = scan_kermany(_dicom_kermany(tmp_path / "noid", with_ids=False))
+    plain = with_header_patients(scan_kermany(_dicom_kermany(tmp_path / "noid", with_ids=False)))
     assert plain.entries[0].patient == "file:000001.dcm"  # no id anywhere: the file
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..atomic import atomic_open, atomic_write_json
 from ..paths import cache_dir
 from .images import DecodeFailure, decode_and_hash_many
-from .kermany import Scan
+from .kermany import Scan, with_header_patients
 
 # 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation;
 # 6: 16-bit and float images stretched from their darkest to their brightest pixel
@@ -55,7 +55,7 @@ def load_or_decode(
             return _read(path, size, channels)
         except (OSError, ValueError, KeyError, TypeError, EOFError):
             pass  # a damaged or incomplete cache is rebuilt
-    entries = scan.entries
+    entries = with_header_patients(scan).entries  # DICOM files' Patient IDs, kept in the index
     abs_paths = [str(scan.root / e.relpath) for e in entries]
     images, kept, failures, file_md5 = decode_and_hash_many(abs_paths, size, channels,
                                                             workers=workers)

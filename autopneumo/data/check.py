@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import DecodeFailure, decode_and_hash_many
-from .kermany import CLASSES, SPLITS, scan_kermany
+from .kermany import CLASSES, SPLITS, scan_kermany, with_header_patients
 from .patients import patient_id_by_kind
 
 
@@ -39,7 +39,7 @@ class DataCheck:
 
 
 def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
-    scan = scan_kermany(root)
+    scan = with_header_patients(scan_kermany(root))
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
     patients: dict[str, set[str]] = defaultdict(set)
     by_kind: dict[str, set[str]] = defaultdict(set)

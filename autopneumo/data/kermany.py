@@ -12,7 +12,7 @@ from typing import NamedTuple
 from ..errors import DataError
 from . import dicom
 from .images import DICOM_SUFFIXES, IMAGE_SUFFIXES
-from .patients import parse_patient_id, patient_id_or_file
+from .patients import patient_id_or_file
 
 SPLITS = ("train", "val", "test")
 CLASSES = ("NORMAL", "PNEUMONIA")  # label = index: PNEUMONIA = 1
@@ -105,7 +105,8 @@ def scan_kermany(root: str | Path) -> Scan:
                 except OSError:
                     size, mtime, ctime = -1, 0, 0
                 entries.append(
-                    ImageFileEntry(split, label, rel, size, _patient(item), mtime, ctime)
+                    ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name),
+                                   mtime, ctime)
                 )
                 found += 1
             if found == 0:
@@ -114,14 +115,19 @@ def scan_kermany(root: str | Path) -> Scan:
     return Scan(root, tuple(entries), tuple(ignored))
 
 
-def _patient(item: os.DirEntry) -> str:
-    """The patient id in a Kermany file name; else, for a DICOM file, its header's Patient
-    ID (``dicom:<id>``; hospital exports name files by number or UID); else the file."""
-    if parse_patient_id(item.name) is None and item.name.lower().endswith(DICOM_SUFFIXES):
-        found = dicom.patient_id(item.path)
-        if found:
-            return f"dicom:{found}"
-    return patient_id_or_file(item.name)
+def with_header_patients(scan: Scan) -> Scan:
+    """The scan with each DICOM file whose name carries no patient id grouped by its
+    header's Patient ID (``dicom:<id>``; hospital exports name files by number or UID).
+    A scan itself reads names only (a cache hit then opens no file); the cache build, which
+    reads every file anyway, and ``data check`` call this, and the cache index keeps the
+    ids."""
+    entries = list(scan.entries)
+    for i, e in enumerate(entries):
+        if e.patient.startswith("file:") and e.relpath.lower().endswith(DICOM_SUFFIXES):
+            found = dicom.patient_id(scan.root / e.relpath)
+            if found:
+                entries[i] = e._replace(patient=f"dicom:{found}")
+    return Scan(scan.root, tuple(entries), scan.ignored)
 
 
 def _list_files(folder: Path) -> list[os.DirEntry]:
