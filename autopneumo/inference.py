@@ -18,7 +18,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.download import file_digest
-from .data.images import IMAGE_SUFFIXES, image_dimensions, stored_spread
+from .data.images import IMAGE_SUFFIXES
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
@@ -449,24 +449,20 @@ WIDEST_ASPECT = 2.0  # chest radiographs are about square (5:4 to 4:5 and so)
 BLANK_STD = 2.0  # grey levels (or stored levels of a 16-bit image): less, no structure
 
 
-def input_warnings(path: Path, image: np.ndarray) -> str | None:
+def input_warnings(image: np.ndarray, info: dict) -> str | None:
     """Why a score for this image deserves little trust although it decoded: far smaller
-    than the model's input (upscaled), not chest-radiograph shaped, or nearly blank. The
-    model still scores it (a one-class model would call a grey square confidently)."""
+    than the model's input (upscaled), not chest-radiograph shaped, or nearly blank (in
+    the decoded image, or in a 16-bit or DICOM image's stored values before the stretch).
+    The model still scores it (a one-class model would call a grey square confidently).
+    ``info``: what ``decode_image`` said of the file."""
     found = []
-    try:
-        width, height = image_dimensions(path)
-    except Exception:  # noqa: BLE001 - it decoded a moment ago; no size, no size check
-        width = height = 0
-    if width and min(width, height) < SMALLEST_SIDE:
+    width, height = info.get("width") or 0, info.get("height") or 0
+    if width and height and min(width, height) < SMALLEST_SIDE:
         found.append(f"only {width}x{height} px")
-    if width and max(width, height) / min(width, height) > WIDEST_ASPECT:
+    if width and height and max(width, height) / min(width, height) > WIDEST_ASPECT:
         found.append(f"aspect ratio {max(width, height) / min(width, height):.1f}, not a chest "
                      "radiograph's")
-    try:
-        stored = stored_spread(path)  # 16-bit or DICOM: the spread before the stretch
-    except Exception:  # noqa: BLE001 - it decoded a moment ago; no second opinion then
-        stored = None
+    stored = info.get("stored_std")
     if float(np.std(image)) < BLANK_STD or (stored is not None and stored < BLANK_STD):
         found.append("nearly blank")
     return "; ".join(found) or None
@@ -582,9 +578,10 @@ class Predictor:
         rows, arrays = [], []
         for path in files:
             try:
-                arrays.append(decode_image(path, self.image_size, self.channels))
+                info: dict = {}  # each file is read once: its size and spread come along
+                arrays.append(decode_image(path, self.image_size, self.channels, info))
                 rows.append({"file": _file_cell(path), "error": None,
-                             "warning": input_warnings(path, arrays[-1])})
+                             "warning": input_warnings(arrays[-1], info)})
             except Exception as exc:  # noqa: BLE001 - reported per file
                 rows.append({"file": _file_cell(path), "error": f"{type(exc).__name__}: {exc}",
                              "warning": None})

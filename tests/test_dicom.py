@@ -165,7 +165,8 @@ def test_a_kermany_folder_of_dicom_files_loads_with_its_labels_and_patients(tmp_
     assert set(ds.test.y) == {0, 1}
 
 
-def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp_path):
+def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp_path,
+                                                                            monkeypatch):
     import pandas as pd
 
     model = _sigmoid_model(tmp_path / "m")
@@ -188,6 +189,14 @@ def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp
     assert frame.loc["strip.dcm", "warning"] == ("only 300x60 px; aspect ratio 5.0, not a "
                                                  "chest radiograph's")
     assert frame.loc["flat.dcm", "warning"] == "nearly blank"
+    # each file is read once: its size and stored spread come with the decode
+    from autopneumo.inference import predict
+
+    reads = []
+    real = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    predict(model, scans / "strip.dcm")
+    assert len(reads) == 1
     assert "skipped" not in out.output  # .dcm files are read, not skipped for their suffix
 
 
@@ -320,8 +329,6 @@ def test_an_image_all_above_its_window_is_white_not_stretched_to_black(tmp_path,
 
 def test_float_pixel_data_decodes_and_has_no_stored_spread(tmp_path):
     """Bug 3: FloatPixelData was refused as "without pixel data"."""
-    from autopneumo.data.images import stored_spread
-
     path = write_dicom(tmp_path / "f.dcm", _ramp().astype(np.uint16), bits=12)
     ds = pydicom.dcmread(path)
     ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32)
@@ -334,7 +341,9 @@ def test_float_pixel_data_decodes_and_has_no_stored_spread(tmp_path):
     ds.save_as(path, enforce_file_format=True)
     row = _row(path)
     assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)
-    assert stored_spread(path) is None  # a float image's scale is unknown
+    info: dict = {}
+    decode_image(path, 16, 1, info)
+    assert info == {"width": 64, "height": 8, "stored_std": None}  # a float's scale: unknown
 
 
 def test_a_palette_colour_dicom_decodes_through_its_lookup_table():

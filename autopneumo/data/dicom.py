@@ -108,8 +108,9 @@ def dimensions(ds: Any) -> tuple[int, int]:
 
 
 @_quiet
-def image(source: str | Path | io.BytesIO) -> Image.Image:
-    """One DICOM image as an 8-bit Pillow image ("L", or "RGB" for colour files)."""
+def image(source: str | Path | io.BytesIO, info: dict | None = None) -> Image.Image:
+    """One DICOM image as an 8-bit Pillow image ("L", or "RGB" for colour files);
+    ``info`` as ``images.decode_image`` fills it."""
     from .images import stretch_to_uint8  # the one stretch every format shares
     ds = read(source)
     if not any(tag in ds for tag in PIXEL_TAGS):
@@ -128,12 +129,19 @@ def image(source: str | Path | io.BytesIO) -> Image.Image:
 
         arr, photometric = apply_color_lut(arr, ds), "RGB"
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):  # colour: RGB by now
+        if info is not None:
+            info["width"], info["height"], info["stored_std"] = width, height, None
         if arr.ndim != 3 or arr.shape[-1] != 3:
             raise ValueError(f"DICOM {photometric} image of shape {arr.shape} is not read")
         return Image.fromarray(stretch_to_uint8(arr), "RGB")
     if arr.ndim != 2:
         raise ValueError(f"DICOM {photometric} image of shape {arr.shape} is not read")
     padding = _padding(ds, arr)
+    if info is not None:
+        info["width"], info["height"] = width, height
+        info["stored_std"] = (float(np.std(arr[~padding], dtype=np.float64))
+                              if arr.dtype.kind != "f" and _int(ds, "BitsStored", 8) > 8
+                              else None)
     if arr.dtype.kind == "f":  # float pixel data: no rescale, no window; stretched
         shown = stretch_to_uint8(arr, keep=~padding)
     else:
@@ -151,17 +159,6 @@ def image(source: str | Path | io.BytesIO) -> Image.Image:
         shown = 255 - shown
     shown[padding] = 0  # padding is no anatomy: black, whatever the interpretation
     return Image.fromarray(shown, "L")
-
-
-@_quiet
-def stored_spread(source: str | Path) -> float | None:
-    """The standard deviation of a grey integer image's stored values of more than 8 bits
-    (before the stretch); ``None`` for 8-bit, float and colour data."""
-    ds = read(source)
-    arr = _pixels(ds)
-    if arr.dtype.kind == "f" or arr.ndim != 2 or _int(ds, "BitsStored", 8) <= 8:
-        return None
-    return float(np.std(arr[~_padding(ds, arr)], dtype=np.float64))
 
 
 def _pixels(ds: Any) -> np.ndarray:

@@ -52,23 +52,31 @@ class _FileBytes(io.BytesIO):
         return repr(self.path)
 
 
-def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1) -> np.ndarray:
+def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
+                 info: dict | None = None) -> np.ndarray:
     """Decode one file (a path, or its bytes in memory) into a ``(size, size, channels)``
     uint8 array.
 
     The image is resized to a square without keeping the aspect ratio, as the
-    classroom study and the shared 224 px copy of the data set do.
+    classroom study and the shared 224 px copy of the data set do. ``info``, where given,
+    receives the file's ``width`` and ``height`` and, for a grey integer image of more
+    than 8 bits, ``stored_std``: the spread of its stored values before the stretch to 8
+    bits, which turns a flat image with one level of noise into full-contrast noise.
     """
     mode = "L" if channels == 1 else "RGB"
     if dicom.named_dicom(path) and not is_dicom(path):
         raise dicom.not_part10(path)
     if is_dicom(path):
-        im = _to_mode(dicom.image(path), mode)
+        im = _to_mode(dicom.image(path, info), mode)
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         arr = np.asarray(im, dtype=np.uint8)
         return arr[:, :, None] if arr.ndim == 2 else arr
     with Image.open(path) as im:
+        if info is not None:
+            info["width"], info["height"] = im.size
+            info["stored_std"] = (float(np.std(np.asarray(im, dtype=np.float64)))
+                                  if im.mode in ("I;16", "I;16B", "I;16L", "I") else None)
         if im.format == "JPEG":
             im.draft(mode, (size, size))
         orientation = im.getexif().get(ORIENTATION_TAG, 1)
@@ -95,19 +103,6 @@ def stretch_to_uint8(arr: np.ndarray, keep: np.ndarray | None = None) -> np.ndar
     lo, hi = (float(inside.min()), float(inside.max())) if inside.size else (0.0, 0.0)
     arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
     return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
-
-
-def stored_spread(path: str | Path) -> float | None:
-    """The standard deviation of the values a 16- or 32-bit integer image (PNG, TIFF, or
-    DICOM of more than 8 bits) stores, before the stretch to 8 bits, which would turn a
-    flat image with one level of noise into full-contrast noise; ``None`` for 8-bit and
-    float images (8 bits are read as they are; a float image's scale is unknown)."""
-    if is_dicom(path):
-        return dicom.stored_spread(path)
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return float(np.std(np.asarray(im, dtype=np.float64)))
-    return None
 
 
 def image_dimensions(path: str | Path) -> tuple[int, int]:
