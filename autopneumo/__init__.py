@@ -47,6 +47,7 @@ _LAZY = {
     "load_dataset": ("autopneumo.data", "load_dataset"),
     "check_data": ("autopneumo.data", "check_data"),
     "predict": ("autopneumo.inference", "predict"),
+    "export": ("autopneumo.inference", "export"),
     "Predictor": ("autopneumo.inference", "Predictor"),
     "FAMILIES": ("autopneumo.registry", "FAMILIES"),
     "POLICIES": ("autopneumo.registry", "POLICIES"),

@@ -99,7 +99,13 @@ def data_check(path: Path) -> None:
     for failure in result.unreadable:
         console.print(f"  {failure.path}: {failure.reason}", markup=False)
     if result.ignored:
-        console.print(f"ignored (not .jpeg/.jpg/.png): {len(result.ignored)}")
+        from .data.images import IMAGE_SUFFIXES
+
+        console.print(f"not read (not {'/'.join(IMAGE_SUFFIXES)}): {len(result.ignored)}")
+        for name in result.ignored[:10]:
+            console.print(f"  {name}", markup=False)
+        if len(result.ignored) > 10:
+            console.print(f"  ... and {len(result.ignored) - 10} more")
     if result.colour:
         console.print(f"colour: {len(result.colour)} of {result.readable} images have channels "
                       "that differ (e.g. " + ", ".join(result.colour[:3]) + "): "

@@ -408,11 +408,14 @@ def _check_digests(source: Path, info: dict[str, Any], model_path: Path,
     """The model files a card describes are the ones it recorded (their sha256): a model
     swapped into an exported folder would be scored against another model's threshold and
     numbers. Cards written before the digest was recorded are not checked."""
+    def digest(entry: Any) -> Any:
+        return entry.get("model_sha256") if isinstance(entry, dict) else None
+
     if members:
-        recorded = [(m, (entry or {}).get("model_sha256"))
+        recorded = [(m, digest(entry))
                     for m, entry in zip(members, info.get("members") or [], strict=False)]
     else:
-        recorded = [(model_path, (info.get("provenance") or {}).get("model_sha256"))]
+        recorded = [(model_path, digest(info.get("provenance")))]
     for path, digest in recorded:
         if isinstance(digest, str) and file_digest(path) != digest:
             raise OptionError(f"--model {source}: {path} is not the model "

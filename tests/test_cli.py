@@ -666,3 +666,33 @@ def test_a_search_says_which_files_in_the_data_folder_it_does_not_read(capsys):
            "(.tif, .txt)" in err
     _warn_about_data(SimpleNamespace(manifest={"source": "kermany", "ignored": []}))
     assert capsys.readouterr().err == ""
+
+
+def test_data_check_names_the_files_it_does_not_read(tmp_path):
+    """The diff review's 3: "data check lists them" was a count under an old suffix list."""
+    from tests.conftest import make_kermany
+
+    root = make_kermany(tmp_path / "k", {"train": 4, "test": 2})
+    (root / "train" / "NORMAL" / "scan.tif").write_bytes(b"II*\x00")
+    (root / "test" / "PNEUMONIA" / "notes.txt").write_text("x")
+    out = run("data", "check", root, env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "not read (not .jpeg/.jpg/.png/.dcm/.dicom): 2" in out.output
+    assert "train/NORMAL/scan.tif" in out.output and "test/PNEUMONIA/notes.txt" in out.output
+
+
+def test_a_model_card_with_odd_provenance_or_members_is_not_a_traceback(tmp_path):
+    """The diff review: a card whose provenance is not an object crashed the new sha256
+    check; such a card has no digest to check (as cards written before it)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    model = _sigmoid_model(tmp_path / "m")
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(tmp_path / "x.png")
+    card = json.loads((model / "model_card.json").read_text())
+    for provenance in ("abc", ["x"], None):
+        (model / "model_card.json").write_text(json.dumps({**card, "provenance": provenance}))
+        out = run("predict", "--model", model, tmp_path / "x.png")
+        assert out.exit_code == 0 and "Traceback" not in out.output, out.output

@@ -420,3 +420,31 @@ def test_one_anonymised_patient_id_for_every_file_says_where_the_ids_come_from(t
                             bits=12, PatientID="ANONYMOUS")
     with pytest.raises(OptionError, match="only 1 patients.*the DICOM files' Patient ID"):
         load_dataset(root, image_size=16, cache_folder=tmp_path / "cache")
+
+
+def test_decoding_dicom_files_on_threads_leaves_the_processs_warnings_on(tmp_path):
+    """The diff review's 1: pydicom's warnings were silenced with catch_warnings around
+    each file; that is not thread-safe, and files decode on threads (under 512 files), so
+    a catch-all "ignore" could stay installed for the rest of the process. Only
+    pydicom's own warnings are ignored now, by one filter."""
+    import warnings
+
+    paths = [str(write_dicom(tmp_path / f"{i}.dcm", _radiograph(12, seed=i), bits=12))
+             for i in range(24)]
+    for _ in range(3):
+        _, kept, _ = decode_many(paths, 16, 1, workers=4)
+        assert len(kept) == 24
+    # (action, message, category, module, line)
+    catch_all = [f for f in warnings.filters
+                 if f[0] == "ignore" and f[1] is None and f[2] is Warning and f[3] is None]
+    assert catch_all == []
+    assert any(f[0] == "ignore" and f[3] is not None and "pydicom" in f[3].pattern
+               for f in warnings.filters)
+
+
+def test_export_and_predict_are_package_level_functions():
+    import autopneumo
+    from autopneumo.inference import Predictor, export, predict
+
+    assert (autopneumo.export, autopneumo.predict, autopneumo.Predictor) == (
+        export, predict, Predictor)

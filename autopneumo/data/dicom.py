@@ -56,16 +56,28 @@ def not_part10(source: str | Path | io.BytesIO) -> ValueError:
 def _quiet(function):
     """pydicom warns about odd values as it reads them (lazily, on first access): kept off
     the terminal, where they printed in the middle of predict's table; what matters is
-    raised as an error."""
+    raised as an error. One filter for pydicom's own warnings, installed once: a
+    ``catch_warnings`` block is not thread-safe (files decode on threads) and could leave
+    every warning of the process switched off."""
     import functools
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return function(*args, **kwargs)
+        _ignore_pydicom_warnings()
+        return function(*args, **kwargs)
 
     return wrapper
+
+
+_PYDICOM = r"pydicom(\.|$)"
+
+
+def _ignore_pydicom_warnings() -> None:
+    """Installed where missing (a caller's ``catch_warnings`` block may have reset the
+    filters since the last file)."""
+    if not any(f[0] == "ignore" and f[3] is not None and f[3].pattern == _PYDICOM
+               for f in warnings.filters):
+        warnings.filterwarnings("ignore", module=_PYDICOM)
 
 
 @_quiet
