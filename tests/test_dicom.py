@@ -448,3 +448,27 @@ def test_export_and_predict_are_package_level_functions():
 
     assert (autopneumo.export, autopneumo.predict, autopneumo.Predictor) == (
         export, predict, Predictor)
+
+
+def test_a_dicom_files_header_patient_wins_over_a_kermany_looking_name(tmp_path):
+    """The diff review's 10: OsiriX-style exports name files IM-0001-0001.dcm (series and
+    instance numbers); read as Kermany names, every patient's first series was one
+    "patient" IM-0001. The header says who the patient is."""
+    from autopneumo.data.kermany import with_header_patients
+
+    root = tmp_path / "osirix"
+    for split in ("train", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            (root / split / cls).mkdir(parents=True)
+    for p in range(3):  # three patients, each with series 1 image 1
+        write_dicom(root / "train" / "NORMAL" / f"IM-0001-000{p + 1}.dcm", _ramp(), bits=12,
+                    PatientID=f"patient-{p}")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "train" / "PNEUMONIA" /
+                                                     "person1_virus_1.jpeg")
+    for cls in ("NORMAL", "PNEUMONIA"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "test" / cls / "IM-0099-0001.png")
+    entries = {e.relpath: e.patient for e in with_header_patients(scan_kermany(root)).entries}
+    assert [entries[f"train/NORMAL/IM-0001-000{p + 1}.dcm"] for p in range(3)] == [
+        "dicom:patient-0", "dicom:patient-1", "dicom:patient-2"]
+    assert entries["train/PNEUMONIA/person1_virus_1.jpeg"] == "person1"  # names still count
+    assert entries["test/NORMAL/IM-0099-0001.png"] == "IM-0099"

@@ -116,14 +116,15 @@ def scan_kermany(root: str | Path) -> Scan:
 
 
 def with_header_patients(scan: Scan) -> Scan:
-    """The scan with each DICOM file whose name carries no patient id grouped by its
-    header's Patient ID (``dicom:<id>``; hospital exports name files by number or UID).
-    A scan itself reads names only (a cache hit then opens no file); the cache build, which
-    reads every file anyway, and ``data check`` call this, and the cache index keeps the
-    ids."""
+    """The scan with each DICOM file grouped by its header's Patient ID (``dicom:<id>``)
+    where it has one: the header says who the patient is, a DICOM file's name does not
+    (hospital exports name files by number or UID, and OsiriX-style ``IM-0001-0001.dcm``
+    numbers series, not patients). Other files keep the id in their Kermany name. A scan
+    itself reads names only (a cache hit then opens no file); the cache build, which reads
+    every file anyway, and ``data check`` call this, and the cache index keeps the ids."""
     entries = list(scan.entries)
     for i, e in enumerate(entries):
-        if e.patient.startswith("file:") and e.relpath.lower().endswith(DICOM_SUFFIXES):
+        if e.relpath.lower().endswith(DICOM_SUFFIXES):
             found = dicom.patient_id(scan.root / e.relpath)
             if found:
                 entries[i] = e._replace(patient=f"dicom:{found}")
