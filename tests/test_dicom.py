@@ -134,13 +134,15 @@ def test_dicoms_that_cannot_be_read_are_failures_with_their_reason(tmp_path):
     ds.PixelData = encapsulate([b"\xff\xd8 not really a jpeg \xff\xd9"])
     ds["PixelData"].VR = "OB"
     ds.save_as(tmp_path / "lossless.dcm", enforce_file_format=True)
+    (tmp_path / "cut.dcm").write_bytes(good.read_bytes()[:300])  # cut inside the header
     paths = [str(p) for p in (good, frames, tmp_path / "nopixels.dcm",
-                              tmp_path / "lossless.dcm")]
+                              tmp_path / "lossless.dcm", tmp_path / "cut.dcm")]
     images, kept, failures = decode_many(paths, 16, 1, workers=1)
     assert kept == [0] and images.shape == (1, 16, 16, 1)
     reasons = {Path(f.path).name: f.reason for f in failures}
     assert "3 frames; one image per file is read" in reasons["frames.dcm"]
     assert "without pixel data" in reasons["nopixels.dcm"]
+    assert "no data after its file meta header (truncated?)" in reasons["cut.dcm"]
     assert "JPEG Lossless" in reasons["lossless.dcm"]
     assert all("\n" not in r for r in reasons.values())
 

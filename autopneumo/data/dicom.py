@@ -126,6 +126,8 @@ def image(source: str | Path | io.BytesIO, info: dict | None = None) -> Image.Im
     from .images import stretch_to_uint8  # the one stretch every format shares
     ds = read(source)
     if not any(tag in ds for tag in PIXEL_TAGS):
+        if len(ds) == 0:  # no element after the file meta: cut off
+            raise ValueError("DICOM file with no data after its file meta header (truncated?)")
         raise ValueError("DICOM file without pixel data (a report or structured document?)")
     frames = _int(ds, "NumberOfFrames", 1)
     if frames != 1:
