@@ -124,6 +124,7 @@ def image(source: str | Path | io.BytesIO, info: dict | None = None) -> Image.Im
     """One DICOM image as an 8-bit Pillow image ("L", or "RGB" for colour files);
     ``info`` as ``images.decode_image`` fills it."""
     from .images import stretch_to_uint8  # the one stretch every format shares
+
     ds = read(source)
     if not any(tag in ds for tag in PIXEL_TAGS):
         if len(ds) == 0:  # no element after the file meta: cut off
@@ -209,11 +210,7 @@ def _modality(ds: Any, arr: np.ndarray) -> np.ndarray:
         from pydicom.pixels import apply_modality_lut
 
         return np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
-    try:
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    except (TypeError, ValueError):
-        slope, intercept = 1.0, 0.0
+    slope, intercept = _rescale(ds)
     values = arr.astype(np.float32)
     if slope != 1.0:
         values *= np.float32(slope)
@@ -222,10 +219,14 @@ def _modality(ds: Any, arr: np.ndarray) -> np.ndarray:
     return values
 
 
+def _rescale(ds: Any) -> tuple[float, float]:
+    """(slope, intercept); a missing, unreadable or zero slope is 1."""
+    slope, intercept = _first(ds.get("RescaleSlope")), _first(ds.get("RescaleIntercept"))
+    return slope or 1.0, intercept or 0.0
+
+
 def _rescaled(ds: Any) -> bool:
-    return ("ModalityLUTSequence" in ds
-            or _first(ds.get("RescaleSlope")) not in (None, 1.0)
-            or _first(ds.get("RescaleIntercept")) not in (None, 0.0))
+    return "ModalityLUTSequence" in ds or _rescale(ds) != (1.0, 0.0)
 
 
 def _voi(ds: Any, values: np.ndarray) -> np.ndarray | None:

@@ -64,31 +64,27 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
     bits, which turns a flat image with one level of noise into full-contrast noise.
     """
     mode = "L" if channels == 1 else "RGB"
-    if dicom.named_dicom(path) and not is_dicom(path):
-        raise dicom.not_part10(path)
-    if is_dicom(path):
+    part10 = is_dicom(path)
+    if part10:
         im = _to_mode(dicom.image(path, info), mode)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        arr = np.asarray(im, dtype=np.uint8)
-        return arr[:, :, None] if arr.ndim == 2 else arr
-    with Image.open(path) as im:
-        if info is not None:
-            info["width"], info["height"] = im.size
-            info["stored_std"] = (float(np.std(np.asarray(im, dtype=np.float64)))
-                                  if im.mode in ("I;16", "I;16B", "I;16L", "I") else None)
-        if im.format == "JPEG":
-            im.draft(mode, (size, size))
-        orientation = im.getexif().get(ORIENTATION_TAG, 1)
-        im = _to_mode(im, mode)
-        if orientation in range(2, 9):  # a camera's or scanner's "rotate / mirror me" tag
-            im = _upright(im, orientation)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return arr
+    elif dicom.named_dicom(path):
+        raise dicom.not_part10(path)
+    else:
+        with Image.open(path) as src:
+            if info is not None:
+                info["width"], info["height"] = src.size
+                info["stored_std"] = (float(np.std(np.asarray(src, dtype=np.float64)))
+                                      if src.mode in ("I;16", "I;16B", "I;16L", "I") else None)
+            if src.format == "JPEG":
+                src.draft(mode, (size, size))
+            orientation = src.getexif().get(ORIENTATION_TAG, 1)
+            im = _to_mode(src, mode)  # a new image: it outlives the file
+            if orientation in range(2, 9):  # a camera's or scanner's "rotate / mirror me" tag
+                im = _upright(im, orientation)
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 ORIENTATION_TAG = 0x0112  # EXIF
