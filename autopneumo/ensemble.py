@@ -33,7 +33,6 @@ import pandas as pd
 
 from .atomic import atomic_write_json
 from .backend import predict_batches
-from .data.patients import patients_of
 from .errors import OptionError, RunsError
 from .evaluation import (
     MODEL_FILE,
@@ -158,8 +157,8 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
           labels: dict[str, np.ndarray], scores: list[dict[str, np.ndarray]], target: float,
           info: dict[str, Any], environment: Any, n_boot: int, command: str,
           start: float, label: str | None = None,
-          combine: str = "probability",
-          patients: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+          combine: str = "probability", *,
+          patients: dict[str, np.ndarray]) -> dict[str, Any]:
     """Threshold on the combined validation scores, score the test split once, write the
     record and predictions under ``<runs>/_ensemble/<name>/``."""
     p_val = combine_scores([s["val"] for s in scores], combine)
@@ -168,10 +167,8 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     val = validation_summary(labels["val"], p_val, target)
     threshold = val["threshold"]
     test = binary_metrics(labels["test"], p_test, threshold, target)
-    patients = patients or {s: patients_of(files[s]) for s in SPLITS}
-    groups = patients["test"]
     test_ci = bootstrap_intervals(labels["test"], p_test, threshold, n_boot=n_boot,
-                                  groups=groups, target=target)
+                                  groups=patients["test"], target=target)
 
     out = runs_dir / ENSEMBLE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +199,7 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
         "threshold": threshold,
         "test": test,
         "test_ci": {k: list(v) for k, v in test_ci.items()},
-        "test_ci_resampled": resampled_over(groups),
+        "test_ci_resampled": resampled_over(patients["test"]),
         "history": {},
         "epochs_run": None,
         "best_epoch": None,

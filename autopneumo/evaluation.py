@@ -166,10 +166,7 @@ def _write_predictions(path: Path, ds, p_val: np.ndarray, p_test: np.ndarray) ->
     writer = csv.writer(buffer)
     writer.writerow(["split", "file", "label", "probability", "patient"])
     for name, split, scores in (("val", ds.val, p_val), ("test", ds.test, p_test)):
-        patients = getattr(split, "patients", None)
-        if patients is None:
-            patients = patients_of(split.files)
-        for f, y, p, who in zip(split.files, split.y, scores, patients, strict=True):
+        for f, y, p, who in zip(split.files, split.y, scores, split.patients, strict=True):
             writer.writerow([name, str(f), int(y), repr(float(p)), str(who)])
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 

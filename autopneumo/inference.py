@@ -416,8 +416,8 @@ def _check_digests(source: Path, info: dict[str, Any], model_path: Path,
                     for m, entry in zip(members, info.get("members") or [], strict=False)]
     else:
         recorded = [(model_path, digest(info.get("provenance")))]
-    for path, digest in recorded:
-        if isinstance(digest, str) and file_digest(path) != digest:
+    for path, expected in recorded:
+        if isinstance(expected, str) and file_digest(path) != expected:
             raise OptionError(f"--model {source}: {path} is not the model "
                               f"{info.get('_from', 'its card')} describes (its sha256 differs "
                               "from the recorded one): the card's threshold and numbers belong "
