@@ -40,6 +40,7 @@ from .evaluation import (
     RECORD_FILE,
     SCHEMA_VERSION,
     _write_predictions,
+    patients_in,
     read_predictions,
 )
 from .finalize import FINAL_FILE
@@ -272,7 +273,7 @@ def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has {split} rows without a 0/1 "
                             "label or a finite probability (truncated?)")
         frame = pd.DataFrame({"label": labels.astype(int), "probability": scores,
-                              "patient": np.asarray(part["patient"]).astype(str)},
+                              "patient": patients_in(part)},
                              index=pd.Index(np.asarray(part["file"]).astype(str), name="file"))
         if frame.index.has_duplicates:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} lists a {split} file twice")

@@ -268,7 +268,7 @@ def test_saved_predictions_keep_the_scans_patients_for_every_interval(tmp_path):
     from types import SimpleNamespace
 
     from autopneumo.ensemble import _common_split, _read_member_predictions
-    from autopneumo.evaluation import _write_predictions, read_predictions
+    from autopneumo.evaluation import _write_predictions, patients_in, read_predictions
     from autopneumo.report.runs import _read_split
 
     files = np.array(["test/NORMAL/000001.dcm", "test/NORMAL/000002.dcm",
@@ -288,9 +288,14 @@ def test_saved_predictions_keep_the_scans_patients_for_every_interval(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     (old / "predictions.csv").write_text("split,file,label,probability\n" + "".join(
-        f"test,{f},{y},0.5\n" for f, y in zip(files, split.y, strict=True)))
-    assert list(read_predictions(old)["test"]["patient"]) == [
-        "file:000001.dcm", "file:000002.dcm", "person5"]
+        f"{name},{f},{y},0.5\n" for name in ("val", "test")
+        for f, y in zip(files, split.y, strict=True)))
+    part = read_predictions(old)["test"]
+    assert part["patient"] is None  # derived where needed, from the names
+    assert list(patients_in(part)) == ["file:000001.dcm", "file:000002.dcm", "person5"]
+    assert list(_read_split(old, "test").patient) == list(patients_in(part))
+    _, _, patients = _common_split([{"trial_dir": str(old)}], [_read_member_predictions(old)])
+    assert list(patients["test"]) == list(patients_in(part))
 
 
 # --------------------------------------------- the DICOM review's cases (dicom_review.md)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import PREDICTIONS_FILE, RECORD_FILE, read_predictions
+from ..evaluation import PREDICTIONS_FILE, RECORD_FILE, patients_in, read_predictions
 from ..leaderboard import leaderboard, read_records
 
 TRIAL_FILE = "trial.json"  # keras-tuner's own file: present from the start of a trial
@@ -48,10 +48,17 @@ class Predictions:
     file: np.ndarray
     label: np.ndarray
     probability: np.ndarray
-    patient: np.ndarray  # the scan's patient ids (older files: from the names)
+    saved_patient: np.ndarray | None = None  # the file's patient column, where it has one
 
     def __len__(self) -> int:
         return len(self.label)
+
+    @property
+    def patient(self) -> np.ndarray:
+        """The scan's patient ids (older files: from the names), derived on first use."""
+        if self.saved_patient is None:
+            self.saved_patient = patients_in({"file": self.file, "patient": None})
+        return self.saved_patient
 
 
 @dataclass
@@ -185,7 +192,8 @@ def _read_split(trial_dir: Path, split: str) -> Predictions | None:
     return Predictions(file=np.asarray(part["file"]).astype(str),
                        label=np.asarray(part["label"]).astype(int),
                        probability=np.asarray(part["probability"], dtype=np.float64),
-                       patient=np.asarray(part["patient"]).astype(str))
+                       saved_patient=(None if part["patient"] is None
+                                      else np.asarray(part["patient"]).astype(str)))
 
 
 @dataclass
