@@ -27,8 +27,7 @@ sys.path.insert(0, str(REPO))
 
 def reinterval(path: Path, n_boot: int = 1000) -> dict | None:
     """The record at ``path`` with recomputed intervals; None if it has no test scores."""
-    from autopneumo.data.patients import patients_of
-    from autopneumo.evaluation import read_predictions
+    from autopneumo.evaluation import patients_in, read_predictions
     from autopneumo.objective import binary_metrics, bootstrap_intervals, resampled_over
 
     record = json.loads(path.read_text(encoding="utf-8"))
@@ -46,8 +45,7 @@ def reinterval(path: Path, n_boot: int = 1000) -> dict | None:
             raise SystemExit(f"{path}: its predictions give test {key} {again[key]:.6f}, the "
                              f"record says {recorded:.6f}; not rewritten")
     record["test"] = {**again, **record["test"]}  # what the record has stays as it is
-    groups = (test["patient"].astype(str) if "patient" in test  # the scan's own ids
-              else patients_of(test["file"]))
+    groups = patients_in(test)  # the scan's own ids, or (older files) from the names
     ci = bootstrap_intervals(test["label"], test["probability"], threshold, n_boot=n_boot,
                              groups=groups, target=target)
     record["test_ci"] = {k: list(v) for k, v in ci.items()}
