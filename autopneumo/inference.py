@@ -18,7 +18,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .backend import predict_batches
 from .data.download import file_digest
-from .data.images import IMAGE_SUFFIXES
+from .data.images import IMAGE_SUFFIXES, is_dicom
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
@@ -426,14 +426,17 @@ def _check_digests(source: Path, info: dict[str, Any], model_path: Path,
 
 def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list[Path]]:
     """The image files among ``inputs`` (files, and the images inside folders), and the
-    files inside those folders skipped for their suffix."""
+    files inside those folders skipped, neither an image by their suffix nor DICOM by
+    their content (PACS exports name files IM000001 or by UID, ``1.2.840...504``; their
+    DICOMDIR index holds no image)."""
     files: list[Path] = []
     skipped: list[Path] = []
     for item in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file())
-            files += [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
-            skipped += [p for p in found if p.suffix.lower() not in PREDICT_SUFFIXES]
+            for p in sorted(p for p in item.rglob("*") if p.is_file()):
+                readable = p.suffix.lower() in PREDICT_SUFFIXES or (
+                    p.name.upper() != "DICOMDIR" and is_dicom(p))
+                (files if readable else skipped).append(p)
         elif item.is_file():
             files.append(item)
         else:

@@ -479,3 +479,27 @@ def test_a_dicom_files_header_patient_wins_over_a_kermany_looking_name(tmp_path)
         "dicom:patient-0", "dicom:patient-1", "dicom:patient-2"]
     assert entries["train/PNEUMONIA/person1_virus_1.jpeg"] == "person1"  # names still count
     assert entries["test/NORMAL/IM-0099-0001.png"] == "IM-0099"
+
+
+def test_predict_reads_a_pacs_export_folder_whose_files_have_no_image_suffix(tmp_path):
+    """PACS exports name files IM000001 or by UID (1.2.840....504: a "suffix" .504); in a
+    folder they were skipped for their suffix. They are read by content now; the DICOMDIR
+    index and other files are still skipped."""
+    import pandas as pd
+
+    model = _sigmoid_model(tmp_path / "m")
+    export = tmp_path / "pacs" / "S0001"
+    export.mkdir(parents=True)
+    write_dicom(export / "IM000001", _radiograph(12, (200, 180)), bits=12)
+    write_dicom(export / "1.2.840.113619.2.55.3.604688119.868.1249343483.504",
+                _radiograph(12, (200, 180), seed=1), bits=12)
+    dicomdir = write_dicom(tmp_path / "pacs" / "DICOMDIR", _ramp(), bits=12)
+    assert is_dicom(dicomdir)
+    (export / "README").write_text("not an image")
+    out = run("predict", "--model", model, tmp_path / "pacs", "--csv")
+    assert out.exit_code == 0, out.output
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    assert sorted(Path(f).name for f in frame["file"]) == [
+        "1.2.840.113619.2.55.3.604688119.868.1249343483.504", "IM000001"]
+    assert frame["error"].isna().all()
+    assert "2 file(s) in the given folders (and their subfolders) skipped" in out.output
