@@ -446,10 +446,11 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
                    f"{'warning' if as_csv else 'note'} column says which)", err=True)
     skipped = frame.attrs.get("skipped") or []
     if skipped:
-        suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in skipped})
+        from .data.images import suffix_list
+
         click.echo(f"{len(skipped)} file(s) in the given folders (and their subfolders) "
-                   "skipped, not images by their "
-                   f"suffix ({', '.join(suffixes)}); give a file by name to try it", err=True)
+                   f"skipped, not images by their suffix ({suffix_list(skipped)}); give a "
+                   "file by name to try it", err=True)
     if strict and (failed or warned or skipped):
         click.get_current_context().exit(1)  # the rows are written; a pipeline stops here
 

@@ -579,10 +579,12 @@ def _warn_about_data(dataset) -> None:
               file=sys.stderr)
     ignored = manifest.get("ignored") or []
     if ignored:
-        suffixes = sorted({Path(f).suffix.lower() or "(none)" for f in ignored})
+        from .data.images import IMAGE_SUFFIXES, suffix_list
+
         print(f"note: {len(ignored)} file(s) in the data folder are not read, not images by "
-              f"their suffix ({', '.join(suffixes)}); training reads .jpeg, .jpg, .png and "
-              f"DICOM .dcm/.dicom (`autopneumo data check` lists them)", file=sys.stderr)
+              f"their suffix ({suffix_list(ignored)}); training reads "
+              f"{'/'.join(IMAGE_SUFFIXES)} (`autopneumo data check` lists them)",
+              file=sys.stderr)
     shared = manifest.get("test_images_also_in_train_or_val") or 0
     if shared:
         print(f"warning: {shared} test image(s) also occur in train/val (identical pixels at "

@@ -88,6 +88,12 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
 
 
 ORIENTATION_TAG = 0x0112  # EXIF
+def suffix_list(files) -> str:
+    """The suffixes among ``files``, sorted and comma-separated (``(none)`` for a file
+    without one): what a "skipped, not images by their suffix" message names."""
+    return ", ".join(sorted({Path(f).suffix.lower() or "(none)" for f in files}))
+
+
 def stretch_to_uint8(arr: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     """8-bit data as it is; anything else stretched from its darkest to its brightest
     value (over the ``keep`` pixels where given: a DICOM file's padding is left out); a
