@@ -134,15 +134,37 @@ def test_dicoms_that_cannot_be_read_are_failures_with_their_reason(tmp_path):
     ds.PixelData = encapsulate([b"\xff\xd8 not really a jpeg \xff\xd9"])
     ds["PixelData"].VR = "OB"
     ds.save_as(tmp_path / "lossless.dcm", enforce_file_format=True)
-    (tmp_path / "cut.dcm").write_bytes(good.read_bytes()[:300])  # cut inside the header
+    data = good.read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:300])  # cut inside the file meta header
+    pixels_at = data.index(b"\xe0\x7f\x10\x00OW")  # (7FE0,0010) OW: tag, VR, 2, length
+    (tmp_path / "cut_elements.dcm").write_bytes(data[:pixels_at - 40])
+    (tmp_path / "cut_pixel_tag.dcm").write_bytes(data[:pixels_at + 9])
+    (tmp_path / "cut_pixels.dcm").write_bytes(data[:-100])
+    ds = pydicom.dcmread(good)
+    del ds.PixelData
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.save_as(tmp_path / "report.dcm", enforce_file_format=True)  # Basic Text SR
     paths = [str(p) for p in (good, frames, tmp_path / "nopixels.dcm",
-                              tmp_path / "lossless.dcm", tmp_path / "cut.dcm")]
+                              tmp_path / "lossless.dcm", tmp_path / "cut.dcm",
+                              tmp_path / "cut_elements.dcm", tmp_path / "cut_pixel_tag.dcm",
+                              tmp_path / "cut_pixels.dcm", tmp_path / "report.dcm")]
     images, kept, failures = decode_many(paths, 16, 1, workers=1)
     assert kept == [0] and images.shape == (1, 16, 16, 1)
     reasons = {Path(f.path).name: f.reason for f in failures}
     assert "3 frames; one image per file is read" in reasons["frames.dcm"]
     assert "without pixel data" in reasons["nopixels.dcm"]
     assert "no data after its file meta header (truncated?)" in reasons["cut.dcm"]
+    # a file cut anywhere later says so too (was "a report or structured document?", and
+    # pydicom's "unpack requires a buffer of 4 bytes" inside the pixel data's header)
+    assert reasons["cut_elements.dcm"] == "ValueError: " + (
+        "DICOM file of an image class (Digital X-Ray Image Storage - For Presentation) "
+        "without pixel data (truncated?)")
+    assert reasons["cut_pixel_tag.dcm"] == "ValueError: DICOM file cut off inside an element (truncated?)"
+    assert reasons["cut_pixels.dcm"] == ("ValueError: DICOM pixel data (Explicit VR Little Endian) not "
+                                         "decoded: 3740 of the 3840 bytes its header asks for "
+                                         "(truncated?)")
+    assert reasons["report.dcm"] == ("ValueError: DICOM file without pixel data (a report or structured "
+                                     "document?)")
     assert "JPEG Lossless" in reasons["lossless.dcm"]
     assert all("\n" not in r for r in reasons.values())
 

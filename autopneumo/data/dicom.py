@@ -15,6 +15,8 @@ compressed transfer syntax without a decoder installed.
 from __future__ import annotations
 
 import io
+import re
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,7 +87,21 @@ def read(source: str | Path | io.BytesIO, pixels: bool = True) -> Any:
     """The dataset (values are read lazily: use it inside a ``_quiet`` function)."""
     import pydicom
 
-    return pydicom.dcmread(source, stop_before_pixels=not pixels)
+    try:
+        return pydicom.dcmread(source, stop_before_pixels=not pixels)
+    except (struct.error, EOFError):  # an element's header cut off at the end of the file
+        raise ValueError("DICOM file cut off inside an element (truncated?)") from None
+
+
+def _sop_class(ds: Any) -> str:
+    """The name of the file's SOP class ("Digital X-Ray Image Storage - For
+    Presentation"...), from the dataset or its file meta header; "" where unknown."""
+    meta = getattr(ds, "file_meta", None) or {}
+    for uid in (ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID")):
+        name = str(getattr(uid, "name", "") or "")
+        if name and name != str(uid):  # a known class (an unknown UID's name is itself)
+            return name
+    return ""
 
 
 def _int(ds: Any, keyword: str, default: int | None = None) -> int:
@@ -129,6 +145,10 @@ def image(source: str | Path | io.BytesIO, info: dict | None = None) -> Image.Im
     if not any(tag in ds for tag in PIXEL_TAGS):
         if len(ds) == 0:  # no element after the file meta: cut off
             raise ValueError("DICOM file with no data after its file meta header (truncated?)")
+        kind = _sop_class(ds)
+        if "Image Storage" in kind:  # an image by its class: cut off before its pixels
+            raise ValueError(f"DICOM file of an image class ({kind}) without pixel data "
+                             "(truncated?)")
         raise ValueError("DICOM file without pixel data (a report or structured document?)")
     frames = _int(ds, "NumberOfFrames", 1)
     if frames != 1:
@@ -183,6 +203,9 @@ def _pixels(ds: Any) -> np.ndarray:
         syntax = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in dir(ds) else None
         name = getattr(syntax, "name", syntax) or "no transfer syntax"
         why = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(": ")
+        short = re.search(r"pixel data is less than expected \((\d+) vs (\d+) bytes\)", why)
+        if short:  # pydicom's sentence goes on to guess three causes; a cut file is the usual
+            why = f"{short[1]} of the {short[2]} bytes its header asks for (truncated?)"
         hint = ("; pydicom decodes it with pylibjpeg[all] or python-gdcm installed"
                 if "plugin" in str(exc) else "")
         raise ValueError(f"DICOM pixel data ({name}) not decoded: {why}{hint}") from exc
