@@ -449,8 +449,8 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
         from .data.images import suffix_list
 
         click.echo(f"{len(skipped)} file(s) in the given folders (and their subfolders) "
-                   f"skipped, not images by their suffix ({suffix_list(skipped)}); give a "
-                   "file by name to try it", err=True)
+                   "skipped, neither images by their suffix nor DICOM by their content "
+                   f"({suffix_list(skipped)}); give a file by name to try it", err=True)
     if strict and (failed or warned or skipped):
         click.get_current_context().exit(1)  # the rows are written; a pipeline stops here
 

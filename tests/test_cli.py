@@ -469,9 +469,8 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
                     if line.startswith("│"))  # the file column, its folds joined
     assert f"{stem}1.jpeg" in files, shown.output
     assert "…" not in shown.output
-    assert ("2 file(s) in the given folders (and their subfolders) skipped, not images by "
-            "their suffix (.gif, .txt)") \
-        in shown.output
+    assert ("2 file(s) in the given folders (and their subfolders) skipped, neither images "
+            "by their suffix nor DICOM by their content (.gif, .txt)") in shown.output
     assert "scanner.tif" in files  # a .tif is read
     (images / f"{stem}2.jpeg").write_bytes(b"broken")
     as_csv = run("predict", "--model", model, images, "--csv")

@@ -90,7 +90,7 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
 ORIENTATION_TAG = 0x0112  # EXIF
 def suffix_list(files) -> str:
     """The suffixes among ``files``, sorted and comma-separated (``(none)`` for a file
-    without one): what a "skipped, not images by their suffix" message names."""
+    without one): what a "skipped" or "not read" message names."""
     return ", ".join(sorted({Path(f).suffix.lower() or "(none)" for f in files}))
 
 
