@@ -101,7 +101,8 @@ def data_check(path: Path) -> None:
     if result.ignored:
         from .data.images import IMAGE_SUFFIXES
 
-        console.print(f"not read (not {'/'.join(IMAGE_SUFFIXES)}): {len(result.ignored)}")
+        console.print(f"not read (neither {'/'.join(IMAGE_SUFFIXES)} nor DICOM by content): "
+                      f"{len(result.ignored)}")
         for name in result.ignored[:10]:
             console.print(f"  {name}", markup=False)
         if len(result.ignored) > 10:

@@ -581,10 +581,10 @@ def _warn_about_data(dataset) -> None:
     if ignored:
         from .data.images import IMAGE_SUFFIXES, suffix_list
 
-        print(f"note: {len(ignored)} file(s) in the data folder are not read, not images by "
-              f"their suffix ({suffix_list(ignored)}); training reads "
-              f"{'/'.join(IMAGE_SUFFIXES)} (`autopneumo data check` lists them)",
-              file=sys.stderr)
+        print(f"note: {len(ignored)} file(s) in the data folder are not read, neither images "
+              f"by their suffix nor DICOM by their content ({suffix_list(ignored)}); training "
+              f"reads {'/'.join(IMAGE_SUFFIXES)} and DICOM files whatever their name "
+              "(`autopneumo data check` lists them)", file=sys.stderr)
     shared = manifest.get("test_images_also_in_train_or_val") or 0
     if shared:
         print(f"warning: {shared} test image(s) also occur in train/val (identical pixels at "

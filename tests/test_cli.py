@@ -661,8 +661,8 @@ def test_a_search_says_which_files_in_the_data_folder_it_does_not_read(capsys):
         "source": "kermany", "ignored": ["train/NORMAL/a.tif", "train/NORMAL/notes.txt",
                                          "test/PNEUMONIA/b.tif"]}))
     err = capsys.readouterr().err
-    assert "note: 3 file(s) in the data folder are not read, not images by their suffix " \
-           "(.tif, .txt)" in err
+    assert "note: 3 file(s) in the data folder are not read, neither images by their suffix " \
+           "nor DICOM by their content (.tif, .txt)" in err
     _warn_about_data(SimpleNamespace(manifest={"source": "kermany", "ignored": []}))
     assert capsys.readouterr().err == ""
 
@@ -676,7 +676,8 @@ def test_data_check_names_the_files_it_does_not_read(tmp_path):
     (root / "test" / "PNEUMONIA" / "notes.txt").write_text("x")
     out = run("data", "check", root, env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
-    assert "not read (not .jpeg/.jpg/.png/.dcm/.dicom): 2" in out.output
+    assert "not read (neither .jpeg/.jpg/.png/.dcm/.dicom nor DICOM by content): 2" \
+        in out.output
     assert "train/NORMAL/scan.tif" in out.output and "test/PNEUMONIA/notes.txt" in out.output
 
 

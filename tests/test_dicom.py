@@ -189,6 +189,26 @@ def test_a_kermany_folder_of_dicom_files_loads_with_its_labels_and_patients(tmp_
     assert set(ds.test.y) == {0, 1}
 
 
+def test_a_training_folder_reads_dicom_files_without_a_suffix_by_their_content(tmp_path):
+    """A PACS export names files IM000001 or by UID: read in training folders as predict
+    reads them (they were listed as "not read"), grouped by the header's Patient ID."""
+    from autopneumo.data.kermany import with_header_patients
+
+    root = _dicom_kermany(tmp_path / "dicom")
+    for i, path in enumerate(sorted(root.rglob("*.dcm"))):
+        path.rename(path.with_name(f"IM{i:06d}" if i % 2 else f"1.2.840.113619.{i}"))
+    (root / "train" / "NORMAL" / "notes.txt").write_text("not an image")
+    scan = scan_kermany(root)
+    assert scan.ignored == ("train/NORMAL/notes.txt",)
+    assert len(scan.entries) == 2 * 2 * (8 + 3)
+    patients = {e.patient for e in with_header_patients(scan).entries}
+    assert len(patients) == 2 * (8 + 3) and all(p.startswith("dicom:") for p in patients)
+    ds = load_dataset(root, image_size=16, channels=1, val_fraction=0.25,
+                      cache_folder=tmp_path / "cache")
+    assert len(ds.test) == 2 * 3 * 2 and ds.test.x.std() > 10
+    assert not set(ds.train.patients) & set(ds.val.patients)
+
+
 def test_predict_scores_a_dicom_as_the_same_image_in_png_and_checks_its_size(tmp_path,
                                                                             monkeypatch):
     import pandas as pd

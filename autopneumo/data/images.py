@@ -28,7 +28,8 @@ from . import dicom
 from .dicom import SUFFIXES as DICOM_SUFFIXES
 from .dicom import is_dicom
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", *DICOM_SUFFIXES)
+RASTER_SUFFIXES = (".jpeg", ".jpg", ".png")
+IMAGE_SUFFIXES = (*RASTER_SUFFIXES, *DICOM_SUFFIXES)  # and DICOM by content, whatever its name
 # Refuse decompression bombs beyond ~200 megapixels; a 10,000 x 10,000 scan still decodes.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from ..errors import DataError
 from . import dicom
-from .images import DICOM_SUFFIXES, IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, RASTER_SUFFIXES, is_dicom
 from .patients import patient_id_or_file
 
 SPLITS = ("train", "val", "test")
@@ -40,7 +40,7 @@ class ImageFileEntry(NamedTuple):
 class Scan:
     root: Path
     entries: tuple[ImageFileEntry, ...]
-    ignored: tuple[str, ...]  # files that are not images by their suffix
+    ignored: tuple[str, ...]  # neither images by their suffix nor DICOM by content
 
     def cache_digest(self) -> str:
         """Like ``digest`` plus modification and status-change times: a file edited or
@@ -96,8 +96,8 @@ def scan_kermany(root: str | Path) -> Scan:
             found = 0
             for item in sorted(_list_files(cls_dir), key=lambda d: d.name):
                 rel = f"{split}/{cls}/{item.name}"
-                if not item.name.lower().endswith(IMAGE_SUFFIXES):
-                    ignored.append(rel)
+                if not item.name.lower().endswith(IMAGE_SUFFIXES) and not is_dicom(item.path):
+                    ignored.append(rel)  # DICOM by content is read whatever its name
                     continue
                 try:
                     st = item.stat()
@@ -124,7 +124,7 @@ def with_header_patients(scan: Scan) -> Scan:
     every file anyway, and ``data check`` call this, and the cache index keeps the ids."""
     entries = list(scan.entries)
     for i, e in enumerate(entries):
-        if e.relpath.lower().endswith(DICOM_SUFFIXES):
+        if not e.relpath.lower().endswith(RASTER_SUFFIXES):  # DICOM: by name or content
             found = dicom.patient_id(scan.root / e.relpath)
             if found:
                 entries[i] = e._replace(patient=f"dicom:{found}")
