@@ -50,7 +50,15 @@ def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list
 
 
 def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None) -> pd.DataFrame:
-    """One row per trial, ranked by the validation objective (failed trials last)."""
+    """One row per trial, ranked by the validation objective (failed trials last); the
+    ``top`` rows where given. ``RunsError`` where ``runs_dir`` is missing or a file (a
+    mistyped path is not "no trials yet")."""
+    from .errors import OptionError
+    from .paths import require_runs_dir
+
+    require_runs_dir(runs_dir)
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise OptionError(f"--top must be a positive integer, got {top!r}")
     skipped: list[str] = []
     records = read_records(runs_dir, skipped)
     aliases = data_hash_aliases(records)

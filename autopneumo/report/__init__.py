@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import OptionError
+from ..paths import require_runs_dir
 from .build import SECTIONS, Options, ReportBuilder
 from .figures import family_policy_heatmap
 from .markdown import markdown_summary
@@ -56,9 +57,10 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     check (shortcuts.csv); otherwise a note.
     """
     if fmt not in ("html", "md"):
-        raise ValueError(f"unknown report format {fmt!r}: use 'html' or 'md'")
+        raise OptionError(f"unknown report format {fmt!r}: use 'html' or 'md'")
     if top < 1:
         raise OptionError(f"--top must be positive, got {top}")
+    require_runs_dir(runs_dir)  # a mistyped path is not an empty report
     out = Path(out)
     runs = load_runs(runs_dir)
     written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
