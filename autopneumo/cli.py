@@ -218,12 +218,7 @@ def _run_search(config) -> None:
     done = [r for r in records if r.get("status") == "completed"]
     click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
                f"trials in {config.runs_dir}; next: autopneumo leaderboard --runs-dir "
-               f"{config.runs_dir}")
-    if records and not done:
-        from .errors import SearchError
-
-        first = next((r.get("message") for r in records if r.get("message")), "no message")
-        raise SearchError(f"{config.project}: no trial completed (the first failure: {first})")
+               f"{config.runs_dir}")  # none completed: search raised SearchError
 
 
 @main.command()
@@ -272,10 +267,11 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
           recall_target, seed, runs_dir) -> None:
     """Search the families x policies matrix within one time budget (resumable)."""
     from .progress import SearchProgress
-    from .study import overrun, run_study, short_shares
+    from .study import STUDY_MAX_TRIALS, overrun, run_study, short_shares
     from .tuning import SearchConfig, parse_duration
 
-    base = SearchConfig(family="", policy="", data=data_path, tuner=tuner, max_trials=1000,
+    base = SearchConfig(family="", policy="", data=data_path, tuner=tuner,
+                        max_trials=STUDY_MAX_TRIALS,
                         epochs=epochs, image_size=image_size, channels=int(channels),
                         recall_target=recall_target, seed=seed, runs_dir=runs_dir,
                         command=shlex.join(["autopneumo", *sys.argv[1:]]))

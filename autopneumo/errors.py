@@ -38,6 +38,11 @@ class DownloadError(UserError):
 
 
 class SearchError(UserError):
-    """The search could not go on (e.g. every trial failed); exit code 1."""
+    """The search could not go on (e.g. every trial failed); exit code 1. ``records``: the
+    project's trial records where the search ran to its end with none completed."""
 
     exit_code = 1
+
+    def __init__(self, message: str, records: list | None = None):
+        super().__init__(message)
+        self.records = records

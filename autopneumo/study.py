@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json
-from .errors import OptionError, RunsError
+from .errors import OptionError, RunsError, SearchError
 from .periodic import Periodic
 from .registry import FAMILIES, POLICIES
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
@@ -72,9 +72,15 @@ class _Ticker(Periodic):
         self.ticks += 1
 
 
+STUDY_MAX_TRIALS = 1000  # never reached in a budget: the time share ends each pair
+
+
 def run_study(families: list[str] | str, policies: list[str] | str, budget: float,
               base: SearchConfig, progress_factory=None) -> dict[str, Any]:
-    """Search every family x policy within ``budget`` seconds in total (over all reruns)."""
+    """Search every family x policy within ``budget`` seconds in total (over all reruns).
+
+    ``base`` holds the settings every pair shares (its ``family`` and ``policy`` are
+    replaced); without a ``max_trials`` the budget alone ends each pair, as in the CLI."""
     if budget <= 0:
         raise OptionError(f"--budget must be positive, got {budget}")
     chosen = {"--families": expand(families, FAMILIES), "--augment": expand(policies, POLICIES)}
@@ -82,6 +88,8 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
         if not names:
             raise OptionError(f"{option} selects nothing: give 'all' or names")
     pairs = [(f, p) for f in chosen["--families"] for p in chosen["--augment"]]
+    if base.max_trials is None:
+        base = dataclasses.replace(base, max_trials=STUDY_MAX_TRIALS)
     base.validate()
     runs_dir = Path(base.runs_dir)
     path = runs_dir / STUDY_FILE
@@ -122,11 +130,16 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
         ticker = _Ticker(account)
         try:
             with ticker:  # a kill -9 loses at most one tick of the accounting
-                if progress_factory is None:
-                    records = search(config)
-                else:
-                    with progress_factory() as progress:
-                        records = search(config, progress=progress)
+                try:
+                    if progress_factory is None:
+                        records = search(config)
+                    else:
+                        with progress_factory() as progress:
+                            records = search(config, progress=progress)
+                except SearchError as exc:  # every trial of its share failed: the next pair
+                    if exc.records is None:
+                        raise
+                    records = exc.records
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
         except RunsError:  # the project refused to start (other settings): nothing ran
             if ticker.ticks:

@@ -9,7 +9,7 @@ import pytest
 
 from autopneumo.errors import OptionError
 from autopneumo.registry import FAMILIES, POLICIES
-from autopneumo.study import expand, run_study
+from autopneumo.study import expand, run_study, short_shares
 from autopneumo.tuning import PRESETS, SearchConfig, parse_duration
 
 
@@ -87,7 +87,7 @@ def test_study_stops_within_its_budget_plus_one_epoch_and_resumes(tiny_kermany, 
 
 
 def test_study_outcome_and_short_shares():
-    from autopneumo.study import outcome, short_shares
+    from autopneumo.study import outcome
 
     def rec(status, rung=None, cut_after=None, initial=0):
         hps = {"tuner/epochs": rung, "tuner/initial_epoch": initial} if rung else {}
@@ -222,3 +222,38 @@ def test_progress_shows_the_budget_left_and_counts_finished_trials_only(tmp_path
         folder.mkdir(parents=True)
         (folder / "record.json").write_text(json.dumps({"trial_id": str(i), "status": status}))
     assert _finished_trials(project) == 2
+
+
+def test_a_pair_whose_every_trial_failed_does_not_stop_the_study(tmp_path, monkeypatch):
+    """``search`` raises SearchError when no trial of its project completed (the API
+    review's B5); a study takes that pair's records from the error and goes on, as it did
+    when the search returned them, and warns about the pair."""
+    import autopneumo.study as study
+    from autopneumo.errors import SearchError
+
+    ran = []
+
+    def search(config, progress=None):
+        ran.append((config.project, config.max_trials))
+        if config.policy == "none":
+            raise SearchError(f"{config.project}: no trial completed",
+                              [{"status": "failed", "message": "nan"}])
+        return [{"status": "completed", "history": {}}]
+
+    monkeypatch.setattr(study, "search", search)
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=tmp_path / "runs")
+    state = run_study("base_cnn", "none,flip", 100.0, base)
+    # without max_trials the budget ends each pair, as in the CLI's study
+    assert ran == [("base_cnn__none", study.STUDY_MAX_TRIALS),
+                   ("base_cnn__flip", study.STUDY_MAX_TRIALS)]
+    assert state["outcome"]["base_cnn__none"]["completed"] == 0
+    assert state["outcome"]["base_cnn__flip"]["completed"] == 1
+    assert short_shares(state)[0].startswith("base_cnn__none: no trial completed")
+
+    def stopped(config, progress=None):  # a search that could not go on at all: raised
+        raise SearchError("--chief x: nothing answered for 0 s")
+
+    monkeypatch.setattr(study, "search", stopped)
+    with pytest.raises(SearchError, match="nothing answered"):
+        run_study("base_cnn", "geometric", 100.0, base)
