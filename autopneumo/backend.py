@@ -76,7 +76,10 @@ def import_tensorflow_quietly() -> None:
     """TensorFlow logs CUDA probes through absl before any log level applies; hide fd 2
     for the import only (an import error still raises and is reported afterwards).
     Nothing to do when Keras runs on another backend."""
-    if "tensorflow" in sys.modules or keras_backend() != "tensorflow":
+    if keras_backend() != "tensorflow":
+        return
+    if "tensorflow" in sys.modules:  # imported before (a host program, a Keras import)
+        _quiet_and_sized()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
@@ -87,11 +90,27 @@ def import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe logs here too
-            tf.get_logger().setLevel("ERROR")  # retracing notes between trials are expected
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    configure_threads()
+    _quiet_and_sized()
+
+
+_SIZED = False
+
+
+def _quiet_and_sized() -> None:
+    """Once a process: TensorFlow's retracing notes between trials (expected) hidden, and
+    its thread pools sized to the cores, unless the host program sized them first."""
+    global _SIZED
+    if _SIZED:
+        return
+    _SIZED = True
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    if tf.config.threading.get_intra_op_parallelism_threads() == 0:
+        configure_threads()
 
 
 THREADS_ENV = "AUTOPNEUMO_THREADS"
@@ -129,6 +148,23 @@ def configure_threads(threads: int | None = None) -> int | None:
     except RuntimeError:  # the runtime is already initialised
         return None
     return threads
+
+
+@contextlib.contextmanager
+def kept_random_state() -> Iterator[None]:
+    """Give Python's and NumPy's global random generators back as they were: a search or a
+    training seeds them (``keras.utils.set_random_seed``), and a notebook's own draws
+    afterwards would otherwise repeat from that seed."""
+    import random
+
+    import numpy as np
+
+    python, numpy = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"

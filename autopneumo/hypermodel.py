@@ -7,6 +7,10 @@ import time
 import weakref
 from typing import Any
 
+from .backend import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before Keras loads TensorFlow: quiet, thread pools sized
+
 import keras
 import keras_tuner as kt
 import numpy as np

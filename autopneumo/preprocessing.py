@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from .backend import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before Keras loads TensorFlow: quiet, thread pools sized
+
 import keras
 from keras import layers, ops
 

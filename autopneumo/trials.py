@@ -36,6 +36,22 @@ def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset
                        trial_dir: Path, trial_id: str, recall_target: float, seed: int,
                        threshold: float | None = None, early_stopping: bool = True,
                        extra: dict[str, Any] | None = None, filename: str = "record.json"):
+    """Train one configuration with ``seed`` and evaluate it (finalize's retrainings, the
+    classroom baseline). The caller's ``random`` and NumPy generators are given back as
+    they were; Keras' session is cleared first."""
+    from .backend import kept_random_state
+
+    with kept_random_state():
+        return _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir,
+                                   trial_id, recall_target, seed, threshold, early_stopping,
+                                   extra, filename)
+
+
+def _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir, trial_id,
+                        recall_target, seed, threshold, early_stopping, extra, filename):
+    from .backend import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before Keras: quiet, thread pools sized to the cores
     import keras
 
     from .hypermodel import build_model, train

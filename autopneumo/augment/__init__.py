@@ -4,6 +4,10 @@ A builder returns a list of Keras preprocessing layers applied to images scaled 
 [0, 1]. They sit inside the model, so they run only in training and never at predict.
 """
 
+from ..backend import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before Keras loads TensorFlow: quiet, thread pools sized
+
 from ..registry import POLICIES, register_policy
 
 __all__ = ["POLICIES", "register_policy"]

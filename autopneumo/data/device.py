@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import math
 
+from ..backend import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before Keras loads TensorFlow: quiet, thread pools sized
+
 import keras
 import numpy as np
 
