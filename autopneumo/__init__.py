@@ -9,6 +9,9 @@ The same functions the CLI calls::
     autopneumo.ensemble("runs", top=3)      # the top 3 trials averaged, one more row
     autopneumo.write_report("runs", "reports")
     autopneumo.Predictor("winner/").predict(["scan.dcm"])  # a model loaded once
+
+Bad input raises ``autopneumo.UserError`` (its subclasses name the kind), with the
+one-line message the CLI prints.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __version__ = "0.1.0"
 
 # Bound eagerly: the submodule of the same name would otherwise shadow the function.
 from .ensemble import ensemble  # noqa: E402, F401
+from .finalize import finalize  # noqa: E402, F401
 from .leaderboard import leaderboard  # noqa: E402, F401
 
 _LAZY = {
@@ -49,6 +53,9 @@ _LAZY = {
     "predict": ("autopneumo.inference", "predict"),
     "export": ("autopneumo.inference", "export"),
     "Predictor": ("autopneumo.inference", "Predictor"),
+    "run_study": ("autopneumo.study", "run_study"),
+    "check_shortcuts": ("autopneumo.shortcuts", "check_shortcuts"),
+    "UserError": ("autopneumo.errors", "UserError"),
     "FAMILIES": ("autopneumo.registry", "FAMILIES"),
     "POLICIES": ("autopneumo.registry", "POLICIES"),
 }
@@ -64,4 +71,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'autopneumo' has no attribute {name!r}")
 
 
-__all__ = sorted([*_LAZY, "ensemble", "leaderboard"])
+__all__ = sorted([*_LAZY, "ensemble", "finalize", "leaderboard"])
+
+
+def __dir__() -> list[str]:
+    """The lazy names too (a notebook's tab completion lists them before first use)."""
+    return sorted(set(globals()) | set(__all__))

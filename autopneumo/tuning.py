@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .backend import frozen_heap, import_tensorflow_quietly
+from .backend import frozen_heap, import_tensorflow_quietly, kept_random_state
 from .errors import OptionError, RunsError, SearchError
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
@@ -38,6 +38,14 @@ _PINNED = ("family", "policy", "tuner", "image_size", "channels", "recall_target
 
 @dataclass
 class SearchConfig:
+    """One search: a model family crossed with an augmentation policy, and how to run it.
+
+    The fields are the ``search`` command's options (``family`` and ``policy`` its
+    ``--family`` and ``--augment``); ``time_budget`` is in seconds (``parse_duration``
+    reads the CLI's "30m" or "2h"); ``spaces`` lists extra search-space files. Checked
+    by ``validate`` before TensorFlow loads; errors are ``OptionError``.
+    """
+
     family: str
     policy: str
     data: str | Path | None = None
@@ -69,6 +77,7 @@ class SearchConfig:
         return f"{self.family}__{self.policy}"
 
     def validate(self) -> None:
+        _check_types(self)
         if not 0.0 < self.recall_target < 1.0:
             raise OptionError(f"--recall-target must be in (0, 1), got {self.recall_target}")
         if self.tuner not in TUNERS:
@@ -99,9 +108,34 @@ class SearchConfig:
             raise OptionError(f"--worker-timeout must be positive, got {self.worker_timeout}")
         if not 0 <= self.seed < 2**32:
             raise OptionError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if not 0.0 < self.val_fraction <= 0.5:  # as the split checks it, before a folder
+            raise OptionError(f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
         runs = Path(self.runs_dir)
         if runs.exists() and not runs.is_dir():
             raise OptionError(f"--runs-dir {runs}: is a file, not a folder")
+
+
+_INTS = ("max_trials", "epochs", "image_size", "channels", "seed", "devices")
+_NUMBERS = ("recall_target", "val_fraction", "time_budget", "worker_timeout")
+_OPTIONAL = ("max_trials", "epochs", "devices", "time_budget")  # None: a default applies
+
+
+def _check_types(config: SearchConfig) -> None:
+    """From Python nothing parses the fields as the CLI does: a "30m" budget or a "3"
+    channel count is named here, not met as a TypeError (or a misleading range error)
+    deep in the search."""
+    for name in _INTS + _NUMBERS:
+        value = getattr(config, name)
+        kinds = (int,) if name in _INTS else (int, float)
+        if value is None and name in _OPTIONAL:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = "an integer" if name in _INTS else "a number"
+            hint = " of seconds (parse_duration reads '30m')" if name == "time_budget" else ""
+            raise OptionError(f"SearchConfig.{name} must be {kind}{hint}, got {value!r}")
+    if isinstance(config.spaces, str | Path):
+        raise OptionError(f"SearchConfig.spaces is a list of files, got one: {config.spaces!r} "
+                          "(write [path])")
 
 
 DEFAULT_TRIALS = 10
@@ -359,16 +393,30 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     inside TensorFlow, and one that lands in the garbage collection between trials still
     stops it (see ``interrupts``). A ``time_budget`` counts from this call: loading
     TensorFlow and the data is part of it, as a study charges it.
+
+    Raises ``SearchError`` when trials ran and none completed (each record says why).
+    The caller's ``random`` and NumPy global generators are given back as they were
+    (trials seed them); Keras' session is cleared before each trial, as keras-tuner does.
     """
     started = time.time()
+    if not isinstance(config, SearchConfig):
+        raise OptionError(f"search takes a SearchConfig, got {type(config).__name__}")
+    config.validate()  # before TensorFlow loads: a bad option fails in no time
+    import_tensorflow_quietly()  # before Keras: quiet, thread pools sized to the cores
     import keras
 
     policy = keras.config.dtype_policy()
     try:
-        with keep_ctrl_c():
-            return _search(config, progress, started)
+        with keep_ctrl_c(), kept_random_state():
+            records = _search(config, progress, started)
     finally:
         keras.config.set_dtype_policy(policy)
+    done = [r for r in records if r.get("status") == "completed"]
+    if records and not done:  # as many trials failed as ran: nothing to rank or export
+        first = next((r.get("message") for r in records if r.get("message")), "no message")
+        raise SearchError(f"{config.project}: no trial completed (the first failure: {first})",
+                          records)
+    return records
 
 
 def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[str, Any]]:
@@ -380,7 +428,6 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
     from .locking import project_lock
 
     resolve_data_path(config.data)  # a missing data path fails before anything is written
-    import_tensorflow_quietly()  # first import only: quiet, thread pools sized to the cores
 
     project_dir = Path(config.runs_dir) / config.project
     if config.role == "worker":

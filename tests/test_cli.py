@@ -364,7 +364,8 @@ def test_finalize_prints_a_spread_only_where_there_are_seeds_to_spread(tmp_path,
             dict(rank=2, project="resnet18__flip", trial_id="7", seeds=3, reused=1,
                  precision_mean=0.75, precision_std=0.02, recall_mean=0.96,
                  recall_std=0.01, auc_mean=0.91, auc_std=0.005)]
-    monkeypatch.setattr(autopneumo.finalize, "finalize", lambda *a, **k: pd.DataFrame(rows))
+    module = sys.modules["autopneumo.finalize"]  # `autopneumo.finalize` is the function
+    monkeypatch.setattr(module, "finalize", lambda *a, **k: pd.DataFrame(rows))
     out = CliRunner().invoke(main, ["finalize", "--runs-dir", str(tmp_path)],
                              catch_exceptions=False).output
     assert ("#1 base_cnn__flip trial 3: precision 0.800, recall 0.950, AUC 0.900 (1 seed)"

@@ -580,6 +580,39 @@ def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_kermany, tmp_path
     assert json.loads(path.read_text())["status"] == "failed"
 
 
+def test_a_library_search_with_no_completed_trial_raises_and_keeps_the_callers_random_state(
+        tiny_kermany, tmp_path, monkeypatch):
+    """The API review's B5 and B4: from Python, a 2-trial search whose trials all failed
+    returned them quietly (the CLI's check was in the CLI, keras-tuner's stop needs 3 in
+    a row), and a search left Python's and NumPy's generators seeded with its seed."""
+    import random
+
+    import keras_tuner as kt
+
+    import autopneumo
+    import autopneumo.hypermodel as hypermodel
+    from autopneumo.errors import SearchError
+
+    def diverge(*args, **kwargs):
+        raise kt.errors.FailedTrialError("loss became nan in epoch 1")
+
+    monkeypatch.setattr(hypermodel, "train", diverge)
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(SMALL_CNN)
+    config = autopneumo.SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random",
+                                     max_trials=2, epochs=1, image_size=32,
+                                     runs_dir=tmp_path / "runs", spaces=[space])
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), np.random.rand())
+    random.seed(123)
+    np.random.seed(123)
+    with pytest.raises(SearchError, match="^base_cnn__none: no trial completed .*nan") as info:
+        autopneumo.search(config)
+    assert [r["status"] for r in info.value.records] == ["failed", "failed"]
+    assert (random.random(), np.random.rand()) == expected
+
+
 def test_resume_refuses_a_weights_file_whose_contents_changed(tmp_path):
     from types import SimpleNamespace
 

@@ -39,6 +39,10 @@ class DataCheck:
 
 
 def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
+    """``autopneumo data check``: counts per split and class, patients (and those in both
+    train/val and test), byte-identical duplicates, unreadable and unread files, colour
+    images and the data hash, for a Kermany-layout folder (every file is decoded once,
+    on ``workers`` threads)."""
     scan = with_header_patients(scan_kermany(root))
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
     patients: dict[str, set[str]] = defaultdict(set)

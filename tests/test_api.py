@@ -1,0 +1,91 @@
+"""autopneumo from Python (the API review): bad input raises the documented error types
+before anything is written or TensorFlow loads, and a library call sizes TensorFlow as
+the CLI does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import autopneumo
+from autopneumo.errors import OptionError, RunsError
+
+
+def test_a_missing_runs_folder_is_an_error_not_an_empty_leaderboard_or_report(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for runs in (tmp_path / "runz", tmp_path / "file"):
+        with pytest.raises(RunsError, match=str(runs)):
+            autopneumo.leaderboard(runs)
+        with pytest.raises(RunsError, match=str(runs)):
+            autopneumo.write_report(runs, tmp_path / "out", fmt="md")
+    assert not (tmp_path / "out").exists()  # nothing written for a mistyped path
+    (tmp_path / "runs").mkdir()
+    assert autopneumo.leaderboard(tmp_path / "runs").empty  # an empty folder: no trials yet
+    for top in (0, -1, 2.5, True):
+        with pytest.raises(OptionError, match="--top must be a positive integer"):
+            autopneumo.leaderboard(tmp_path / "runs", top=top)
+    with pytest.raises(OptionError, match="unknown report format 'pdf'"):
+        autopneumo.write_report(tmp_path / "runs", tmp_path / "out", fmt="pdf")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"time_budget": "30m"}, "SearchConfig.time_budget must be a number of seconds "
+                             r"\(parse_duration reads '30m'\), got '30m'"),
+    ({"channels": "3"}, "SearchConfig.channels must be an integer, got '3'"),
+    ({"image_size": 64.0}, "SearchConfig.image_size must be an integer, got 64.0"),
+    ({"recall_target": None}, "SearchConfig.recall_target must be a number, got None"),
+    ({"spaces": "my.yaml"}, r"SearchConfig.spaces is a list of files, got one: 'my.yaml' \(write \[path\]\)"),
+    ({"val_fraction": 0.9}, r"--val-fraction must be in \(0, 0.5\], got 0.9"),
+])
+def test_a_search_config_of_the_wrong_type_is_named_before_anything_runs(tmp_path, fields,
+                                                                         message):
+    config = autopneumo.SearchConfig("base_cnn", "none", data=tmp_path / "data",
+                                     runs_dir=tmp_path / "runs", **fields)
+    with pytest.raises(OptionError, match=f"^{message}$"):
+        autopneumo.search(config)
+    assert not (tmp_path / "runs").exists()  # val_fraction left an empty project folder
+    with pytest.raises(OptionError, match="search takes a SearchConfig, got dict"):
+        autopneumo.search({"family": "base_cnn"})
+
+
+def test_every_public_name_is_listed_and_resolves():
+    listed = dir(autopneumo)
+    for name in autopneumo.__all__:
+        assert name in listed  # the lazy ones too: a notebook completes them
+        assert getattr(autopneumo, name) is not None
+    assert callable(autopneumo.finalize) and callable(autopneumo.run_study)
+    assert issubclass(RunsError, autopneumo.UserError)
+
+
+def test_a_library_call_sizes_tensorflows_thread_pools_as_the_cli_does():
+    """The API review's B3: from Python, Keras was imported (by the family modules, or by
+    ``search`` itself) before TensorFlow was imported quietly, so its thread pools were
+    never sized to the usable cores and its logger stayed at "retracing" warnings."""
+    code = ("import autopneumo, sys\n"
+            "assert 'tensorflow' not in sys.modules\n"
+            "autopneumo.FAMILIES.names()\n"
+            "import tensorflow as tf\n"
+            "from autopneumo.backend import usable_cores\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+            " tf.get_logger().level, usable_cores())\n")
+    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                         text=True, timeout=300, check=True)
+    intra, level, cores = (int(x) for x in out.stdout.split()[-3:])
+    assert (intra, level) == (cores, 40)  # logging.ERROR
+    assert "cuda" not in out.stderr.lower()  # the import's CUDA probe stays hidden
+
+
+def test_a_host_programs_own_thread_setting_is_kept():
+    code = ("import tensorflow as tf\n"
+            "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+            "import autopneumo\n"
+            "autopneumo.FAMILIES.names()\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads())\n")
+    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert out.stdout.split()[-1] == "1"
