@@ -34,7 +34,7 @@ Scalar = bool | int | float | str
 
 
 class _HP(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
     when: dict[str, list[Scalar]] | None = None  # active only when a parent takes these values
 
     def declare(self, hp: Any, name: str) -> Any:  # pragma: no cover - abstract
@@ -74,8 +74,28 @@ class FloatHP(_HP):
         return self
 
     def declare(self, hp, name):
-        return hp.Float(name, self.min, self.max, step=self.step, sampling=self.sampling,
-                        default=self.default)
+        high = self.max
+        if self.step is not None and self.sampling == "linear":
+            # keras-tuner counts the grid as (max - min) // step + 1 in floats, where
+            # (0.7 - 0.3) // 0.1 is 3.0: 0.7 was never sampled. A hair above max keeps it.
+            high = self.max + self.step * 1e-6
+        value = hp.Float(name, self.min, high, step=self.step, sampling=self.sampling,
+                         default=self.default)
+        places = _places(self.min, self.step) if self.sampling == "linear" else None
+        if value is not None and places is not None:  # 0.30000000000000004 -> 0.3
+            value = round(value, places)
+        return value
+
+
+def _places(*numbers: float | None) -> int | None:
+    """Decimal places enough to write a grid min + k * step (0.3 and 0.1: 1), or None
+    where a number needs more than 12 (nothing to tidy then)."""
+    import decimal
+
+    if any(n is None for n in numbers):
+        return None
+    places = max(-min(0, decimal.Decimal(repr(float(n))).as_tuple().exponent) for n in numbers)
+    return places if places <= 12 else None
 
 
 class ChoiceHP(_HP):
@@ -88,9 +108,9 @@ class ChoiceHP(_HP):
         kinds = {type(v) for v in self.values}
         if len(kinds) > 1 and kinds != {int, float}:
             raise ValueError("choice values must all be of one type")
-        if len(set(map(repr, self.values))) != len(self.values):
-            raise ValueError("choice values must be distinct")
-        if self.default is not None and self.default not in self.values:
+        if any(_same(a, b) for i, a in enumerate(self.values) for b in self.values[:i]):
+            raise ValueError("choice values must be distinct (1 and 1.0 are one value)")
+        if self.default is not None and not any(_same(self.default, v) for v in self.values):
             raise ValueError(f"default {self.default!r} is not one of the values")
         return self
 
@@ -156,6 +176,9 @@ class SpaceFile(BaseModel):
                         f"hyperparameter {name!r}: condition on undefined parameter {parent!r}",
                         loc,
                     )
+                if parent == name:
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: a condition on itself", loc)
                 if names.index(parent) > names.index(name):
                     raise _LocatedValueError(
                         f"hyperparameter {name!r}: define {parent!r} before it", loc
@@ -164,6 +187,15 @@ class SpaceFile(BaseModel):
                     raise _LocatedValueError(
                         f"hyperparameter {name!r}: condition has no values", loc
                     )
+                if self.hyperparameters[parent].when:
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: its parent {parent!r} is itself "
+                        "conditional (nested conditions are not supported)", loc)
+                bad = [v for v in values if not _in_domain(self.hyperparameters[parent], v)]
+                if bad:
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: {bad[0]!r} is not a value {parent!r} can "
+                        "take (the condition would never hold)", loc)
         return self
 
 
@@ -176,6 +208,43 @@ def _check_range(lo, hi, default, sampling, step=None) -> None:
         raise ValueError(f"with {sampling} sampling, step is a factor and must be > 1")
     if default is not None and not lo <= default <= hi:
         raise ValueError(f"default {default} is outside [{lo}, {hi}]")
+    if step is not None and sampling == "linear":  # every value the file names can be drawn
+        if not _on_grid(hi, lo, step):
+            raise ValueError(f"max {hi} is not min + a whole number of steps ({lo} + k * "
+                             f"{step}): it could never be sampled")
+        if default is not None and not _on_grid(default, lo, step):
+            raise ValueError(f"default {default} is not on the grid {lo} + k * {step}")
+
+
+def _on_grid(value: float, lo: float, step: float) -> bool:
+    k = (value - lo) / step
+    return abs(k - round(k)) < 1e-6
+
+
+def _in_domain(spec: Any, value: Any) -> bool:
+    """Whether a hyperparameter (a condition's parent) can take ``value``."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if spec.type == "boolean":
+        return isinstance(value, bool)
+    if spec.type == "fixed":
+        return _same(value, spec.value)
+    if spec.type == "choice":
+        return any(_same(value, v) for v in spec.values)
+    if not numeric or not spec.min <= value <= spec.max:
+        return False
+    if spec.type == "int" and value != int(value):
+        return False
+    if spec.step is not None and spec.sampling == "linear":
+        return _on_grid(value, spec.min, spec.step)
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one kind: numbers with numbers (1 and 1.0), never True with 1."""
+    def kind(v):
+        return "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else "str"
+
+    return kind(a) == kind(b) and a == b
 
 
 @dataclass(frozen=True)
@@ -219,12 +288,17 @@ class SearchSpace:
             hps[key] = FixedHP(type="fixed", value=value)
         return SearchSpace(self.kind, self.name, self.description, hps, self.path)
 
-    def check_names(self, allowed: dict[str, Any], owner: str) -> None:
-        """Every hyperparameter must be a keyword argument of the builder (catches typos)."""
+    def check_names(self, allowed: dict[str, Any], owner: str,
+                    positional: tuple[str, ...] = ()) -> None:
+        """Every hyperparameter must be a keyword-only argument of the builder (catches
+        typos); ``positional``: the builder's other arguments, named in the error."""
         for name in self.hyperparameters:
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
+                if name in positional:
+                    hint = (" (it is a positional argument of the builder: tunable ones are "
+                            "keyword-only, after `*` in its signature)")
                 line = _key_lines(self.path).get(("hyperparameters", name))
                 where = f" (line {line})" if line else ""
                 raise SpaceError(
@@ -246,8 +320,8 @@ class SearchSpace:
                 values = [spec.value]
             elif spec.type in ("int", "float"):
                 values = [spec.min, spec.max]
-            else:
-                continue
+            else:  # boolean
+                values = [True, False]
             bad = [v for v in values if not rule.check(v)]
             if bad:
                 line = _key_lines(self.path).get(("hyperparameters", name))
@@ -271,18 +345,33 @@ def positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+_KINDS = {
+    int: ValueRule(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: ValueRule(lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+                     "a number"),
+    bool: ValueRule(lambda v: isinstance(v, bool), "true or false"),
+    str: ValueRule(lambda v: isinstance(v, str), "a string"),
+}
+
+
 def literal_choices(builder: Any) -> dict[str, ValueRule]:
-    """The keyword arguments of a family's or policy's builder annotated ``Literal[...]``:
-    name -> a rule allowing those values (what ``check_values`` enforces for their space
-    file)."""
+    """The rules a family's or policy's builder states by its annotations: name -> the
+    ``Literal[...]`` values, or ``int``, ``float``, ``bool``, ``str`` (what ``check_values``
+    enforces for their space file: a string '4' for an int was a traceback inside
+    keras-tuner; other annotations are not checked)."""
     import typing
 
     try:
         hints = typing.get_type_hints(builder)
     except (NameError, TypeError):  # an annotation that does not resolve: nothing to check
         return {}
-    return {name: one_of(*typing.get_args(hint)) for name, hint in hints.items()
-            if typing.get_origin(hint) is Literal}
+    rules = {}
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is Literal:
+            rules[name] = one_of(*typing.get_args(hint))
+        elif hint in _KINDS:
+            rules[name] = _KINDS[hint]
+    return rules
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -295,12 +384,14 @@ def load_space(path: str | Path) -> SearchSpace:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpaceError(f"{path}: cannot read search-space file ({exc})") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpaceError(f"{path}: invalid YAML: {problem}{where}") from exc
+    except RecursionError:
+        raise SpaceError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: expected a mapping with kind, name and hyperparameters")
     try:
@@ -308,6 +399,26 @@ def load_space(path: str | Path) -> SearchSpace:
     except ValidationError as exc:
         raise SpaceError(_describe(path, text, exc)) from exc
     return SearchSpace(parsed.kind, parsed.name, parsed.description, parsed.hyperparameters, path)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML 1.2 calls it an
+    error; PyYAML keeps the last, so a repeated hyperparameter silently replaced the
+    first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def builtin_space(kind: str, name: str) -> SearchSpace:
@@ -330,8 +441,16 @@ def _describe(path: Path, text: str, exc: ValidationError) -> str:
         "int", "float", "choice", "boolean", "fixed"
     }:
         loc.pop(2)
-    key = ".".join(loc) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
+    scalar = len(loc) >= 4 and loc[-1] in ("bool", "int", "float", "str") and any(
+        k in loc for k in ("value", "values", "when"))
+    if scalar:  # pydantic names the last member of the Scalar union it tried
+        loc.pop()
+        got = err.get("input")
+        msg = ("must be a finite number" if isinstance(got, float)
+               else "must be a number, a string or true/false")
+        msg += f", got {'null' if got is None else repr(got)}"
+    key = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
         allowed = _allowed_keys(loc)

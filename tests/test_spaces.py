@@ -405,8 +405,12 @@ def numeric_specs(draw):
             spec["sampling"] = "log"
         if draw(st.booleans()):  # with log sampling the step is a factor > 1
             spec["step"] = draw(st.integers(2 if log else 1, 50))
+            if not log:  # max and default on the grid min + k * step
+                spec["max"] = hi = lo + spec["step"] * ((hi - lo) // spec["step"])
         if draw(st.booleans()):
             spec["default"] = draw(st.integers(lo, hi))
+            if "step" in spec and not log:
+                spec["default"] = lo + spec["step"] * ((spec["default"] - lo) // spec["step"])
     else:
         finite = {"allow_nan": False, "allow_infinity": False}
         lo = draw(st.floats(-1e3, 1e3, **finite))
@@ -417,9 +421,13 @@ def numeric_specs(draw):
             spec["sampling"] = draw(st.sampled_from(["log", "reverse_log"]))
         if draw(st.booleans()):
             low = 1.0 + 1e-6 if log else 1e-3
-            spec["step"] = draw(st.floats(low, 10, **finite))
+            spec["step"] = step = draw(st.floats(low, 10, **finite))
+            if not log:  # max and default on the grid min + k * step
+                spec["max"] = hi = lo + step * ((hi - lo) // step)
         if draw(st.booleans()):
             spec["default"] = draw(st.floats(lo, hi, **finite))
+            if "step" in spec and not log:
+                spec["default"] = min(hi, lo + step * ((spec["default"] - lo) // step))
     return spec
 
 
@@ -440,8 +448,9 @@ def test_random_valid_numeric_specs_load_and_apply_within_range(specs):
     assert list(values) == list(doc["hyperparameters"])
     for name, spec in doc["hyperparameters"].items():
         value = values[name]
-        assert spec["min"] <= value <= spec["max"], (name, spec, value)
-        assert value == spec.get("default", spec["min"])
+        tidy = 1e-9 * max(1.0, abs(spec["max"]))  # a stepped float is rounded to its grid
+        assert spec["min"] - tidy <= value <= spec["max"] + tidy, (name, spec, value)
+        assert value == pytest.approx(spec.get("default", spec["min"]), abs=tidy)
         if spec["type"] == "int":
             assert isinstance(value, int)
         assert hp.values[f"augment.{name}"] == value
@@ -485,7 +494,7 @@ def test_training_values_the_code_does_not_accept_are_refused(tmp_path, key, spe
         kind: training
         name: training
         hyperparameters:
-          learning_rate: {{type: fixed, value: 0.001}}
+          {"learning_rate" if key != "learning_rate" else "batch_size"}: {{type: fixed, value: 1}}
           {key}: {spec}
         """)
     config = SearchConfig("base_cnn", "flip", spaces=[path])
@@ -511,3 +520,198 @@ def test_a_policy_value_outside_its_literal_choices_is_refused(tmp_path):
         resolve_spaces(SearchConfig(family, "none", image_size=224))
     for policy in POLICIES.names():
         resolve_spaces(SearchConfig("base_cnn", policy))
+
+
+def test_every_stepped_value_a_shipped_file_names_can_be_sampled():
+    """The extensibility review's B1: keras-tuner counts a float grid as (max - min) // step
+    + 1, and (0.7 - 0.3) // 0.1 is 3.0 in floats: 0.7 (base_cnn's dense_dropout default)
+    and 14 other shipped maxima were never drawn, by any tuner."""
+    files = sorted(spaces_dir().rglob("*.yaml"))
+    stepped = 0
+    for path in files:
+        space = load_space(path)
+        hp = kt.HyperParameters()
+        space.apply(hp)
+        for name, spec in space.hyperparameters.items():
+            if spec.type != "float" or spec.step is None or spec.sampling != "linear":
+                continue
+            stepped += 1
+            [declared] = [h for h in hp.space if h.name == f"{space.prefix}.{name}"]
+            drawn = {declared.random_sample(seed) for seed in range(400)}
+            grid = round((spec.max - spec.min) / spec.step) + 1
+            assert len(drawn) == grid, (path.name, name, sorted(drawn))
+            assert max(drawn) == pytest.approx(spec.max), (path.name, name)
+            hp.values[declared.name] = max(drawn)  # 0.15000000000000002 reaches the builder
+            assert space.apply(hp)[name] == spec.max  # as the file writes it: 0.15
+    assert stepped >= 20
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    # the extensibility review's B2-B4, B10, B11, U1, S1-S3: each was a traceback after the
+    # data loaded, or a file accepted that meant something else
+    ("depth: {type: int, min: 2, max: 4, when: {depth: [3]}}",
+     "hyperparameters.depth.when.depth: hyperparameter 'depth': a condition on itself (line 4)"),
+    ("depth: {type: int, min: 2, max: 4}\n"
+     "  width: {type: choice, values: [0.5, 1.0], when: {depth: [2]}}\n"
+     "  cd: {type: float, min: 0.0, max: 0.4, step: 0.1, when: {width: [0.5]}}",
+     "hyperparameters.cd.when.width: hyperparameter 'cd': its parent 'width' is itself "
+     "conditional (nested conditions are not supported) (line 6)"),
+    ("depth: {type: int, min: 2, max: 4}\n"
+     "  cd: {type: float, min: 0.0, max: 0.4, step: 0.1, when: {depth: ['3']}}",
+     "hyperparameters.cd.when.depth: hyperparameter 'cd': '3' is not a value 'depth' can take "
+     "(the condition would never hold) (line 5)"),
+    ("depth: {type: int, min: 2, max: 4}\n  cd: {type: fixed, value: 1, when: {depth: [7]}}",
+     "7 is not a value 'depth' can take"),
+    ("flag: {type: boolean}\n  cd: {type: fixed, value: 1, when: {flag: [1]}}",
+     "1 is not a value 'flag' can take"),
+    ("cd: {type: float, min: .nan, max: 0.4}",
+     "hyperparameters.cd.min: Input should be a finite number (line 4)"),
+    ("cd: {type: fixed, value: .inf}",
+     "hyperparameters.cd.value: must be a finite number, got inf (line 4)"),
+    ("cd: {type: fixed, value: null}",
+     "hyperparameters.cd.value: must be a number, a string or true/false, got null (line 4)"),
+    ("cd: {type: fixed, value: 1}\n  cd: {type: fixed, value: 2}",
+     "invalid YAML: duplicate key 'cd' (line 5)"),
+    ("cd: {type: choice, values: [1, 1.0, 2]}",
+     "hyperparameters.cd: choice values must be distinct (1 and 1.0 are one value) (line 4)"),
+    ("cd: {type: choice, values: [1, 2], default: true}",
+     "hyperparameters.cd: default True is not one of the values (line 4)"),
+    ("cd: {type: float, min: 0.0, max: 0.4, step: 0.3}",
+     "hyperparameters.cd: max 0.4 is not min + a whole number of steps (0.0 + k * 0.3): it "
+     "could never be sampled (line 4)"),
+    ("cd: {type: int, min: 2, max: 8, step: 2, default: 5}",
+     "hyperparameters.cd: default 5 is not on the grid 2 + k * 2 (line 4)"),
+    ("cd: " + "[" * 5000 + "]" * 5000, "invalid YAML: nested too deeply"),
+])
+def test_space_files_that_could_not_mean_what_they_say_are_one_line_errors(tmp_path, body,
+                                                                             message):
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text(f"kind: family\nname: base_cnn\nhyperparameters:\n  {body}\n")
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert str(info.value) == f"{path}: {message}" or (
+        message in str(info.value) and str(info.value).startswith(f"{path}: "))
+    assert "\n" not in str(info.value)
+
+
+def test_a_condition_on_a_value_its_parent_can_take_is_applied():
+    import textwrap as tw
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "base_cnn.yaml"
+        path.write_text(tw.dedent("""\
+            kind: family
+            name: base_cnn
+            hyperparameters:
+              depth: {type: int, min: 2, max: 4, default: 2}
+              conv_dropout: {type: float, min: 0.0, max: 0.4, step: 0.1, when: {depth: [3, 4]}}
+              deep: {type: boolean, default: true}
+              units: {type: choice, values: [8, 16], when: {deep: [true]}}
+            """))
+        space = load_space(path)
+    assert space.defaults() == {"depth": 2, "deep": True, "units": 8}  # conv_dropout inactive
+
+
+@pytest.mark.parametrize(("training", "message"), [
+    # the extensibility review's B7: tested for truth, the string 'false' switched EMA on
+    ("  ema: {type: fixed, value: 'false'}",
+     "hyperparameters.ema: 'false' is not accepted by training (line 7); it must be true or "
+     "false"),
+    ("  standardize: {type: choice, values: ['no', 'yes']}",
+     "hyperparameters.standardize: 'no' is not accepted by training"),
+    # B6: no code default, a KeyError traceback after the data loaded
+    ("", "hyperparameters: epochs is required (every training space names learning_rate, "
+         "batch_size, epochs; --epochs gives epochs)"),
+])
+def test_training_settings_the_code_would_misread_are_refused(tmp_path, training, message):
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    path = tmp_path / "training.yaml"
+    path.write_text("kind: training\nname: training\nhyperparameters:\n"
+                    "  learning_rate: {type: fixed, value: 0.001}\n"
+                    "  batch_size: {type: fixed, value: 8}\n"
+                    f"  patience: {{type: fixed, value: 2}}\n{training}\n")
+    with pytest.raises(SpaceError, match="^" + re.escape(f"{path}: {message}")):
+        resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path]))
+    if not training:  # --epochs gives the cap
+        resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path], epochs=2))
+
+
+def test_a_value_of_the_wrong_kind_for_the_builders_annotation_is_refused(tmp_path):
+    """The extensibility review's B5: depth '2' (a string for ``depth: int``) was a 60-line
+    traceback from inside keras-tuner's tuner construction."""
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    for spec, message in (
+            ("depth: {type: choice, values: ['2', '4']}",
+             "hyperparameters.depth: '2' is not accepted by family base_cnn (line 4); it must "
+             "be an integer"),
+            ("depth: {type: float, min: 2, max: 4}",
+             "hyperparameters.depth: 2.0 is not accepted by family base_cnn"),
+            ("width: {type: boolean}", "hyperparameters.width: True is not accepted by family "
+                                       "base_cnn (line 4); it must be a number")):
+        path = tmp_path / "base_cnn.yaml"
+        path.write_text(f"kind: family\nname: base_cnn\nhyperparameters:\n  {spec}\n")
+        with pytest.raises(SpaceError, match="^" + re.escape(f"{path}: {message}")):
+            resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path]))
+
+
+def test_a_builder_argument_that_is_not_keyword_only_is_named(tmp_path, monkeypatch):
+    """The extensibility review's U2: "known: none" for a builder written without `*`."""
+    from autopneumo.registry import Entry
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    def plain(x, blocks: int = 2):
+        return x
+
+    entry = Entry("base_cnn", plain, "", "family", 8)
+    import autopneumo.registry as registry
+
+    monkeypatch.setattr(registry.FAMILIES, "get", lambda name: entry)
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text("kind: family\nname: base_cnn\nhyperparameters:\n"
+                    "  blocks: {type: fixed, value: 2}\n")
+    with pytest.raises(SpaceError, match=re.escape(
+            "hyperparameters.blocks: unknown hyperparameter for family base_cnn (it is a "
+            "positional argument of the builder: tunable ones are keyword-only, after `*` in "
+            "its signature) (line 4)")):
+        resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path]))
+
+
+def test_a_broken_or_duplicate_module_leaves_the_other_families_working(tmp_path, monkeypatch,
+                                                                        capsys):
+    """The extensibility review's B8: one module that failed to import (or registered a
+    name twice) was a traceback for every command, unrelated families' searches too."""
+    import sys
+
+    from autopneumo.errors import OptionError
+    from autopneumo.registry import Registry
+
+    package = tmp_path / "plugpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from autopneumo.registry import Registry\n"
+                                         "REG = Registry('family', 'plugpkg', '--family')\n")
+    (package / "a_good.py").write_text(
+        "from plugpkg import REG\n@REG.register('good', description='')\n"
+        "def good(x, *, width: float = 1.0):\n    return x\n")
+    (package / "b_broken.py").write_text("import not_installed_anywhere\n")
+    (package / "c_dup.py").write_text(
+        "from plugpkg import REG\n@REG.register('good', description='')\n"
+        "def again(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plugpkg
+
+    registry: Registry = plugpkg.REG
+    assert registry.names() == ["good"]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "warning: plugpkg.b_broken not loaded (ModuleNotFoundError: No module named "
+        "'not_installed_anywhere')",
+        "warning: plugpkg.c_dup not loaded (ValueError: family 'good' is registered twice: by "
+        "plugpkg.a_good and by plugpkg.c_dup)"]
+    with pytest.raises(OptionError, match=re.escape(
+            "unknown --family 'broken'; known: good; plugpkg.b_broken did not load "
+            "(ModuleNotFoundError")):
+        registry.get("broken")
+    for name in [m for m in sys.modules if m.startswith("plugpkg")]:
+        monkeypatch.delitem(sys.modules, name)
