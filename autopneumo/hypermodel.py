@@ -328,6 +328,7 @@ class PneumoniaHyperModel(kt.HyperModel):
         self.recall_target = recall_target
         self.image_shape = tuple(train.x.shape[1:])
         self.last_fit = None  # (hyperparameter values, model at its best epoch)
+        self.declaring = False  # keras-tuner builds the model once as its tuner is made
         self.jit = jit
         self.mixed_precision = mixed_precision  # float16 compute, float32 head and weights
         self.data_on_device = data_on_device  # training split held on the accelerator
@@ -336,6 +337,23 @@ class PneumoniaHyperModel(kt.HyperModel):
         return {kind: space.apply(hp) for kind, space in self.spaces.items()}
 
     def build(self, hp):
+        from .errors import SpaceError, UserError
+
+        try:
+            return self._make(hp)
+        except UserError:
+            raise
+        except Exception as exc:
+            if not self.declaring:
+                raise  # a trial's own values: keras-tuner records the trial as failed
+
+            raise SpaceError(
+                f"family {self.family.name} with policy {self.policy.name} cannot be built "
+                f"from its search spaces' first values {dict(hp.values)}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                "(check the space files' values against the builders' arguments)") from exc
+
+    def _make(self, hp):
         v = self.values(hp)
         t = v["training"]
         steps = -(-len(self.train) // int(t["batch_size"]))

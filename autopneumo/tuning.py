@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import frozen_heap, import_tensorflow_quietly, kept_random_state
-from .errors import OptionError, RunsError, SearchError
+from .errors import OptionError, RunsError, SearchError, SpaceError
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
 from .spaces import ValueRule, one_of, positive_int
@@ -188,12 +188,20 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
                 f"but this search uses {expected[space.kind]!r}"
             )
         spaces[space.kind] = space
-    spaces["family"].check_names(family.parameters(), f"family {family.name}")
-    spaces["augment"].check_names(policy.parameters(), f"policy {policy.name}")
+    spaces["family"].check_names(family.parameters(), f"family {family.name}",
+                                 family.positional())
+    spaces["augment"].check_names(policy.parameters(), f"policy {policy.name}",
+                                  policy.positional())
     spaces["training"].check_names(TRAINING_KEYS, "training")
     spaces["training"].check_values(TRAINING_VALUES, "training")
     spaces["family"].check_values(literal_choices(family.builder), f"family {family.name}")
     spaces["augment"].check_values(literal_choices(policy.builder), f"policy {policy.name}")
+    missing = [k for k in TRAINING_REQUIRED if k not in spaces["training"].hyperparameters
+               and not (k == "epochs" and config.epochs is not None)]
+    if missing:
+        raise SpaceError(f"{spaces['training'].path}: hyperparameters: {missing[0]} is required "
+                         f"(every training space names {', '.join(TRAINING_REQUIRED)}; "
+                         "--epochs gives epochs)")
     if config.tuner == "grid":
         for space in spaces.values():
             for name, spec in space.hyperparameters.items():
@@ -239,7 +247,11 @@ TRAINING_VALUES: dict[str, ValueRule] = {
     "schedule": one_of("constant", "cosine"),
     "loss": one_of("bce", "focal"),
     "balance": one_of("class_weights", "oversample", "none"),
+    # tested for truth: the string 'false' would have switched them on
+    **{key: ValueRule(lambda v: isinstance(v, bool), "true or false")
+       for key in ("class_weights", "equalize", "standardize", "ema")},
 }
+TRAINING_REQUIRED = ("learning_rate", "batch_size", "epochs")  # no code default
 TRAINING_KEYS = {k: None for k in ("learning_rate", "batch_size", "optimizer", "schedule", "loss",
                                     "label_smoothing", "balance", "class_weights", "equalize", "standardize",
                                     "crop", "ema",
@@ -489,6 +501,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
         else:
             kwargs["distribution_strategy"] = strategy
     deadline = started + config.time_budget if config.time_budget else None
+    hypermodel.declaring = True  # a builder that fails here fails at the spaces' first values
     tuner = _tuner_class(config.tuner)(
         hypermodel,
         objective=kt.Objective(OBJECTIVE, direction="max"),
@@ -503,6 +516,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
         deadline=deadline,
         **kwargs,
     )
+    hypermodel.declaring = False
     if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials
     if progress and config.role != "chief":

@@ -1000,3 +1000,23 @@ def test_an_exported_ensemble_predicts_what_the_ensemble_scored(searched, tiny_k
     (folder / "member2" / "model.keras").unlink()
     gone = CliRunner().invoke(main, ["predict", "--model", str(folder), str(tiny_kermany)])
     assert gone.exit_code == 2 and "the ensemble's member model" in gone.output
+
+
+def test_a_builder_that_fails_at_the_spaces_first_values_is_one_line(tiny_kermany, tmp_path):
+    """The extensibility review's B5: keras-tuner builds the model once as it makes the
+    tuner, outside any trial; a builder failing there was a 60-line traceback."""
+    from autopneumo.errors import SpaceError
+
+    space = tmp_path / "base_cnn.yaml"
+    space.write_text(SMALL_CNN.replace('value: "32"', 'value: "32-x"'))
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
+                          epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+    with pytest.raises(SpaceError) as info:
+        search(config)
+    message = str(info.value)
+    assert message.startswith("family base_cnn with policy none cannot be built from its "
+                              "search spaces' first values {")
+    assert "'model.dense_units': '32-x'" in message
+    assert message.endswith("ValueError: invalid literal for int() with base 10: 'x' (check "
+                            "the space files' values against the builders' arguments)")
+    assert "\n" not in message
