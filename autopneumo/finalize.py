@@ -21,7 +21,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .errors import OptionError, RunsError
-from .leaderboard import leaderboard, search_trials
+from .leaderboard import leaderboard, search_trials, unregistered_note
 from .objective import recorded_metric
 from .paths import require_runs_dir
 
@@ -47,11 +47,13 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     from .trials import train_and_evaluate
 
     runs_dir = require_runs_dir(runs_dir)
-    frame = search_trials(leaderboard(runs_dir))  # no ensemble, no reference run
+    board = leaderboard(runs_dir)
+    frame = search_trials(board)  # no ensemble, no reference run
     best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
     if best.empty:
         raise RunsError(f"{runs_dir}: no completed search trial to finalize "
-                        "(reference runs and ensembles are never retrained)")
+                        "(reference runs and ensembles are never retrained)"
+                        f"{unregistered_note(board)}")
     rows = []
     folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):

@@ -147,6 +147,26 @@ def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~ensemble & ~reference & known.astype(bool)]
 
 
+def unregistered_note(frame: pd.DataFrame) -> str:
+    """"" or what ``search_trials`` left out for their family: completed trials of a family
+    this process has not registered (one added by a module outside the package)."""
+    if frame.empty or "family" not in frame:
+        return ""
+    from .registry import FAMILIES
+
+    done = frame[frame["status"] == "completed"] if "status" in frame else frame
+    derived = pd.Series(False, index=done.index)
+    for column in ("ensemble", "reference"):
+        if column in done:
+            derived |= done[column].fillna(False).astype(bool)
+    names = sorted({f for f in done.loc[~derived, "family"]
+                    if isinstance(f, str) and f not in FAMILIES})
+    if not names:
+        return ""
+    return (f"; completed trials of {', '.join(names)} are left out: no such family is "
+            "registered here (import the module that registers it)")
+
+
 def data_hash_aliases(records: list[dict[str, Any]]) -> dict[str, str]:
     """Data hashes of records written before data hashes covered file contents (file
     names and sizes), each mapped to the content hash of the newer records whose data it

@@ -5,6 +5,7 @@ the CLI does."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -89,3 +90,21 @@ def test_a_host_programs_own_thread_setting_is_kept():
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                          text=True, timeout=300, check=True)
     assert out.stdout.split()[-1] == "1"
+
+
+def test_trials_of_a_family_not_registered_here_are_named_not_hidden(tmp_path):
+    """The extensibility review's B9: a family registered from outside the package (in the
+    process that searched) left finalize and export saying "no completed search trial"
+    although the leaderboard lists its trials."""
+    from tests.records import write_record
+
+    write_record(tmp_path, "ext_fam", "flip", "0", 0.9)
+    write_record(tmp_path, "base_cnn", "flip", "1", 0.8, status="failed")
+    note = ("; completed trials of ext_fam are left out: no such family is registered here "
+            "(import the module that registers it)")
+    with pytest.raises(RunsError, match="no completed search trial to finalize .*"
+                       + re.escape(note) + "$"):
+        autopneumo.finalize(tmp_path, top=1, seeds=1)
+    with pytest.raises(RunsError, match="no completed search trial to export .*"
+                       + re.escape(note) + "$"):
+        autopneumo.export(tmp_path, tmp_path / "out")
