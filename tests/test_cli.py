@@ -356,7 +356,6 @@ def test_finalize_prints_a_spread_only_where_there_are_seeds_to_spread(tmp_path,
     """One seed has no standard deviation: "precision 0.800", not "0.800 ± nan"."""
     import pandas as pd
 
-
     rows = [dict(rank=1, project="base_cnn__flip", trial_id="3", seeds=1, reused=0,
                  precision_mean=0.8, precision_std=float("nan"), recall_mean=0.95,
                  recall_std=float("nan"), auc_mean=0.9, auc_std=float("nan")),
