@@ -479,7 +479,8 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     project_dir = runs_dir / config.project
     mixed, jit, on_device = _gpu_options(config)
     project = _pin_project(project_dir, config, dataset, resolved["spaces"], mixed)
-    _check_tuner_files(project_dir)
+    _check_tuner_files(project_dir, owner=config.role != "worker")
+    _atomic_tuner_state()
     keras.utils.set_random_seed(config.seed)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
                                      dataset.train, dataset.val, config.recall_target, jit=jit,
@@ -736,19 +737,67 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
     return settings
 
 
-def _check_tuner_files(project_dir: Path) -> None:
+def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
     """keras-tuner's own state (oracle, tuner, each trial's trial.json) must be readable
-    to resume: a truncated file is named here, not in a JSONDecodeError traceback."""
-    files = [project_dir / "oracle.json", *project_dir.glob("tuner*.json"),
-             *project_dir.glob("trial_*/trial.json")]
-    for path in files:
+    to resume: a truncated file is named here, not in a JSONDecodeError traceback.
+
+    The project's owner (not a worker, whose chief may be writing them now) also checks
+    that they agree. keras-tuner numbers a new trial by the count of trials it reloads: with
+    ``oracle.json`` gone, or a trial folder deleted by hand, it numbered new trials into
+    existing folders and replaced their models and records (then failed on the missing
+    id, on every rerun)."""
+    oracle = project_dir / "oracle.json"
+    trial_files = sorted(project_dir.glob("trial_*/trial.json"))
+    for path in [oracle, *project_dir.glob("tuner*.json"), *trial_files]:
         if not path.is_file():
             continue
         try:
-            json.loads(path.read_text(encoding="utf-8"))
+            state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
+            hint = ("restore the file, or delete it: that trial has no record and is run "
+                    "again" if path.name == "trial.json"
+                    and not (path.parent / "record.json").exists()
+                    else "restore the file or use another --runs-dir")
             raise RunsError(f"{path}: keras-tuner's state is unreadable ({exc}); this project "
-                            "cannot resume: restore the file or use another --runs-dir") from exc
+                            f"cannot resume: {hint}") from exc
+        if path == oracle and owner and isinstance(state, dict):
+            started = [str(i) for i in state.get("start_order") or []]
+            gone = [i for i in started if not (project_dir / f"trial_{i}" / "trial.json").is_file()]
+            if gone:
+                raise RunsError(
+                    f"{project_dir}: trial_{gone[0]} is missing ({len(gone)} of the "
+                    f"{len(started)} trials keras-tuner started); resumed, keras-tuner would "
+                    "number new trials into existing folders: restore it, or search into "
+                    "another --runs-dir (the leaderboard and report read several)")
+    if owner and not oracle.is_file() and trial_files:
+        raise RunsError(
+            f"{oracle}: missing, but the project holds {len(trial_files)} trial(s): keras-tuner "
+            "would start again from trial 0 over them; restore it, or search into another "
+            "--runs-dir (the leaderboard and report read several)")
+
+
+def _atomic_tuner_state() -> None:
+    """keras-tuner writes ``oracle.json`` and each ``trial.json`` in place (truncate, then
+    write): a kill or a full disk in between left a 0-byte file and a project that could
+    not resume. Local files are written as autopneumo writes its own: to a temporary file,
+    synced, then renamed over the old one."""
+    from keras_tuner.src import utils
+
+    if getattr(utils.save_json, "autopneumo", False):
+        return
+    original = utils.save_json
+
+    def save_json(path, obj):
+        if "://" in str(path):  # a remote store (gs://...): as keras-tuner writes it
+            return original(path, obj)
+        from .atomic import atomic_write_text
+
+        text = json.dumps(obj)
+        atomic_write_text(Path(path), text)
+        return text
+
+    save_json.autopneumo = True
+    utils.save_json = save_json
 
 
 def _space_changes(old: Any, new: dict[str, Any]) -> str:

@@ -1,0 +1,209 @@
+"""Faults and interruptions (the fault review): nothing computed is lost or overwritten,
+and what a killed process left behind is recognised or cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autopneumo.errors import RunsError
+from tests.tiny_spaces import small_cnn
+
+
+@pytest.fixture(scope="module")
+def project(tiny_kermany, tmp_path_factory):
+    """A finished 2-trial search (copied by each test that damages it)."""
+    from autopneumo.tuning import SearchConfig, search
+
+    root = tmp_path_factory.mktemp("fault")
+    space = root / "small_cnn.yaml"
+    space.write_text(small_cnn())
+    config = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=2,
+                          epochs=1, image_size=32, runs_dir=root / "runs", spaces=[space])
+    search(config)
+    return config
+
+
+def _copy(config, tmp_path):
+    from dataclasses import replace
+
+    shutil.copytree(config.runs_dir, tmp_path / "runs")
+    return replace(config, runs_dir=tmp_path / "runs", max_trials=3)
+
+
+def _fingerprints(runs: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(runs)): p.read_bytes()
+            for p in sorted(runs.rglob("*")) if p.name in ("record.json", "model.keras")}
+
+
+def test_a_trial_folder_deleted_by_hand_stops_the_resume_before_anything_is_overwritten(
+        project, tmp_path):
+    """keras-tuner numbers a new trial by the count it reloads: with trial_0 deleted it
+    trained trial "1" into the existing trial_1 (its model and record replaced), then
+    failed with KeyError '0', and did so again on every rerun."""
+    from autopneumo.tuning import search
+
+    config = _copy(project, tmp_path)
+    [first] = sorted(config.runs_dir.glob("*/trial_*"))[:1]
+    shutil.rmtree(first)
+    kept = _fingerprints(config.runs_dir)
+    with pytest.raises(RunsError, match=rf"{first.name} is missing \(1 of the 2 trials "
+                                        "keras-tuner started\\); resumed, keras-tuner would "
+                                        "number new trials into existing folders"):
+        search(config)
+    assert _fingerprints(config.runs_dir) == kept
+
+
+def test_a_missing_oracle_beside_trials_stops_the_resume(project, tmp_path):
+    """With oracle.json (and tuner0.json) deleted, the next search numbered from trial 0
+    again and overwrote every trial; with oracle.json alone, a NotFoundError traceback."""
+    from autopneumo.tuning import search
+
+    config = _copy(project, tmp_path)
+    project_dir = config.runs_dir / config.project
+    (project_dir / "oracle.json").unlink()
+    kept = _fingerprints(config.runs_dir)
+    with pytest.raises(RunsError, match="oracle.json: missing, but the project holds 2 "
+                                        "trial\\(s\\): keras-tuner would start again from "
+                                        "trial 0 over them"):
+        search(config)
+    for tuner_file in project_dir.glob("tuner*.json"):
+        tuner_file.unlink()
+    with pytest.raises(RunsError, match="oracle.json: missing"):
+        search(config)
+    assert _fingerprints(config.runs_dir) == kept
+
+
+def test_an_unreadable_trial_json_of_an_unrecorded_trial_says_it_may_be_deleted(project,
+                                                                                tmp_path):
+    from autopneumo.tuning import _check_tuner_files
+
+    config = _copy(project, tmp_path)
+    project_dir = config.runs_dir / config.project
+    trial = sorted(project_dir.glob("trial_*"))[-1]
+    (trial / "record.json").unlink()
+    (trial / "trial.json").write_text("")
+    with pytest.raises(RunsError, match="delete it: that trial has no record and is run again"):
+        _check_tuner_files(project_dir)
+
+
+def test_keras_tuners_state_is_written_by_rename_not_in_place(project, tmp_path):
+    """keras-tuner truncates oracle.json and trial.json, then writes: a kill in between
+    left a 0-byte file and a project that could never resume. Written as autopneumo's own
+    files are, the old file stays whole until the new one replaces it (a new inode)."""
+    from keras_tuner.src import utils
+
+    from autopneumo.tuning import _atomic_tuner_state
+
+    _atomic_tuner_state()  # as every search installs it
+    path = tmp_path / "oracle.json"
+    path.write_text('{"old": true}')
+    before = path.stat().st_ino
+    utils.save_json(str(path), {"new": True})
+    assert json.loads(path.read_text()) == {"new": True}
+    assert path.stat().st_ino != before  # renamed over, never truncated in place
+    assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # no temp left
+
+
+def test_an_export_is_replaced_by_renames_and_a_killed_exports_leftovers_go(project, tmp_path):
+    """The old export was deleted in place before the new one moved in: a kill there left
+    a rank folder without its card, refused by every later export and by predict."""
+    from autopneumo.inference import export
+
+    config = _copy(project, tmp_path)
+    out = tmp_path / "exp"
+    export(config.runs_dir, out, top=2)
+    before = out.stat().st_ino
+    dead = 2 ** 22 + 12345  # above any pid this test machine gives out
+    for leftover in (f".exp.export-{dead}", f".exp.old-{dead}"):
+        (tmp_path / leftover / "rank1_x").mkdir(parents=True)
+    live = tmp_path / f".exp.export-{os.getppid()}"  # someone else's export, running
+    live.mkdir()
+    export(config.runs_dir, out, top=2)
+    assert out.stat().st_ino != before  # the new folder renamed in whole
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in out.iterdir() if (p / "model_card.json").is_file())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".exp")) == [
+        live.name]
+
+
+def test_an_export_into_a_folder_that_cannot_be_renamed_replaces_in_place(project, tmp_path,
+                                                                           monkeypatch):
+    """A mount point cannot be renamed: the old way, a rank folder's card removed last."""
+    from autopneumo.inference import export
+
+    config = _copy(project, tmp_path)
+    out = tmp_path / "exp"
+    export(config.runs_dir, out, top=2)
+    real = Path.rename
+
+    def no_renaming_out(self, target):
+        if Path(self) == out:
+            raise OSError(16, "Device or resource busy", str(self))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", no_renaming_out)
+    removed = []
+    real_unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (removed.append(self.name),
+                                                               real_unlink(self, *a, **k)))
+    export(config.runs_dir, out, top=1)
+    names = sorted(p.name for p in out.iterdir())
+    assert "model.keras" in names and "model_card.json" in names
+    assert not [n for n in names if n.startswith("rank")]  # the top-2 export replaced
+    cards = [i for i, name in enumerate(removed) if name == "model_card.json"]
+    models = [i for i, name in enumerate(removed) if name == "model.keras"]
+    assert len(cards) == len(models) == 2  # two rank folders removed
+    assert all(m < c for m, c in zip(models, cards, strict=True))  # each card after its model
+
+
+def test_a_damaged_cache_is_decoded_again_not_trained_on(tmp_path):
+    """The cache kept every image's digest but a hit never checked one: pixels damaged
+    at the right size were trained on (the records still named the real data's hash)."""
+    from autopneumo.data import load_dataset
+    from tests.conftest import make_kermany
+
+    data = make_kermany(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = load_dataset(data, image_size=32, channels=1, cache_folder=cache)
+    [npy] = cache.glob("*.npy")
+    raw = bytearray(npy.read_bytes())
+    for i in range(200, len(raw), 7):  # every 7th byte after the header
+        raw[i] ^= 0xFF
+    npy.write_bytes(bytes(raw))
+    again = load_dataset(data, image_size=32, channels=1, cache_folder=cache)
+    assert not again.manifest["cache_hit"]
+    assert np.array_equal(again.train.x, first.train.x)
+    assert load_dataset(data, image_size=32, channels=1, cache_folder=cache).manifest["cache_hit"]
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path):
+    from autopneumo.atomic import _HOST, atomic_write_json
+
+    target = tmp_path / "record.json"
+    dead = tmp_path / f".record.json.{_HOST}-{2 ** 22 + 12345}.abc123.tmp"
+    live = tmp_path / f".record.json.{_HOST}-{os.getppid()}.def456.tmp"
+    other_host = tmp_path / f".record.json.elsewhere-{2 ** 22 + 12345}.ghi789.tmp"
+    other_file = tmp_path / f".predictions.csv.{_HOST}-{2 ** 22 + 12345}.jkl012.tmp"
+    for leftover in (dead, live, other_host, other_file):
+        leftover.write_bytes(b"x" * 100)
+    atomic_write_json(target, {"ok": True})
+    assert not dead.exists()
+    assert live.exists() and other_host.exists() and other_file.exists()
+    assert socket.gethostname()  # the name the temp files carry
+
+
+def test_a_full_disk_says_what_to_do():
+    import errno
+
+    from autopneumo.cli import _os_error
+
+    message = _os_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert message == ("No space left on device; free some space and run the same command "
+                       "again (finished trials and files are kept)")
