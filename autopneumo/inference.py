@@ -23,6 +23,7 @@ from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard, search_trials, unregistered_note
+from .locking import process_alive
 from .paths import require_runs_dir
 
 CARD_FILE = "model_card.json"
@@ -209,20 +210,53 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
 
 def _replace_export(out: Path, write: Any) -> None:
     """``write(staging)`` builds the export beside ``out``; then it replaces an earlier
-    export in ``out`` (``_earlier_export`` refuses anything else)."""
+    export in ``out`` (``_earlier_export`` refuses anything else) by two renames: the old
+    folder aside, the new one in. A kill at any point leaves ``out`` whole (old or new) or
+    absent, never a rank folder without its card; what a killed export left beside it is
+    removed by the next one."""
     earlier = _earlier_export(out)
+    _remove_dead_exports(out)
     staging = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    aside = out.parent / f".{out.name}.old-{os.getpid()}"
+    for folder in (staging, aside):
+        shutil.rmtree(folder, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         write(staging)
-        out.mkdir(parents=True, exist_ok=True)
-        for old in earlier:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        for entry in staging.iterdir():
-            entry.replace(out / entry.name)
+        try:
+            if out.exists():
+                out.rename(aside)
+            staging.rename(out)
+        except OSError:  # out is a mount point, or the file system cannot: in place
+            if aside.exists() and not out.exists():
+                aside.rename(out)
+            out.mkdir(parents=True, exist_ok=True)
+            for old in earlier:  # a rank folder's card last: a half-removed one is known
+                _remove_export_entry(old)
+            for entry in staging.iterdir():
+                entry.replace(out / entry.name)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for folder in (staging, aside):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_export_entry(path: Path) -> None:
+    if not path.is_dir():
+        path.unlink()
+        return
+    for entry in sorted(path.iterdir(), key=lambda p: p.name == CARD_FILE):
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    path.rmdir()
+
+
+def _remove_dead_exports(out: Path) -> None:
+    """The staging and set-aside folders of exports to ``out`` that were killed (their
+    process is gone): a full model copy each."""
+    for folder in [*out.parent.glob(f".{out.name}.export-*"),
+                   *out.parent.glob(f".{out.name}.old-*")]:
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:

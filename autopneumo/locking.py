@@ -25,7 +25,7 @@ from .errors import RunsError
 LOCK_FILE = "autopneumo.lock"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
@@ -87,7 +87,7 @@ def _gone(holder: dict[str, Any] | None, me: dict[str, Any]) -> bool:
     if holder.get("pid_namespace", me["pid_namespace"]) != me["pid_namespace"]:
         return False
     pid = holder["pid"]
-    if pid == me["pid"] or not _alive(pid):  # our own pid: left by this process, not held
+    if pid == me["pid"] or not process_alive(pid):  # our own pid: left by this process, not held
         return True
     started = holder.get("started")
     return started is not None and _start_time(pid) not in (None, started)  # pid reused
