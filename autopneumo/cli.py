@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shlex
 import sys
 from pathlib import Path
@@ -20,10 +21,10 @@ class _Group(click.Group):
     """User errors become one line and exit 2; Ctrl-C says how to resume and exits 130."""
 
     def invoke(self, ctx):
-        from .interrupts import keep_ctrl_c
+        from .interrupts import keep_ctrl_c, term_as_ctrl_c
 
         try:
-            with keep_ctrl_c():  # not even a Ctrl-C inside garbage collection is lost
+            with keep_ctrl_c(), term_as_ctrl_c():  # not even one inside gc is lost
                 return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -42,6 +43,9 @@ class _Group(click.Group):
 def _os_error(exc: OSError) -> str:
     """One line naming the file: ``PATH: reason`` (``PATH -> OTHER: reason`` for a move)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.ENOSPC:  # Keras' zip writer names no file
+        reason += ("; free some space and run the same command again (finished trials and "
+                   "files are kept)")
     if exc.filename is None:
         return reason
     where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
@@ -320,12 +324,17 @@ def leaderboard(runs_dir: Path, top: int) -> None:
 @click.option("--no-pixels", is_flag=True,
               help="Leave out every figure showing X-ray pixels (samples, previews, Grad-CAM "
                    "overlays); numbers such as the Grad-CAM focus and shortcut check stay.")
-def report(runs_dir: Path, out: Path, fmt: str, top: int, no_pixels: bool) -> None:
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="The best trial's data folder where it is now, if it moved since the "
+                   "search (checked against the recorded data hash).")
+def report(runs_dir: Path, out: Path, fmt: str, top: int, no_pixels: bool,
+           data_path: Path | None) -> None:
     """Write leaderboard.csv and index.html (or summary.md) comparing families x policies."""
     from .report import write_report
 
     require_runs_dir(runs_dir)
-    written = write_report(runs_dir, out, fmt=fmt, top=top, pixels=not no_pixels)
+    written = write_report(runs_dir, out, fmt=fmt, top=top, pixels=not no_pixels,
+                           data=data_path)
     for path in written:
         click.echo(str(path))
 

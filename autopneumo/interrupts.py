@@ -108,6 +108,29 @@ def defer_ctrl_c() -> Iterator[None]:
     raise_if_interrupted()  # reached only when the block ended normally
 
 
+@contextlib.contextmanager
+def term_as_ctrl_c() -> Iterator[None]:
+    """While active (the CLI's commands), SIGTERM stops a command as Ctrl-C does: held to
+    the end of the batch, the trial marked interrupted, the resume hint printed. Slurm,
+    ``docker stop`` and systemd send it, and it used to end the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current):
+            current(signal.SIGINT, frame)  # the deferral's, or Python's default
+        else:  # SIGINT ignored (a background job): a SIGTERM still stops
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def stop_on_ctrl_c_callback():
     """A Keras callback whose batch and epoch ends are safe points."""
     import keras

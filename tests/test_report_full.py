@@ -614,7 +614,7 @@ def test_broken_inputs_never_break_the_report(tmp_path):
     assert written[-1].name == "index.html"
     assert "Skipped unreadable record" in page and "trial_5" in page
     assert "no readable predictions.csv" in page
-    assert "Data folder /nonexistent/chest_xray is not available here." in page
+    assert "Data folder /nonexistent/chest_xray is not available here (if it moved" in page
     assert 'class="unfinished"' in page
     csv = pd.read_csv(out / "leaderboard.csv")
     assert len(csv) == 5
@@ -718,6 +718,37 @@ def test_pixel_sections_with_a_real_model(real_run, tmp_path):
     for name in ("samples", "augmentation", "gradcam"):
         assert not (out / "figures" / f"{name}.png").exists()
         assert f'id="fig-{name}"' not in page
+
+
+def test_a_report_on_moved_data_says_so_and_takes_its_new_place(real_run, tmp_path, capsys):
+    """The fault review's F9: with the data folder moved, the pixel figures and Grad-CAM
+    left the report with no word on the terminal, and report had no --data."""
+    import shutil
+
+    from autopneumo.errors import OptionError
+
+    runs = tmp_path / "runs"
+    shutil.copytree(real_run.runs, runs)
+    moved = Path(real_run.record["data"]["path"])
+    gone = "/nonexistent/moved/chest_xray"
+    for path in runs.rglob("record.json"):
+        record = json.loads(path.read_text())
+        if isinstance(record.get("data"), dict):
+            record["data"]["path"] = gone
+        path.write_text(json.dumps(record))
+    capsys.readouterr()
+    write_report(runs, tmp_path / "r1")
+    err = capsys.readouterr().err
+    assert (f"note: Data folder {gone} is not available here (if it moved, report --data "
+            "gives its new place). The report has no Grad-CAM, sample images or augmentation "
+            "preview.") in err
+    assert not (tmp_path / "r1" / "figures" / "gradcam.png").exists()
+    write_report(runs, tmp_path / "r2", data=moved)  # where it is now
+    assert capsys.readouterr().err == ""
+    for name in ("samples", "augmentation", "gradcam"):
+        assert (tmp_path / "r2" / "figures" / f"{name}.png").is_file(), name
+    with pytest.raises(OptionError, match="^--data /nowhere: not found$"):
+        write_report(runs, tmp_path / "r3", data="/nowhere")
 
 
 def test_gradcam_maps(real_run):

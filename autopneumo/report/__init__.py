@@ -45,7 +45,7 @@ TABLES = ("calibration", "gradcam_focus", "occlusion_focus", "shortcuts", "final
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt: str = "html",
                  top: int = 25, *, pixels: bool = True, curves: int = 5, n_boot: int = 1000,
-                 seed: int = 0) -> list[Path]:
+                 seed: int = 0, data: str | Path | None = None) -> list[Path]:
     """Render the runs of ``runs_dir`` into ``out``; returns the files written.
 
     ``top`` rows go into the HTML table (every trial is in the CSV); ``curves`` models get
@@ -64,7 +64,10 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     out = Path(out)
     runs = load_runs(runs_dir)
     written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
-    options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed)
+    if data is not None and not Path(data).exists():
+        raise OptionError(f"--data {data}: not found")
+    options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed,
+                      data=data)
     if fmt == "md":
         builder = ReportBuilder(runs, options, draw=False)
         context = builder.context(MARKDOWN_SECTIONS)

@@ -11,6 +11,7 @@ import base64
 import math
 import re
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ class Options:
     n_boot: int = 1000
     seed: int = 0
     examples: int = 4  # Grad-CAM images per row (right, wrong)
+    data: str | Path | None = None  # the best trial's data folder, where it moved to
 
 
 class ReportBuilder:
@@ -138,11 +140,15 @@ class ReportBuilder:
             from .pixels import load_record_data
 
             try:
-                self._dataset, notes = load_record_data(self.runs.record(self.best))
+                self._dataset, notes = load_record_data(self.runs.record(self.best),
+                                                        self.opt.data)
             except Exception as exc:
                 self._dataset, notes = None, [f"The data could not be loaded: {_one_line(exc)}"]
             for text in notes:
                 self.note("data", text)
+            if self._dataset is None and notes:  # the figures it costs are not silent
+                print(f"note: {notes[0]} The report has no Grad-CAM, sample images or "
+                      "augmentation preview.", file=sys.stderr)
         return self._dataset
 
     # --- 1. headline ------------------------------------------------------------------
@@ -617,7 +623,7 @@ class ReportBuilder:
         shift between train and test? No pixels shown."""
         if self.best is None:
             return None
-        path = as_dict(self.runs.record(self.best).get("data")).get("path")
+        path = self.opt.data or as_dict(self.runs.record(self.best).get("data")).get("path")
         if not path:
             self.note("shortcuts", "The best trial's record names no data folder, so the "
                                    "shortcut check did not run.")

@@ -18,14 +18,17 @@ from .runs import as_dict
 CLASSES = ("NORMAL", "PNEUMONIA")
 
 
-def load_record_data(record: dict[str, Any]) -> tuple[Any, list[str]]:
-    """The data set a trial record names, or ``(None, notes)`` saying why not."""
+def load_record_data(record: dict[str, Any], moved: str | Path | None = None
+                     ) -> tuple[Any, list[str]]:
+    """The data set a trial record names (or ``moved``: where it is now, checked against
+    the recorded data hash), or ``(None, notes)`` saying why not."""
     data = as_dict(record.get("data"))
-    path = data.get("path")
+    path = moved or data.get("path")
     if not path:
         return None, ["The best trial's record names no data folder."]
     if not Path(str(path)).exists():
-        return None, [f"Data folder {path} is not available here."]
+        return None, [f"Data folder {path} is not available here (if it moved, report "
+                      "--data gives its new place)."]
     from ..data import load_dataset
     from ..data.dataset import same_data
 
