@@ -529,7 +529,9 @@ def _list_entries(registry) -> None:
         table.add_column(col)
     for name in registry.names():
         entry = registry.get(name)
-        table.add_row(name, entry.description, str(entry.space_file))
+        path = entry.space_file
+        table.add_row(name, entry.description,
+                      str(path) if path.is_file() else f"{path} (missing)")
     Console().print(table)
 
 

@@ -1,7 +1,10 @@
 """Name -> builder registries for model families and augmentation policies (after timm).
 
 A new family or policy is one decorated function in its own module plus one
-search-space file; the CLI, the report and the tests discover it here.
+search-space file; the CLI, the report and the tests discover it here. Modules outside
+the package join through entry points (``[project.entry-points."autopneumo.families"]``
+or ``"autopneumo.policies"`` in their own ``pyproject.toml``) or ``AUTOPNEUMO_PLUGINS``
+(comma-separated module names), and name their own search-space file with ``space=``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
@@ -28,11 +32,15 @@ class Entry:
     description: str
     kind: str  # "family" or "augment"
     min_image_size: int = 8
+    space: Path | None = None  # a plugin's own search-space file
 
     @property
     def space_file(self) -> Path:
+        """The spaces folder's file for this name (``AUTOPNEUMO_SPACES`` may replace the
+        folder); a plugin's own ``space`` where the folder has none."""
         folder = "families" if self.kind == "family" else "augment"
-        return spaces_dir() / folder / f"{self.name}.yaml"
+        path = spaces_dir() / folder / f"{self.name}.yaml"
+        return self.space if self.space is not None and not path.exists() else path
 
     def positional(self) -> tuple[str, ...]:
         """The builder's arguments that are not keyword-only (never hyperparameters)."""
@@ -48,22 +56,28 @@ class Entry:
         }
 
 
+PLUGINS_ENV = "AUTOPNEUMO_PLUGINS"
+
+
 class Registry:
-    def __init__(self, kind: str, package: str, option: str):
+    def __init__(self, kind: str, package: str, option: str, group: str | None = None):
         self.kind = kind
         self._package = package
         self._option = option
+        self._group = group  # the entry-point group plugins register their modules in
         self._entries: dict[str, Entry] = {}
         self._broken: dict[str, str] = {}  # module -> why it did not import
         self._loaded = False
 
-    def register(self, name: str, *, description: str, min_image_size: int = 8):
+    def register(self, name: str, *, description: str, min_image_size: int = 8,
+                 space: str | Path | None = None):
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 first = self._entries[name].builder.__module__
                 raise ValueError(f"{self.kind} {name!r} is registered twice: by {first} "
                                  f"and by {fn.__module__}")
-            self._entries[name] = Entry(name, fn, description, self.kind, min_image_size)
+            self._entries[name] = Entry(name, fn, description, self.kind, min_image_size,
+                                        Path(space) if space is not None else None)
             return fn
 
         return decorator
@@ -77,14 +91,28 @@ class Registry:
             package = importlib.import_module(self._package)
             for info in pkgutil.iter_modules(package.__path__):
                 if not info.name.startswith("_"):
-                    module = f"{self._package}.{info.name}"
-                    try:
-                        importlib.import_module(module)
-                    except Exception as exc:  # noqa: BLE001 - someone's module: say, go on
-                        why = str(exc).splitlines()[0] if str(exc) else ""
-                        self._broken[module] = f"{type(exc).__name__}: {why}"
-                        print(f"warning: {module} not loaded ({self._broken[module]})",
-                              file=sys.stderr)
+                    self._import(f"{self._package}.{info.name}", importlib.import_module)
+            for module in self._plugins():
+                self._import(module, importlib.import_module)
+
+    def _plugins(self) -> list[str]:
+        """Plugin modules: the entry points of this registry's group (installed packages),
+        then ``AUTOPNEUMO_PLUGINS`` (modules on the path, not installed)."""
+        modules = []
+        if self._group:
+            from importlib.metadata import entry_points
+
+            modules += [ep.value.split(":")[0] for ep in entry_points(group=self._group)]
+        modules += [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+        return list(dict.fromkeys(modules))
+
+    def _import(self, module: str, load: Callable[[str], Any]) -> None:
+        try:
+            load(module)
+        except Exception as exc:  # noqa: BLE001 - someone's module: say so, go on
+            why = str(exc).splitlines()[0] if str(exc) else ""
+            self._broken[module] = f"{type(exc).__name__}: {why}"
+            print(f"warning: {module} not loaded ({self._broken[module]})", file=sys.stderr)
 
     def names(self, pattern: str = "*") -> list[str]:
         self._load()
@@ -106,7 +134,7 @@ class Registry:
         return name in self._entries
 
 
-FAMILIES = Registry("family", "autopneumo.families", "--family")
-POLICIES = Registry("augment", "autopneumo.augment", "--augment")
+FAMILIES = Registry("family", "autopneumo.families", "--family", "autopneumo.families")
+POLICIES = Registry("augment", "autopneumo.augment", "--augment", "autopneumo.policies")
 register_family = FAMILIES.register
 register_policy = POLICIES.register

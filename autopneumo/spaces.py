@@ -422,8 +422,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def builtin_space(kind: str, name: str) -> SearchSpace:
-    folder = {"family": "families", "augment": "augment"}.get(kind)
-    path = spaces_dir() / folder / f"{name}.yaml" if folder else spaces_dir() / "training.yaml"
+    """The space file of a registered family or policy (the spaces folder's, or a
+    plugin's own), or the training space."""
+    if kind == "training":
+        path = spaces_dir() / "training.yaml"
+    else:
+        from .registry import FAMILIES, POLICIES
+
+        registry = FAMILIES if kind == "family" else POLICIES
+        path = (registry.get(name).space_file if name in registry
+                else spaces_dir() / ("families" if kind == "family" else "augment")
+                / f"{name}.yaml")
     space = load_space(path)
     if space.kind != kind or space.name != name:
         raise SpaceError(f"{path}: declares {space.kind} {space.name!r}, expected {kind} {name!r}")

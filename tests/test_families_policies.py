@@ -370,3 +370,67 @@ def test_builder_defaults_are_their_search_spaces_defaults():
             differ += [(name, k, v, space[k]) for k, v in entry.parameters().items()
                        if k in space and space[k] != v and k != "weights"]
     assert differ == [("densenet121", "blocks", "6-12-24-16", "2-4-8-4")]
+
+
+@pytest.mark.slow
+def test_a_family_and_a_policy_from_outside_the_package_run_end_to_end(tmp_path):
+    """The extensibility review's Q2: a pip-installed autopneumo had no way to add a family
+    (no entry points, no plugin path, and the space file had to sit in a full copy of
+    search_spaces/). An installed package's entry point adds a family, AUTOPNEUMO_PLUGINS a
+    module on the path; each names its own space file; the CLI sees both."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import make_kermany
+
+    site = tmp_path / "site"
+    info = site / "vggplug-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vggplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[autopneumo.families]\nvgg_tiny = vggplug\n")
+    (site / "vggplug.py").write_text(
+        "from pathlib import Path\n"
+        "from keras import layers\n"
+        "from autopneumo.families import register_family\n\n"
+        "@register_family('vgg_tiny', description='two conv blocks',\n"
+        "                 space=Path(__file__).with_name('vgg_tiny.yaml'))\n"
+        "def vgg_tiny(x, *, filters: int = 8):\n"
+        "    x = layers.Conv2D(filters, 3, activation='relu')(x)\n"
+        "    return layers.GlobalAveragePooling2D()(x)\n")
+    (site / "vgg_tiny.yaml").write_text(
+        "kind: family\nname: vgg_tiny\nhyperparameters:\n"
+        "  filters: {type: choice, values: [4, 8], default: 4}\n")
+    (site / "gammaplug.py").write_text(
+        "from pathlib import Path\n"
+        "from keras import layers\n"
+        "from autopneumo.augment import register_policy\n\n"
+        "@register_policy('brighter', description='random brightness',\n"
+        "                 space=Path(__file__).with_name('brighter.yaml'))\n"
+        "def brighter(*, factor: float = 0.1):\n"
+        "    return [layers.RandomBrightness(factor, value_range=(0, 1))]\n")
+    (site / "brighter.yaml").write_text(
+        "kind: augment\nname: brighter\nhyperparameters:\n"
+        "  factor: {type: fixed, value: 0.1}\n")
+    data = make_kermany(tmp_path / "data")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[1])]),
+           "AUTOPNEUMO_PLUGINS": "gammaplug", "AUTOPNEUMO_CACHE": str(tmp_path / "cache")}
+    env.pop("AUTOPNEUMO_SPACES", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "autopneumo", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    listed = cli("families")
+    assert listed.returncode == 0 and "vgg_tiny" in listed.stdout, listed.stderr
+    assert "(missing)" not in listed.stdout
+    assert "brighter" in cli("policies").stdout
+    runs = tmp_path / "runs"
+    searched = cli("search", "--family", "vgg_tiny", "--augment", "brighter", "--data", data,
+                   "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--image-size",
+                   "32", "--runs-dir", runs)
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    exported = cli("export", "--runs-dir", runs, "--out", tmp_path / "exp")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (tmp_path / "exp" / "model_card.json").is_file()
