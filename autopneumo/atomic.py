@@ -43,7 +43,18 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-_HOST = "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname()) or "host"
+def _host() -> str:
+    """This host, and its pid namespace where it has one (two containers may share a
+    hostname and a folder): whose temp files a pid can be checked for."""
+    try:
+        space = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        space = ""
+    name = "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname())
+    return f"{name or 'host'}_{space}" if space else name or "host"
+
+
+_HOST = _host()
 
 
 def _remove_dead_temps(path: Path) -> None:
