@@ -7,6 +7,7 @@ once and written as one record (``evaluation.py``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -503,20 +504,21 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
             kwargs["distribution_strategy"] = strategy
     deadline = started + config.time_budget if config.time_budget else None
     hypermodel.declaring = True  # a builder that fails here fails at the spaces' first values
-    tuner = _tuner_class(config.tuner)(
-        hypermodel,
-        objective=kt.Objective(OBJECTIVE, direction="max"),
-        directory=str(runs_dir),
-        project_name=config.project,
-        overwrite=False,
-        seed=config.seed,
-        max_consecutive_failed_trials=max(3, config.max_trials),
-        max_retries_per_trial=1 if config.role != "single" else 0,
-        evaluator=evaluator,
-        progress=progress,
-        deadline=deadline,
-        **kwargs,
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # keras-tuner's "Reloading Tuner from ..."
+        tuner = _tuner_class(config.tuner)(
+            hypermodel,
+            objective=kt.Objective(OBJECTIVE, direction="max"),
+            directory=str(runs_dir),
+            project_name=config.project,
+            overwrite=False,
+            seed=config.seed,
+            max_consecutive_failed_trials=max(3, config.max_trials),
+            max_retries_per_trial=1 if config.role != "single" else 0,
+            evaluator=evaluator,
+            progress=progress,
+            deadline=deadline,
+            **kwargs,
+        )
     hypermodel.declaring = False
     if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials

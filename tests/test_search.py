@@ -1020,3 +1020,14 @@ def test_a_builder_that_fails_at_the_spaces_first_values_is_one_line(tiny_kerman
     assert message.endswith("ValueError: invalid literal for int() with base 10: 'x' (check "
                             "the space files' values against the builders' arguments)")
     assert "\n" not in message
+
+
+def test_a_resumed_search_prints_nothing_on_stdout(searched, capfd):
+    """keras-tuner prints "Reloading Tuner from ..." on stdout: a script piping its own
+    output (a CSV) got that line in the middle (the API review's S2). It goes to stderr."""
+    config, _ = searched
+    capfd.readouterr()
+    search(config)  # the trials are all done: it reloads and returns
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "Reloading Tuner from" in err
