@@ -505,6 +505,20 @@ def augment_preview(policy, data_path, out, image_size, images, draws) -> None:
 # --- registries -------------------------------------------------------------------------
 
 @main.command()
+def spaces() -> None:
+    """Check every search-space file against its builder, without data (exit 2 on any)."""
+    from .registry import FAMILIES, POLICIES
+    from .tuning import check_spaces
+
+    problems = check_spaces()
+    for line in problems:
+        click.echo(f"Error: {line}", err=True)
+    if problems:
+        click.get_current_context().exit(2)
+    click.echo(f"{len(FAMILIES.names())} families, {len(POLICIES.names())} policies and the "
+               "training space: every search-space file is valid")
+
+@main.command()
 def families() -> None:
     """List the registered model families and their search-space files."""
     from .registry import FAMILIES

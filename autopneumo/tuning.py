@@ -164,6 +164,25 @@ def epoch_cap(resolved: dict[str, Any]) -> int:
     return int(resolved["spaces"]["training"].defaults()["epochs"])
 
 
+def check_spaces() -> list[str]:
+    """Every registered family's and policy's search space and the training space,
+    checked as a search checks them before it loads data (``autopneumo spaces``): one
+    line per problem, none when all are fine."""
+    from .errors import UserError
+    from .registry import FAMILIES, POLICIES
+
+    problems: dict[str, None] = {}  # in order, each once (training's is met by every pair)
+    families, policies = FAMILIES.names(), POLICIES.names()
+    pairs = [(f, policies[0]) for f in families] + [(families[0], p) for p in policies[1:]]
+    for family, policy in pairs:
+        try:
+            resolve_spaces(SearchConfig(family, policy, image_size=max(
+                FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)))
+        except UserError as exc:
+            problems[str(exc)] = None
+    return list(problems)
+
+
 def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     """The family, augment and training spaces: built-in files, or --space replacements."""
     from .registry import FAMILIES, POLICIES

@@ -695,3 +695,27 @@ def test_a_model_card_with_odd_provenance_or_members_is_not_a_traceback(tmp_path
         (model / "model_card.json").write_text(json.dumps({**card, "provenance": provenance}))
         out = run("predict", "--model", model, tmp_path / "x.png")
         assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+
+
+def test_spaces_checks_every_file_without_data_and_names_each_problem(tmp_path):
+    """The extensibility review's S5: a space file's errors showed only when a search of
+    that family or policy started."""
+    import shutil
+
+    from autopneumo.paths import spaces_dir
+
+    ok = run("spaces")
+    assert ok.exit_code == 0 and "every search-space file is valid" in ok.output
+    folder = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), folder)
+    (folder / "families" / "resnet18.yaml").write_text(
+        "kind: family\nname: resnet18\nhyperparameters:\n  widht: {type: fixed, value: 1.0}\n")
+    (folder / "augment" / "geometric.yaml").write_text(
+        "kind: augment\nname: geometric\nhyperparameters:\n"
+        "  rotation: {type: float, min: 0.3, max: 0.1}\n")
+    bad = run("spaces", env={"AUTOPNEUMO_SPACES": str(folder)})
+    assert bad.exit_code == 2
+    lines = [line for line in bad.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 2, bad.output
+    assert "resnet18.yaml: hyperparameters.widht: unknown hyperparameter" in lines[0]
+    assert "geometric.yaml: hyperparameters.rotation: min (0.3) > max (0.1)" in lines[1]
