@@ -252,17 +252,20 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
 
 
 # what hypermodel.train and build_model accept for each training hyperparameter
+def _number(value: Any) -> bool:
+    """A number, and not true/false (which Python counts as 1 and 0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 TRAINING_VALUES: dict[str, ValueRule] = {
     "batch_size": ValueRule(positive_int, "a positive integer"),
     "epochs": ValueRule(positive_int, "a positive integer"),
     # Keras' early stopping stops at patience 0 exactly as at 1: 0 would only mislead
     "patience": ValueRule(positive_int, "a whole number >= 1 (epochs in a row without a "
                                         "better validation objective)"),
-    "learning_rate": ValueRule(lambda v: isinstance(v, int | float) and v > 0,
-                               "a positive number"),
-    "label_smoothing": ValueRule(lambda v: isinstance(v, int | float) and 0 <= v < 1,
-                                 "in [0, 1)"),
-    "crop": ValueRule(lambda v: isinstance(v, int | float) and 0 < v <= 1, "in (0, 1]"),
+    "learning_rate": ValueRule(lambda v: _number(v) and v > 0, "a positive number"),
+    "label_smoothing": ValueRule(lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "crop": ValueRule(lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
     "optimizer": one_of("adam", "adamw", "sgd"),
     "schedule": one_of("constant", "cosine"),
     "loss": one_of("bce", "focal"),

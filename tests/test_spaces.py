@@ -619,6 +619,13 @@ def test_a_condition_on_a_value_its_parent_can_take_is_applied():
      "false"),
     ("  standardize: {type: choice, values: ['no', 'yes']}",
      "hyperparameters.standardize: 'no' is not accepted by training"),
+    # U1: a string in range read "must be in [0, 1)"; true counted as crop 1.0
+    ("  label_smoothing: {type: fixed, value: '0.1'}",
+     "hyperparameters.label_smoothing: '0.1' is not accepted by training (line 7); it must "
+     "be a number in [0, 1)"),
+    ("  crop: {type: fixed, value: true}",
+     "hyperparameters.crop: True is not accepted by training (line 7); it must be a number "
+     "in (0, 1]"),
     # B6: no code default, a KeyError traceback after the data loaded
     ("", "hyperparameters: epochs is required (every training space names learning_rate, "
          "batch_size, epochs; --epochs gives epochs)"),
