@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -769,35 +770,48 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
     that they agree. keras-tuner numbers a new trial by the count of trials it reloads: with
     ``oracle.json`` gone, or a trial folder deleted by hand, it numbered new trials into
     existing folders and replaced their models and records (then failed on the missing
-    id, on every rerun)."""
+    id, on every rerun). A trial folder keras-tuner made just before a kill, whose trial
+    the oracle never recorded (it writes trial.json first), is removed: it has no record,
+    and left there it was never run again (the search ended one trial short)."""
     oracle = project_dir / "oracle.json"
-    trial_files = sorted(project_dir.glob("trial_*/trial.json"))
-    for path in [oracle, *project_dir.glob("tuner*.json"), *trial_files]:
+    for path in [oracle, *project_dir.glob("tuner*.json"),
+                 *project_dir.glob("trial_*/trial.json")]:
         if not path.is_file():
             continue
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
+            json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            hint = ("restore the file, or delete it: that trial has no record and is run "
-                    "again" if path.name == "trial.json"
-                    and not (path.parent / "record.json").exists()
-                    else "restore the file or use another --runs-dir")
             raise RunsError(f"{path}: keras-tuner's state is unreadable ({exc}); this project "
-                            f"cannot resume: {hint}") from exc
-        if path == oracle and owner and isinstance(state, dict):
-            started = [str(i) for i in state.get("start_order") or []]
-            gone = [i for i in started if not (project_dir / f"trial_{i}" / "trial.json").is_file()]
-            if gone:
-                raise RunsError(
-                    f"{project_dir}: trial_{gone[0]} is missing ({len(gone)} of the "
-                    f"{len(started)} trials keras-tuner started); resumed, keras-tuner would "
-                    "number new trials into existing folders: restore it, or search into "
-                    "another --runs-dir (the leaderboard and report read several)")
-    if owner and not oracle.is_file() and trial_files:
+                            "cannot resume: restore the file or use another --runs-dir") from exc
+    if not owner:
+        return
+    state = json.loads(oracle.read_text(encoding="utf-8")) if oracle.is_file() else {}
+    started = [str(i) for i in (state.get("start_order") or [])] if isinstance(state,
+                                                                                dict) else []
+    folders = {p.parent.name.removeprefix("trial_"): p.parent
+               for p in project_dir.glob("trial_*/trial.json")}
+    recorded = [i for i, f in folders.items() if (f / RECORD_FILE_NAME).exists()]
+    if not oracle.is_file() and recorded:
         raise RunsError(
-            f"{oracle}: missing, but the project holds {len(trial_files)} trial(s): keras-tuner "
-            "would start again from trial 0 over them; restore it, or search into another "
-            "--runs-dir (the leaderboard and report read several)")
+            f"{oracle}: missing, but the project holds {len(recorded)} recorded trial(s): "
+            "keras-tuner would start again from trial 0 over them; restore it, or search "
+            "into another --runs-dir (the leaderboard and report read several)")
+    for trial_id, folder in sorted(folders.items()):
+        if trial_id not in started and not (folder / RECORD_FILE_NAME).exists():
+            shutil.rmtree(folder)  # begun as the process was killed: run again
+            print(f"note: {folder.name} was begun but never recorded (the search was killed "
+                  "as it started); it is run again", file=sys.stderr)
+            del folders[trial_id]
+    gone = [i for i in started if i not in folders]
+    if gone:
+        raise RunsError(
+            f"{project_dir}: trial_{gone[0]} is missing ({len(gone)} of the "
+            f"{len(started)} trials keras-tuner started); resumed, keras-tuner would "
+            "number new trials into existing folders: restore it, or search into "
+            "another --runs-dir (the leaderboard and report read several)")
+
+
+RECORD_FILE_NAME = "record.json"  # evaluation.RECORD_FILE, without importing Keras here
 
 
 def _atomic_tuner_state() -> None:

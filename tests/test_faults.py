@@ -70,8 +70,8 @@ def test_a_missing_oracle_beside_trials_stops_the_resume(project, tmp_path):
     (project_dir / "oracle.json").unlink()
     kept = _fingerprints(config.runs_dir)
     with pytest.raises(RunsError, match="oracle.json: missing, but the project holds 2 "
-                                        "trial\\(s\\): keras-tuner would start again from "
-                                        "trial 0 over them"):
+                                        "recorded trial\\(s\\): keras-tuner would start "
+                                        "again from trial 0 over them"):
         search(config)
     for tuner_file in project_dir.glob("tuner*.json"):
         tuner_file.unlink()
@@ -80,17 +80,23 @@ def test_a_missing_oracle_beside_trials_stops_the_resume(project, tmp_path):
     assert _fingerprints(config.runs_dir) == kept
 
 
-def test_an_unreadable_trial_json_of_an_unrecorded_trial_says_it_may_be_deleted(project,
-                                                                                tmp_path):
-    from autopneumo.tuning import _check_tuner_files
+def test_a_trial_begun_as_the_search_was_killed_is_run_again(project, tmp_path, capsys):
+    """keras-tuner writes a new trial's trial.json, then oracle.json: a kill in between
+    left a trial the oracle never listed, never run again (the search ended a trial
+    short; seen in CI under load once trial.json was synced to disk)."""
+    from autopneumo.tuning import search
 
     config = _copy(project, tmp_path)
     project_dir = config.runs_dir / config.project
-    trial = sorted(project_dir.glob("trial_*"))[-1]
-    (trial / "record.json").unlink()
-    (trial / "trial.json").write_text("")
-    with pytest.raises(RunsError, match="delete it: that trial has no record and is run again"):
-        _check_tuner_files(project_dir)
+    last = sorted(project_dir.glob("trial_*"))[-1]
+    begun = project_dir / "trial_2"
+    begun.mkdir()
+    state = json.loads((last / "trial.json").read_text())
+    state.update(trial_id="2", status="RUNNING", score=None, best_step=0)
+    (begun / "trial.json").write_text(json.dumps(state))
+    records = search(config)
+    assert sorted(r["trial_id"] for r in records if r["status"] == "completed") == ["0", "1", "2"]
+    assert "trial_2 was begun but never recorded" in capsys.readouterr().err
 
 
 def test_keras_tuners_state_is_written_by_rename_not_in_place(project, tmp_path):
