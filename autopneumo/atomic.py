@@ -29,7 +29,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST_TAG}-{os.getpid()}.", suffix=".tmp",
                                dir=path.parent)  # whose it is, for _remove_dead_temps
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -43,7 +43,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _host() -> str:
+def _host_tag() -> str:
     """This host, and its pid namespace where it has one (two containers may share a
     hostname and a folder): whose temp files a pid can be checked for."""
     try:
@@ -54,13 +54,13 @@ def _host() -> str:
     return f"{name or 'host'}_{space}" if space else name or "host"
 
 
-_HOST = _host()
+HOST_TAG = _host_tag()
 
 
 def _remove_dead_temps(path: Path) -> None:
     """Temp files of ``path`` left by a writer on this host whose process is gone (killed
     mid-write): up to a whole cache file each (96 MB at 128 px), never cleaned before."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)\.[^.]+\.tmp$")
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(HOST_TAG)}-(\d+)\.[^.]+\.tmp$")
     try:
         names = [e.name for e in os.scandir(path.parent) if e.name.endswith(".tmp")]
     except OSError:

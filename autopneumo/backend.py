@@ -101,14 +101,15 @@ _SIZED = False
 
 def _quiet_and_sized() -> None:
     """Once a process: TensorFlow's retracing notes between trials (expected) hidden, and
-    its thread pools sized to the cores, unless the host program sized them first."""
+    its thread pools sized to the cores, unless the host program set either first."""
     global _SIZED
     if _SIZED:
         return
     _SIZED = True
     import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
+    if tf.get_logger().level == 0:  # not set by the host program: TensorFlow's default
+        tf.get_logger().setLevel("ERROR")
     if tf.config.threading.get_intra_op_parallelism_threads() == 0:
         configure_threads()
 

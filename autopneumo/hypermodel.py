@@ -349,7 +349,7 @@ class PneumoniaHyperModel(kt.HyperModel):
 
             raise SpaceError(
                 f"family {self.family.name} with policy {self.policy.name} cannot be built "
-                f"from its search spaces' first values {dict(hp.values)}: "
+                f"as keras-tuner declares its search spaces, with {dict(hp.values)}: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                 "(check the space files' values against the builders' arguments)") from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .atomic import atomic_write_json
+from .atomic import HOST_TAG, atomic_write_json
 from .backend import predict_batches
 from .data.download import file_digest
 from .data.images import IMAGE_SUFFIXES, is_dicom
@@ -215,9 +216,11 @@ def _replace_export(out: Path, write: Any) -> None:
     absent, never a rank folder without its card; what a killed export left beside it is
     removed by the next one."""
     earlier = _earlier_export(out)
+    if out.is_symlink():  # replace the folder it points to; the link stays
+        out = Path(os.path.realpath(out))
     _remove_dead_exports(out)
-    staging = out.parent / f".{out.name}.export-{os.getpid()}"
-    aside = out.parent / f".{out.name}.old-{os.getpid()}"
+    staging = out.parent / f".{out.name}.export-{HOST_TAG}-{os.getpid()}"
+    aside = out.parent / f".{out.name}.old-{HOST_TAG}-{os.getpid()}"
     for folder in (staging, aside):
         shutil.rmtree(folder, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -252,9 +255,10 @@ def _remove_export_entry(path: Path) -> None:
 def _remove_dead_exports(out: Path) -> None:
     """The staging and set-aside folders of exports to ``out`` that were killed (their
     process is gone): a full model copy each."""
-    for folder in [*out.parent.glob(f".{out.name}.export-*"),
-                   *out.parent.glob(f".{out.name}.old-*")]:
-        pid = folder.name.rsplit("-", 1)[-1]
+    name = glob.escape(out.name)
+    for folder in [*out.parent.glob(f".{name}.export-{glob.escape(HOST_TAG)}-*"),
+                   *out.parent.glob(f".{name}.old-{glob.escape(HOST_TAG)}-*")]:
+        pid = folder.name.rsplit("-", 1)[-1]  # this host's, whose process is gone
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 

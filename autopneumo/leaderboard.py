@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,8 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     from .paths import require_runs_dir
 
     require_runs_dir(runs_dir)
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+    if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral)
+                            or top < 1):
         raise OptionError(f"--top must be a positive integer, got {top!r}")
     skipped: list[str] = []
     records = read_records(runs_dir, skipped)

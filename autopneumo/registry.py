@@ -57,6 +57,7 @@ class Entry:
 
 
 PLUGINS_ENV = "AUTOPNEUMO_PLUGINS"
+_FAILED: dict[str, str] = {}  # module -> why it did not import (for every registry)
 
 
 class Registry:
@@ -87,8 +88,8 @@ class Registry:
         registered twice) is left out with a one-line warning: the other families or
         policies still work, and asking for one of its names says why it is missing."""
         if not self._loaded:
+            package = importlib.import_module(self._package)  # its failure: raised again
             self._loaded = True
-            package = importlib.import_module(self._package)
             for info in pkgutil.iter_modules(package.__path__):
                 if not info.name.startswith("_"):
                     self._import(f"{self._package}.{info.name}", importlib.import_module)
@@ -107,11 +108,14 @@ class Registry:
         return list(dict.fromkeys(modules))
 
     def _import(self, module: str, load: Callable[[str], Any]) -> None:
+        if module in _FAILED:  # a plugin both registries list: tried, and said, once
+            self._broken[module] = _FAILED[module]
+            return
         try:
             load(module)
         except Exception as exc:  # noqa: BLE001 - someone's module: say so, go on
             why = str(exc).splitlines()[0] if str(exc) else ""
-            self._broken[module] = f"{type(exc).__name__}: {why}"
+            self._broken[module] = _FAILED[module] = f"{type(exc).__name__}: {why}"
             print(f"warning: {module} not loaded ({self._broken[module]})", file=sys.stderr)
 
     def names(self, pattern: str = "*") -> list[str]:

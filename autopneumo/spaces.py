@@ -191,7 +191,14 @@ class SpaceFile(BaseModel):
                     raise _LocatedValueError(
                         f"hyperparameter {name!r}: its parent {parent!r} is itself "
                         "conditional (nested conditions are not supported)", loc)
-                bad = [v for v in values if not _in_domain(self.hyperparameters[parent], v)]
+                parent_spec = self.hyperparameters[parent]
+                if parent_spec.type == "float" and (parent_spec.step is None
+                                                    or parent_spec.sampling != "linear"):
+                    raise _LocatedValueError(
+                        f"hyperparameter {name!r}: its parent {parent!r} is a float drawn "
+                        "from a continuous or log range, which never equals a listed value "
+                        "(give it a linear step, or make it a choice)", loc)
+                bad = [v for v in values if not _in_domain(parent_spec, v)]
                 if bad:
                     raise _LocatedValueError(
                         f"hyperparameter {name!r}: {bad[0]!r} is not a value {parent!r} can "
@@ -214,6 +221,12 @@ def _check_range(lo, hi, default, sampling, step=None) -> None:
                              f"{step}): it could never be sampled")
         if default is not None and not _on_grid(default, lo, step):
             raise ValueError(f"default {default} is not on the grid {lo} + k * {step}")
+
+
+def _grid_value(spec: Any, value: float) -> float:
+    """A stepped float's value as keras-tuner computes it (min + k * step: 0.3 is
+    0.30000000000000004 on the grid 0.0 + k * 0.1), which its conditions compare to."""
+    return spec.min + round((value - spec.min) / spec.step) * spec.step
 
 
 def _on_grid(value: float, lo: float, step: float) -> bool:
@@ -268,6 +281,9 @@ class SearchSpace:
             full = f"{self.prefix}.{name}"
             if spec.when:
                 ((parent, allowed),) = spec.when.items()
+                parent_spec = self.hyperparameters[parent]
+                if parent_spec.type == "float":  # keras-tuner compares its own grid value
+                    allowed = [_grid_value(parent_spec, v) for v in allowed]
                 with hp.conditional_scope(f"{self.prefix}.{parent}", allowed):
                     value = spec.declare(hp, full)
                 if value is not None:
@@ -409,6 +425,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged, may repeat
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 repeated = key in seen

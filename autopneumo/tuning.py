@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import numbers
 import shutil
 import sys
 import time
@@ -128,7 +129,7 @@ def _check_types(config: SearchConfig) -> None:
     deep in the search."""
     for name in _INTS + _NUMBERS:
         value = getattr(config, name)
-        kinds = (int,) if name in _INTS else (int, float)
+        kinds = (numbers.Integral,) if name in _INTS else (numbers.Real,)
         if value is None and name in _OPTIONAL:
             continue
         if isinstance(value, bool) or not isinstance(value, kinds):

@@ -80,16 +80,18 @@ def test_a_library_call_sizes_tensorflows_thread_pools_as_the_cli_does():
     assert "cuda" not in out.stderr.lower()  # the import's CUDA probe stays hidden
 
 
-def test_a_host_programs_own_thread_setting_is_kept():
+def test_a_host_programs_own_thread_and_logger_settings_are_kept():
     code = ("import tensorflow as tf\n"
             "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+            "tf.get_logger().setLevel('INFO')\n"
             "import autopneumo\n"
             "autopneumo.FAMILIES.names()\n"
-            "print(tf.config.threading.get_intra_op_parallelism_threads())\n")
+            "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+            " tf.get_logger().level)\n")
     environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                          text=True, timeout=300, check=True)
-    assert out.stdout.split()[-1] == "1"
+    assert out.stdout.split()[-2:] == ["1", "20"]  # logging.INFO, as the host set it
 
 
 def test_trials_of_a_family_not_registered_here_are_named_not_hidden(tmp_path):
@@ -108,3 +110,17 @@ def test_trials_of_a_family_not_registered_here_are_named_not_hidden(tmp_path):
     with pytest.raises(RunsError, match="no completed search trial to export .*"
                        + re.escape(note) + "$"):
         autopneumo.export(tmp_path, tmp_path / "out")
+
+
+def test_numpy_integers_are_integers_and_bad_report_options_write_nothing(tmp_path):
+    """The diff review's N1, N5, N12."""
+    import numpy as np
+
+    (tmp_path / "runs").mkdir()
+    assert autopneumo.leaderboard(tmp_path / "runs", top=np.int64(2)).empty
+    autopneumo.SearchConfig("base_cnn", "none", seed=np.int64(3), epochs=np.int32(2)).validate()
+    with pytest.raises(OptionError, match="--top must be a positive integer, got '5'"):
+        autopneumo.write_report(tmp_path / "runs", tmp_path / "out", top="5")
+    with pytest.raises(OptionError, match="--data /nowhere: not found"):
+        autopneumo.write_report(tmp_path / "runs", tmp_path / "out", data="/nowhere")
+    assert not (tmp_path / "out").exists()

@@ -120,6 +120,7 @@ def test_keras_tuners_state_is_written_by_rename_not_in_place(project, tmp_path)
 def test_an_export_is_replaced_by_renames_and_a_killed_exports_leftovers_go(project, tmp_path):
     """The old export was deleted in place before the new one moved in: a kill there left
     a rank folder without its card, refused by every later export and by predict."""
+    from autopneumo.atomic import HOST_TAG
     from autopneumo.inference import export
 
     config = _copy(project, tmp_path)
@@ -127,9 +128,9 @@ def test_an_export_is_replaced_by_renames_and_a_killed_exports_leftovers_go(proj
     export(config.runs_dir, out, top=2)
     before = out.stat().st_ino
     dead = 2 ** 22 + 12345  # above any pid this test machine gives out
-    for leftover in (f".exp.export-{dead}", f".exp.old-{dead}"):
+    for leftover in (f".exp.export-{HOST_TAG}-{dead}", f".exp.old-{HOST_TAG}-{dead}"):
         (tmp_path / leftover / "rank1_x").mkdir(parents=True)
-    live = tmp_path / f".exp.export-{os.getppid()}"  # someone else's export, running
+    live = tmp_path / f".exp.export-{HOST_TAG}-{os.getppid()}"  # another export, running
     live.mkdir()
     export(config.runs_dir, out, top=2)
     assert out.stat().st_ino != before  # the new folder renamed in whole
@@ -137,6 +138,13 @@ def test_an_export_is_replaced_by_renames_and_a_killed_exports_leftovers_go(proj
         p.name for p in out.iterdir() if (p / "model_card.json").is_file())
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".exp")) == [
         live.name]
+    # an --out that is a link to a folder: the folder is replaced, the link stays (the diff
+    # review's B1: the link itself was replaced by a folder, a dangling one left aside)
+    link = tmp_path / "current"
+    link.symlink_to(out)
+    export(config.runs_dir, link, top=1)
+    assert link.is_symlink() and (out / "model_card.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".current")]
 
 
 def test_an_export_into_a_folder_that_cannot_be_renamed_replaces_in_place(project, tmp_path,
@@ -190,13 +198,13 @@ def test_a_damaged_cache_is_decoded_again_not_trained_on(tmp_path):
 
 
 def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path):
-    from autopneumo.atomic import _HOST, atomic_write_json
+    from autopneumo.atomic import HOST_TAG, atomic_write_json
 
     target = tmp_path / "record.json"
-    dead = tmp_path / f".record.json.{_HOST}-{2 ** 22 + 12345}.abc123.tmp"
-    live = tmp_path / f".record.json.{_HOST}-{os.getppid()}.def456.tmp"
+    dead = tmp_path / f".record.json.{HOST_TAG}-{2 ** 22 + 12345}.abc123.tmp"
+    live = tmp_path / f".record.json.{HOST_TAG}-{os.getppid()}.def456.tmp"
     other_host = tmp_path / f".record.json.elsewhere-{2 ** 22 + 12345}.ghi789.tmp"
-    other_file = tmp_path / f".predictions.csv.{_HOST}-{2 ** 22 + 12345}.jkl012.tmp"
+    other_file = tmp_path / f".predictions.csv.{HOST_TAG}-{2 ** 22 + 12345}.jkl012.tmp"
     for leftover in (dead, live, other_host, other_file):
         leftover.write_bytes(b"x" * 100)
     atomic_write_json(target, {"ok": True})

@@ -1014,8 +1014,8 @@ def test_a_builder_that_fails_at_the_spaces_first_values_is_one_line(tiny_kerman
     with pytest.raises(SpaceError) as info:
         search(config)
     message = str(info.value)
-    assert message.startswith("family base_cnn with policy none cannot be built from its "
-                              "search spaces' first values {")
+    assert message.startswith("family base_cnn with policy none cannot be built as keras-tuner "
+                              "declares its search spaces, with {")
     assert "'model.dense_units': '32-x'" in message
     assert message.endswith("ValueError: invalid literal for int() with base 10: 'x' (check "
                             "the space files' values against the builders' arguments)")

@@ -722,3 +722,40 @@ def test_a_broken_or_duplicate_module_leaves_the_other_families_working(tmp_path
         registry.get("broken")
     for name in [m for m in sys.modules if m.startswith("plugpkg")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def test_yaml_merge_keys_and_conditions_on_a_stepped_float_work(tmp_path):
+    """The diff review's B2 and B3: the duplicate-key loader refused `<<: *anchor`, and a
+    condition on a stepped float parent never held (keras-tuner compares its grid value
+    0.30000000000000004 with the listed 0.3)."""
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text(textwrap.dedent("""\
+        kind: family
+        name: base_cnn
+        hyperparameters:
+          conv_dropout: {type: float, min: 0.0, max: 0.4, step: 0.1, default: 0.0}
+          width: {type: choice, values: [0.5, 1.0], when: {conv_dropout: [0.3]}}
+          depth: &depth {type: int, min: 2, max: 4}
+          dense_dropout:
+            <<: {type: float, min: 0.3, max: 0.7}
+            step: 0.1
+        """))
+    space = load_space(path)
+    assert space.hyperparameters["dense_dropout"].step == 0.1
+    declared = kt.HyperParameters()
+    space.apply(declared)
+    [parent] = [h for h in declared.space if h.name == "model.conv_dropout"]
+    active = 0
+    for seed in range(60):
+        hp = kt.HyperParameters()
+        hp.values["model.conv_dropout"] = value = parent.random_sample(seed)
+        values = space.apply(hp)
+        assert ("width" in values) == (round(value, 1) == 0.3), value
+        active += "width" in values
+    assert active > 0
+    path.write_text("kind: family\nname: base_cnn\nhyperparameters:\n"
+                    "  conv_dropout: {type: float, min: 0.0, max: 0.4}\n"
+                    "  width: {type: fixed, value: 1.0, when: {conv_dropout: [0.3]}}\n")
+    with pytest.raises(SpaceError, match="a float drawn from a continuous or log range, which "
+                                         "never equals a listed value"):
+        load_space(path)

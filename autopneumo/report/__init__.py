@@ -14,6 +14,7 @@ between the top two; provenance. Modules:
 
 from __future__ import annotations
 
+import numbers
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,14 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     """
     if fmt not in ("html", "md"):
         raise OptionError(f"unknown report format {fmt!r}: use 'html' or 'md'")
-    if top < 1:
-        raise OptionError(f"--top must be positive, got {top}")
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+        raise OptionError(f"--top must be a positive integer, got {top!r}")
     require_runs_dir(runs_dir)  # a mistyped path is not an empty report
+    if data is not None and not Path(data).exists():
+        raise OptionError(f"--data {data}: not found")
     out = Path(out)
     runs = load_runs(runs_dir)
     written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
-    if data is not None and not Path(data).exists():
-        raise OptionError(f"--data {data}: not found")
     options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed,
                       data=data)
     if fmt == "md":

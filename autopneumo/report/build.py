@@ -147,8 +147,9 @@ class ReportBuilder:
             for text in notes:
                 self.note("data", text)
             if self._dataset is None and notes:  # the figures it costs are not silent
-                print(f"note: {notes[0]} The report has no Grad-CAM, sample images or "
-                      "augmentation preview.", file=sys.stderr)
+                lost = ("Grad-CAM, sample images or augmentation preview" if self.opt.pixels
+                        else "Grad-CAM focus numbers")
+                print(f"note: {notes[0]} The report has no {lost}.", file=sys.stderr)
         return self._dataset
 
     # --- 1. headline ------------------------------------------------------------------
