@@ -61,6 +61,13 @@ def test_every_public_name_is_listed_and_resolves():
     assert issubclass(RunsError, autopneumo.UserError)
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter (TensorFlow not yet imported), threads unset."""
+    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True, timeout=300, check=True)
+
+
 def test_a_library_call_sizes_tensorflows_thread_pools_as_the_cli_does():
     """The API review's B3: from Python, Keras was imported (by the family modules, or by
     ``search`` itself) before TensorFlow was imported quietly, so its thread pools were
@@ -72,9 +79,7 @@ def test_a_library_call_sizes_tensorflows_thread_pools_as_the_cli_does():
             "from autopneumo.backend import usable_cores\n"
             "print(tf.config.threading.get_intra_op_parallelism_threads(),"
             " tf.get_logger().level, usable_cores())\n")
-    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
-    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
-                         text=True, timeout=300, check=True)
+    out = _python(code)
     intra, level, cores = (int(x) for x in out.stdout.split()[-3:])
     assert (intra, level) == (cores, 40)  # logging.ERROR
     assert "cuda" not in out.stderr.lower()  # the import's CUDA probe stays hidden
@@ -88,10 +93,7 @@ def test_a_host_programs_own_thread_and_logger_settings_are_kept():
             "autopneumo.FAMILIES.names()\n"
             "print(tf.config.threading.get_intra_op_parallelism_threads(),"
             " tf.get_logger().level)\n")
-    environ = {k: v for k, v in os.environ.items() if k != "AUTOPNEUMO_THREADS"}
-    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
-                         text=True, timeout=300, check=True)
-    assert out.stdout.split()[-2:] == ["1", "20"]  # logging.INFO, as the host set it
+    assert _python(code).stdout.split()[-2:] == ["1", "20"]  # logging.INFO, as the host set it
 
 
 def test_trials_of_a_family_not_registered_here_are_named_not_hidden(tmp_path):
