@@ -217,12 +217,20 @@ def _run_search(config) -> None:
 
     config.validate()
     resolve_spaces(config)  # unknown names and bad space files fail before the data loads
-    with SearchProgress() as progress:
-        records = run_search(config, progress=progress)
+    from .errors import SearchError
+
+    try:
+        with SearchProgress() as progress:
+            records = run_search(config, progress=progress)
+    except SearchError as exc:  # none completed: the count, then the error's line
+        if exc.records is not None:
+            click.echo(f"{config.project}: 0 completed, {len(exc.records)} failed trials in "
+                       f"{config.runs_dir}")
+        raise
     done = [r for r in records if r.get("status") == "completed"]
     click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
                f"trials in {config.runs_dir}; next: autopneumo leaderboard --runs-dir "
-               f"{config.runs_dir}")  # none completed: search raised SearchError
+               f"{config.runs_dir}")
 
 
 @main.command()

@@ -92,9 +92,9 @@ class Registry:
             self._loaded = True
             for info in pkgutil.iter_modules(package.__path__):
                 if not info.name.startswith("_"):
-                    self._import(f"{self._package}.{info.name}", importlib.import_module)
+                    self._import(f"{self._package}.{info.name}")
             for module in self._plugins():
-                self._import(module, importlib.import_module)
+                self._import(module)
 
     def _plugins(self) -> list[str]:
         """Plugin modules: the entry points of this registry's group (installed packages),
@@ -107,12 +107,12 @@ class Registry:
         modules += [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
         return list(dict.fromkeys(modules))
 
-    def _import(self, module: str, load: Callable[[str], Any]) -> None:
+    def _import(self, module: str) -> None:
         if module in _FAILED:  # a plugin both registries list: tried, and said, once
             self._broken[module] = _FAILED[module]
             return
         try:
-            load(module)
+            importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - someone's module: say so, go on
             why = str(exc).splitlines()[0] if str(exc) else ""
             self._broken[module] = _FAILED[module] = f"{type(exc).__name__}: {why}"

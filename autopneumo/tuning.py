@@ -253,12 +253,12 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     return {"family": family, "policy": policy, "spaces": spaces}
 
 
-# what hypermodel.train and build_model accept for each training hyperparameter
 def _number(value: Any) -> bool:
     """A number, and not true/false (which Python counts as 1 and 0)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# what hypermodel.train and build_model accept for each training hyperparameter
 TRAINING_VALUES: dict[str, ValueRule] = {
     "batch_size": ValueRule(positive_int, "a positive integer"),
     "epochs": ValueRule(positive_int, "a positive integer"),
@@ -527,7 +527,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
         else:
             kwargs["distribution_strategy"] = strategy
     deadline = started + config.time_budget if config.time_budget else None
-    hypermodel.declaring = True  # a builder that fails here fails at the spaces' first values
+    hypermodel.declaring = True  # a builder failing as the tuner is made: one SpaceError line
     with contextlib.redirect_stdout(sys.stderr):  # keras-tuner's "Reloading Tuner from ..."
         tuner = _tuner_class(config.tuner)(
             hypermodel,
@@ -774,31 +774,34 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
     id, on every rerun). A trial folder keras-tuner made just before a kill, whose trial
     the oracle never recorded (it writes trial.json first), is removed: it has no record,
     and left there it was never run again (the search ended one trial short)."""
+    from .evaluation import RECORD_FILE
+
     oracle = project_dir / "oracle.json"
-    for path in [oracle, *project_dir.glob("tuner*.json"),
-                 *project_dir.glob("trial_*/trial.json")]:
+    trial_files = list(project_dir.glob("trial_*/trial.json"))
+    state: Any = {}
+    for path in [oracle, *project_dir.glob("tuner*.json"), *trial_files]:
         if not path.is_file():
             continue
         try:
-            json.loads(path.read_text(encoding="utf-8"))
+            parsed = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RunsError(f"{path}: keras-tuner's state is unreadable ({exc}); this project "
                             "cannot resume: restore the file or use another --runs-dir") from exc
+        if path == oracle:
+            state = parsed
     if not owner:
         return
-    state = json.loads(oracle.read_text(encoding="utf-8")) if oracle.is_file() else {}
     started = [str(i) for i in (state.get("start_order") or [])] if isinstance(state,
                                                                                 dict) else []
-    folders = {p.parent.name.removeprefix("trial_"): p.parent
-               for p in project_dir.glob("trial_*/trial.json")}
-    recorded = [i for i, f in folders.items() if (f / RECORD_FILE_NAME).exists()]
+    folders = {p.parent.name.removeprefix("trial_"): p.parent for p in trial_files}
+    recorded = [i for i, f in folders.items() if (f / RECORD_FILE).exists()]
     if not oracle.is_file() and recorded:
         raise RunsError(
             f"{oracle}: missing, but the project holds {len(recorded)} recorded trial(s): "
             "keras-tuner would start again from trial 0 over them; restore it, or search "
             "into another --runs-dir (the leaderboard and report read several)")
     for trial_id, folder in sorted(folders.items()):
-        if trial_id not in started and not (folder / RECORD_FILE_NAME).exists():
+        if trial_id not in started and trial_id not in recorded:
             shutil.rmtree(folder)  # begun as the process was killed: run again
             print(f"note: {folder.name} was begun but never recorded (the search was killed "
                   "as it started); it is run again", file=sys.stderr)
@@ -810,9 +813,6 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
             f"{len(started)} trials keras-tuner started); resumed, keras-tuner would "
             "number new trials into existing folders: restore it, or search into "
             "another --runs-dir (the leaderboard and report read several)")
-
-
-RECORD_FILE_NAME = "record.json"  # evaluation.RECORD_FILE, without importing Keras here
 
 
 def _atomic_tuner_state() -> None:

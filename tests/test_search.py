@@ -573,6 +573,7 @@ def test_a_search_whose_every_trial_failed_exits_non_zero(tiny_kermany, tmp_path
         "--tuner", "random", "--max-trials", "1", "--epochs", "1", "--image-size", "32",
         "--runs-dir", str(tmp_path / "runs"), "--space", str(space)])
     assert result.exit_code == 1, result.output  # as a search stopped by failures
+    assert f"base_cnn__none: 0 completed, 1 failed trials in {tmp_path / 'runs'}" in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: base_cnn__none: no trial completed (the first failure: ")
     assert last.endswith("loss became nan in epoch 1)")
