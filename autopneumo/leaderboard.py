@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +55,10 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     mistyped path is not "no trials yet")."""
     from .errors import OptionError
     from .paths import require_runs_dir
+    from .spaces import positive_int
 
     require_runs_dir(runs_dir)
-    if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral)
-                            or top < 1):
+    if top is not None and not positive_int(top):
         raise OptionError(f"--top must be a positive integer, got {top!r}")
     skipped: list[str] = []
     records = read_records(runs_dir, skipped)

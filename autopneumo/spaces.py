@@ -19,6 +19,7 @@ Every error names the file, the key, what is wrong and the line.
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,14 +237,13 @@ def _on_grid(value: float, lo: float, step: float) -> bool:
 
 def _in_domain(spec: Any, value: Any) -> bool:
     """Whether a hyperparameter (a condition's parent) can take ``value``."""
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if spec.type == "boolean":
         return isinstance(value, bool)
     if spec.type == "fixed":
         return _same(value, spec.value)
     if spec.type == "choice":
         return any(_same(value, v) for v in spec.values)
-    if not numeric or not spec.min <= value <= spec.max:
+    if not is_number(value) or not spec.min <= value <= spec.max:
         return False
     if spec.type == "int" and value != int(value):
         return False
@@ -255,7 +255,7 @@ def _in_domain(spec: Any, value: Any) -> bool:
 def _same(a: Any, b: Any) -> bool:
     """Equal and of one kind: numbers with numbers (1 and 1.0), never True with 1."""
     def kind(v):
-        return "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else "str"
+        return "bool" if isinstance(v, bool) else "number" if is_number(v) else "str"
 
     return kind(a) == kind(b) and a == b
 
@@ -357,14 +357,22 @@ def one_of(*allowed: Any) -> ValueRule:
     return ValueRule(lambda v: v in allowed, "one of " + ", ".join(map(str, allowed)))
 
 
+def is_number(value: Any) -> bool:
+    """A number, and not true/false (which Python counts as 1 and 0)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_integer(value) and value >= 1
 
 
 _KINDS = {
-    int: ValueRule(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    float: ValueRule(lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-                     "a number"),
+    int: ValueRule(is_integer, "an integer"),
+    float: ValueRule(is_number, "a number"),
     bool: ValueRule(lambda v: isinstance(v, bool), "true or false"),
     str: ValueRule(lambda v: isinstance(v, str), "a string"),
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import numbers
 import shutil
 import sys
 import time
@@ -22,7 +21,7 @@ from .backend import frozen_heap, import_tensorflow_quietly, kept_random_state
 from .errors import OptionError, RunsError, SearchError, SpaceError
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
-from .spaces import ValueRule, one_of, positive_int
+from .spaces import ValueRule, is_integer, is_number, one_of, positive_int
 
 DEADLINE_LOG = "stopped_at_deadline"  # in a trial's history: the time budget ended its fit
 
@@ -129,10 +128,9 @@ def _check_types(config: SearchConfig) -> None:
     deep in the search."""
     for name in _INTS + _NUMBERS:
         value = getattr(config, name)
-        kinds = (numbers.Integral,) if name in _INTS else (numbers.Real,)
         if value is None and name in _OPTIONAL:
             continue
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        if not (is_integer if name in _INTS else is_number)(value):
             kind = "an integer" if name in _INTS else "a number"
             hint = " of seconds (parse_duration reads '30m')" if name == "time_budget" else ""
             raise OptionError(f"SearchConfig.{name} must be {kind}{hint}, got {value!r}")
@@ -253,11 +251,6 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
     return {"family": family, "policy": policy, "spaces": spaces}
 
 
-def _number(value: Any) -> bool:
-    """A number, and not true/false (which Python counts as 1 and 0)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 # what hypermodel.train and build_model accept for each training hyperparameter
 TRAINING_VALUES: dict[str, ValueRule] = {
     "batch_size": ValueRule(positive_int, "a positive integer"),
@@ -265,9 +258,9 @@ TRAINING_VALUES: dict[str, ValueRule] = {
     # Keras' early stopping stops at patience 0 exactly as at 1: 0 would only mislead
     "patience": ValueRule(positive_int, "a whole number >= 1 (epochs in a row without a "
                                         "better validation objective)"),
-    "learning_rate": ValueRule(lambda v: _number(v) and v > 0, "a positive number"),
-    "label_smoothing": ValueRule(lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "crop": ValueRule(lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "learning_rate": ValueRule(lambda v: is_number(v) and v > 0, "a positive number"),
+    "label_smoothing": ValueRule(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "crop": ValueRule(lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
     "optimizer": one_of("adam", "adamw", "sgd"),
     "schedule": one_of("constant", "cosine"),
     "loss": one_of("bce", "focal"),

@@ -14,7 +14,6 @@ between the top two; provenance. Modules:
 
 from __future__ import annotations
 
-import numbers
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pandas as pd
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import OptionError
 from ..paths import require_runs_dir
+from ..spaces import positive_int
 from .build import SECTIONS, Options, ReportBuilder
 from .figures import family_policy_heatmap
 from .markdown import markdown_summary
@@ -59,7 +59,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     """
     if fmt not in ("html", "md"):
         raise OptionError(f"unknown report format {fmt!r}: use 'html' or 'md'")
-    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1:
+    if not positive_int(top):
         raise OptionError(f"--top must be a positive integer, got {top!r}")
     require_runs_dir(runs_dir)  # a mistyped path is not an empty report
     if data is not None and not Path(data).exists():
