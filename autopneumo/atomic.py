@@ -57,19 +57,25 @@ def _host_tag() -> str:
 HOST_TAG = _host_tag()
 
 
-def _remove_dead_temps(path: Path) -> None:
-    """Temp files of ``path`` left by a writer on this host whose process is gone (killed
-    mid-write): up to a whole cache file each (96 MB at 128 px), never cleaned before."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(HOST_TAG)}-(\d+)\.[^.]+\.tmp$")
+def left_by_dead_writers(folder: Path, prefix: str) -> list[Path]:
+    """What writers on this host whose process is gone (killed mid-write) left in
+    ``folder``: entries named ``{prefix}{HOST_TAG}-{pid}``, with or without a suffix."""
+    pattern = re.compile(rf"^{re.escape(prefix)}{re.escape(HOST_TAG)}-(\d+)(?:\..*)?$")
     try:
-        names = [e.name for e in os.scandir(path.parent) if e.name.endswith(".tmp")]
+        names = [e.name for e in os.scandir(folder)]
     except OSError:
-        return
-    for name in names:
-        found = pattern.match(name)
-        if found and int(found[1]) != os.getpid() and not process_alive(int(found[1])):
-            with contextlib.suppress(OSError):
-                os.unlink(path.parent / name)
+        return []
+    found = [(name, pattern.match(name)) for name in names]
+    return [folder / name for name, match in found
+            if match and int(match[1]) != os.getpid() and not process_alive(int(match[1]))]
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Temp files of ``path`` left by killed writers: up to a whole cache file each (96 MB
+    at 128 px), never cleaned before."""
+    for temp in left_by_dead_writers(path.parent, f".{path.name}."):
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def _umask() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .atomic import HOST_TAG, atomic_write_json
+from .atomic import HOST_TAG, atomic_write_json, left_by_dead_writers
 from .backend import predict_batches
 from .data.download import file_digest
 from .data.images import IMAGE_SUFFIXES, is_dicom
@@ -24,7 +23,6 @@ from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard, search_trials, unregistered_note
-from .locking import process_alive
 from .paths import require_runs_dir
 
 CARD_FILE = "model_card.json"
@@ -255,11 +253,8 @@ def _remove_export_entry(path: Path) -> None:
 def _remove_dead_exports(out: Path) -> None:
     """The staging and set-aside folders of exports to ``out`` that were killed (their
     process is gone): a full model copy each."""
-    name = glob.escape(out.name)
-    for folder in [*out.parent.glob(f".{name}.export-{glob.escape(HOST_TAG)}-*"),
-                   *out.parent.glob(f".{name}.old-{glob.escape(HOST_TAG)}-*")]:
-        pid = folder.name.rsplit("-", 1)[-1]  # this host's, whose process is gone
-        if pid.isdigit() and not process_alive(int(pid)):
+    for kind in ("export", "old"):
+        for folder in left_by_dead_writers(out.parent, f".{out.name}.{kind}-"):
             shutil.rmtree(folder, ignore_errors=True)
 
 
