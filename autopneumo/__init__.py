@@ -11,7 +11,9 @@ The same functions the CLI calls::
     autopneumo.Predictor("winner/").predict(["scan.dcm"])  # a model loaded once
 
 Bad input raises ``autopneumo.UserError`` (its subclasses name the kind), with the
-one-line message the CLI prints.
+one-line message the CLI prints. What does not stop the work but bears on its numbers
+(images skipped, test images also in training, an option ignored) is issued as an
+``autopneumo.AutopneumoWarning`` with the ``warnings`` module.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _LAZY = {
     "run_study": ("autopneumo.study", "run_study"),
     "check_shortcuts": ("autopneumo.shortcuts", "check_shortcuts"),
     "UserError": ("autopneumo.errors", "UserError"),
+    "AutopneumoWarning": ("autopneumo.errors", "AutopneumoWarning"),
     "FAMILIES": ("autopneumo.registry", "FAMILIES"),
     "POLICIES": ("autopneumo.registry", "POLICIES"),
 }

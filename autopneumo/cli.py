@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from .errors import UserError
+from .errors import AutopneumoWarning, UserError
 from .paths import DATA_ENV, DEFAULT_REPORT_DIR, DEFAULT_RUNS_DIR, require_runs_dir
 
 if TYPE_CHECKING:  # the command line imports pandas only in the commands that use it
@@ -24,8 +26,8 @@ class _Group(click.Group):
         from .interrupts import keep_ctrl_c, term_as_ctrl_c
 
         try:
-            with keep_ctrl_c(), term_as_ctrl_c():  # not even one inside gc is lost
-                return super().invoke(ctx)
+            with keep_ctrl_c(), term_as_ctrl_c(), _warnings_as_lines():
+                return super().invoke(ctx)  # (keep_ctrl_c: not even one inside gc is lost)
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -38,6 +40,24 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(130)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Each autopneumo warning as one ``warning: ...`` / ``note: ...`` line on stderr, every
+    time it is issued; other warnings as Python shows them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AutopneumoWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, AutopneumoWarning):
+                click.echo(f"{category.label}: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _os_error(exc: OSError) -> str:

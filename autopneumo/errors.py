@@ -6,9 +6,16 @@
 - A failed trial is keras-tuner's business (``keras_tuner.errors.FailedTrialError``):
   the trial is marked failed and the search goes on.
 - Anything else is a bug and keeps its traceback.
+
+What does not stop a command but must reach whoever reads its numbers (images skipped, test
+images also in training, an option ignored) is an ``AutopneumoWarning`` issued with the
+``warnings`` module: the CLI prints each as one ``warning:`` (or ``note:``) line on stderr;
+from Python it can be filtered, recorded or turned into an error like any warning.
 """
 
 from __future__ import annotations
+
+import warnings
 
 
 class UserError(Exception):
@@ -46,3 +53,23 @@ class SearchError(UserError):
     def __init__(self, message: str, records: list | None = None):
         super().__init__(message)
         self.records = records
+
+
+class AutopneumoWarning(UserWarning):
+    """Something a reader of the numbers must know that did not stop the command; the CLI
+    prints it as ``warning: MESSAGE``."""
+
+    label = "warning"
+
+
+class AutopneumoNote(AutopneumoWarning):
+    """What autopneumo did on its own that the user may want to know (a stale figure
+    removed, a trial begun as a search was killed run again); the CLI prints ``note: ...``."""
+
+    label = "note"
+
+
+def warn(message: str, category: type[AutopneumoWarning] = AutopneumoWarning) -> None:
+    """Issue ``message`` as an autopneumo warning (``stacklevel`` names the caller's caller:
+    the library function whose work it concerns)."""
+    warnings.warn(message, category, stacklevel=3)

@@ -15,13 +15,12 @@ import importlib
 import inspect
 import os
 import pkgutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionError
+from .errors import OptionError, warn
 from .paths import spaces_dir
 
 
@@ -116,7 +115,7 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - someone's module: say so, go on
             why = str(exc).splitlines()[0] if str(exc) else ""
             self._broken[module] = _FAILED[module] = f"{type(exc).__name__}: {why}"
-            print(f"warning: {module} not loaded ({self._broken[module]})", file=sys.stderr)
+            warn(f"{module} not loaded ({self._broken[module]})")
 
     def names(self, pattern: str = "*") -> list[str]:
         self._load()

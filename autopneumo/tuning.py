@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import frozen_heap, import_tensorflow_quietly, kept_random_state
-from .errors import OptionError, RunsError, SearchError, SpaceError
+from .errors import AutopneumoNote, OptionError, RunsError, SearchError, SpaceError, warn
 from .interrupts import defer_ctrl_c, keep_ctrl_c
 from .paths import DEFAULT_RUNS_DIR
 from .spaces import ValueRule, is_integer, is_number, one_of, positive_int
@@ -516,7 +516,7 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
 
         strategy = mirrored_strategy(config.devices)
         if strategy is None:
-            print("--strategy mirrored: no GPU found, training on the CPU", file=sys.stderr)
+            warn("--strategy mirrored: no GPU found, training on the CPU")
         else:
             kwargs["distribution_strategy"] = strategy
     deadline = started + config.time_budget if config.time_budget else None
@@ -633,14 +633,14 @@ def _gpu_options(config: SearchConfig) -> tuple[bool, bool, bool]:
     if not gpu_names():
         names = [o for o, on in asked if on]
         listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-        print(f"{listed}: no GPU found, ignored (training on the CPU)", file=sys.stderr)
+        warn(f"{listed}: no GPU found, ignored (training on the CPU)")
         return False, False, False
     from .data.device import device_supported
 
     on_device = config.data_on_device
     if on_device and not device_supported():
-        print(f"--data-on-device: needs KERAS_BACKEND=jax (the {keras_backend()} backend "
-              "copies device batches back to the host), ignored", file=sys.stderr)
+        warn(f"--data-on-device: needs KERAS_BACKEND=jax (the {keras_backend()} backend "
+             "copies device batches back to the host), ignored")
         on_device = False
     return config.mixed_precision, config.jit, on_device
 
@@ -649,27 +649,25 @@ def _warn_about_data(dataset) -> None:
     """Problems that do not stop a search but that a reader of its numbers must know."""
     manifest = dataset.manifest
     if manifest.get("source") == "medmnist":
-        print("note: a MedMNIST .npz keeps its official train/val/test split (--val-fraction "
-              "does not apply) and has no patient ids (intervals resample images)",
-              file=sys.stderr)
+        warn("a MedMNIST .npz keeps its official train/val/test split (--val-fraction does not "
+             "apply) and has no patient ids (intervals resample images)", AutopneumoNote)
     unreadable = manifest.get("unreadable") or []
     if unreadable:
         names = ", ".join(u["file"] for u in unreadable[:5])
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
-        print(f"warning: skipped {len(unreadable)} unreadable image(s): {names}{more}",
-              file=sys.stderr)
+        warn(f"skipped {len(unreadable)} unreadable image(s): {names}{more}")
     ignored = manifest.get("ignored") or []
     if ignored:
-        from .data.images import IMAGE_SUFFIXES, suffix_list
+        from .data.images import RASTER_SUFFIXES, suffix_list
 
-        print(f"note: {len(ignored)} file(s) in the data folder are not read, neither images "
-              f"by their suffix nor DICOM by their content ({suffix_list(ignored)}); training "
-              f"reads {'/'.join(IMAGE_SUFFIXES)} and DICOM files whatever their name "
-              "(`autopneumo data check` lists them)", file=sys.stderr)
+        warn(f"{len(ignored)} file(s) in the data folder are not read, neither images by "
+             f"their suffix nor DICOM by their content ({suffix_list(ignored)}); training "
+             f"reads {'/'.join(RASTER_SUFFIXES)} files and DICOM files whatever their name "
+             "(`autopneumo data check` lists them)", AutopneumoNote)
     shared = manifest.get("test_images_also_in_train_or_val") or 0
     if shared:
-        print(f"warning: {shared} test image(s) also occur in train/val (identical pixels at "
-              f"{manifest['image_size']} px); their test numbers are optimistic", file=sys.stderr)
+        warn(f"{shared} test image(s) also occur in train/val (identical pixels at "
+             f"{manifest['image_size']} px); their test numbers are optimistic")
 
 
 def parse_duration(text: str, option: str = "--time-budget") -> float:
@@ -796,8 +794,8 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
     for trial_id, folder in sorted(folders.items()):
         if trial_id not in started and trial_id not in recorded:
             shutil.rmtree(folder)  # begun as the process was killed: run again
-            print(f"note: {folder.name} was begun but never recorded (the search was killed "
-                  "as it started); it is run again", file=sys.stderr)
+            warn(f"{folder.name} was begun but never recorded (the search was killed as it "
+                 "started); it is run again", AutopneumoNote)
             del folders[trial_id]
     gone = [i for i in started if i not in folders]
     if gone:

@@ -202,22 +202,23 @@ def test_augment_preview_writes_a_grid(tiny_kermany, tmp_path):
                           f"{afile}: File exists")
 
 
-def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu(capsys):
+def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu():
     import tensorflow as tf
 
     from autopneumo.distributed import mirrored_strategy
+    from autopneumo.errors import AutopneumoWarning
     from autopneumo.tuning import SearchConfig, _gpu_options
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this checks the CPU behaviour")
     import keras
 
-    assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) == (
-        False, False, False)  # (mixed precision, XLA, data on device)
-    assert "--mixed-precision and --jit: no GPU found, ignored" in capsys.readouterr().err
-    assert _gpu_options(SearchConfig("base_cnn", "none", data_on_device=True)) == (
-        False, False, False)
-    assert "--data-on-device: no GPU found, ignored" in capsys.readouterr().err
+    with pytest.warns(AutopneumoWarning, match="--mixed-precision and --jit: no GPU found, ignored"):
+        assert _gpu_options(SearchConfig("base_cnn", "none", mixed_precision=True, jit=True)) == (
+            False, False, False)  # (mixed precision, XLA, data on device)
+    with pytest.warns(AutopneumoWarning, match="--data-on-device: no GPU found, ignored"):
+        assert _gpu_options(SearchConfig("base_cnn", "none", data_on_device=True)) == (
+            False, False, False)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert mirrored_strategy(2) is None
 
@@ -649,21 +650,27 @@ def test_a_flat_16bit_image_is_flagged_nearly_blank_before_its_stretch(tmp_path)
     assert pd.isna(warnings["xray16.png"])
 
 
-def test_a_search_says_which_files_in_the_data_folder_it_does_not_read(capsys):
+def test_a_search_says_which_files_in_the_data_folder_it_does_not_read():
     """The README review's U4: a .tif in a training folder was dropped without a word (only
     `data check` listed it), while predict reads .tif files."""
+    import warnings
     from types import SimpleNamespace
 
+    from autopneumo.errors import AutopneumoNote
     from autopneumo.tuning import _warn_about_data
 
-    _warn_about_data(SimpleNamespace(manifest={
-        "source": "kermany", "ignored": ["train/NORMAL/a.tif", "train/NORMAL/notes.txt",
-                                         "test/PNEUMONIA/b.tif"]}))
-    err = capsys.readouterr().err
-    assert "note: 3 file(s) in the data folder are not read, neither images by their suffix " \
-           "nor DICOM by their content (.tif, .txt)" in err
-    _warn_about_data(SimpleNamespace(manifest={"source": "kermany", "ignored": []}))
-    assert capsys.readouterr().err == ""
+    with pytest.warns(AutopneumoNote) as said:
+        _warn_about_data(SimpleNamespace(manifest={
+            "source": "kermany", "ignored": ["train/NORMAL/a.tif", "train/NORMAL/notes.txt",
+                                             "test/PNEUMONIA/b.tif"]}))
+    assert [str(w.message) for w in said] == [
+        "3 file(s) in the data folder are not read, neither images by their suffix nor DICOM "
+        "by their content (.tif, .txt); training reads .jpeg/.jpg/.png files and DICOM files "
+        "whatever their name (`autopneumo data check` lists them)"]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _warn_about_data(SimpleNamespace(manifest={"source": "kermany", "ignored": []}))
+    assert said == []
 
 
 def test_data_check_names_the_files_it_does_not_read(tmp_path):
@@ -719,3 +726,61 @@ def test_spaces_checks_every_file_without_data_and_names_each_problem(tmp_path):
     assert len(lines) == 2, bad.output
     assert "resnet18.yaml: hyperparameters.widht: unknown hyperparameter" in lines[0]
     assert "geometric.yaml: hyperparameters.rotation: min (0.3) > max (0.1)" in lines[1]
+
+
+def test_library_warnings_are_one_line_each_on_the_command_line(capsys):
+    """The API review's leftover: the library printed its warnings to stderr, which a Python
+    caller could neither filter nor record. They are AutopneumoWarnings now; the CLI still
+    shows each as one `warning:` / `note:` line, every time it is issued, and leaves other
+    warnings to Python."""
+    import warnings
+
+    from autopneumo.cli import _warnings_as_lines
+    from autopneumo.errors import AutopneumoNote, warn
+
+    with pytest.warns(FutureWarning, match="someone else's") as others, _warnings_as_lines():
+        for _ in range(2):
+            warn("skipped 1 unreadable image(s): a.jpeg")
+        warn("trial_3 was begun but never recorded", AutopneumoNote)
+        warnings.warn("someone else's", FutureWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: skipped 1 unreadable image(s): a.jpeg"] * 2 + [
+        "note: trial_3 was begun but never recorded"]
+    assert [w.category for w in others] == [FutureWarning]  # left to Python
+
+
+def test_a_python_caller_can_filter_autopneumo_warnings():
+    import warnings
+    from types import SimpleNamespace
+
+    import autopneumo
+    from autopneumo.tuning import _warn_about_data
+
+    dataset = SimpleNamespace(manifest={"source": "kermany", "image_size": 64,
+                                        "test_images_also_in_train_or_val": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", autopneumo.AutopneumoWarning)
+        with pytest.raises(autopneumo.AutopneumoWarning, match="2 test image"):
+            _warn_about_data(dataset)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=autopneumo.AutopneumoWarning)
+        _warn_about_data(dataset)
+    assert said == []
+
+
+def test_the_command_line_shows_a_plugin_that_did_not_load_as_one_warning_line(tmp_path):
+    """End to end, in a fresh process whose PYTHONWARNINGS would hide every warning."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AUTOPNEUMO_PLUGINS": "not_installed_anywhere_xyz",
+           "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "autopneumo", "families"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if "not_installed_anywhere_xyz" in line]
+    assert said == ["warning: not_installed_anywhere_xyz not loaded (ModuleNotFoundError: No "
+                    "module named 'not_installed_anywhere_xyz')"]
+    assert "base_cnn" in done.stdout

@@ -12,6 +12,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,6 +31,7 @@ from sklearn.metrics import (
 )
 
 from autopneumo.atomic import atomic_write_json
+from autopneumo.errors import AutopneumoNote, AutopneumoWarning
 from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
 from autopneumo.report import write_report
 from autopneumo.report.stats import at_prevalence, binomial_two_sided, curve, paired_differences
@@ -720,7 +722,7 @@ def test_pixel_sections_with_a_real_model(real_run, tmp_path):
         assert f'id="fig-{name}"' not in page
 
 
-def test_a_report_on_moved_data_says_so_and_takes_its_new_place(real_run, tmp_path, capsys):
+def test_a_report_on_moved_data_says_so_and_takes_its_new_place(real_run, tmp_path):
     """The fault review's F9: with the data folder moved, the pixel figures and Grad-CAM
     left the report with no word on the terminal, and report had no --data."""
     import shutil
@@ -736,15 +738,16 @@ def test_a_report_on_moved_data_says_so_and_takes_its_new_place(real_run, tmp_pa
         if isinstance(record.get("data"), dict):
             record["data"]["path"] = gone
         path.write_text(json.dumps(record))
-    capsys.readouterr()
-    write_report(runs, tmp_path / "r1")
-    err = capsys.readouterr().err
-    assert (f"note: Data folder {gone} is not available here (if it moved, report --data "
-            "gives its new place). The report has no Grad-CAM, sample images or augmentation "
-            "preview.") in err
+    with pytest.warns(AutopneumoNote) as said:
+        write_report(runs, tmp_path / "r1")
+    assert (f"Data folder {gone} is not available here (if it moved, report --data gives its "
+            "new place). The report has no Grad-CAM, sample images or augmentation preview."
+            ) in [str(w.message) for w in said]
     assert not (tmp_path / "r1" / "figures" / "gradcam.png").exists()
-    write_report(runs, tmp_path / "r2", data=moved)  # where it is now
-    assert capsys.readouterr().err == ""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", AutopneumoWarning)
+        write_report(runs, tmp_path / "r2", data=moved)  # where it is now
+    assert [w for w in said if issubclass(w.category, AutopneumoWarning)] == []
     for name in ("samples", "augmentation", "gradcam"):
         assert (tmp_path / "r2" / "figures" / f"{name}.png").is_file(), name
     with pytest.raises(OptionError, match="^--data /nowhere: not found$"):
@@ -1000,8 +1003,7 @@ def test_the_pixel_sections_data_check_takes_content_and_legacy_hashes(tmp_path)
                      f"(hash {current[:12]}, the record says 000000000000)."]
 
 
-def test_a_no_pixels_markdown_report_removes_an_earlier_reports_pixel_figures(report, tmp_path,
-                                                                          capsys):
+def test_a_no_pixels_markdown_report_removes_an_earlier_reports_pixel_figures(report, tmp_path):
     """--format md --no-pixels into a folder that held a report with X-ray figures removes
     those figures and the page that embeds them, and says so; a page without them stays."""
     out = tmp_path / "shared"
@@ -1009,11 +1011,12 @@ def test_a_no_pixels_markdown_report_removes_an_earlier_reports_pixel_figures(re
     for name in ("samples", "gradcam", "roc"):
         (out / "figures" / f"{name}.png").write_bytes(b"png")
     (out / "index.html").write_text('<img id="fig-samples" src="data:image/png;base64,AA">')
-    write_report(report.runs, out, fmt="md", pixels=False)
+    with pytest.warns(AutopneumoNote) as said:
+        write_report(report.runs, out, fmt="md", pixels=False)
     assert not (out / "figures" / "samples.png").exists()
     assert not (out / "figures" / "gradcam.png").exists() and not (out / "index.html").exists()
     assert (out / "figures" / "roc.png").exists()
-    assert f"removed {out / 'index.html'}" in capsys.readouterr().err
+    assert any(str(w.message).startswith(f"removed {out / 'index.html'}") for w in said)
     (out / "index.html").write_text('<img id="fig-roc" src="data:image/png;base64,AA">')
     write_report(report.runs, out, fmt="md", pixels=False)
     assert (out / "index.html").exists()

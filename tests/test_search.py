@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
 from autopneumo.backend import custom_gradient_names
-from autopneumo.errors import OptionError, RunsError
+from autopneumo.errors import AutopneumoNote, OptionError, RunsError
 from autopneumo.objective import precision_at_recall
 from autopneumo.tuning import SearchConfig, search
 from tests.tiny_spaces import small_cnn
@@ -859,7 +859,7 @@ def test_hyperband_runs_all_its_brackets_unless_max_trials_is_given(tmp_path, mo
 
 
 def test_a_medmnist_search_says_its_split_is_official_and_its_intervals_resample_images(
-        tmp_path, capsys):
+        tmp_path):
     """A .npz has its own validation split and no patient ids: the search says so, and its
     records say their intervals resample images (a Kermany search's resample patients)."""
     from tests.test_data_loading import _medmnist
@@ -868,13 +868,14 @@ def test_a_medmnist_search_says_its_split_is_official_and_its_intervals_resample
     _medmnist(npz, n=(40, 12, 12))
     space = tmp_path / "small_cnn.yaml"
     space.write_text(SMALL_CNN)
-    [record] = search(SearchConfig("base_cnn", "none", data=npz, tuner="random", max_trials=1,
-                                   epochs=1, image_size=32, runs_dir=tmp_path / "runs",
-                                   spaces=[space]))
+    with pytest.warns(AutopneumoNote, match=re.escape(
+            "a MedMNIST .npz keeps its official train/val/test split (--val-fraction does not "
+            "apply)")):
+        [record] = search(SearchConfig("base_cnn", "none", data=npz, tuner="random",
+                                       max_trials=1, epochs=1, image_size=32,
+                                       runs_dir=tmp_path / "runs", spaces=[space]))
     assert record["status"] == "completed", record.get("traceback")
     assert record["test_ci_resampled"] == "images"
-    assert ("note: a MedMNIST .npz keeps its official train/val/test split (--val-fraction "
-            "does not apply)") in capsys.readouterr().err
 
 
 def test_the_evaluation_scores_test_precision_at_the_runs_own_recall_target(tiny_kermany,

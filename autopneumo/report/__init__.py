@@ -14,14 +14,13 @@ between the top two; provenance. Modules:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import OptionError
+from ..errors import AutopneumoNote, OptionError, warn
 from ..paths import require_runs_dir
 from ..spaces import positive_int
 from .build import SECTIONS, Options, ReportBuilder
@@ -103,8 +102,8 @@ def _remove_pixels(out: Path) -> None:
     for path in stale:
         if path.exists():
             path.unlink()
-            print(f"removed {path}: an earlier report's, which can show X-ray pixels "
-                  "(--no-pixels)", file=sys.stderr)
+            warn(f"removed {path}: an earlier report's, which can show X-ray pixels "
+                 "(--no-pixels)", AutopneumoNote)
 
 
 def _write_tables(builder: ReportBuilder, out: Path) -> list[Path]:

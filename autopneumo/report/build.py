@@ -11,7 +11,6 @@ import base64
 import math
 import re
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 
 from .. import __version__
 from ..backend import predict_batches
+from ..errors import AutopneumoNote, warn
 from ..evaluation import MODEL_FILE
 from ..leaderboard import data_hash_aliases
 from ..objective import calibration
@@ -149,7 +149,7 @@ class ReportBuilder:
             if self._dataset is None and notes:  # the figures it costs are not silent
                 lost = ("Grad-CAM, sample images or augmentation preview" if self.opt.pixels
                         else "Grad-CAM focus numbers")
-                print(f"note: {notes[0]} The report has no {lost}.", file=sys.stderr)
+                warn(f"{notes[0]} The report has no {lost}.", AutopneumoNote)
         return self._dataset
 
     # --- 1. headline ------------------------------------------------------------------
