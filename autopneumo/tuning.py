@@ -164,23 +164,51 @@ def epoch_cap(resolved: dict[str, Any]) -> int:
     return int(resolved["spaces"]["training"].defaults()["epochs"])
 
 
-def check_spaces() -> list[str]:
+def check_spaces(build: bool = False) -> list[str]:
     """Every registered family's and policy's search space and the training space,
     checked as a search checks them before it loads data (``autopneumo spaces``): one
-    line per problem, none when all are fine."""
+    line per problem, none when all are fine. ``build``: also build each family's model and
+    each policy's layers at the spaces' defaults, as keras-tuner does when a search makes
+    its tuner (a builder that fails there; seconds per family)."""
     from .errors import UserError
     from .registry import FAMILIES, POLICIES
 
     problems: dict[str, None] = {}  # in order, each once (training's is met by every pair)
     families, policies = FAMILIES.names(), POLICIES.names()
-    pairs = [(f, policies[0]) for f in families] + [(families[0], p) for p in policies[1:]]
-    for family, policy in pairs:
+    anchor = None  # the first family that builds with the first policy: the others build with it
+    for family, policy in [(f, policies[0]) for f in families] + [(None, p) for p in policies[1:]]:
+        family = family or anchor or families[0]
+        size = max(FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)
         try:
-            resolve_spaces(SearchConfig(family, policy, image_size=max(
-                FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)))
+            resolved = resolve_spaces(SearchConfig(family, policy, image_size=size))
+            if build and (policy == policies[0] or anchor):
+                _build_at_defaults(resolved, max(size, 32))
+                anchor = anchor or family
         except UserError as exc:
             problems[str(exc)] = None
     return list(problems)
+
+
+def _build_at_defaults(resolved: dict[str, Any], size: int) -> None:
+    """The model keras-tuner builds as it makes a search's tuner (every hyperparameter at
+    its default), on a stand-in split of two blank images; a failure is a SpaceError."""
+    import_tensorflow_quietly()
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+
+    from .data.dataset import Split
+    from .hypermodel import PneumoniaHyperModel
+
+    blank = Split(np.zeros((2, size, size, 1), np.uint8), np.array([0, 1], np.uint8),
+                  np.array(["a", "b"]), np.array(["a", "b"]))
+    hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"],
+                                     resolved["spaces"], blank, blank, 0.95)
+    hypermodel.declaring = True  # a failure is the search's one SpaceError line
+    try:
+        hypermodel.build(kt.HyperParameters())
+    finally:
+        keras.backend.clear_session()
 
 
 def resolve_spaces(config: SearchConfig) -> dict[str, Any]:

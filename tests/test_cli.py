@@ -728,6 +728,41 @@ def test_spaces_checks_every_file_without_data_and_names_each_problem(tmp_path):
     assert "geometric.yaml: hyperparameters.rotation: min (0.3) > max (0.1)" in lines[1]
 
 
+@pytest.mark.slow
+def test_spaces_build_catches_a_builder_that_fails_at_the_defaults(tmp_path):
+    """The extensibility review's leftover: a builder failing at a space's first values was
+    found only by a search, after the data loaded. `spaces --build` builds each family and
+    policy at its defaults, as keras-tuner does when it makes the tuner."""
+    import shutil
+
+    from autopneumo.paths import spaces_dir
+    from tests.tiny_spaces import small_cnn
+
+    folder = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), folder)
+    (folder / "families" / "base_cnn.yaml").write_text(
+        small_cnn().replace('value: "32"', 'value: "32-x"'))
+    geometric = folder / "augment" / "geometric.yaml"
+    valid = geometric.read_text()
+    geometric.write_text(valid.replace("zoom: {type: float, min: 0.0, max: 0.2, step: 0.05, "
+                                       "default: 0.1}", "zoom: {type: fixed, value: 2.0}"))
+    env = {"AUTOPNEUMO_SPACES": str(folder)}
+    assert run("spaces", env=env).exit_code == 0  # the files alone are valid
+    bad = run("spaces", "--build", env=env)
+    assert bad.exit_code == 2, bad.output
+    lines = [line for line in bad.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 2, bad.output  # each once: the policies with a family that builds
+    assert lines[0].startswith("Error: family base_cnn with policy combined cannot be built")
+    assert lines[0].endswith("ValueError: invalid literal for int() with base 10: 'x' (check "
+                             "the space files' values against the builders' arguments)")
+    assert lines[1].startswith("Error: family densenet121 with policy geometric cannot be built")
+    assert "'augment.zoom': 2.0" in lines[1]
+    (folder / "families" / "base_cnn.yaml").write_text(small_cnn())
+    geometric.write_text(valid)
+    good = run("spaces", "--build", env=env)
+    assert good.exit_code == 0 and "(each built at its defaults)" in good.output, good.output
+
+
 def test_library_warnings_are_one_line_each_on_the_command_line(capsys):
     """The API review's leftover: the library printed its warnings to stderr, which a Python
     caller could neither filter nor record. They are AutopneumoWarnings now; the CLI still
