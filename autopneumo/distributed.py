@@ -59,6 +59,28 @@ def wait_for_chief(address: str, seconds: float | None = None, say=None,
         time.sleep(interval)
 
 
+@contextlib.contextmanager
+def chief_answers_within(address: str, seconds: float | None = None) -> Iterator[None]:
+    """Worker side: each call to the chief waits ``seconds`` (``CHIEF_WAIT``) for an answer,
+    not keras-tuner's hour; a chief that stopped answering (killed, its host gone) is then
+    one ``SearchError`` line, not a worker holding its GPU for an hour and a gRPC
+    traceback. Its running trial is lost; a restarted chief hands it out again."""
+    import grpc
+    from keras_tuner.src.distribute import oracle_client
+
+    seconds = CHIEF_WAIT if seconds is None else seconds
+    saved, oracle_client.TIMEOUT = oracle_client.TIMEOUT, seconds
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code().name if hasattr(exc, "code") else type(exc).__name__
+        raise SearchError(f"--chief {address}: the chief stopped answering ({code} after "
+                          f"{seconds:.0f} s at most); rerun this worker once the chief runs "
+                          "again") from exc
+    finally:
+        oracle_client.TIMEOUT = saved
+
+
 def stop_new_trials_at(oracle, deadline: float) -> threading.Timer:
     """The chief's time budget: from ``deadline`` (``time.time()``) on, the oracle hands out
     no new trial (its trial count becomes its limit); the running ones finish (each
@@ -178,6 +200,36 @@ def hold_finished_workers(oracle) -> None:
         if trial.status == TrialStatus.STOPPED and keep(oracle, tuner_id):
             trial.status = TrialStatus.IDLE
         return trial
+
+    oracle.create_trial = create_trial
+
+
+def skip_ended_retries(oracle) -> None:
+    """Owner side (a chief or a single search): never hand out again a trial that has ended.
+
+    keras-tuner's ``reload`` queues every trial that ``oracle.json`` lists as ongoing for a
+    retry, and ``end_trial`` saves that file before it drops the trial from the ongoing
+    ones. A chief saves nothing after its last trial, so a finished distributed project
+    still lists each worker's last, completed, trial as ongoing, and every resume retrained
+    it over its own model and record. And a worker that finishes its trial while a
+    restarted chief holds it in the retry queue ended it, yet the queue handed it out a
+    second time. A queued trial that is completed or failed is dropped here before each
+    trial is created.
+    """
+    from keras_tuner.src.engine.oracle import synchronized
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    original = oracle.create_trial
+    ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+
+    @synchronized
+    def forget_ended(oracle) -> None:
+        oracle._retry_queue[:] = [i for i in oracle._retry_queue
+                                  if oracle.trials[i].status not in ended]
+
+    def create_trial(tuner_id):
+        forget_ended(oracle)
+        return original(tuner_id)
 
     oracle.create_trial = create_trial
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
 from .backend import frozen_heap, import_tensorflow_quietly, kept_random_state
 from .errors import AutopneumoNote, OptionError, RunsError, SearchError, SpaceError, warn
 from .interrupts import defer_ctrl_c, keep_ctrl_c
@@ -175,7 +176,9 @@ def check_spaces(build: bool = False) -> list[str]:
 
     problems: dict[str, None] = {}  # in order, each once (training's is met by every pair)
     families, policies = FAMILIES.names(), POLICIES.names()
-    anchor = None  # the first family that builds with the first policy: the others build with it
+    # the first family that is valid (and builds) with the first policy: the other policies
+    # are checked with it (a broken first family hid every policy file's problems)
+    anchor = None
     for family, policy in [(f, policies[0]) for f in families] + [(None, p) for p in policies[1:]]:
         family = family or anchor or families[0]
         size = max(FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)
@@ -183,7 +186,7 @@ def check_spaces(build: bool = False) -> list[str]:
             resolved = resolve_spaces(SearchConfig(family, policy, image_size=size))
             if build and (policy == policies[0] or anchor):
                 _build_at_defaults(resolved, max(size, 32))
-                anchor = anchor or family
+            anchor = anchor or family
         except UserError as exc:
             problems[str(exc)] = None
     return list(problems)
@@ -489,11 +492,23 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
 
     project_dir = Path(config.runs_dir) / config.project
     if config.role == "worker":
-        from .distributed import Heartbeat, default_worker_id, tuner_environment, wait_for_chief
+        from .distributed import (
+            Heartbeat,
+            chief_answers_within,
+            default_worker_id,
+            tuner_environment,
+            wait_for_chief,
+        )
 
         wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
+        if not (project_dir / PROJECT_FILE).is_file():  # a chief writes it before it serves
+            raise SearchError(
+                f"--chief {config.chief}: the chief answers, but {project_dir} holds no "
+                "project: a worker needs the chief's --family, --augment and --runs-dir (a "
+                "folder both see), or it would train another model for the chief's trials")
         worker_id = config.worker_id or default_worker_id()
-        with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id):
+        with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id), \
+                chief_answers_within(config.chief):
             return _search_locked(config, resolved, progress, started)
     with project_lock(project_dir):
         if config.role == "chief":
@@ -525,7 +540,8 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     project_dir = runs_dir / config.project
     mixed, jit, on_device = _gpu_options(config)
     project = _pin_project(project_dir, config, dataset, resolved["spaces"], mixed)
-    _check_tuner_files(project_dir, owner=config.role != "worker")
+    _check_tuner_files(project_dir, owner=config.role != "worker",
+                       tuner_id="chief" if config.role == "chief" else "tuner0")
     _atomic_tuner_state()
     keras.utils.set_random_seed(config.seed)
     hypermodel = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
@@ -626,6 +642,10 @@ def _has_model(trial_dir: Path) -> bool:
 
 
 def _run_tuner(tuner, config: SearchConfig, project_dir: Path, callbacks: list) -> None:
+    if config.role != "worker":
+        from .distributed import skip_ended_retries
+
+        skip_ended_retries(tuner.oracle)
     if config.role == "chief":
         from .distributed import Watchdog, stop_new_trials_at
 
@@ -636,6 +656,7 @@ def _run_tuner(tuner, config: SearchConfig, project_dir: Path, callbacks: list) 
         finally:
             if timer is not None:
                 timer.cancel()
+        tuner.oracle.save()  # keras-tuner's last save still lists the last trials as ongoing
     else:
         if config.role == "worker":
             from .distributed import pace_idle_answers
@@ -782,7 +803,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
     return settings
 
 
-def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
+def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "tuner0") -> None:
     """keras-tuner's own state (oracle, tuner, each trial's trial.json) must be readable
     to resume: a truncated file is named here, not in a JSONDecodeError traceback.
 
@@ -792,13 +813,20 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
     existing folders and replaced their models and records (then failed on the missing
     id, on every rerun). A trial folder keras-tuner made just before a kill, whose trial
     the oracle never recorded (it writes trial.json first), is removed: it has no record,
-    and left there it was never run again (the search ended one trial short)."""
+    and left there it was never run again (the search ended one trial short).
+
+    keras-tuner reloads a project only where the tuner file of this process's tuner id
+    exists (``tuner0.json`` for a search, ``chief.json`` for a chief): a chief's project
+    resumed by a plain search (or the other way round) started again from trial 0 and
+    retrained every trial over its model and record. That file (it holds ``{}``) is
+    written here for an owner whose project has an oracle."""
     from .evaluation import RECORD_FILE
 
     oracle = project_dir / "oracle.json"
     trial_files = list(project_dir.glob("trial_*/trial.json"))
     state: Any = {}
-    for path in [oracle, *project_dir.glob("tuner*.json"), *trial_files]:
+    for path in [oracle, *project_dir.glob("tuner*.json"), project_dir / "chief.json",
+                 *trial_files]:
         if not path.is_file():
             continue
         try:
@@ -832,6 +860,8 @@ def _check_tuner_files(project_dir: Path, owner: bool = True) -> None:
             f"{len(started)} trials keras-tuner started); resumed, keras-tuner would "
             "number new trials into existing folders: restore it, or search into "
             "another --runs-dir (the leaderboard and report read several)")
+    if oracle.is_file() and not (project_dir / f"{tuner_id}.json").exists():
+        atomic_write_text(project_dir / f"{tuner_id}.json", "{}")
 
 
 def _atomic_tuner_state() -> None:
@@ -848,8 +878,6 @@ def _atomic_tuner_state() -> None:
     def save_json(path, obj):
         if "://" in str(path):  # a remote store (gs://...): as keras-tuner writes it
             return original(path, obj)
-        from .atomic import atomic_write_text
-
         text = json.dumps(obj)
         atomic_write_text(Path(path), text)
         return text

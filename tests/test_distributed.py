@@ -109,6 +109,19 @@ def test_two_workers_share_a_six_trial_search(tiny_kermany, tmp_path):
     frame = autopneumo.leaderboard(runs)
     assert len(frame) == 6 and list(frame["rank"]) == list(range(1, 7))
     assert frame["val_objective"].is_monotonic_decreasing
+    # The lifecycle review's 1: the chief's last save listed each worker's last (completed)
+    # trial as ongoing, and a resume retrained it over its model and record.
+    project = runs / "base_cnn__none"
+    assert json.loads((project / "oracle.json").read_text())["ongoing_trials"] == {}
+    kept = {p: p.read_bytes() for p in sorted(project.glob("trial_*/*"))
+            if p.name in ("record.json", "model.keras")}
+    space = tmp_path / "space.yaml"
+    resumed = subprocess.run([sys.executable, "-m", "autopneumo.cli", "search",
+                              *common(tiny_kermany, runs, space, 7)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(r["trial_id"] for r in records(runs)) == [str(i) for i in range(7)]
+    assert {p: p.read_bytes() for p in kept} == kept
 
 
 @pytest.mark.slow
@@ -159,6 +172,40 @@ def test_the_chief_keeps_a_finished_worker_idle_without_waiting_in_its_server(tm
     oracle.update_trial(running.trial_id, {"val_objective": 0.5})
     oracle.end_trial(running)
     assert oracle.create_trial("worker-b").status == TrialStatus.STOPPED  # nothing can return
+
+
+def test_a_trial_that_ended_is_never_handed_out_again(tmp_path):
+    """The lifecycle review's 1 and 3: keras-tuner's end_trial saves oracle.json before it
+    drops the trial from the ongoing ones, and reload queues every ongoing trial for a
+    retry; a completed trial listed there (a chief's last save, or a worker that finished
+    while a restarted chief held its trial in the queue) was run a second time."""
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    from autopneumo.distributed import skip_ended_retries
+
+    oracle = _oracle(tmp_path, max_trials=3)
+    done = oracle.create_trial("worker-a")
+    done.status = TrialStatus.COMPLETED
+    oracle.update_trial(done.trial_id, {"val_objective": 0.5})
+    saved = oracle.save
+
+    def save_before_the_pop():  # the state a chief leaves: its last trial still ongoing
+        oracle.ongoing_trials.setdefault("worker-a", done)
+        saved()
+
+    oracle.save = save_before_the_pop
+    oracle.end_trial(done)
+    resumed = _oracle(tmp_path, max_trials=3)
+    resumed.reload()
+    assert resumed._retry_queue == [done.trial_id]
+    skip_ended_retries(resumed)
+    fresh = resumed.create_trial("worker-b")
+    assert fresh.trial_id != done.trial_id and fresh.status == TrialStatus.RUNNING
+    assert resumed.trials[done.trial_id].status == TrialStatus.COMPLETED
+    # a trial whose run was cut (still RUNNING, or INVALID) is retried as before
+    resumed._retry_queue.append(fresh.trial_id)
+    del resumed.ongoing_trials["worker-b"]
+    assert resumed.create_trial("worker-c").trial_id == fresh.trial_id
 
 
 def test_a_worker_paces_its_requests_after_an_idle_answer(monkeypatch):
@@ -220,3 +267,41 @@ def test_a_worker_takes_a_time_budget():
     result = CliRunner().invoke(main, ["worker", "--chief", "127.0.0.1:1", "--family",
                                        "base_cnn", "--time-budget", "abc"])
     assert result.exit_code == 2 and "--time-budget must look like" in result.output
+
+
+def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
+        tiny_kermany, tmp_path, monkeypatch):
+    """The lifecycle review's 7: keras-tuner's client waits an hour for each answer, so a
+    worker whose chief was killed held its machine for an hour, then died with a gRPC
+    traceback. Here something accepts the connection but never answers."""
+    from dataclasses import replace
+
+    from autopneumo import distributed
+    from autopneumo.errors import SearchError
+    from autopneumo.tuning import SearchConfig, search
+
+    monkeypatch.setattr(distributed, "CHIEF_WAIT", 3.0)
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_CNN)
+    single = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
+                          epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
+    search(single)  # the project a chief would have written before it serves
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        address = f"127.0.0.1:{mute.getsockname()[1]}"
+        config = replace(single, max_trials=2, role="worker", chief=address, worker_id="w1")
+        # the lifecycle review's 2: a worker of another family (or --runs-dir) trained its
+        # own model with its defaults for the chief's trials; refused before it loads data
+        with pytest.raises(SearchError, match=f"^--chief {address}: the chief answers, but "
+                                              ".*resnet18__none holds no project"):
+            search(replace(config, family="resnet18", spaces=[]))
+        started = time.monotonic()
+        with pytest.raises(SearchError, match=f"^--chief {address}: the chief stopped "
+                                              "answering \\(DEADLINE_EXCEEDED after 3 s at "
+                                              "most\\); rerun this worker"):
+            search(config)
+    assert time.monotonic() - started < 120
+    from keras_tuner.src.distribute import oracle_client
+
+    assert oracle_client.TIMEOUT == 60 * 60  # keras-tuner's own again
