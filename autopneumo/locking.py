@@ -99,9 +99,12 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def project_lock(project_dir: Path) -> Iterator[Path]:
+def project_lock(project_dir: Path, file: str = LOCK_FILE, what: str = "search"
+                 ) -> Iterator[Path]:
+    """``file`` in ``project_dir`` held while a ``what`` (a search, a study, a finalize)
+    runs there: a second one refuses in one line naming the holder."""
     project_dir.mkdir(parents=True, exist_ok=True)
-    path = project_dir / LOCK_FILE
+    path = project_dir / file
     me = owner()
     mine = json.dumps(me)
     for _ in range(5):
@@ -110,7 +113,7 @@ def project_lock(project_dir: Path) -> Iterator[Path]:
         text, holder = _read(path)
         if not _gone(holder, me):
             raise RunsError(
-                f"{project_dir}: another search ({_describe(holder)}) holds {path}; wait for "
+                f"{project_dir}: another {what} ({_describe(holder)}) holds {path}; wait for "
                 "it or stop it (if nothing runs there any more, delete that file)")
         _take_over(path, text)
     else:  # pragma: no cover - lost the race every time

@@ -27,6 +27,7 @@ from .registry import FAMILIES, POLICIES
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
 STUDY_FILE = "study.json"
+STUDY_LOCK = "study.lock"  # one study at a time per runs folder: each keeps the accounting
 
 
 def expand(names: list[str] | str, registry) -> list[str]:
@@ -58,9 +59,9 @@ def fair_share(budget: float, spent: list[float], i: int) -> float:
 class _Ticker(Periodic):
     """While a pair's search runs, ``account`` (its time spent so far into study.json) is
     called every ``interval`` seconds: a study killed without warning (kill -9, out of
-    memory) loses at most that much of its accounting."""
+    memory, a preempted job restarted) loses at most that much of its accounting."""
 
-    interval = 15.0
+    interval = 5.0  # a write of a small file: nothing next to a trial
 
     def __init__(self, account):
         super().__init__(type(self).interval, "autopneumo-study-ticker")
@@ -91,6 +92,14 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
     if base.max_trials is None:
         base = dataclasses.replace(base, max_trials=STUDY_MAX_TRIALS)
     base.validate()
+    from .locking import project_lock
+
+    with project_lock(Path(base.runs_dir), STUDY_LOCK, "study"):  # before study.json is read
+        return _run_study(pairs, budget, base, progress_factory)
+
+
+def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
+               progress_factory) -> dict[str, Any]:
     runs_dir = Path(base.runs_dir)
     path = runs_dir / STUDY_FILE
     try:
@@ -112,14 +121,20 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
         project = names[i]
         share = fair_share(budget - elsewhere, [spent.get(n, 0.0) for n in names], i)
         share = min(share, budget - sum(spent.values()))
+        config = dataclasses.replace(base, family=family, policy=policy, time_budget=share)
         if share <= 1.0:
             state.setdefault("skipped", [])
             if project not in spent and project not in state["skipped"]:  # never ran
                 state["skipped"].append(project)
+            elif project not in state.get("outcome", {}):  # stopped past its deadline
+                from .leaderboard import read_records
+
+                state.setdefault("outcome", {})[project] = outcome(
+                    read_records(runs_dir / project), epoch_cap(resolve_spaces(config)),
+                    config.tuner)
             continue
         if project in state.get("skipped", []):  # it runs now
             state["skipped"].remove(project)
-        config = dataclasses.replace(base, family=family, policy=policy, time_budget=share)
         cap = epoch_cap(resolve_spaces(config))
         before, start = spent.get(project, 0.0), time.time()
 
@@ -128,6 +143,7 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
             atomic_write_json(path, state)
 
         ticker = _Ticker(account)
+        account()  # the pair is in study.json from its start
         try:
             with ticker:  # a kill -9 loses at most one tick of the accounting
                 try:
@@ -163,7 +179,8 @@ def outcome(records: list[dict[str, Any]], cap: int, tuner: str) -> dict[str, An
     done = [r for r in records if r.get("status") == "completed"]
     return {"trials": len(records), "completed": len(done), "tuner": tuner, "cap": cap,
             "most_epochs": max((_epochs_reached(r, cap) for r in done), default=0),
-            "cut_by_deadline": sum(map(_cut_by_deadline, done))}
+            "cut_by_deadline": sum(map(_cut_by_deadline, done)),
+            "interrupted": sum(r.get("status") == "interrupted" for r in records)}
 
 
 def _cut_by_deadline(record: dict[str, Any]) -> bool:
@@ -195,6 +212,9 @@ def short_shares(state: dict[str, Any]) -> list[str]:
                 why += (" and " if why else "") + "the budget's end"
             lines.append(f"{project}: no trial got past {out['most_epochs']} of {out['cap']} "
                          f"epochs ({why}) {spent}")
+        if out.get("interrupted"):
+            lines.append(f"{project}: {out['interrupted']} trial(s) interrupted and not run "
+                         "again (its share was spent)")
     lines += [f"{project}: skipped, no budget left" for project in state.get("skipped", [])]
     return lines
 

@@ -99,7 +99,7 @@ def test_study_outcome_and_short_shares():
     first_rung = outcome([rec("completed", 2), rec("completed", 2), rec("failed")], 10,
                          "hyperband")
     assert first_rung == {"trials": 3, "completed": 2, "tuner": "hyperband", "cap": 10,
-                          "most_epochs": 2, "cut_by_deadline": 0}
+                          "most_epochs": 2, "cut_by_deadline": 0, "interrupted": 0}
     promoted = outcome([rec("completed", 2), rec("completed", 10)], 10, "hyperband")
     assert promoted["most_epochs"] == 10
     assert outcome([rec("completed")], 10, "random")["most_epochs"] == 10
@@ -257,3 +257,58 @@ def test_a_pair_whose_every_trial_failed_does_not_stop_the_study(tmp_path, monke
     monkeypatch.setattr(study, "search", stopped)
     with pytest.raises(SearchError, match="nothing answered"):
         run_study("base_cnn", "geometric", 100.0, base)
+
+
+def test_a_second_study_on_one_runs_folder_is_refused(tmp_path, monkeypatch):
+    """The lifecycle review's 6: two studies on one runs folder each kept their own
+    accounting and rewrote study.json over the other's (a pair searched twice its share,
+    the budget overspent by two thirds). The second now refuses before reading it."""
+    import subprocess
+    import sys
+
+    import autopneumo.study as study
+    from autopneumo.errors import RunsError
+    from autopneumo.locking import _start_time, owner
+
+    monkeypatch.setattr(study, "search", lambda config, progress=None: [])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=runs)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (runs / "study.lock").write_text(json.dumps(
+            {**owner(), "pid": holder.pid, "started": _start_time(holder.pid)}))
+        with pytest.raises(RunsError, match=f"another study \\(pid {holder.pid} on host .*"
+                                            "study.lock; wait for it or stop it"):
+            run_study("base_cnn", "none", 10.0, base)
+        assert not (runs / "study.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    state = run_study("base_cnn", "none", 10.0, base)  # its owner gone: taken over
+    assert list(state["spent"]) == ["base_cnn__none"]
+    assert not (runs / "study.lock").exists()  # given back
+
+
+def test_a_pair_stopped_past_its_deadline_gets_an_outcome_and_a_warning(tmp_path, monkeypatch):
+    """The lifecycle review's 5: a Ctrl-C or kill after a pair's deadline (its last trial
+    finishing its epoch and evaluation) left the trial interrupted, the share spent, and no
+    outcome: the rerun skipped the pair and said nothing about it."""
+    import autopneumo.study as study
+    from tests.records import write_record
+
+    monkeypatch.setattr(study, "search", lambda config, progress=None: [])
+    runs = tmp_path / "runs"
+    write_record(runs, "base_cnn", "none", "0", 0.8)
+    write_record(runs, "base_cnn", "none", "1", 0.8, status="interrupted")
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=runs)
+    (runs / "study.json").write_text(json.dumps({"spent": {"base_cnn__none": 60.5}}))
+    state = run_study("base_cnn", "none", 60.0, base)
+    assert state["outcome"]["base_cnn__none"] == {
+        "trials": 2, "completed": 1, "tuner": "random", "cap": 2, "most_epochs": 2,
+        "cut_by_deadline": 0, "interrupted": 1}
+    assert "skipped" not in state or state["skipped"] == []
+    assert short_shares(state) == [
+        "base_cnn__none: 1 trial(s) interrupted and not run again (its share was spent)"]
