@@ -43,6 +43,24 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
+def atomic_save_model(model, path: str | Path) -> Path:
+    """``model.save`` to a temporary ``.keras`` beside ``path``, renamed over it: Keras
+    writes the zip in place, so a kill (or a reader) mid-save met a truncated model under
+    a finished record."""
+    path = Path(path)
+    _remove_dead_temps(path)
+    tmp = path.with_name(f".{path.name}.{HOST_TAG}-{os.getpid()}.keras")  # Keras wants .keras
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _host_tag() -> str:
     """This host, and its pid namespace where it has one (two containers may share a
     hostname and a folder): whose temp files a pid can be checked for."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_save_model, atomic_write_bytes, atomic_write_json
 from .backend import predict_batches
 from .data.patients import patients_of
 from .objective import binary_metrics, bootstrap_intervals, resampled_over, validation_summary
@@ -85,7 +85,7 @@ class Evaluator:
         test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot,
                                       groups=ds.test.patients, target=self.recall_target)
         trial_dir.mkdir(parents=True, exist_ok=True)
-        model.save(trial_dir / MODEL_FILE)
+        atomic_save_model(model, trial_dir / MODEL_FILE)
         _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)
         history = {k: [float(x) for x in v] for k, v in (history or {}).items()}
         objective = history.get("val_objective") or []

@@ -41,11 +41,6 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     if top < 1 or seeds < 1:
         raise OptionError("--top and --seeds must be positive")
     check_combine(combine)
-    from .data import load_dataset
-    from .data.dataset import recorded_dataset
-    from .evaluation import Evaluator
-    from .trials import train_and_evaluate
-
     runs_dir = require_runs_dir(runs_dir)
     board = leaderboard(runs_dir)
     frame = search_trials(board)  # no ensemble, no reference run
@@ -54,6 +49,19 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
         raise RunsError(f"{runs_dir}: no completed search trial to finalize "
                         "(reference runs and ensembles are never retrained)"
                         f"{unregistered_note(board)}")
+    from .locking import project_lock
+
+    with project_lock(runs_dir / "_finalize", what="finalize"):  # one retrains at a time
+        return _finalize(runs_dir, best, seeds, combine, data)
+
+
+def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
+              data: str | Path | None) -> pd.DataFrame:
+    from .data import load_dataset
+    from .data.dataset import recorded_dataset
+    from .evaluation import Evaluator
+    from .trials import train_and_evaluate
+
     rows = []
     folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):

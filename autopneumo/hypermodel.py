@@ -26,19 +26,30 @@ from .tuning import DEADLINE_LOG
 EMA_MOMENTUM = 0.99  # train.ema: Keras' default; about 100 steps, most of an epoch here
 
 
-def load_trained_model(path) -> keras.Model:
+def load_trained_model(path, data: bytes | None = None) -> keras.Model:
     """Load a saved trial model safely (no code from the file runs): every policy module
-    is imported first so their registered custom layers resolve."""
+    is imported first so their registered custom layers resolve. ``data``: the file's
+    bytes, already read (and checked) from ``path``, loaded from a private copy."""
+    import io
+    import os
+    import tempfile
     import zipfile
 
     from .errors import RunsError
     from .registry import POLICIES
 
     POLICIES.names()
-    if not zipfile.is_zipfile(path):  # Keras then says "File not found" of a file that is there
+    if not zipfile.is_zipfile(io.BytesIO(data) if data is not None else path):
+        # Keras would say "File not found" of a file that is there
         raise RunsError(f"{path}: not a Keras model file (.keras); unreadable or corrupt")
     try:
-        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        if data is None:
+            return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        with tempfile.TemporaryDirectory(prefix="autopneumo-model-") as tmp:
+            copy = os.path.join(tmp, "model.keras")
+            with open(copy, "wb") as fh:
+                fh.write(data)
+            return keras.saving.load_model(copy, safe_mode=True, compile=False)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunsError(f"{path}: cannot load the model ({reason})") from exc

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ class ModelCard:
     members: tuple[Path, ...] = ()  # an exported ensemble: its members' model files
     combine: str = "probability"
     tta: bool = False
+    # the model files' bytes as read and checked against the card (members in order):
+    # what is loaded, even if an export replaces the folder meanwhile
+    blobs: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
 
 INTENDED_USE = ("Research: comparing and studying models. Not a medical device, and not "
@@ -368,11 +372,63 @@ def _earlier_export(out: Path) -> list[Path]:
     return earlier
 
 
+SWAP_WAIT = 10.0  # seconds a model folder being replaced by an export is waited for
+
+
 def resolve_model(source: str | Path, threshold: float | None = None,
                   recall_target: float | None = None) -> ModelCard:
     """A trial folder, an exported folder, or a ``.keras`` file (with a card or record
     beside). The threshold: ``threshold`` if given, else the one ``recall_target`` gives
-    on the saved validation scores, else the card's or record's (chosen on validation)."""
+    on the saved validation scores, else the card's or record's (chosen on validation).
+
+    An export replacing the folder while it is read (two renames: the old folder aside,
+    the new one in) is waited for and the folder read again: the card, its threshold and
+    the model files always come from one export, and the files' bytes as checked are
+    what ``Predictor`` loads."""
+    deadline = time.monotonic() + SWAP_WAIT
+    while True:
+        before = _card_state(source)
+        try:
+            card = _resolve_model(source, threshold, recall_target)
+        except OptionError:
+            if time.monotonic() > deadline or not _being_replaced(source, before):
+                raise
+        else:
+            if _card_state(source) == before:
+                return card
+            if time.monotonic() > deadline:
+                raise OptionError(f"--model {source}: replaced again and again while it was "
+                                  "read; run again once the export is done")
+        time.sleep(0.05)
+
+
+def _card_state(source: str | Path) -> tuple[str, bytes] | None:
+    """The card, record or finalize record beside a model, as bytes (None: none readable)."""
+    folder = Path(source) if Path(source).is_dir() else Path(source).parent
+    for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):
+        try:
+            return name, (folder / name).read_bytes()
+        except OSError:
+            continue
+    return None
+
+
+def _being_replaced(source: str | Path, before: tuple[str, bytes] | None) -> bool:
+    """Did the card change since ``before``, or does an export stage or set aside a folder
+    of this name now (``_replace_export``'s ``.NAME.export-*`` and ``.NAME.old-*``)?"""
+    if _card_state(source) != before:
+        return True
+    source = Path(source)
+    folder = source if source.is_dir() or not source.suffix else source.parent
+    try:
+        names = os.listdir(folder.parent)
+    except OSError:
+        return False
+    return any(n.startswith((f".{folder.name}.export-", f".{folder.name}.old-")) for n in names)
+
+
+def _resolve_model(source: str | Path, threshold: float | None,
+                   recall_target: float | None) -> ModelCard:
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
     if recall_target is not None and not 0.0 < recall_target <= 1.0:
@@ -418,7 +474,7 @@ def resolve_model(source: str | Path, threshold: float | None = None,
         if model_path.suffix != ".keras":
             raise OptionError(f"--model {source}: not a .keras model file or a folder "
                               "holding one")
-    _check_digests(source, info, model_path, members)
+    blobs = _checked_model_bytes(source, info, model_path, members)
     if recall_target is not None:
         threshold = validation_threshold(folder, recall_target)
     chosen = threshold if threshold is not None else info.get("threshold")
@@ -435,28 +491,36 @@ def resolve_model(source: str | Path, threshold: float | None = None,
     if not 0.0 <= chosen <= 1.0:
         raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
     return ModelCard(model_path, chosen, size, channels, info, members,
-                     str(info.get("combine") or "probability"), bool(info.get("tta")))
+                     str(info.get("combine") or "probability"), bool(info.get("tta")), blobs)
 
 
-def _check_digests(source: Path, info: dict[str, Any], model_path: Path,
-                   members: tuple[Path, ...]) -> None:
-    """The model files a card describes are the ones it recorded (their sha256): a model
+def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
+                         members: tuple[Path, ...]) -> tuple[bytes, ...]:
+    """The model files' bytes, each checked against the sha256 the card recorded: a model
     swapped into an exported folder would be scored against another model's threshold and
     numbers. Cards written before the digest was recorded are not checked."""
     def digest(entry: Any) -> Any:
         return entry.get("model_sha256") if isinstance(entry, dict) else None
 
     if members:
-        recorded = [(m, digest(entry))
-                    for m, entry in zip(members, info.get("members") or [], strict=False)]
+        entries = list(info.get("members") or [])
+        recorded = [(m, digest(entries[i]) if i < len(entries) else None)
+                    for i, m in enumerate(members)]
     else:
         recorded = [(model_path, digest(info.get("provenance")))]
+    blobs = []
     for path, expected in recorded:
-        if isinstance(expected, str) and file_digest(path) != expected:
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise OptionError(f"--model {source}: {path} is missing") from exc
+        if isinstance(expected, str) and hashlib.sha256(blob).hexdigest() != expected:
             raise OptionError(f"--model {source}: {path} is not the model "
                               f"{info.get('_from', 'its card')} describes (its sha256 differs "
                               "from the recorded one): the card's threshold and numbers belong "
                               "to another model; export it again")
+        blobs.append(blob)
+    return tuple(blobs)
 
 
 def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -584,8 +648,9 @@ class Predictor:
             else "fixed at 0.5: a reference run" if self.card.info.get("reference")
             else "chosen on validation")
         self.threshold_given = threshold is not None
-        self.nets = [load_trained_model(path)
-                     for path in (self.card.members or (self.card.model_path,))]
+        paths = self.card.members or (self.card.model_path,)
+        self.nets = [load_trained_model(path, blob) for path, blob in
+                     zip(paths, self.card.blobs or (None,) * len(paths), strict=True)]
         shapes = {check_model(net, self.card, model) for net in self.nets}
         if len(shapes) > 1:
             raise OptionError(f"--model {model}: the ensemble's members take different "

@@ -574,7 +574,7 @@ def test_a_predictor_loads_its_model_once_and_scores_files_and_decoded_images_al
     loads = []
     real = autopneumo.hypermodel.load_trained_model
     monkeypatch.setattr(autopneumo.hypermodel, "load_trained_model",
-                        lambda path: loads.append(path) or real(path))
+                        lambda path, data=None: loads.append(path) or real(path, data))
     scorer = autopneumo.Predictor(model)
     first, second = scorer.predict(files[:2]), scorer.predict(files[2])
     assert len(loads) == 1 and (scorer.image_size, scorer.channels) == (32, 1)

@@ -221,3 +221,147 @@ def test_a_full_disk_says_what_to_do():
     message = _os_error(OSError(errno.ENOSPC, "No space left on device"))
     assert message == ("No space left on device; free some space and run the same command "
                        "again (finished trials and files are kept)")
+
+
+def test_a_model_is_saved_whole_or_not_at_all(tmp_path):
+    """The lifecycle review's 8: Keras writes a .keras zip in place, so a kill or a reader
+    mid-save met a truncated model.keras beside a finished record."""
+    import keras
+
+    from autopneumo.atomic import atomic_save_model
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"the earlier model")
+
+    class Killed(Exception):
+        pass
+
+    def save_and_die(filepath, *args, **kwargs):
+        with open(filepath, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a zip")
+        raise Killed
+
+    original = model.save
+    model.save = save_and_die
+    with pytest.raises(Killed):
+        atomic_save_model(model, path)
+    assert path.read_bytes() == b"the earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temp left
+    model.save = original
+    atomic_save_model(model, path)
+    assert keras.models.load_model(path).count_params() == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_a_second_finalize_of_one_runs_folder_is_refused(tmp_path):
+    """The lifecycle review's 8: two finalize commands both retrained every seed into the
+    same folders (twice the work; the last writer won)."""
+    import json
+    import subprocess
+    import sys
+
+    from autopneumo.finalize import finalize
+    from autopneumo.locking import LOCK_FILE, _start_time, owner
+    from tests.records import write_record
+
+    runs = tmp_path / "runs"
+    write_record(runs, "base_cnn", "none", "0", 0.8)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (runs / "_finalize").mkdir()
+        (runs / "_finalize" / LOCK_FILE).write_text(json.dumps(
+            {**owner(), "pid": holder.pid, "started": _start_time(holder.pid)}))
+        with pytest.raises(RunsError, match=f"another finalize \\(pid {holder.pid} on host "):
+            finalize(runs, top=1, seeds=1)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _two_exports(project, tmp_path):
+    """Two runs folders whose winners differ (the second with the first's winner demoted),
+    and an image to score."""
+    from PIL import Image
+
+    a = _copy(project, tmp_path).runs_dir
+    b = tmp_path / "runs_b"
+    shutil.copytree(a, b)
+    objective = {p: json.loads(p.read_text())["val"]["objective"]
+                 for p in sorted(b.glob("*/trial_*/record.json"))}
+    best = max(objective, key=objective.get)
+    record = json.loads(best.read_text())
+    record["val"]["objective"] = -1.0
+    best.write_text(json.dumps(record))
+    image = tmp_path / "scan.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40), np.uint8)).save(image)
+    return a, b, image
+
+
+def test_predict_never_mixes_two_exports_replaced_while_it_reads(project, tmp_path,
+                                                                 monkeypatch):
+    """The lifecycle review's 4: predict read the card, then the model file, then loaded
+    the model again by its path; an export replacing the folder in between gave one
+    model's scores against the other's threshold (4 of 33 in a loop), or a spurious "not
+    the model its card describes". Here the second export lands right after the card was
+    read: predict must score with the second export in full."""
+    import autopneumo.inference as inference
+    from autopneumo.inference import export, predict
+
+    a, b, image = _two_exports(project, tmp_path)
+    out = tmp_path / "exp"
+    export(b, tmp_path / "exp_b", top=1)
+    expected = predict(tmp_path / "exp_b", [image])
+    export(a, out, top=1)
+    first = predict(out, [image])
+    assert first.attrs["threshold"] != expected.attrs["threshold"]  # two different models
+    real_loads, swapped = json.loads, []
+
+    def loads_then_swap(text, *args, **kwargs):
+        value = real_loads(text, *args, **kwargs)
+        if not swapped and isinstance(value, dict) and "intended_use" in value:  # the card
+            swapped.append(True)
+            export(b, out, top=1)
+        return value
+
+    monkeypatch.setattr(inference.json, "loads", loads_then_swap)
+    got = predict(out, [image])
+    assert swapped
+    assert got.attrs["threshold"] == expected.attrs["threshold"]
+    assert got["probability"].tolist() == expected["probability"].tolist()
+
+
+def test_predict_waits_for_an_export_between_its_two_renames(project, tmp_path):
+    """Between the export's two renames the folder is absent for an instant: predict said
+    "--model ...: not found" (exit 2)."""
+    import threading
+
+    from autopneumo.atomic import HOST_TAG
+    from autopneumo.inference import export, resolve_model
+
+    a, _, _ = _two_exports(project, tmp_path)
+    out = tmp_path / "exp"
+    export(a, out, top=1)
+    aside = tmp_path / f".exp.old-{HOST_TAG}-{os.getpid()}"
+    out.rename(aside)  # the old export set aside, the new one not yet in
+    threading.Timer(0.5, aside.rename, (out,)).start()
+    card = resolve_model(out)
+    assert card.model_path == out / "model.keras" and card.blobs
+    with pytest.raises(Exception, match="not found"):
+        resolve_model(tmp_path / "never_exported")  # nothing being replaced: at once
+
+
+def test_a_chiefs_project_resumed_by_a_plain_search_keeps_its_trials(project, tmp_path):
+    """keras-tuner reloads a project only where the tuner file of its own tuner id exists
+    (tuner0.json; a chief writes chief.json): a distributed search resumed by a plain one
+    started again from trial 0 and retrained every trial over its model and record."""
+    from autopneumo.tuning import search
+
+    config = _copy(project, tmp_path)
+    project_dir = config.runs_dir / config.project
+    (project_dir / "tuner0.json").rename(project_dir / "chief.json")
+    kept = _fingerprints(config.runs_dir)
+    records = search(config)  # max_trials 3: one more
+    assert sorted(r["trial_id"] for r in records) == ["0", "1", "2"]
+    assert {k: v for k, v in _fingerprints(config.runs_dir).items() if k in kept} == kept
