@@ -19,6 +19,7 @@ Every error names the file, the key, what is wrong and the line.
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,9 +81,12 @@ class FloatHP(_HP):
             # keras-tuner counts the grid as (max - min) // step + 1 in floats, where
             # (0.7 - 0.3) // 0.1 is 3.0: 0.7 was never sampled. A hair above max keeps it.
             high = self.max + self.step * 1e-6
-        value = hp.Float(name, self.min, high, step=self.step, sampling=self.sampling,
-                         default=self.default)
         places = _places(self.min, self.step) if self.sampling == "linear" else None
+        default = self.default
+        if default is not None and places is not None:  # as the builder gets a grid value
+            default = round(default, places)
+        value = hp.Float(name, self.min, high, step=self.step, sampling=self.sampling,
+                         default=default)
         if value is not None and places is not None:  # 0.30000000000000004 -> 0.3
             value = round(value, places)
         return value
@@ -222,6 +226,12 @@ def _check_range(lo, hi, default, sampling, step=None) -> None:
                              f"{step}): it could never be sampled")
         if default is not None and not _on_grid(default, lo, step):
             raise ValueError(f"default {default} is not on the grid {lo} + k * {step}")
+    if step is not None and sampling == "log":  # keras-tuner draws min * step ** k
+        if not _on_log_grid(hi, lo, step):
+            raise ValueError(f"max {hi} is not min times a whole power of step ({lo} * "
+                             f"{step} ** k): it could never be sampled")
+        if default is not None and not _on_log_grid(default, lo, step):
+            raise ValueError(f"default {default} is not on the grid {lo} * {step} ** k")
 
 
 def _grid_value(spec: Any, value: float) -> float:
@@ -232,6 +242,11 @@ def _grid_value(spec: Any, value: float) -> float:
 
 def _on_grid(value: float, lo: float, step: float) -> bool:
     k = (value - lo) / step
+    return abs(k - round(k)) < 1e-6
+
+
+def _on_log_grid(value: float, lo: float, step: float) -> bool:
+    k = math.log(value / lo) / math.log(step)
     return abs(k - round(k)) < 1e-6
 
 
@@ -249,6 +264,8 @@ def _in_domain(spec: Any, value: Any) -> bool:
         return False
     if spec.step is not None and spec.sampling == "linear":
         return _on_grid(value, spec.min, spec.step)
+    if spec.step is not None and spec.sampling == "log":
+        return _on_log_grid(value, spec.min, spec.step)
     return True
 
 
@@ -282,8 +299,10 @@ class SearchSpace:
             if spec.when:
                 ((parent, allowed),) = spec.when.items()
                 parent_spec = self.hyperparameters[parent]
-                if parent_spec.type == "float":  # keras-tuner compares its own grid value
-                    allowed = [_grid_value(parent_spec, v) for v in allowed]
+                if parent_spec.type == "float":  # keras-tuner compares its own grid value,
+                    # and its default as declared (rounded as written: 0.3, not 0.3000...04)
+                    allowed = list(dict.fromkeys(
+                        x for v in allowed for x in (v, _grid_value(parent_spec, v))))
                 with hp.conditional_scope(f"{self.prefix}.{parent}", allowed):
                     value = spec.declare(hp, full)
                 if value is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import textwrap
@@ -404,13 +405,17 @@ def numeric_specs(draw):
         if log:
             spec["sampling"] = "log"
         if draw(st.booleans()):  # with log sampling the step is a factor > 1
-            spec["step"] = draw(st.integers(2 if log else 1, 50))
+            spec["step"] = step = draw(st.integers(2 if log else 1, 50))
             if not log:  # max and default on the grid min + k * step
                 spec["max"] = hi = lo + spec["step"] * ((hi - lo) // spec["step"])
+            else:  # on the grid min * step ** k
+                spec["max"] = hi = lo * step ** int(math.log(hi / lo, step) + 1e-9)
         if draw(st.booleans()):
             spec["default"] = draw(st.integers(lo, hi))
             if "step" in spec and not log:
                 spec["default"] = lo + spec["step"] * ((spec["default"] - lo) // spec["step"])
+            elif "step" in spec:
+                spec["default"] = lo * step ** draw(st.integers(0, round(math.log(hi / lo, step))))
     else:
         finite = {"allow_nan": False, "allow_infinity": False}
         lo = draw(st.floats(-1e3, 1e3, **finite))
@@ -424,10 +429,15 @@ def numeric_specs(draw):
             spec["step"] = step = draw(st.floats(low, 10, **finite))
             if not log:  # max and default on the grid min + k * step
                 spec["max"] = hi = lo + step * ((hi - lo) // step)
+            elif spec["sampling"] == "log":  # on the grid min * step ** k
+                spec["max"] = hi = lo * step ** int(math.log(hi / lo, step) + 1e-9)
         if draw(st.booleans()):
             spec["default"] = draw(st.floats(lo, hi, **finite))
             if "step" in spec and not log:
                 spec["default"] = min(hi, lo + step * ((spec["default"] - lo) // step))
+            elif "step" in spec and spec["sampling"] == "log":
+                top = round(math.log(hi / lo, step))
+                spec["default"] = min(hi, lo * step ** draw(st.integers(0, top)))
     return spec
 
 
@@ -758,3 +768,79 @@ def test_yaml_merge_keys_and_conditions_on_a_stepped_float_work(tmp_path):
     with pytest.raises(SpaceError, match="a float drawn from a continuous or log range, which "
                                          "never equals a listed value"):
         load_space(path)
+
+
+def test_a_condition_on_a_stepped_float_parent_holds_at_the_parents_default(tmp_path):
+    """The mutation review's BUG-1: apply() maps the listed 0.3 to keras-tuner's grid value
+    0.30000000000000004 only, but keras-tuner's default is the default as written (0.3):
+    at the defaults (defaults(), a grid search's first trial) the condition does not
+    hold and `width` is missing."""
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text(textwrap.dedent("""\
+        kind: family
+        name: base_cnn
+        hyperparameters:
+          conv_dropout: {type: float, min: 0.0, max: 0.4, step: 0.1, default: 0.3}
+          width: {type: choice, values: [0.5, 1.0], when: {conv_dropout: [0.3]}}
+        """))
+    assert load_space(path).defaults() == {"conv_dropout": 0.3, "width": 0.5}
+
+
+def test_a_condition_on_a_log_stepped_int_parent_off_its_grid_is_refused(tmp_path):
+    """The mutation review's BUG-2: _in_domain checks the grid of linear steps only; an int with log sampling
+    and step 2 takes 16, 32, 64, 128, 256, so `when: {units: [17]}` never holds, yet the
+    file loads."""
+    import pytest
+
+    from autopneumo.errors import SpaceError
+
+    path = tmp_path / "base_cnn.yaml"
+    path.write_text(textwrap.dedent("""\
+        kind: family
+        name: base_cnn
+        hyperparameters:
+          units: {type: int, min: 16, max: 256, sampling: log, step: 2}
+          width: {type: choice, values: [0.5, 1.0], when: {units: [17]}}
+        """))
+    with pytest.raises(SpaceError, match="17 is not a value 'units' can take"):
+        load_space(path)
+
+
+def test_a_broken_first_family_does_not_hide_a_broken_policy(tmp_path, monkeypatch):
+    """The mutation review's BUG-3: check_spaces paired every policy with families[0];
+    resolve_spaces checks the family's file first, so a broken base_cnn.yaml was the one
+    problem reported for every policy pair and no policy file was checked at all."""
+    import shutil
+
+    from autopneumo.paths import spaces_dir
+    from autopneumo.registry import FAMILIES, POLICIES
+    from autopneumo.tuning import check_spaces
+
+    folder = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), folder)
+    family, policy = FAMILIES.names()[0], POLICIES.names()[1]
+    (folder / "families" / f"{family}.yaml").write_text(
+        f"kind: family\nname: {family}\nhyperparameters:\n  widht: {{type: fixed, value: 1}}\n")
+    (folder / "augment" / f"{policy}.yaml").write_text(
+        f"kind: augment\nname: {policy}\nhyperparameters:\n  nope: {{type: fixed, value: 1}}\n")
+    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(folder))
+    problems = check_spaces()
+    assert any(f"{policy}.yaml" in p for p in problems), problems
+
+
+def test_a_default_written_with_more_digits_than_its_grid_reaches_the_builder_as_declared(tmp_path):
+    """The mutation review's BUG-4 (a flaky property test): hypothesis found this example for
+    test_random_valid_numeric_specs_load_and_apply_within_range during the review (it was
+    then replayed from .hypothesis/ on every run). A default written with more digits
+    than min and step was rounded to their places for the builder while keras-tuner kept
+    it as written, so `hp.values[...] == value` failed; the default is declared rounded."""
+    import yaml
+
+    spec = {"type": "float", "min": -128.909573324775, "max": 0.0904266752249896,
+            "step": 1.0, "default": -0.9095733247750104}
+    path = tmp_path / "random.yaml"
+    path.write_text(yaml.safe_dump({"kind": "augment", "name": "random",
+                                    "hyperparameters": {"p0": spec}}, sort_keys=False))
+    hp = kt.HyperParameters()
+    values = load_space(path).apply(hp)
+    assert hp.values["augment.p0"] == values["p0"], (hp.values, values)
