@@ -365,3 +365,28 @@ def test_a_chiefs_project_resumed_by_a_plain_search_keeps_its_trials(project, tm
     records = search(config)  # max_trials 3: one more
     assert sorted(r["trial_id"] for r in records) == ["0", "1", "2"]
     assert {k: v for k, v in _fingerprints(config.runs_dir).items() if k in kept} == kept
+
+
+def test_an_export_whose_new_folder_cannot_be_renamed_in_keeps_a_whole_export(
+        project, tmp_path, monkeypatch):
+    """The mutation review's E02, E08: the old export renamed aside, the new one's rename in failing (another
+    file system for the staging folder, EXDEV): the old one must come back before the
+    in-place replacement, or `out` is gone and the replacement fails on its entries."""
+    from autopneumo.inference import export
+
+    config = _copy(project, tmp_path)
+    out = tmp_path / "exp"
+    export(config.runs_dir, out, top=2)
+    real = Path.rename
+
+    def no_renaming_staging_in(self, target):
+        if Path(target) == out and Path(self).name.startswith(".exp.export-"):
+            raise OSError(18, "Invalid cross-device link", str(self))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", no_renaming_staging_in)
+    export(config.runs_dir, out, top=1)
+    names = sorted(p.name for p in out.iterdir())
+    assert "model.keras" in names and "model_card.json" in names
+    assert not [n for n in names if n.startswith("rank")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".exp")]
