@@ -545,3 +545,45 @@ def test_predict_reads_a_pacs_export_folder_whose_files_have_no_image_suffix(tmp
         "1.2.840.113619.2.55.3.604688119.868.1249343483.504", "IM000001"]
     assert frame["error"].isna().all()
     assert "2 file(s) in the given folders (and their subfolders) skipped" in out.output
+
+
+def test_a_dicom_cut_inside_a_sequence_of_undefined_length_says_truncated():
+    """The mutation review's minor finding: pydicom's "OSError: No tag to read at file
+    position 1D8" reached the data check and the trial failures as it was."""
+    import io
+
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from autopneumo.data.dicom import image
+
+    dx = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dx
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = dx, meta.MediaStorageSOPInstanceUID
+    item = Dataset()
+    item.CodeValue = "X" * 20
+    ds.ReferencedImageSequence = Sequence([item])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    ds.set_pixel_data(np.zeros((8, 8), np.uint16), photometric_interpretation="MONOCHROME2",
+                      bits_stored=12)
+    whole = io.BytesIO()
+    ds.save_as(whole, enforce_file_format=True)
+    data = whole.getvalue()
+    cuts = []
+    for cut in range(300, len(data)):
+        try:
+            pydicom.dcmread(io.BytesIO(data[:cut]))
+        except Exception as exc:  # noqa: BLE001 - pydicom's errors vary with the cut
+            if isinstance(exc, OSError) and "No tag to read" in str(exc):
+                cuts.append(cut)
+    assert cuts  # pydicom's own error at these cuts
+    for cut in cuts[:3]:
+        with pytest.raises(ValueError, match=r"cut off inside a sequence \(truncated\?\)"):
+            image(io.BytesIO(data[:cut]))

@@ -91,6 +91,10 @@ def read(source: str | Path | io.BytesIO, pixels: bool = True) -> Any:
         return pydicom.dcmread(source, stop_before_pixels=not pixels)
     except (struct.error, EOFError):  # an element's header cut off at the end of the file
         raise ValueError("DICOM file cut off inside an element (truncated?)") from None
+    except OSError as exc:  # cut inside a sequence of undefined length: pydicom's words
+        if "No tag to read" not in str(exc):
+            raise
+        raise ValueError("DICOM file cut off inside a sequence (truncated?)") from None
 
 
 def _sop_class(ds: Any) -> str:
