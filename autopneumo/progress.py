@@ -19,6 +19,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+OPEN_ENDED_TRIALS = 1000  # a trial limit no time budget reaches (study.STUDY_MAX_TRIALS)
+
 
 class RemainingColumn(ProgressColumn):
     """``ETA`` from the trials' pace, or, for a search with a time budget (a study's
@@ -64,8 +66,11 @@ class SearchProgress:
         if not self.progress.live.is_started:
             self.progress.start()
         self.epochs = config.epochs
+        # a study's pair runs "up to 1,000 trials" until its share is spent: "7/?", not "7/1…"
+        open_ended = deadline is not None and config.max_trials >= OPEN_ENDED_TRIALS
         self.task = self.progress.add_task(
-            config.project, total=config.max_trials, completed=min(done, config.max_trials),
+            config.project, total=None if open_ended else config.max_trials,
+            completed=done if open_ended else min(done, config.max_trials),
             status="starting", deadline=deadline,
         )
 

@@ -23,6 +23,7 @@ from typing import Any
 from .atomic import atomic_write_json
 from .errors import OptionError, RunsError, SearchError
 from .periodic import Periodic
+from .progress import OPEN_ENDED_TRIALS
 from .registry import FAMILIES, POLICIES
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
@@ -73,7 +74,7 @@ class _Ticker(Periodic):
         self.ticks += 1
 
 
-STUDY_MAX_TRIALS = 1000  # never reached in a budget: the time share ends each pair
+STUDY_MAX_TRIALS = OPEN_ENDED_TRIALS  # never reached in a budget: the share ends each pair
 
 
 def run_study(families: list[str] | str, policies: list[str] | str, budget: float,

@@ -215,7 +215,9 @@ def test_progress_shows_the_budget_left_and_counts_finished_trials_only(tmp_path
         return console.file.getvalue()
 
     assert "budget left 0:09:5" in shown(time.time() + 600)
+    assert "2/?" in shown(time.time() + 600)  # a trial limit the budget never reaches
     assert "ETA" in shown(None) and "budget left" not in shown(None)
+    assert "2/1000" in shown(None)
     project = tmp_path / "base_cnn__none"
     for i, status in enumerate(("completed", "failed", "interrupted")):
         folder = project / f"trial_{i}"
