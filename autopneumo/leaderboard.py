@@ -76,10 +76,14 @@ def leaderboard(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int | None = None)
     else:
         # ties (an ensemble scores as its best member on validation) go to search trials
         frame["_derived"] = frame["ensemble"] | frame["reference"]
+        # by number: keras-tuner pads ids to its --max-trials' width, so a project resumed
+        # with more trials holds "1" and "02"
+        frame["_number"] = pd.to_numeric(frame["trial_id"], errors="coerce")
         frame = frame.sort_values(
-            ["val_objective", "val_auc", "_derived", "project", "trial_id"],
-            ascending=[False, False, True, True, True], na_position="last", kind="mergesort",
-        ).drop(columns="_derived").reset_index(drop=True)
+            ["val_objective", "val_auc", "_derived", "project", "_number", "trial_id"],
+            ascending=[False, False, True, True, True, True], na_position="last",
+            kind="mergesort",
+        ).drop(columns=["_derived", "_number"]).reset_index(drop=True)
         frame.insert(0, "rank", range(1, len(frame) + 1))
     mixed = mixed_settings(frame)
     if top is not None:

@@ -40,6 +40,16 @@ def test_leaderboard_ranks_by_validation_never_by_test(runs):
     assert "hp:model.width" in frame.columns
 
 
+def test_tied_trials_rank_by_their_number_whatever_its_padding(tmp_path):
+    """keras-tuner pads trial ids to the width of --max-trials: a project resumed with
+    more trials holds "1" and "02"; tied on validation, "02" ranked before "1"."""
+    for trial_id in ("02", "1", "10"):
+        write_record(tmp_path, "base_cnn", "none", trial_id, 0.8)  # same seed: tied
+    frame = autopneumo.leaderboard(tmp_path)
+    assert frame["val_objective"].nunique() == 1
+    assert list(frame["trial_id"]) == ["1", "02", "10"]
+
+
 def test_leaderboard_top_and_skips_corrupt_records(runs):
     (runs / "base_cnn__none" / "trial_9").mkdir()
     (runs / "base_cnn__none" / "trial_9" / "record.json").write_text("{ truncated")
