@@ -81,6 +81,32 @@ def chief_answers_within(address: str, seconds: float | None = None) -> Iterator
         oracle_client.TIMEOUT = saved
 
 
+def same_space_as_chief(address: str, spaces: dict) -> None:
+    """Worker side, before any trial: the chief's hyperparameters (one call) must be the
+    ones this worker's family, policy and training spaces declare. A worker of another pair
+    (a typo in --augment, a runs folder that also holds that pair's project) trained its
+    own model with its defaults for the chief's trials, into its own project's trial
+    folders, over that project's finished trials."""
+    import keras_tuner as kt
+    from keras_tuner.src.distribute.oracle_client import OracleClient
+
+    theirs = {hp.name for hp in OracleClient(None).get_space().space
+              if not hp.name.startswith("tuner/")}
+    declared = kt.HyperParameters()
+    for space in spaces.values():
+        space.apply(declared)
+    mine = {hp.name for hp in declared.space}
+    if theirs != mine:
+        def some(names: set[str]) -> str:
+            listed = sorted(names)
+            return ", ".join(listed[:3]) + (" ..." if len(listed) > 3 else "") or "none"
+
+        raise SearchError(
+            f"--chief {address}: the chief searches other hyperparameters (only the chief's: "
+            f"{some(theirs - mine)}; only this worker's: {some(mine - theirs)}); start the "
+            "worker with the chief's --family, --augment and --space")
+
+
 def stop_new_trials_at(oracle, deadline: float) -> threading.Timer:
     """The chief's time budget: from ``deadline`` (``time.time()``) on, the oracle hands out
     no new trial (its trial count becomes its limit); the running ones finish (each

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +385,12 @@ def resolve_model(source: str | Path, threshold: float | None = None,
     the new one in) is waited for and the folder read again: the card, its threshold and
     the model files always come from one export, and the files' bytes as checked are
     what ``Predictor`` loads."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
+    if recall_target is not None and not 0.0 < recall_target <= 1.0:
+        raise OptionError(f"--recall-target must be in (0, 1], got {recall_target}")
+    if threshold is not None and recall_target is not None:
+        raise OptionError("--threshold and --recall-target: give one")
     deadline = time.monotonic() + SWAP_WAIT
     while True:
         before = _card_state(source)
@@ -414,27 +420,24 @@ def _card_state(source: str | Path) -> tuple[str, bytes] | None:
 
 
 def _being_replaced(source: str | Path, before: tuple[str, bytes] | None) -> bool:
-    """Did the card change since ``before``, or does an export stage or set aside a folder
-    of this name now (``_replace_export``'s ``.NAME.export-*`` and ``.NAME.old-*``)?"""
+    """Did the card change since ``before``, or does a running export stage or set aside a
+    folder of this name now (``_replace_export``'s ``.NAME.export-*`` and ``.NAME.old-*``,
+    named after the folder a symlinked --out points to; a killed export's are not)?"""
     if _card_state(source) != before:
         return True
-    source = Path(source)
+    source = Path(os.path.realpath(source))
     folder = source if source.is_dir() or not source.suffix else source.parent
     try:
         names = os.listdir(folder.parent)
     except OSError:
         return False
-    return any(n.startswith((f".{folder.name}.export-", f".{folder.name}.old-")) for n in names)
+    prefixes = (f".{folder.name}.export-", f".{folder.name}.old-")
+    dead = {p.name for prefix in prefixes for p in left_by_dead_writers(folder.parent, prefix)}
+    return any(n.startswith(prefixes) and n not in dead for n in names)
 
 
 def _resolve_model(source: str | Path, threshold: float | None,
                    recall_target: float | None) -> ModelCard:
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
-    if recall_target is not None and not 0.0 < recall_target <= 1.0:
-        raise OptionError(f"--recall-target must be in (0, 1], got {recall_target}")
-    if threshold is not None and recall_target is not None:
-        raise OptionError("--threshold and --recall-target: give one")
     source = Path(source)
     if not source.exists():
         raise OptionError(f"--model {source}: not found")
@@ -651,6 +654,7 @@ class Predictor:
         paths = self.card.members or (self.card.model_path,)
         self.nets = [load_trained_model(path, blob) for path, blob in
                      zip(paths, self.card.blobs or (None,) * len(paths), strict=True)]
+        self.card = replace(self.card, blobs=())  # loaded: not kept for the scorer's life
         shapes = {check_model(net, self.card, model) for net in self.nets}
         if len(shapes) > 1:
             raise OptionError(f"--model {model}: the ensemble's members take different "

@@ -89,11 +89,14 @@ class Registry:
         if not self._loaded:
             package = importlib.import_module(self._package)  # its failure: raised again
             self._loaded = True
-            for info in pkgutil.iter_modules(package.__path__):
+            failed = []  # said once all are imported: a warning made an error (-W error)
+            for info in pkgutil.iter_modules(package.__path__):  # must not stop the loading
                 if not info.name.startswith("_"):
-                    self._import(f"{self._package}.{info.name}")
+                    failed += self._import(f"{self._package}.{info.name}")
             for module in self._plugins():
-                self._import(module)
+                failed += self._import(module)
+            for module in failed:
+                warn(f"{module} not loaded ({self._broken[module]})")
 
     def _plugins(self) -> list[str]:
         """Plugin modules: the entry points of this registry's group (installed packages),
@@ -106,16 +109,18 @@ class Registry:
         modules += [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
         return list(dict.fromkeys(modules))
 
-    def _import(self, module: str) -> None:
+    def _import(self, module: str) -> list[str]:
+        """Import ``module``; ``[module]`` where it failed for the first time (to be said)."""
         if module in _FAILED:  # a plugin both registries list: tried, and said, once
             self._broken[module] = _FAILED[module]
-            return
+            return []
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - someone's module: say so, go on
             why = str(exc).splitlines()[0] if str(exc) else ""
             self._broken[module] = _FAILED[module] = f"{type(exc).__name__}: {why}"
-            warn(f"{module} not loaded ({self._broken[module]})")
+            return [module]
+        return []
 
     def names(self, pattern: str = "*") -> list[str]:
         self._load()

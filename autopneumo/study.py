@@ -144,6 +144,8 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
             atomic_write_json(path, state)
 
         ticker = _Ticker(account)
+        ran_before = project in spent
+        state.get("outcome", {}).pop(project, None)  # this run's, once it ends
         account()  # the pair is in study.json from its start
         try:
             with ticker:  # a kill -9 loses at most one tick of the accounting
@@ -159,9 +161,11 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
                     records = exc.records
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
         except RunsError:  # the project refused to start (other settings): nothing ran
-            if ticker.ticks:
+            if ran_before:
                 spent[project] = before
-                atomic_write_json(path, state)
+            else:  # not charged, and not "ran": a later rerun may still call it skipped
+                spent.pop(project, None)
+            atomic_write_json(path, state)
             raise
         except BaseException:
             account()

@@ -170,25 +170,48 @@ def check_spaces(build: bool = False) -> list[str]:
     checked as a search checks them before it loads data (``autopneumo spaces``): one
     line per problem, none when all are fine. ``build``: also build each family's model and
     each policy's layers at the spaces' defaults, as keras-tuner does when a search makes
-    its tuner (a builder that fails there; seconds per family)."""
+    its tuner (a builder that fails there; seconds per family).
+
+    A search checks its family's file before its policy's: each family is checked with a
+    policy that passes, each policy with a family that passes (and builds), so a broken
+    file hides no other file's problems."""
     from .errors import UserError
     from .registry import FAMILIES, POLICIES
 
     problems: dict[str, None] = {}  # in order, each once (training's is met by every pair)
     families, policies = FAMILIES.names(), POLICIES.names()
-    # the first family that is valid (and builds) with the first policy: the other policies
-    # are checked with it (a broken first family hid every policy file's problems)
-    anchor = None
-    for family, policy in [(f, policies[0]) for f in families] + [(None, p) for p in policies[1:]]:
-        family = family or anchor or families[0]
-        size = max(FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)
+
+    def config(family: str, policy: str) -> SearchConfig:
+        return SearchConfig(family, policy, image_size=max(
+            FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size))
+
+    def passes(family: str, policy: str, built: bool = False) -> bool:
         try:
-            resolved = resolve_spaces(SearchConfig(family, policy, image_size=size))
-            if build and (policy == policies[0] or anchor):
-                _build_at_defaults(resolved, max(size, 32))
-            anchor = anchor or family
+            resolved = resolve_spaces(config(family, policy))
+            if built:
+                _build_at_defaults(resolved, max(config(family, policy).image_size, 32))
         except UserError as exc:
             problems[str(exc)] = None
+            return False
+        return True
+
+    def valid(family: str, policy: str) -> bool:
+        try:
+            resolve_spaces(config(family, policy))
+        except UserError:
+            return False
+        return True
+
+    anchor = next(((f, p) for f in families for p in policies if valid(f, p)), None)
+    if anchor is None:  # no pair passes: what each family and policy says with the first
+        for family, policy in ([(f, policies[0]) for f in families]
+                               + [(families[0], p) for p in policies[1:]]):
+            passes(family, policy)
+        return list(problems)
+    good = [f for f in families if passes(f, anchor[1], build)]
+    for policy in policies:
+        if not (policy == anchor[1] and good):  # built with every good family already
+            passes(good[0] if good else anchor[0], policy, build and bool(good))
     return list(problems)
 
 
@@ -496,20 +519,24 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
             Heartbeat,
             chief_answers_within,
             default_worker_id,
+            same_space_as_chief,
             tuner_environment,
             wait_for_chief,
         )
+        from .locking import LOCK_FILE
 
         wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
-        if not (project_dir / PROJECT_FILE).is_file():  # a chief writes it before it serves
+        if not (project_dir / LOCK_FILE).is_file():  # the chief holds it while it searches
             raise SearchError(
-                f"--chief {config.chief}: the chief answers, but {project_dir} holds no "
-                "project: a worker needs the chief's --family, --augment and --runs-dir (a "
-                "folder both see), or it would train another model for the chief's trials")
+                f"--chief {config.chief}: the chief answers, but no search holds "
+                f"{project_dir}: a worker needs the chief's --family, --augment and "
+                "--runs-dir (a folder both see), or it would train another model for the "
+                "chief's trials")
         worker_id = config.worker_id or default_worker_id()
-        with tuner_environment(config.chief, worker_id), Heartbeat(project_dir, worker_id), \
-                chief_answers_within(config.chief):
-            return _search_locked(config, resolved, progress, started)
+        with tuner_environment(config.chief, worker_id), chief_answers_within(config.chief):
+            same_space_as_chief(config.chief, resolved["spaces"])  # another pair's project
+            with Heartbeat(project_dir, worker_id):
+                return _search_locked(config, resolved, progress, started)
     with project_lock(project_dir):
         if config.role == "chief":
             from .distributed import tuner_environment

@@ -578,6 +578,7 @@ def test_a_predictor_loads_its_model_once_and_scores_files_and_decoded_images_al
     scorer = autopneumo.Predictor(model)
     first, second = scorer.predict(files[:2]), scorer.predict(files[2])
     assert len(loads) == 1 and (scorer.image_size, scorer.channels) == (32, 1)
+    assert scorer.card.blobs == ()  # the model file's bytes are not kept once loaded
     once = autopneumo.predict(model, files)  # the function: the same frame
     np.testing.assert_allclose(once.probability, [*first.probability, *second.probability],
                                atol=1e-6)  # batches of 2 and 1 against 3: float arithmetic

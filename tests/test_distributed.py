@@ -286,6 +286,7 @@ def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
     single = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
                           epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
     search(single)  # the project a chief would have written before it serves
+    (tmp_path / "runs" / single.project / "autopneumo.lock").write_text("{}")  # and its lock
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
         mute.listen()
@@ -294,7 +295,7 @@ def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
         # the lifecycle review's 2: a worker of another family (or --runs-dir) trained its
         # own model with its defaults for the chief's trials; refused before it loads data
         with pytest.raises(SearchError, match=f"^--chief {address}: the chief answers, but "
-                                              ".*resnet18__none holds no project"):
+                                              "no search holds .*resnet18__none"):
             search(replace(config, family="resnet18", spaces=[]))
         started = time.monotonic()
         with pytest.raises(SearchError, match=f"^--chief {address}: the chief stopped "
@@ -305,3 +306,38 @@ def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
     from keras_tuner.src.distribute import oracle_client
 
     assert oracle_client.TIMEOUT == 60 * 60  # keras-tuner's own again
+
+
+@pytest.mark.slow
+def test_a_worker_of_another_pair_is_refused_before_it_touches_that_pairs_project(
+        tiny_kermany, tmp_path):
+    """The diff review's 1: a worker started with --augment none for a chief searching
+    flip passed the folder check where base_cnn__none already held a search, then
+    trained its own model for the chief's trials over base_cnn__none's finished ones."""
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_CNN)
+    runs = tmp_path / "runs"
+    args = common(tiny_kermany, runs, space, 1)
+    earlier = subprocess.run([sys.executable, "-m", "autopneumo.cli", "search", *args],
+                             capture_output=True, text=True, timeout=600)
+    assert earlier.returncode == 0, earlier.stderr[-2000:]
+    (runs / "base_cnn__none" / "autopneumo.lock").write_text("{}")  # as a killed search's
+    kept = {p: p.read_bytes() for p in sorted((runs / "base_cnn__none").rglob("*"))
+            if p.name in ("record.json", "model.keras")}
+    address = f"127.0.0.1:{free_port()}"
+    flip = [a if a != "none" else "flip" for a in args]
+    flip = [a for a in flip if a != "--space" and a != str(space)]  # flip's own space file
+    chief = start(["search", *flip, "--chief", address], tmp_path / "chief.log")
+    try:
+        worker = subprocess.run([sys.executable, "-m", "autopneumo.cli", "worker", *args,
+                                 "--chief", address, "--worker-id", "w9"],
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        chief.kill()
+        chief.wait()
+    assert worker.returncode == 1, worker.stderr[-2000:]
+    assert (f"Error: --chief {address}: the chief searches other hyperparameters (only the "
+            "chief's: augment.mode, ") in worker.stderr  # and the built-in space's others
+    assert "only this worker's: none); start the worker with the chief's --family" in (
+        worker.stderr)
+    assert {p: p.read_bytes() for p in kept} == kept

@@ -350,6 +350,25 @@ def test_predict_waits_for_an_export_between_its_two_renames(project, tmp_path):
     assert card.model_path == out / "model.keras" and card.blobs
     with pytest.raises(Exception, match="not found"):
         resolve_model(tmp_path / "never_exported")  # nothing being replaced: at once
+    # the diff review's 2: through a link to the export (its staging names the target)
+    link = tmp_path / "current"
+    link.symlink_to(out)
+    out.rename(aside)
+    threading.Timer(0.5, aside.rename, (out,)).start()
+    assert resolve_model(link).blobs == card.blobs
+    # the diff review's 3: an option error, or a folder beside a killed export's leftovers,
+    # is said at once, not after the 10 s wait
+    import time
+
+    (tmp_path / f".exp.export-{HOST_TAG}-{os.getpid()}").mkdir()  # an export running now
+    started = time.monotonic()
+    with pytest.raises(Exception, match="--threshold must be in"):
+        resolve_model(out, threshold=2.0)
+    dead = tmp_path / f".gone.export-{HOST_TAG}-{2 ** 22 + 4321}"
+    dead.mkdir()
+    with pytest.raises(Exception, match="not found"):
+        resolve_model(tmp_path / "gone")
+    assert time.monotonic() - started < 5
 
 
 def test_a_chiefs_project_resumed_by_a_plain_search_keeps_its_trials(project, tmp_path):

@@ -844,3 +844,60 @@ def test_a_default_written_with_more_digits_than_its_grid_reaches_the_builder_as
     hp = kt.HyperParameters()
     values = load_space(path).apply(hp)
     assert hp.values["augment.p0"] == values["p0"], (hp.values, values)
+
+
+def test_spaces_build_builds_every_family_and_policy_past_a_broken_first_policy(tmp_path,
+                                                                               monkeypatch):
+    """The diff review's 4: with the first policy's file broken, `spaces --build` built no
+    family and skipped the second policy. Each family is now built with a policy that
+    passes, each policy with a family that builds."""
+    import shutil
+
+    import autopneumo.tuning as tuning
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    folder = tmp_path / "spaces"
+    shutil.copytree(spaces_dir(), folder)
+    first = POLICIES.names()[0]
+    (folder / "augment" / f"{first}.yaml").write_text(
+        f"kind: augment\nname: {first}\nhyperparameters:\n  nope: {{type: fixed, value: 1}}\n")
+    monkeypatch.setenv("AUTOPNEUMO_SPACES", str(folder))
+    built = []
+    monkeypatch.setattr(tuning, "_build_at_defaults", lambda resolved, size: built.append(
+        (resolved["family"].name, resolved["policy"].name)))
+    problems = tuning.check_spaces(build=True)
+    assert len(problems) == 1 and f"{first}.yaml" in problems[0]
+    assert {f for f, _ in built} == set(FAMILIES.names())
+    assert {p for _, p in built} == set(POLICIES.names()) - {first}
+    assert len(built) == len(set(built))  # nothing built twice
+
+
+def test_warnings_made_errors_leave_the_registry_complete(tmp_path, monkeypatch):
+    """The diff review's 5: with warnings made errors (as the README suggests a Python
+    caller may), the first broken module's warning stopped the loading: the modules after
+    it were never imported, and later calls listed fewer names without a word."""
+    import sys
+    import warnings
+
+    from autopneumo.errors import AutopneumoWarning
+    from autopneumo.registry import Registry
+
+    package = tmp_path / "plugerr"
+    package.mkdir()
+    (package / "__init__.py").write_text("from autopneumo.registry import Registry\n"
+                                         "REG = Registry('family', 'plugerr', '--family')\n")
+    (package / "a_broken.py").write_text("import not_installed_anywhere\n")
+    (package / "b_good.py").write_text(
+        "from plugerr import REG\n@REG.register('good', description='')\n"
+        "def good(x, *, width: float = 1.0):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plugerr
+
+    registry: Registry = plugerr.REG
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AutopneumoWarning)
+        with pytest.raises(AutopneumoWarning, match="plugerr.a_broken not loaded"):
+            registry.names()
+    assert registry.names() == ["good"]  # every module was imported all the same
+    for name in [m for m in sys.modules if m.startswith("plugerr")]:
+        monkeypatch.delitem(sys.modules, name)

@@ -314,3 +314,37 @@ def test_a_pair_stopped_past_its_deadline_gets_an_outcome_and_a_warning(tmp_path
     assert "skipped" not in state or state["skipped"] == []
     assert short_shares(state) == [
         "base_cnn__none: 1 trial(s) interrupted and not run again (its share was spent)"]
+
+
+def test_a_pair_that_runs_again_drops_its_old_outcome_and_a_refused_one_is_not_charged(
+        tmp_path, monkeypatch):
+    """The diff review's risks: a pair given more budget kept the outcome of its earlier
+    run if this run was stopped past its deadline; and a pair whose search was refused at
+    once (another search holds it) stayed in the accounting as if it had run."""
+    import autopneumo.study as study
+    from autopneumo.errors import RunsError
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "study.json").write_text(json.dumps({
+        "spent": {"base_cnn__none": 10.0},
+        "outcome": {"base_cnn__none": {"trials": 1, "completed": 1, "tuner": "random",
+                                       "cap": 2, "most_epochs": 2, "cut_by_deadline": 0}}}))
+    seen = []
+
+    def search(config, progress=None):
+        seen.append(json.loads((runs / "study.json").read_text()).get("outcome", {}))
+        if config.policy == "flip":
+            raise RunsError("another search holds it")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "search", search)
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=runs)
+    with pytest.raises(RunsError):
+        run_study("base_cnn", "flip", 100.0, base)
+    state = json.loads((runs / "study.json").read_text())
+    assert "base_cnn__flip" not in state["spent"]  # refused: neither charged nor "ran"
+    with pytest.raises(KeyboardInterrupt):
+        run_study("base_cnn", "none", 100.0, base)
+    assert seen[-1] == {}  # the earlier run's outcome is not this run's
