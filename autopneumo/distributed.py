@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import OptionError, SearchError
 from .periodic import Periodic
@@ -81,6 +82,17 @@ def chief_answers_within(address: str, seconds: float | None = None) -> Iterator
         oracle_client.TIMEOUT = saved
 
 
+def chief_holds(lock: Path) -> bool:
+    """Is ``lock`` (a project's lock file) held by a search that may be running: present,
+    and not left by a process known to be gone (only knowable on its own host)?"""
+    from .locking import _gone, _read, owner
+
+    if not lock.is_file():
+        return False
+    _, holder = _read(lock)
+    return holder is not None and not _gone(holder, owner())
+
+
 def same_space_as_chief(address: str, spaces: dict) -> None:
     """Worker side, before any trial: the chief's hyperparameters (one call) must be the
     ones this worker's family, policy and training spaces declare. A worker of another pair
@@ -90,21 +102,25 @@ def same_space_as_chief(address: str, spaces: dict) -> None:
     import keras_tuner as kt
     from keras_tuner.src.distribute.oracle_client import OracleClient
 
-    theirs = {hp.name for hp in OracleClient(None).get_space().space
-              if not hp.name.startswith("tuner/")}
+    def configs(hps) -> dict[str, Any]:  # names alone: cutmix and mixup declare the same
+        return {hp.name: (type(hp).__name__, hp.get_config()) for hp in hps.space
+                if not hp.name.startswith("tuner/")}
+
     declared = kt.HyperParameters()
     for space in spaces.values():
         space.apply(declared)
-    mine = {hp.name for hp in declared.space}
+    theirs, mine = configs(OracleClient(None).get_space()), configs(declared)
     if theirs != mine:
+        differ = {n for n in set(theirs) & set(mine) if theirs[n] != mine[n]}
+        theirs, mine = set(theirs) - set(mine) | differ, set(mine) - set(theirs) | differ
         def some(names: set[str]) -> str:
             listed = sorted(names)
             return ", ".join(listed[:3]) + (" ..." if len(listed) > 3 else "") or "none"
 
         raise SearchError(
-            f"--chief {address}: the chief searches other hyperparameters (only the chief's: "
-            f"{some(theirs - mine)}; only this worker's: {some(mine - theirs)}); start the "
-            "worker with the chief's --family, --augment and --space")
+            f"--chief {address}: the chief searches other hyperparameters (the chief's: "
+            f"{some(theirs)}; this worker's: {some(mine)}); start the worker with the "
+            "chief's --family, --augment and --space")
 
 
 def stop_new_trials_at(oracle, deadline: float) -> threading.Timer:

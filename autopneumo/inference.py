@@ -410,7 +410,8 @@ def resolve_model(source: str | Path, threshold: float | None = None,
 
 def _card_state(source: str | Path) -> tuple[str, bytes] | None:
     """The card, record or finalize record beside a model, as bytes (None: none readable)."""
-    folder = Path(source) if Path(source).is_dir() else Path(source).parent
+    source = Path(source)
+    folder = source.parent if source.suffix == ".keras" and not source.is_dir() else source
     for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):
         try:
             return name, (folder / name).read_bytes()
@@ -426,7 +427,7 @@ def _being_replaced(source: str | Path, before: tuple[str, bytes] | None) -> boo
     if _card_state(source) != before:
         return True
     source = Path(os.path.realpath(source))
-    folder = source if source.is_dir() or not source.suffix else source.parent
+    folder = source.parent if source.suffix == ".keras" else source  # an export: "model.v2"
     try:
         names = os.listdir(folder.parent)
     except OSError:
@@ -729,4 +730,6 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     """
     card = resolve_model(model, threshold, recall_target)
     files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
-    return Predictor(model, threshold, recall_target, batch_size, card)._predict(files, skipped)
+    scorer = Predictor(model, threshold, recall_target, batch_size, card)
+    del card  # its model bytes, loaded: not held while the images are scored
+    return scorer._predict(files, skipped)

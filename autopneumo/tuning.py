@@ -195,9 +195,11 @@ def check_spaces(build: bool = False) -> list[str]:
             return False
         return True
 
-    def valid(family: str, policy: str) -> bool:
+    def valid(family: str, policy: str) -> bool:  # quietly: the anchor is looked for
         try:
-            resolve_spaces(config(family, policy))
+            resolved = resolve_spaces(config(family, policy))
+            if build:
+                _build_at_defaults(resolved, max(config(family, policy).image_size, 32))
         except UserError:
             return False
         return True
@@ -208,7 +210,7 @@ def check_spaces(build: bool = False) -> list[str]:
                                + [(families[0], p) for p in policies[1:]]):
             passes(family, policy)
         return list(problems)
-    good = [f for f in families if passes(f, anchor[1], build)]
+    good = [f for f in families if f == anchor[0] or passes(f, anchor[1], build)]
     for policy in policies:
         if not (policy == anchor[1] and good):  # built with every good family already
             passes(good[0] if good else anchor[0], policy, build and bool(good))
@@ -518,6 +520,7 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
         from .distributed import (
             Heartbeat,
             chief_answers_within,
+            chief_holds,
             default_worker_id,
             same_space_as_chief,
             tuner_environment,
@@ -526,7 +529,7 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
         from .locking import LOCK_FILE
 
         wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
-        if not (project_dir / LOCK_FILE).is_file():  # the chief holds it while it searches
+        if not chief_holds(project_dir / LOCK_FILE):  # it holds the lock while it searches
             raise SearchError(
                 f"--chief {config.chief}: the chief answers, but no search holds "
                 f"{project_dir}: a worker needs the chief's --family, --augment and "
@@ -811,9 +814,9 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
         if existing.get("mixed_precision", new["mixed_precision"]) != new["mixed_precision"]:
             changed.append("--mixed-precision (float16 on a GPU: "
                            f"{'on' if existing['mixed_precision'] else 'off'} when started)")
-        if changed and not any(project_dir.glob("trial_*")):
+        if changed and not any(project_dir.glob("trial_*")) and config.role != "worker":
             changed = []  # an earlier start failed before its first trial: nothing to keep
-            existing = None
+            existing = None  # (a worker never resets its chief's settings: it refuses)
         if changed:
             changed = [_space_changes(existing.get("spaces"), new["spaces"]) if k == "spaces"
                        else k for k in changed]
@@ -824,6 +827,9 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
         if existing is not None:
             dataset.manifest["data_hash"] = existing["data_hash"]  # see the docstring
             return existing
+    if config.role == "worker":  # its chief writes the project before it serves
+        raise RunsError(f"{project_dir}: no project file ({PROJECT_FILE}) of the chief's "
+                        "here; a worker needs the chief's --runs-dir (a folder both see)")
     settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     atomic_write_json(path, settings)

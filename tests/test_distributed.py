@@ -286,7 +286,11 @@ def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
     single = SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random", max_trials=1,
                           epochs=1, image_size=32, runs_dir=tmp_path / "runs", spaces=[space])
     search(single)  # the project a chief would have written before it serves
-    (tmp_path / "runs" / single.project / "autopneumo.lock").write_text("{}")  # and its lock
+    from autopneumo.locking import _start_time, owner
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    (tmp_path / "runs" / single.project / "autopneumo.lock").write_text(json.dumps(
+        {**owner(), "pid": holder.pid, "started": _start_time(holder.pid)}))  # the chief's
     with socket.socket() as mute:
         mute.bind(("127.0.0.1", 0))
         mute.listen()
@@ -302,7 +306,12 @@ def test_a_worker_of_another_project_or_whose_chief_stops_answering_is_one_line(
                                               "answering \\(DEADLINE_EXCEEDED after 3 s at "
                                               "most\\); rerun this worker"):
             search(config)
-    assert time.monotonic() - started < 120
+        assert time.monotonic() - started < 120
+        holder.kill()
+        holder.wait()
+        # a lock left by a search that is gone (kill -9) is no chief's (the re-review's 1)
+        with pytest.raises(SearchError, match="the chief answers, but no search holds"):
+            search(config)
     from keras_tuner.src.distribute import oracle_client
 
     assert oracle_client.TIMEOUT == 60 * 60  # keras-tuner's own again
@@ -321,13 +330,17 @@ def test_a_worker_of_another_pair_is_refused_before_it_touches_that_pairs_projec
     earlier = subprocess.run([sys.executable, "-m", "autopneumo.cli", "search", *args],
                              capture_output=True, text=True, timeout=600)
     assert earlier.returncode == 0, earlier.stderr[-2000:]
-    (runs / "base_cnn__none" / "autopneumo.lock").write_text("{}")  # as a killed search's
+    from autopneumo.locking import _start_time, owner
+
     kept = {p: p.read_bytes() for p in sorted((runs / "base_cnn__none").rglob("*"))
             if p.name in ("record.json", "model.keras")}
     address = f"127.0.0.1:{free_port()}"
     flip = [a if a != "none" else "flip" for a in args]
     flip = [a for a in flip if a != "--space" and a != str(space)]  # flip's own space file
     chief = start(["search", *flip, "--chief", address], tmp_path / "chief.log")
+    # a search running in base_cnn__none too (as a second chief's would)
+    (runs / "base_cnn__none" / "autopneumo.lock").write_text(json.dumps(
+        {**owner(), "pid": chief.pid, "started": _start_time(chief.pid)}))
     try:
         worker = subprocess.run([sys.executable, "-m", "autopneumo.cli", "worker", *args,
                                  "--chief", address, "--worker-id", "w9"],
@@ -336,8 +349,68 @@ def test_a_worker_of_another_pair_is_refused_before_it_touches_that_pairs_projec
         chief.kill()
         chief.wait()
     assert worker.returncode == 1, worker.stderr[-2000:]
-    assert (f"Error: --chief {address}: the chief searches other hyperparameters (only the "
+    assert (f"Error: --chief {address}: the chief searches other hyperparameters (the "
             "chief's: augment.mode, ") in worker.stderr  # and the built-in space's others
-    assert "only this worker's: none); start the worker with the chief's --family" in (
-        worker.stderr)
+    assert "start the worker with the chief's --family" in worker.stderr
     assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_a_worker_compares_the_chiefs_hyperparameters_not_only_their_names(monkeypatch):
+    """The re-review's 1: cutmix and mixup declare the same names (alpha, probability)
+    with other ranges: a mixup worker passed a cutmix chief's check of names. Every shipped
+    pair passes its own check after keras-tuner's proto round trip (no false refusal)."""
+    import keras_tuner as kt
+    from keras_tuner.src.distribute import oracle_client
+
+    from autopneumo.distributed import same_space_as_chief
+    from autopneumo.errors import SearchError
+    from autopneumo.registry import FAMILIES, POLICIES
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    def declared(family, policy):
+        size = max(FAMILIES.get(family).min_image_size, POLICIES.get(policy).min_image_size)
+        spaces = resolve_spaces(SearchConfig(family, policy, image_size=size))["spaces"]
+        hp = kt.HyperParameters()
+        for space in spaces.values():
+            space.apply(hp)
+        return spaces, kt.HyperParameters.from_proto(hp.to_proto())  # as the chief sends it
+
+    chiefs = {}
+    monkeypatch.setattr(oracle_client.OracleClient, "__init__", lambda self, oracle: None)
+    monkeypatch.setattr(oracle_client.OracleClient, "get_space",
+                        lambda self: chiefs["space"])
+    for family in FAMILIES.names():
+        for policy in POLICIES.names():
+            spaces, chiefs["space"] = declared(family, policy)
+            same_space_as_chief("host:1", spaces)
+    mixup, _ = declared("base_cnn", "mixup")
+    _, chiefs["space"] = declared("base_cnn", "cutmix")
+    with pytest.raises(SearchError, match="the chief's: augment.alpha, augment.probability"):
+        same_space_as_chief("host:1", mixup)
+
+
+def test_a_worker_never_writes_or_resets_its_chiefs_project_settings(tmp_path):
+    """The re-review's 2: before the chief's first trial folder existed, a worker with
+    another --image-size (or --space, --seed, data) reset the chief's project file as a
+    failed earlier start would be, trained the chief's trials at its own size, and the
+    chief's own rerun was then refused."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from autopneumo.errors import RunsError
+    from autopneumo.tuning import PROJECT_FILE, SearchConfig, _pin_project, resolve_spaces
+
+    chief = SearchConfig("base_cnn", "none", image_size=32, role="chief", chief="h:1")
+    dataset = SimpleNamespace(manifest={"data_hash": "abc", "split_hash": "def"})
+    spaces = resolve_spaces(chief)["spaces"]
+    project = tmp_path / chief.project
+    worker = replace(chief, role="worker")
+    with pytest.raises(RunsError, match="no project file .* of the chief's here"):
+        _pin_project(project, worker, dataset, spaces)
+    assert not (project / PROJECT_FILE).exists()
+    _pin_project(project, chief, dataset, spaces)  # no trial folder yet
+    pinned = (project / PROJECT_FILE).read_bytes()
+    with pytest.raises(RunsError, match="started with other settings \\(image_size\\)"):
+        _pin_project(project, replace(worker, image_size=40), dataset, spaces)
+    assert (project / PROJECT_FILE).read_bytes() == pinned
+    assert _pin_project(project, worker, dataset, spaces)["image_size"] == 32

@@ -356,6 +356,13 @@ def test_predict_waits_for_an_export_between_its_two_renames(project, tmp_path):
     out.rename(aside)
     threading.Timer(0.5, aside.rename, (out,)).start()
     assert resolve_model(link).blobs == card.blobs
+    dotted = tmp_path / "model.v2"  # the re-review's 5: a dot in the export's name
+    out.rename(dotted)
+    aside_dotted = tmp_path / f".model.v2.old-{HOST_TAG}-{os.getpid()}"
+    dotted.rename(aside_dotted)
+    threading.Timer(0.5, aside_dotted.rename, (dotted,)).start()
+    assert resolve_model(dotted).blobs == card.blobs
+    dotted.rename(out)
     # the diff review's 3: an option error, or a folder beside a killed export's leftovers,
     # is said at once, not after the 10 s wait
     import time

@@ -901,3 +901,28 @@ def test_warnings_made_errors_leave_the_registry_complete(tmp_path, monkeypatch)
     assert registry.names() == ["good"]  # every module was imported all the same
     for name in [m for m in sys.modules if m.startswith("plugerr")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def test_spaces_build_past_a_first_policy_that_loads_but_does_not_build(tmp_path,
+                                                                        monkeypatch):
+    """The re-review's 3: the anchor pair was chosen without building it; a first policy
+    whose file loads but whose layers fail to build was then reported once per family,
+    and no other policy was built."""
+    import autopneumo.tuning as tuning
+    from autopneumo.errors import SpaceError
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    first = POLICIES.names()[0]
+    built = []
+
+    def build(resolved, size):
+        pair = (resolved["family"].name, resolved["policy"].name)
+        if pair[1] == first:
+            raise SpaceError(f"policy {first} cannot be built")
+        built.append(pair)
+
+    monkeypatch.setattr(tuning, "_build_at_defaults", build)
+    assert tuning.check_spaces(build=True) == [f"policy {first} cannot be built"]
+    assert {f for f, _ in built} == set(FAMILIES.names())
+    assert {p for _, p in built} == set(POLICIES.names()) - {first}
+    assert len(built) == len(set(built))
