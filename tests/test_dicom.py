@@ -568,7 +568,7 @@ def test_a_dicom_cut_inside_a_sequence_of_undefined_length_says_truncated():
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = dx, meta.MediaStorageSOPInstanceUID
     item = Dataset()
-    item.CodeValue = "X" * 20
+    item.CodeValue = "X" * 16  # the longest an SH value may be
     ds.ReferencedImageSequence = Sequence([item])
     ds["ReferencedImageSequence"].is_undefined_length = True
     ds.set_pixel_data(np.zeros((8, 8), np.uint16), photometric_interpretation="MONOCHROME2",
