@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_write_text
-from .errors import OptionError, RunsError
-from .leaderboard import leaderboard, search_trials, unregistered_note
+from .errors import OptionError
+from .leaderboard import best_search_trials
 from .objective import recorded_metric
 from .paths import require_runs_dir
 
@@ -42,13 +42,7 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
         raise OptionError("--top and --seeds must be positive")
     check_combine(combine)
     runs_dir = require_runs_dir(runs_dir)
-    board = leaderboard(runs_dir)
-    frame = search_trials(board)  # no ensemble, no reference run
-    best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
-    if best.empty:
-        raise RunsError(f"{runs_dir}: no completed search trial to finalize "
-                        "(reference runs and ensembles are never retrained)"
-                        f"{unregistered_note(board)}")
+    best = best_search_trials(runs_dir, top, "finalize", "retrained")
     from .locking import project_lock
 
     with project_lock(runs_dir / "_finalize", what="finalize"):  # one retrains at a time

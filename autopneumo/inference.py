@@ -23,7 +23,7 @@ from .data.images import IMAGE_SUFFIXES, is_dicom
 from .errors import DataError, OptionError, RunsError
 from .evaluation import MODEL_FILE, PREDICTIONS_FILE, RECORD_FILE
 from .finalize import FINAL_FILE
-from .leaderboard import leaderboard, search_trials, unregistered_note
+from .leaderboard import best_search_trials
 from .paths import require_runs_dir
 
 CARD_FILE = "model_card.json"
@@ -179,13 +179,7 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
     runs_dir = require_runs_dir(runs_dir)
     if ensemble is not None:
         return [_export_ensemble(runs_dir, Path(out), ensemble)]
-    board = leaderboard(runs_dir)
-    frame = search_trials(board)  # no ensemble, no reference run
-    done = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
-    if done.empty:
-        raise RunsError(f"{runs_dir}: no completed search trial to export "
-                        "(reference runs and ensembles are never exported)"
-                        f"{unregistered_note(board)}")
+    done = best_search_trials(runs_dir, top, "export", "exported")
     out = Path(out)
     for _, row in done.iterrows():
         if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():

@@ -137,6 +137,21 @@ def mixed_settings(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+def best_search_trials(runs_dir: Path, top: int, verb: str, done: str) -> pd.DataFrame:
+    """The ``top`` completed search trials by validation (``search_trials``) that
+    ``finalize`` retrains and ``export`` copies; none is a RunsError naming the ``verb``
+    ("finalize") and what is ``done`` to reference runs and ensembles ("retrained")."""
+    board = leaderboard(runs_dir)
+    frame = search_trials(board)
+    best = frame[frame["status"] == "completed"].head(top) if len(frame) else frame
+    if best.empty:
+        from .errors import RunsError
+
+        raise RunsError(f"{runs_dir}: no completed search trial to {verb} (reference runs "
+                        f"and ensembles are never {done}){unregistered_note(board)}")
+    return best
+
+
 def search_trials(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows that are one searched model of a registered family: what ``finalize`` may
     retrain and ``export`` may copy. Never an ensemble row, nor a reference run (the
