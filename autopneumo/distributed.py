@@ -82,17 +82,6 @@ def chief_answers_within(address: str, seconds: float | None = None) -> Iterator
         oracle_client.TIMEOUT = saved
 
 
-def chief_holds(lock: Path) -> bool:
-    """Is ``lock`` (a project's lock file) held by a search that may be running: present,
-    and not left by a process known to be gone (only knowable on its own host)?"""
-    from .locking import _gone, _read, owner
-
-    if not lock.is_file():
-        return False
-    _, holder = _read(lock)
-    return holder is not None and not _gone(holder, owner())
-
-
 def same_space_as_chief(address: str, spaces: dict) -> None:
     """Worker side, before any trial: the chief's hyperparameters (one call) must be the
     ones this worker's family, policy and training spaces declare. A worker of another pair
@@ -113,6 +102,7 @@ def same_space_as_chief(address: str, spaces: dict) -> None:
     if theirs != mine:
         differ = {n for n in set(theirs) & set(mine) if theirs[n] != mine[n]}
         theirs, mine = set(theirs) - set(mine) | differ, set(mine) - set(theirs) | differ
+
         def some(names: set[str]) -> str:
             listed = sorted(names)
             return ", ".join(listed[:3]) + (" ..." if len(listed) > 3 else "") or "none"

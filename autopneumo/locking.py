@@ -93,6 +93,16 @@ def _gone(holder: dict[str, Any] | None, me: dict[str, Any]) -> bool:
     return started is not None and _start_time(pid) not in (None, started)  # pid reused
 
 
+def held(path: Path) -> bool:
+    """Is the lock file ``path`` held by a process that may be running: present, and not
+    left by one known to be gone (knowable only on its own host)? A worker asks this of its
+    chief's project."""
+    if not path.is_file():
+        return False
+    _, holder = _read(path)
+    return holder is not None and not _gone(holder, owner())
+
+
 def _describe(holder: dict[str, Any]) -> str:
     where = f" on host {holder['host']}" if holder.get("host") else ""
     return f"pid {holder['pid']}{where}"

@@ -520,16 +520,15 @@ def _search(config: SearchConfig, progress: Any, started: float) -> list[dict[st
         from .distributed import (
             Heartbeat,
             chief_answers_within,
-            chief_holds,
             default_worker_id,
             same_space_as_chief,
             tuner_environment,
             wait_for_chief,
         )
-        from .locking import LOCK_FILE
+        from .locking import LOCK_FILE, held
 
         wait_for_chief(config.chief, say=lambda line: print(line, file=sys.stderr, flush=True))
-        if not chief_holds(project_dir / LOCK_FILE):  # it holds the lock while it searches
+        if not held(project_dir / LOCK_FILE):  # the chief holds it while it searches
             raise SearchError(
                 f"--chief {config.chief}: the chief answers, but no search holds "
                 f"{project_dir}: a worker needs the chief's --family, --augment and "
