@@ -402,10 +402,14 @@ def resolve_model(source: str | Path, threshold: float | None = None,
         time.sleep(0.05)
 
 
+def _model_folder(source: Path) -> Path:
+    """The folder of a --model: itself, or a .keras file's (an export may be "model.v2")."""
+    return source.parent if source.suffix == ".keras" and not source.is_dir() else source
+
+
 def _card_state(source: str | Path) -> tuple[str, bytes] | None:
     """The card, record or finalize record beside a model, as bytes (None: none readable)."""
-    source = Path(source)
-    folder = source.parent if source.suffix == ".keras" and not source.is_dir() else source
+    folder = _model_folder(Path(source))
     for name in (CARD_FILE, RECORD_FILE, FINAL_FILE):
         try:
             return name, (folder / name).read_bytes()
@@ -420,8 +424,7 @@ def _being_replaced(source: str | Path, before: tuple[str, bytes] | None) -> boo
     named after the folder a symlinked --out points to; a killed export's are not)?"""
     if _card_state(source) != before:
         return True
-    source = Path(os.path.realpath(source))
-    folder = source.parent if source.suffix == ".keras" else source  # an export: "model.v2"
+    folder = _model_folder(Path(os.path.realpath(source)))
     try:
         names = os.listdir(folder.parent)
     except OSError:
