@@ -58,7 +58,9 @@ _LAZY = {
     "run_study": ("autopneumo.study", "run_study"),
     "check_shortcuts": ("autopneumo.shortcuts", "check_shortcuts"),
     "UserError": ("autopneumo.errors", "UserError"),
-    "AutopneumoWarning": ("autopneumo.errors", "AutopneumoWarning"),
+    **{name: ("autopneumo.errors", name) for name in (
+        "OptionError", "DataError", "SpaceError", "RunsError", "SearchError", "DownloadError",
+        "AutopneumoWarning", "AutopneumoNote")},
     "FAMILIES": ("autopneumo.registry", "FAMILIES"),
     "POLICIES": ("autopneumo.registry", "POLICIES"),
 }

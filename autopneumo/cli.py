@@ -181,7 +181,8 @@ def search_options(fn):
         click.option("--runs-dir", type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR,
                      show_default=True),
         click.option("--space", "spaces", multiple=True, type=click.Path(path_type=Path),
-                     help="An edited search-space file replacing the built-in one of its kind."),
+                     help="An edited search-space file replacing the built-in one of its kind "
+                          "(repeatable: one per kind)."),
         click.option("--strategy", type=click.Choice(["mirrored"]), default=None,
                      help="Train each trial on several GPUs (tf.distribute.MirroredStrategy)."),
         click.option("--devices", type=int, default=None, help="GPUs per trial with --strategy."),

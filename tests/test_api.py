@@ -59,6 +59,10 @@ def test_every_public_name_is_listed_and_resolves():
         assert getattr(autopneumo, name) is not None
     assert callable(autopneumo.finalize) and callable(autopneumo.run_study)
     assert issubclass(RunsError, autopneumo.UserError)
+    # the README's check: each error kind, and the warnings, at package level too
+    assert autopneumo.RunsError is RunsError and issubclass(autopneumo.SpaceError,
+                                                            autopneumo.UserError)
+    assert issubclass(autopneumo.AutopneumoNote, autopneumo.AutopneumoWarning)
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
