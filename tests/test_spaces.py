@@ -695,29 +695,37 @@ def test_a_builder_argument_that_is_not_keyword_only_is_named(tmp_path, monkeypa
         resolve_spaces(SearchConfig("base_cnn", "flip", spaces=[path]))
 
 
+GOOD_FAMILY = ("from {package} import REG\n@REG.register('good', description='')\n"
+               "def good(x, *, width: float = 1.0):\n    return x\n")
+BROKEN_MODULE = "import not_installed_anywhere\n"
+
+
+def _plugin_registry(tmp_path, monkeypatch, package: str, modules: dict[str, str]):
+    """The family Registry (``REG``) of a package ``package`` made of ``modules`` (file
+    stem -> source, ``{package}`` filled in), importable for this test."""
+    import importlib
+
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("from autopneumo.registry import Registry\n"
+                                        f"REG = Registry('family', '{package}', '--family')\n")
+    for stem, source in modules.items():
+        (folder / f"{stem}.py").write_text(source.format(package=package))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(package).REG
+
+
 def test_a_broken_or_duplicate_module_leaves_the_other_families_working(tmp_path, monkeypatch):
     """The extensibility review's B8: one module that failed to import (or registered a
     name twice) was a traceback for every command, unrelated families' searches too."""
     import sys
 
     from autopneumo.errors import AutopneumoWarning, OptionError
-    from autopneumo.registry import Registry
 
-    package = tmp_path / "plugpkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("from autopneumo.registry import Registry\n"
-                                         "REG = Registry('family', 'plugpkg', '--family')\n")
-    (package / "a_good.py").write_text(
-        "from plugpkg import REG\n@REG.register('good', description='')\n"
-        "def good(x, *, width: float = 1.0):\n    return x\n")
-    (package / "b_broken.py").write_text("import not_installed_anywhere\n")
-    (package / "c_dup.py").write_text(
-        "from plugpkg import REG\n@REG.register('good', description='')\n"
-        "def again(x):\n    return x\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import plugpkg
-
-    registry: Registry = plugpkg.REG
+    registry = _plugin_registry(tmp_path, monkeypatch, "plugpkg", {
+        "a_good": GOOD_FAMILY, "b_broken": BROKEN_MODULE,
+        "c_dup": "from plugpkg import REG\n@REG.register('good', description='')\n"
+                 "def again(x):\n    return x\n"})
     with pytest.warns(AutopneumoWarning) as said:
         assert registry.names() == ["good"]
     assert [str(w.message) for w in said] == [
@@ -880,20 +888,9 @@ def test_warnings_made_errors_leave_the_registry_complete(tmp_path, monkeypatch)
     import warnings
 
     from autopneumo.errors import AutopneumoWarning
-    from autopneumo.registry import Registry
 
-    package = tmp_path / "plugerr"
-    package.mkdir()
-    (package / "__init__.py").write_text("from autopneumo.registry import Registry\n"
-                                         "REG = Registry('family', 'plugerr', '--family')\n")
-    (package / "a_broken.py").write_text("import not_installed_anywhere\n")
-    (package / "b_good.py").write_text(
-        "from plugerr import REG\n@REG.register('good', description='')\n"
-        "def good(x, *, width: float = 1.0):\n    return x\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import plugerr
-
-    registry: Registry = plugerr.REG
+    registry = _plugin_registry(tmp_path, monkeypatch, "plugerr",
+                                {"a_broken": BROKEN_MODULE, "b_good": GOOD_FAMILY})
     with warnings.catch_warnings():
         warnings.simplefilter("error", AutopneumoWarning)
         with pytest.raises(AutopneumoWarning, match="plugerr.a_broken not loaded"):
