@@ -232,6 +232,13 @@ def _check_range(lo, hi, default, sampling, step=None) -> None:
                              f"{step} ** k): it could never be sampled")
         if default is not None and not _on_log_grid(default, lo, step):
             raise ValueError(f"default {default} is not on the grid {lo} * {step} ** k")
+    if step is not None and sampling == "reverse_log":  # max + min - min * step ** k
+        if not _on_log_grid(hi, lo, step):
+            raise ValueError(f"min {lo} is not max + min - min * step ** k ({hi} + {lo} - "
+                             f"{lo} * {step} ** k): it could never be sampled")
+        if default is not None and not _on_reverse_log_grid(default, lo, hi, step):
+            raise ValueError(f"default {default} is not on the grid {hi} + {lo} - {lo} * "
+                             f"{step} ** k")
 
 
 def _grid_value(spec: Any, value: float) -> float:
@@ -248,6 +255,11 @@ def _on_grid(value: float, lo: float, step: float) -> bool:
 def _on_log_grid(value: float, lo: float, step: float) -> bool:
     k = math.log(value / lo) / math.log(step)
     return abs(k - round(k)) < 1e-6
+
+
+def _on_reverse_log_grid(value: float, lo: float, hi: float, step: float) -> bool:
+    """keras-tuner's reverse_log grid runs down from max: max + min - min * step ** k."""
+    return _on_log_grid(hi + lo - value, lo, step)
 
 
 def _in_domain(spec: Any, value: Any) -> bool:

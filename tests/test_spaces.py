@@ -222,6 +222,21 @@ def test_log_sampling_applies_with_and_without_step(tmp_path):
     assert grid == [16, 32, 64, 128, 256]
 
 
+def test_a_reverse_log_stepped_default_on_keras_tuners_grid_loads():
+    """keras-tuner draws a stepped reverse_log float from max + min - min * step ** k:
+    0.1, 0.0991, 0.0901 and 0.0001 for this range; the file's default is one of them."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "base_cnn.yaml"
+        path.write_text("kind: family\nname: base_cnn\nhyperparameters:\n"
+                        "  cd: {type: float, min: 1.0e-4, max: 1.0e-1, sampling: reverse_log, "
+                        "step: 10, default: 0.0901}\n")
+        space = load_space(path)
+    hp = kt.HyperParameters()
+    assert space.apply(hp) == {"cd": pytest.approx(0.0901)}
+    grid = sorted({hp.space[0].prob_to_value(i / 50) for i in range(50)})
+    assert grid == pytest.approx([1e-4, 0.0901, 0.0991, 0.1])
+
+
 def test_default_outside_range(tmp_path):
     path = _write(tmp_path, HEADER + """\
       depth: {type: int, min: 1, max: 4, default: 9}
@@ -421,7 +436,7 @@ def numeric_specs(draw):
         lo = draw(st.floats(-1e3, 1e3, **finite))
         hi = lo + draw(st.floats(0, 1e3, **finite))
         spec = {"type": "float", "min": lo, "max": hi}
-        log = lo > 0 and draw(st.booleans())
+        log = lo >= 1e-3 and draw(st.booleans())  # (a subnormal min overflows the grid's k)
         if log:
             spec["sampling"] = draw(st.sampled_from(["log", "reverse_log"]))
         if draw(st.booleans()):
@@ -429,15 +444,17 @@ def numeric_specs(draw):
             spec["step"] = step = draw(st.floats(low, 10, **finite))
             if not log:  # max and default on the grid min + k * step
                 spec["max"] = hi = lo + step * ((hi - lo) // step)
-            elif spec["sampling"] == "log":  # on the grid min * step ** k
+            else:  # log: on the grid min * step ** k; reverse_log: min on max + min - min * step ** k
                 spec["max"] = hi = lo * step ** int(math.log(hi / lo, step) + 1e-9)
         if draw(st.booleans()):
             spec["default"] = draw(st.floats(lo, hi, **finite))
             if "step" in spec and not log:
                 spec["default"] = min(hi, lo + step * ((spec["default"] - lo) // step))
-            elif "step" in spec and spec["sampling"] == "log":
+            elif "step" in spec:
                 top = round(math.log(hi / lo, step))
-                spec["default"] = min(hi, lo * step ** draw(st.integers(0, top)))
+                k = draw(st.integers(0, top))
+                spec["default"] = (min(hi, lo * step ** k) if spec["sampling"] == "log"
+                                   else min(hi, max(lo, hi + lo - lo * step ** k)))
     return spec
 
 
@@ -591,6 +608,20 @@ def test_every_stepped_value_a_shipped_file_names_can_be_sampled():
      "could never be sampled (line 4)"),
     ("cd: {type: int, min: 2, max: 8, step: 2, default: 5}",
      "hyperparameters.cd: default 5 is not on the grid 2 + k * 2 (line 4)"),
+    ("cd: {type: int, min: 16, max: 200, sampling: log, step: 2}",
+     "hyperparameters.cd: max 200 is not min times a whole power of step (16 * 2 ** k): it "
+     "could never be sampled (line 4)"),
+    ("cd: {type: float, min: 1.0e-4, max: 1.0e-1, sampling: log, step: 10, default: 5.0e-3}",
+     "hyperparameters.cd: default 0.005 is not on the grid 0.0001 * 10.0 ** k (line 4)"),
+    # keras-tuner's reverse_log grid runs down from max: max + min - min * step ** k
+    # (0.05, 0.0491, 0.0401 here: min is never drawn)
+    ("cd: {type: float, min: 1.0e-4, max: 5.0e-2, sampling: reverse_log, step: 10}",
+     "hyperparameters.cd: min 0.0001 is not max + min - min * step ** k (0.05 + 0.0001 - "
+     "0.0001 * 10.0 ** k): it could never be sampled (line 4)"),
+    ("cd: {type: float, min: 1.0e-4, max: 1.0e-1, sampling: reverse_log, step: 10, "
+     "default: 1.0e-2}",
+     "hyperparameters.cd: default 0.01 is not on the grid 0.1 + 0.0001 - 0.0001 * 10.0 ** k "
+     "(line 4)"),
     ("cd: " + "[" * 5000 + "]" * 5000, "invalid YAML: nested too deeply"),
 ])
 def test_space_files_that_could_not_mean_what_they_say_are_one_line_errors(tmp_path, body,
