@@ -144,7 +144,7 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
             atomic_write_json(path, state)
 
         ticker = _Ticker(account)
-        ran_before = project in spent
+        ran_before, stamps = project in spent, _record_stamps(runs_dir / project)
         state.get("outcome", {}).pop(project, None)  # this run's, once it ends
         account()  # the pair is in study.json from its start
         try:
@@ -160,8 +160,10 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
                         raise
                     records = exc.records
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
-        except RunsError:  # the project refused to start (other settings): nothing ran
-            if ran_before:
+        except RunsError:
+            if _record_stamps(runs_dir / project) != stamps:  # raised after a trial ran
+                account()
+            elif ran_before:  # the project refused to start (other settings): nothing ran
                 spent[project] = before
             else:  # not charged, and not "ran": a later rerun may still call it skipped
                 spent.pop(project, None)
@@ -174,6 +176,21 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
     state["total_spent"] = sum(spent.values())
     atomic_write_json(path, state)
     return state
+
+
+def _record_stamps(project_dir: Path) -> set[tuple[str, int, int]]:
+    """Each trial record below ``project_dir`` as (path, size, mtime): what a search that
+    ran a trial changes, and one refused at its start does not."""
+    from .evaluation import RECORD_FILE
+
+    stamps = set()
+    for path in project_dir.rglob(RECORD_FILE):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamps.add((str(path), st.st_size, st.st_mtime_ns))
+    return stamps
 
 
 def outcome(records: list[dict[str, Any]], cap: int, tuner: str) -> dict[str, Any]:

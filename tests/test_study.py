@@ -348,3 +348,31 @@ def test_a_pair_that_runs_again_drops_its_old_outcome_and_a_refused_one_is_not_c
     with pytest.raises(KeyboardInterrupt):
         run_study("base_cnn", "none", 100.0, base)
     assert seen[-1] == {}  # the earlier run's outcome is not this run's
+
+
+def test_a_pair_whose_search_fails_after_a_trial_ran_is_charged(tmp_path, monkeypatch):
+    """The diff review's leftover risk: a RunsError raised after training (a damaged
+    model.keras read back at the end) was refunded as if the project had refused to
+    start, so a rerun of the study spent that time again."""
+    import autopneumo.study as study
+    from autopneumo.errors import RunsError
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    clock = [1000.0]
+    monkeypatch.setattr(study.time, "time", lambda: clock[0])
+
+    def search(config, progress=None):
+        trial = runs / f"{config.family}__{config.policy}" / "trial_0"
+        trial.mkdir(parents=True)
+        (trial / "record.json").write_text(json.dumps({"trial_id": "0"}))
+        clock[0] += 30.0
+        raise RunsError("model.keras is damaged")
+
+    monkeypatch.setattr(study, "search", search)
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=runs)
+    with pytest.raises(RunsError, match="damaged"):
+        run_study("base_cnn", "flip", 100.0, base)
+    state = json.loads((runs / "study.json").read_text())
+    assert state["spent"]["base_cnn__flip"] == pytest.approx(30.0)
