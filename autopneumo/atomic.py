@@ -43,22 +43,26 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_save_model(model, path: str | Path) -> Path:
+def atomic_save_model(model, path: str | Path) -> str:
     """``model.save`` to a temporary ``.keras`` beside ``path``, renamed over it: Keras
     writes the zip in place, so a kill (or a reader) mid-save met a truncated model under
-    a finished record."""
+    a finished record. Returns the sha256 of the bytes saved (the record keeps it, so a
+    reader can tell this model from one saved over it later)."""
+    import hashlib
+
     path = Path(path)
     _remove_dead_temps(path)
     tmp = path.with_name(f".{path.name}.{HOST_TAG}-{os.getpid()}.keras")  # Keras wants .keras
     try:
         model.save(tmp)
         with open(tmp, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return digest
 
 
 def _host_tag() -> str:

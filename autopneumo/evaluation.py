@@ -85,7 +85,7 @@ class Evaluator:
         test_ci = bootstrap_intervals(ds.test.y, p_test, threshold, n_boot=self.n_boot,
                                       groups=ds.test.patients, target=self.recall_target)
         trial_dir.mkdir(parents=True, exist_ok=True)
-        atomic_save_model(model, trial_dir / MODEL_FILE)
+        model_sha256 = atomic_save_model(model, trial_dir / MODEL_FILE)
         _write_predictions(trial_dir / PREDICTIONS_FILE, ds, p_val, p_test)
         history = {k: [float(x) for x in v] for k, v in (history or {}).items()}
         objective = history.get("val_objective") or []
@@ -110,6 +110,7 @@ class Evaluator:
             params=int(model.count_params()),
             compute=compute_settings(model),
             files={"model": MODEL_FILE, "predictions": PREDICTIONS_FILE},
+            model_sha256=model_sha256,  # predict and export check the model file against it
             seconds={"trial": seconds, "evaluation": time.perf_counter() - start},
         )
         atomic_write_json(trial_dir / filename, record)

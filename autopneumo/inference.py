@@ -196,7 +196,13 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
             target = staging / name
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
+            copied = file_digest(target / MODEL_FILE)
+            if record.get("model_sha256") not in (None, copied):
+                raise RunsError(f"{trial_dir}: its {MODEL_FILE} is not the model its "
+                                f"{RECORD_FILE} describes (sha256 differs; re-evaluated "
+                                "while exporting?); export again")
             card = model_card(record, trial_dir, runs_dir) | {"rank_by_validation": rank}
+            card["provenance"]["model_sha256"] = copied
             if _copy_validation_scores(trial_dir, target):
                 card["validation_scores"] = VALIDATION_FILE  # predict --recall-target
             atomic_write_json(target / CARD_FILE, card, strict=True)
@@ -281,7 +287,7 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
             (staging / f"member{i}").mkdir()
             shutil.copyfile(member / MODEL_FILE, staging / f"member{i}" / MODEL_FILE)
             listed.append({"folder": f"member{i}", "source": str(member),
-                           "model_sha256": file_digest(member / MODEL_FILE)})
+                           "model_sha256": file_digest(staging / f"member{i}" / MODEL_FILE)})
         card = model_card(record, folder, runs_dir) | {
             "kind": "ensemble", "members": listed, "combine": combine,
             "tta": bool((record.get("ensemble") or {}).get("tta"))}
@@ -390,8 +396,12 @@ def resolve_model(source: str | Path, threshold: float | None = None,
         before = _card_state(source)
         try:
             card = _resolve_model(source, threshold, recall_target)
-        except OptionError:
-            if time.monotonic() > deadline or not _being_replaced(source, before):
+        except OptionError as exc:
+            # a trial or seed folder re-evaluated now saves its model, then its record
+            rewriting = isinstance(exc, _ModelMismatch) and before is not None and \
+                before[0] != CARD_FILE
+            if time.monotonic() > deadline or not (rewriting or
+                                                   _being_replaced(source, before)):
                 raise
         else:
             if _card_state(source) == before:
@@ -451,6 +461,8 @@ def _resolve_model(source: str | Path, threshold: float | None,
             if not isinstance(raw, dict):
                 raise OptionError(f"--model {source}: {path} is not a JSON object")
             info = model_card(raw) if name != CARD_FILE else raw
+            if name != CARD_FILE:  # the model's digest as its evaluation saved it
+                info["model_sha256"] = raw.get("model_sha256")
             info["_from"] = str(path)
             break
     members: tuple[Path, ...] = ()
@@ -495,6 +507,10 @@ def _resolve_model(source: str | Path, threshold: float | None,
                      str(info.get("combine") or "probability"), bool(info.get("tta")), blobs)
 
 
+class _ModelMismatch(OptionError):
+    """A model file that is not the one its card or record describes."""
+
+
 def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
                          members: tuple[Path, ...]) -> tuple[bytes, ...]:
     """The model files' bytes, each checked against the sha256 the card recorded: a model
@@ -508,7 +524,7 @@ def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
         recorded = [(m, digest(entries[i]) if i < len(entries) else None)
                     for i, m in enumerate(members)]
     else:
-        recorded = [(model_path, digest(info.get("provenance")))]
+        recorded = [(model_path, digest(info.get("provenance")) or info.get("model_sha256"))]
     blobs = []
     for path, expected in recorded:
         try:
@@ -516,10 +532,12 @@ def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
         except FileNotFoundError as exc:
             raise OptionError(f"--model {source}: {path} is missing") from exc
         if isinstance(expected, str) and hashlib.sha256(blob).hexdigest() != expected:
-            raise OptionError(f"--model {source}: {path} is not the model "
-                              f"{info.get('_from', 'its card')} describes (its sha256 differs "
-                              "from the recorded one): the card's threshold and numbers belong "
-                              "to another model; export it again")
+            card = "model_sha256" not in info
+            raise _ModelMismatch(
+                f"--model {source}: {path} is not the model {info.get('_from', 'its card')} "
+                "describes (its sha256 differs from the recorded one): the "
+                f"{'card' if card else 'record'}'s threshold and numbers belong to another "
+                f"model; {'export it again' if card else 'was the model file replaced?'}")
         blobs.append(blob)
     return tuple(blobs)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autopneumo.errors import AutopneumoNote, RunsError
+from autopneumo.errors import AutopneumoNote, OptionError, RunsError
 from tests.tiny_spaces import small_cnn
 
 
@@ -416,3 +416,44 @@ def test_an_export_whose_new_folder_cannot_be_renamed_in_keeps_a_whole_export(
     assert "model.keras" in names and "model_card.json" in names
     assert not [n for n in names if n.startswith("rank")]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".exp")]
+
+
+def test_a_trial_record_carries_its_models_digest_which_predict_and_export_check(
+        project, tmp_path, monkeypatch):
+    """The diff review's leftover risk: predict on a trial (or finalize seed) folder read
+    the record, then the model; a re-evaluation saving its model in between (model first,
+    record after) scored one model against the other's threshold, and a model copied over
+    a trial's by hand was used unnoticed. The record now keeps the saved model's sha256."""
+    import hashlib
+    import threading
+
+    import autopneumo.inference as inference
+    from autopneumo.inference import export, resolve_model
+    from autopneumo.leaderboard import leaderboard
+
+    config = _copy(project, tmp_path)
+    board = leaderboard(config.runs_dir)
+    best, other = (Path(d) for d in board["trial_dir"][:2])
+    for trial in (best, other):
+        record = json.loads((trial / "record.json").read_text())
+        assert record["model_sha256"] == hashlib.sha256(
+            (trial / "model.keras").read_bytes()).hexdigest()
+    assert resolve_model(best).blobs == ((best / "model.keras").read_bytes(),)
+    # another model copied over the winner's: refused (after the wait for a record)
+    shutil.copyfile(other / "model.keras", best / "model.keras")
+    monkeypatch.setattr(inference, "SWAP_WAIT", 0.3)
+    with pytest.raises(OptionError, match=r"record.json describes \(its sha256 differs.*"
+                                          r"was the model file replaced\?"):
+        resolve_model(best)
+    with pytest.raises(RunsError, match="is not the model its record.json describes"):
+        export(config.runs_dir, tmp_path / "exp", top=1)
+    assert not (tmp_path / "exp").exists()
+    # a re-evaluation: its record lands while predict waits; the new record is used whole
+    monkeypatch.setattr(inference, "SWAP_WAIT", 10.0)
+    rewritten = json.loads((best / "record.json").read_text())
+    rewritten.update(model_sha256=json.loads((other / "record.json").read_text())[
+        "model_sha256"], threshold=0.123)
+    threading.Timer(0.3, (best / "record.json").write_text, (json.dumps(rewritten),)).start()
+    card = resolve_model(best)
+    assert card.threshold == 0.123
+    assert card.blobs == ((other / "model.keras").read_bytes(),)
