@@ -65,7 +65,11 @@ def chief_answers_within(address: str, seconds: float | None = None) -> Iterator
     """Worker side: each call to the chief waits ``seconds`` (``CHIEF_WAIT``) for an answer,
     not keras-tuner's hour; a chief that stopped answering (killed, its host gone) is then
     one ``SearchError`` line, not a worker holding its GPU for an hour and a gRPC
-    traceback. Its running trial is lost; a restarted chief hands it out again."""
+    traceback. Its running trial is lost; a restarted chief hands it out again.
+
+    The wait is keras-tuner's module-level ``TIMEOUT``, set for the block: a process runs
+    one worker (keras-tuner takes the chief's address and the tuner id from environment
+    variables), so no other worker in it shares the setting."""
     import grpc
     from keras_tuner.src.distribute import oracle_client
 
