@@ -742,6 +742,17 @@ def _warn_about_data(dataset) -> None:
              f"their suffix nor DICOM by their content ({suffix_list(ignored)}); training "
              f"reads {'/'.join(RASTER_SUFFIXES)} files and DICOM files whatever their name "
              "(`autopneumo data check` lists them)", AutopneumoNote)
+    merged = manifest.get("patients_merged_for_identical_images") or 0
+    if merged:
+        warn(f"{merged} patient(s) hold images identical to another patient's (at "
+             f"{manifest['image_size']} px): each such group is kept on one side of the "
+             "validation split", AutopneumoNote)
+    anonymous = manifest.get("images_without_patient_id") or 0
+    if anonymous and anonymous > (pool := len(dataset.train) + len(dataset.val)) / 2:
+        warn(f"{anonymous} of {pool} train/val images carry no patient id (a Kermany-style "
+             "name or a DICOM Patient ID): each is its own patient in the validation split, "
+             "which leaks patients between training and validation where a patient has "
+             "several images")
     shared = manifest.get("test_images_also_in_train_or_val") or 0
     if shared:
         warn(f"{shared} test image(s) also occur in train/val (identical pixels at "

@@ -67,8 +67,13 @@ def test_normal2_batch_keeps_its_prefix_apart_from_im():
     assert a != b
 
 
-def test_patient_id_or_file_falls_back_to_the_file_name():
-    assert patient_id_or_file("a/b/scan.jpeg") == "file:scan.jpeg"
+def test_patient_id_or_file_falls_back_to_the_file_as_given():
+    """The data review's F1: the bare name made train/NORMAL/0001.png and
+    train/PNEUMONIA/0001.png (or test/NORMAL/0001.png) one patient: a false "patients in
+    both train/val and test", and one test "patient" of both classes in the intervals."""
+    assert patient_id_or_file("a/b/scan.jpeg") == "file:a/b/scan.jpeg"
+    assert patient_id_or_file("train/NORMAL/0001.png") != patient_id_or_file(
+        "train/PNEUMONIA/0001.png")
     assert patient_id_or_file("a/b/person3_virus_9.jpeg") == "person3"
 
 

@@ -6,6 +6,7 @@ marks a complete cache."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from .kermany import Scan, with_header_patients
 
 # 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation;
 # 6: 16-bit and float images stretched from their darkest to their brightest pixel
-CACHE_VERSION = 6
+CACHE_VERSION = 7  # 7: patients without an id in the name are their path's, not their name's
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 
@@ -41,8 +42,26 @@ class DecodedImages:
 
 
 def cache_key(scan: Scan, size: int, channels: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.cache_digest()}".encode())
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{decoders()}|"
+                       f"{scan.cache_digest()}".encode())
     return h.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=1)
+def decoders() -> str:
+    """The versions of what decodes the pixels (Pillow, its libjpeg, pydicom): the cache
+    outlives an upgrade of the environment, after which ``predict`` decodes with the new
+    libraries; a cache built by the old ones is decoded again."""
+    import importlib.metadata
+
+    import PIL
+    from PIL import features
+
+    try:
+        pydicom = importlib.metadata.version("pydicom")
+    except importlib.metadata.PackageNotFoundError:
+        pydicom = None
+    return f"pillow {PIL.__version__} jpeg {features.version('jpg')} pydicom {pydicom}"
 
 
 def load_or_decode(

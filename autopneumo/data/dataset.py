@@ -91,8 +91,10 @@ def load_dataset(
         raise DataError(f"{path}: the test split needs readable images of both classes")
     if len(np.unique(pool.y)) < 2:
         raise DataError(f"{path}: train (+ val) needs readable images of both classes")
+    pool_digests = decoded.digests[~is_test]
+    groups, merged = _with_duplicates_merged(pool.patients, pool_digests)
     if split_by == "patient":
-        train_idx, val_idx = patient_split(pool.y, pool.patients, val_fraction, seed)
+        train_idx, val_idx = patient_split(pool.y, groups, val_fraction, seed)
         how = "patient-grouped, class-stratified, from train + official val"
     elif split_by == "image":  # the classroom study's random image-level split (leaks patients)
         order = np.random.default_rng(seed).permutation(len(pool))
@@ -121,12 +123,39 @@ def load_dataset(
         "unreadable": [{"file": f.path, "reason": f.reason} for f in decoded.failures],
         "ignored": list(scan.ignored),
     }
-    shared = np.isin(decoded.digests[is_test], decoded.digests[~is_test])
+    shared = np.isin(decoded.digests[is_test], pool_digests)
     manifest["test_images_also_in_train_or_val"] = int(shared.sum())
+    manifest["patients_merged_for_identical_images"] = merged if split_by == "patient" else 0
+    manifest["images_without_patient_id"] = int(sum(str(p).startswith("file:")
+                                                    for p in pool.patients))
     ds = Dataset(pool.take(train_idx), pool.take(val_idx), test, manifest)
     manifest["counts"] = _counts(ds)
     manifest["split_hash"] = split_hash(ds.val.files)
     return ds
+
+
+def _with_duplicates_merged(patients: np.ndarray, digests: np.ndarray) -> tuple[np.ndarray, int]:
+    """The patients to split by: those holding identical images (one scan filed under two
+    ids, as NORMAL2-IM-0095 and -0096 in the official test split) joined into one group,
+    named after its first id, so that the copies land on one side; and how many patients
+    were joined into another. Where none share an image the ids are returned as they are
+    (and the split is the one the ids alone give)."""
+    parent: dict[str, str] = {}
+
+    def root(p: str) -> str:
+        while parent.get(p, p) != p:
+            p = parent[p]
+        return p
+
+    first_holder: dict[str, str] = {}
+    for patient, digest in zip(patients.tolist(), digests.tolist(), strict=True):
+        other = first_holder.setdefault(digest, patient)
+        a, b = root(patient), root(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    if not parent:
+        return patients, 0
+    return np.array([root(p) for p in patients.tolist()], dtype=patients.dtype), len(parent)
 
 
 def same_data(recorded: Any, manifest: dict[str, Any]) -> bool:

@@ -72,6 +72,7 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
         raise dicom.not_part10(path)
     else:
         with Image.open(path) as src:
+            _check_raster(src)
             if info is not None:
                 info["width"], info["height"] = src.size
                 info["stored_std"] = (float(np.std(np.asarray(src, dtype=np.float64)))
@@ -89,6 +90,34 @@ def decode_image(path: str | Path | io.BytesIO, size: int, channels: int = 1,
 
 
 ORIENTATION_TAG = 0x0112  # EXIF
+
+
+def _check_raster(src: Image.Image) -> None:
+    """Refuse what Pillow would decode wrongly or at great cost: an image over
+    ``MAX_IMAGE_PIXELS`` (Pillow itself refuses only past twice that, and warns between),
+    and a 16-bit colour or grey+alpha PNG, of which Pillow keeps the high byte alone (a
+    12-bit radiograph read as 0-15, nearly black)."""
+    width, height = src.size
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise ValueError(f"{width}x{height} px is over the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} "
+                         "megapixel limit")
+    if src.format == "PNG" and src.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(src) == 16:
+        raise ValueError(f"a 16-bit {src.mode} PNG: Pillow reads only the high byte of each "
+                         "value; save it as a 16-bit greyscale PNG (or 8-bit)")
+
+
+def _png_bit_depth(src: Image.Image) -> int | None:
+    """The bit depth in a PNG's header (IHDR byte 24), read from the open file."""
+    fp = getattr(src, "fp", None)
+    if fp is None:
+        return None
+    where = fp.tell()
+    try:
+        fp.seek(24)
+        depth = fp.read(1)
+    finally:
+        fp.seek(where)
+    return depth[0] if depth else None
 def suffix_list(files) -> str:
     """The suffixes among ``files``, sorted and comma-separated (``(none)`` for a file
     without one): what a "skipped" or "not read" message names."""

@@ -105,7 +105,7 @@ def scan_kermany(root: str | Path) -> Scan:
                 except OSError:
                     size, mtime, ctime = -1, 0, 0
                 entries.append(
-                    ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name),
+                    ImageFileEntry(split, label, rel, size, patient_id_or_file(rel),
                                    mtime, ctime)
                 )
                 found += 1

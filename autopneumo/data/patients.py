@@ -35,8 +35,10 @@ def parse_patient_id(filename: str) -> str | None:
 
 
 def patient_id_or_file(filename: str) -> str:
-    """The patient id, or a per-file id (``file:<name>``) where the name carries none."""
-    return parse_patient_id(filename) or f"file:{_name(filename)}"
+    """The patient id, or a per-file id (``file:<filename>``, as given: a scan gives the
+    path under the data folder, so ``train/NORMAL/0001.png`` and ``train/PNEUMONIA/0001.png``
+    are two patients) where the name carries none."""
+    return parse_patient_id(filename) or f"file:{PurePath(filename).as_posix()}"
 
 
 _KIND = re.compile(r"^person\d+_(bacteria|virus)", re.IGNORECASE)
@@ -52,8 +54,10 @@ def patient_id_by_kind(filename: str) -> str:
 
 
 def patients_of(files) -> np.ndarray:
-    """``patient_id_or_file`` of each file name (e.g. a predictions file's ``file`` column)."""
-    return np.array([patient_id_or_file(str(f)) for f in files], dtype=str)
+    """The patients of a predictions file written before it saved them (its ``file``
+    column), as they were made then: a name without a patient id was ``file:<name>``."""
+    return np.array([parse_patient_id(str(f)) or f"file:{_name(str(f))}" for f in files],
+                    dtype=str)
 
 
 def _canonical(raw: str) -> str:

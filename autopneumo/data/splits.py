@@ -1,4 +1,4 @@
-"""Patient-grouped, class-stratified validation split (scikit-learn's group splitters)."""
+"""Patient-grouped, class-stratified validation split (scikit-learn's ``GroupShuffleSplit``)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ def patient_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, val)`` such that no patient is on both sides.
 
-    Where every patient has one class (Kermany: NORMAL and PNEUMONIA patients are numbered
-    apart), ``val_fraction`` of each class's patients go to validation
-    (``GroupShuffleSplit`` per class: exact stratification by patient, and fast). Otherwise
-    ``StratifiedGroupKFold`` keeps one fold of the nearest ``1/k`` share.
+    Patients are stratified by the classes of their images: ``val_fraction`` of the
+    patients of each stratum go to validation (``GroupShuffleSplit`` per stratum: exact
+    shares, and fast). Where every patient has one class (Kermany: NORMAL and PNEUMONIA
+    patients are numbered apart) the strata are the classes; patients with images of both
+    classes form a third. A stratum of one patient stays in train.
     """
     if not 0.0 < val_fraction <= 0.5:
         raise OptionError(f"--val-fraction must be in (0, 0.5], got {val_fraction}")
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from sklearn.model_selection import GroupShuffleSplit
 
     labels = np.asarray(labels)
     patients = np.asarray(patients)
@@ -32,24 +33,23 @@ def patient_split(
         raise OptionError(
             f"only {n_groups} patients: too few for a {val_fraction:.0%} patient-level split"
             f"{hint}")
-    classes_per_patient = {p: set() for p in np.unique(patients)}
+    classes_per_patient: dict = {p: set() for p in np.unique(patients)}
     for p, y in zip(patients, labels, strict=True):
         classes_per_patient[p].add(y)
-    if all(len(c) == 1 for c in classes_per_patient.values()):
-        val_parts = []
-        for k, label in enumerate(np.unique(labels)):
-            idx = np.flatnonzero(labels == label)
-            if len(np.unique(patients[idx])) < 2:
-                continue  # a class of one patient stays in train
-            splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction,
-                                         random_state=seed + k)
-            _, val_local = next(splitter.split(idx, groups=patients[idx]))
-            val_parts.append(idx[val_local])
-        val_idx = np.sort(np.concatenate(val_parts)) if val_parts else np.array([], int)
-    else:
-        n_splits = max(2, round(1.0 / val_fraction))
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        _, val_idx = next(splitter.split(np.zeros(len(labels)), labels, patients))
-        val_idx = np.sort(val_idx)
+    mixed = {p for p, c in classes_per_patient.items() if len(c) > 1}
+    # the strata: one per class (its one-class patients), then the mixed patients; the
+    # seeds per class as before the mixed stratum existed, so a split stays the same
+    strata = [(labels == label) & ~np.isin(patients, list(mixed)) for label in np.unique(labels)]
+    if mixed:
+        strata.append(np.isin(patients, list(mixed)))
+    val_parts = []
+    for k, member in enumerate(strata):
+        idx = np.flatnonzero(member)
+        if len(np.unique(patients[idx])) < 2:
+            continue  # a stratum of one patient stays in train
+        splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed + k)
+        _, val_local = next(splitter.split(idx, groups=patients[idx]))
+        val_parts.append(idx[val_local])
+    val_idx = np.sort(np.concatenate(val_parts)) if val_parts else np.array([], int)
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
