@@ -53,9 +53,12 @@ KIND = "ensemble"
 SPLITS = ("val", "test")
 COMBINE = {"probability": "mean probability",
            "logit": "mean log-odds (geometric mean of the odds)"}
-# log-odds of probabilities saved from float32 sigmoids: 1 - 1e-7 is the last value below
-# 1 that float32 tells apart, and 1.0 itself would give an infinite logit
-_EPS = 1e-7
+# log-odds of probabilities saved from float32 sigmoids: 0 and 1 themselves would give an
+# infinite logit, so they are taken as float32's nearest values inside (0, 1). Nothing
+# else is clipped: a saved 1e-12 is a real vote (float32 resolves down to 1.4e-45), and a
+# clip at 1e-7 tied images that a member ranked apart.
+_LOW = float(np.finfo(np.float32).smallest_subnormal)  # 1.4e-45: log-odds -103.3
+_HIGH = 1.0 - 2.0 ** -24  # float32's last value below 1: log-odds +16.6
 
 
 def ensemble_name(top: int, tta: bool = False, combine: str = "probability") -> str:
@@ -77,8 +80,8 @@ def combine_scores(scores: list[np.ndarray], combine: str = "probability") -> np
     stacked = np.asarray(scores, dtype=np.float64)
     if combine == "probability":
         return stacked.mean(axis=0)
-    p = np.clip(stacked, _EPS, 1 - _EPS)
-    log_odds = np.mean(np.log(p) - np.log1p(-p), axis=0)  # within +-16.2: no overflow
+    p = np.clip(stacked, _LOW, _HIGH)
+    log_odds = np.mean(np.log(p) - np.log1p(-p), axis=0)  # within [-103.3, 16.6]
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 

@@ -87,14 +87,24 @@ def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
             done[seed] = out / f"seed{seed}"
         folders[rank] = (str(row["trial_id"]), [done[seed] for seed in sorted(done)])
     runs = pd.DataFrame(rows)
+    # a metric undefined in one seed (NPV where it called every test image pneumonia) is
+    # undefined over the seeds: not the mean of the others under "over N seeds"
     summary = runs.groupby(["rank", "project", "trial_id"]).agg(
-        **{f"{m}_{stat}": (m, stat) for m in (*METRICS, "val_prec_at_recall")
-           for stat in ("mean", "std")}, seeds=("seed", "count"),
+        **{f"{m}_{stat}": (m, how) for m in (*METRICS, "val_prec_at_recall")
+           for stat, how in (("mean", _mean), ("std", _std))}, seeds=("seed", "count"),
         reused=("reused", "sum")).reset_index()
     summary = summary.merge(_seed_ensembles(runs_dir, folders, combine), on="rank", how="left")
     atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
     return summary
+
+
+def _mean(values: pd.Series) -> float:
+    return values.mean(skipna=False)
+
+
+def _std(values: pd.Series) -> float:
+    return values.std(skipna=False)  # ddof 1
 
 
 def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]],

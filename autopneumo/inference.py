@@ -96,6 +96,11 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
         "validation_at_0.5": {k: val[k] for k in ("precision", "recall", "accuracy")
                               if k in val},
         "test": record.get("test"),
+        "test_prec_at_recall_is": ("the best test precision at test recall >= "
+                                   "recall_target: its threshold is picked on test (a point of "
+                                   "the test precision-recall curve, as auc summarises it), so "
+                                   "it is not what this card's threshold gives; precision and "
+                                   "recall are"),
         "test_ci95": record.get("test_ci"),
         "test_ci_resampled": record.get("test_ci_resampled") or "images",
         "data_hash": data.get("data_hash"),

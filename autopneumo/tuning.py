@@ -820,7 +820,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
         if (existing.get("split_hash") and existing["split_hash"] != new["split_hash"]
                 and "data_hash" not in changed):
             changed.append("the validation split (the same --seed and --val-fraction now draw "
-                           "other images: another scikit-learn?)")
+                           "other images: another scikit-learn or autopneumo?)")
         if existing.get("mixed_precision", new["mixed_precision"]) != new["mixed_precision"]:
             changed.append("--mixed-precision (float16 on a GPU: "
                            f"{'on' if existing['mixed_precision'] else 'off'} when started)")

@@ -100,3 +100,47 @@ def test_finalize_names_a_missing_runs_folder(tmp_path):
         finalize(tmp_path / "missing")
     with pytest.raises(OptionError, match="--top and --seeds must be positive"):
         finalize(tmp_path, seeds=0)
+
+
+# --- the statistics review of the twentieth session (F3)
+
+def test_finalize_mean_over_seeds_does_not_silently_drop_a_seed_with_an_undefined_metric(
+        tmp_path, monkeypatch):
+    """Three retrained seeds; in one, every test image is called pneumonia (its validation
+    threshold is below all its test scores), so its NPV is undefined. summary.csv (and the
+    report's 'mean ± sd over 3 seeds') gives the mean and sd of the other two, with
+    seeds = 3: the row claims three seeds behind a number two seeds made."""
+    import math
+    from types import SimpleNamespace
+
+    import autopneumo.data
+    from autopneumo.finalize import finalize
+    from tests.records import write_record
+
+    runs = tmp_path / "runs"
+    trial = write_record(runs, "base_cnn", "flip", "0007", 0.5, seed=1)
+    data = {"path": "nowhere", "image_size": 32, "channels": 1, "split_seed": 0,
+            "data_hash": "h1"}
+    record = json.loads(trial.read_text())
+    trial.write_text(json.dumps({**record, "data": data}))
+    out = runs / "_finalize" / "rank1_base_cnn__flip_trial0007"
+    for seed, quality in enumerate((0.3, 0.5, 0.7)):
+        src = write_record(tmp_path / "scratch", "base_cnn", "flip", f"s{seed}", quality, seed=1)
+        folder = out / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "predictions.csv").write_text((src.parent / "predictions.csv").read_text())
+        final = {**json.loads(src.read_text()), "hyperparameters": record["hyperparameters"],
+                 "data": data, "seed": seed, "finalize_of": str(trial.parent)}
+        if seed == 0:  # no normal call on test: NPV undefined (as binary_metrics says)
+            final["test"] = {**final["test"], "npv": math.nan}
+        (folder / "final.json").write_text(json.dumps(final))
+    monkeypatch.setattr(autopneumo.data, "load_dataset",
+                        lambda *a, **k: SimpleNamespace(manifest={"data_hash": "h1"}))
+    summary = finalize(runs, top=1, seeds=3)
+    row = summary.iloc[0]
+    assert row["seeds"] == 3
+    seeds = pd.read_csv(runs / "_finalize" / "runs.csv")
+    assert seeds["npv"].isna().sum() == 1
+    # an undefined seed must show (NaN, or a count of the seeds behind the number)
+    assert math.isnan(row["npv_mean"]) and math.isnan(row["npv_std"])
+    assert row["precision_mean"] == pytest.approx(seeds["precision"].mean())  # defined: kept

@@ -11,12 +11,14 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.metrics
 from click.testing import CliRunner
 
 import autopneumo
+import autopneumo.objective
 from autopneumo.cli import main
 from autopneumo.data.patients import patients_of
-from autopneumo.ensemble import ensemble
+from autopneumo.ensemble import combine_scores, ensemble
 from autopneumo.errors import OptionError, RunsError
 from autopneumo.inference import export
 from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
@@ -731,6 +733,11 @@ def test_the_model_card_tells_a_deployer_what_the_model_does_at_its_threshold(ru
     assert card["provenance"]["model_sha256"] == hashlib.sha256(b"weights of a").hexdigest()
     assert card["provenance"]["trial_dir"] == str(a)
     assert "Not a medical device" in card["intended_use"]
+    # the statistics review's F2: the test block's prec_at_recall is at a threshold picked
+    # on test; the card says so beside it
+    assert "prec_at_recall" in card["test"]
+    assert "picked on test" in card["test_prec_at_recall_is"]
+    assert "not what this card's threshold gives" in card["test_prec_at_recall_is"]
     reference = model_card({**record, "reference": True, "threshold": 0.5})
     assert reference["threshold_chosen_on"].startswith("fixed at 0.5")
 
@@ -782,3 +789,50 @@ def test_export_replaces_an_earlier_export_as_a_whole_and_refuses_other_files(ru
                                      str(tmp_path / "many"), "--top", "9"])
     assert many.exit_code == 0 and "only 3 completed search trial(s) to export (--top 9)" \
         in many.output
+
+
+def _exact_logit_mean(members):
+    p = np.asarray(members, dtype=np.float64)
+    z = np.mean(np.log(p) - np.log1p(-p), axis=0)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# --- the statistics review of the twentieth session (F1): the log-odds mean clipped real
+# low scores at 1e-7
+
+def test_logit_mean_keeps_the_log_odds_of_a_tiny_but_real_probability():
+    """The pinned intent: 'the clip at 1e-7 is for 0 and 1 themselves'. A float32 sigmoid
+    gives 1e-9 or 1e-12 for a confident normal (float32 resolves down to 1e-38), so those
+    are real votes; clipping them at 1e-7 changes the mean log-odds by orders of magnitude."""
+    got = combine_scores([np.array([1e-9]), np.array([0.5])], "logit")
+    assert got[0] == pytest.approx(_exact_logit_mean([[1e-9], [0.5]])[0], rel=1e-6)  # 3.2e-5
+
+
+def test_logit_mean_does_not_tie_images_the_members_rank_apart():
+    """Member A ranks image 0 below image 1 (1e-12 < 1e-9), member B scores them alike:
+    the mean log-odds ranks them apart; the clipped mean ties them, and the ensemble's AUC
+    on these four images drops from 1.0 to 0.833."""
+    a = np.array([1e-12, 1e-9, 0.9, 0.95], dtype=np.float32).astype(np.float64)
+    b = np.array([0.3, 0.3, 0.8, 0.8])
+    y = np.array([0, 1, 1, 1])
+    got = combine_scores([a, b], "logit")
+    exact = _exact_logit_mean([a, b])
+    assert sklearn.metrics.roc_auc_score(y, exact) == 1.0
+    assert got[0] < got[1]
+    assert sklearn.metrics.roc_auc_score(y, got) == sklearn.metrics.roc_auc_score(y, exact)
+
+
+def test_logit_ensemble_validation_precision_at_recall_is_not_degraded_by_the_low_clip():
+    """Member A is squashed (scores far below 1e-7 for the two hard positives and the five
+    negatives, but positives 1e-9 > negatives 1e-12); member B cannot tell them apart. The
+    mean log-odds still separates them: validation precision at recall 0.95 is 1.0. With
+    the clip the seven images tie, the threshold must take the negatives: 20/25 = 0.8."""
+    n_pos_high, n_pos_low, n_neg = 18, 2, 5
+    y = np.r_[np.ones(n_pos_high + n_pos_low), np.zeros(n_neg)].astype(int)
+    a = np.r_[np.full(n_pos_high, 0.9), np.full(n_pos_low, 1e-9), np.full(n_neg, 1e-12)]
+    b = np.r_[np.full(n_pos_high, 0.9), np.full(n_pos_low, 0.5), np.full(n_neg, 0.5)]
+    exact = autopneumo.objective.precision_at_recall(y, _exact_logit_mean([a, b]), 0.95)
+    assert exact.precision == 1.0
+    combined = combine_scores([a, b], "logit")
+    got = autopneumo.objective.precision_at_recall(y, combined, 0.95)
+    assert got.precision == exact.precision  # 0.8 with the clip at 1e-7

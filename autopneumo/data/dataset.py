@@ -192,7 +192,7 @@ def recorded_dataset(load, record: dict[str, Any], trial_dir: Path,
     if recorded.get("split_hash") and recorded["split_hash"] != dataset.manifest["split_hash"]:
         raise DataError(f"{trial_dir}: its validation split (seed {recorded.get('split_seed')}, "
                         f"fraction {recorded.get('val_fraction')}) now holds other images than "
-                        "it was searched with (split hash differs; another scikit-learn?)")
+                        "it was searched with (split hash differs; another scikit-learn or autopneumo?)")
     return dataset
 
 
