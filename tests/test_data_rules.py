@@ -191,3 +191,18 @@ def test_the_cache_key_follows_the_decoders_versions(tmp_path, monkeypatch):
         monkeypatch.undo()
         cache.decoders.cache_clear()
     assert cache.cache_key(scan, 16, 1) == before
+
+
+@pytest.mark.parametrize("split_by", ["patient", "image"])
+def test_a_validation_fraction_out_of_range_is_refused_for_either_split(tmp_path, split_by):
+    """The review's unproven concern: split_by="image" took any fraction (1.5 gave every
+    image to validation and an empty training split)."""
+    from autopneumo.errors import OptionError
+
+    root = _layout(tmp_path / "d", {"train/NORMAL": ["IM-0001-0001.png"],
+                                    "train/PNEUMONIA": ["person1_virus_1.png"],
+                                    "test/NORMAL": ["IM-0002-0001.png"],
+                                    "test/PNEUMONIA": ["person2_virus_1.png"]})
+    with pytest.raises(OptionError, match=r"--val-fraction must be in \(0, 0.5\], got 1.5"):
+        load_dataset(root, image_size=8, val_fraction=1.5, split_by=split_by,
+                     cache_folder=tmp_path / "cache")

@@ -78,6 +78,8 @@ def load_dataset(
         raise OptionError(f"--image-size must be at least 8, got {image_size}")
     if channels not in (1, 3):
         raise OptionError(f"--channels must be 1 or 3, got {channels}")
+    if not 0.0 < val_fraction <= 0.5:  # also for split_by="image" (patient_split checks too)
+        raise OptionError(f"--val-fraction must be in (0, 0.5], got {val_fraction}")
     path = resolve_data_path(path)
     if path.is_file() and path.suffix == ".npz":
         return load_medmnist(path, image_size, channels, seed)
