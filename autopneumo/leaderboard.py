@@ -115,6 +115,13 @@ def mixed_settings(frame: pd.DataFrame) -> list[str]:
         listed = ", ".join(f"{t:g} ({n} rows)" for t, n in targets.items())
         out.append(f"rows ranked together used different recall targets: {listed}; "
                    "their validation objectives are not comparable")
+    if "test_ci_resampled" in done:
+        units = done["test_ci_resampled"].dropna().value_counts().sort_index()
+        if len(units) > 1:
+            listed = ", ".join(f"{u} ({n} rows)" for u, n in units.items())
+            out.append(f"rows' test intervals resample different units: {listed}; an "
+                       "interval over images is narrower than one over patients (the "
+                       "test_ci_resampled column says which)")
     reference = done["reference"].astype(bool)
     trials = done[~reference & ~done["ensemble"].astype(bool)]
     splits = trials["validation_split"].dropna().value_counts().sort_index()
@@ -227,7 +234,7 @@ def _row(r: dict[str, Any], aliases: dict[str, str] | None = None) -> dict[str, 
         "reference": bool(r.get("reference", False)),
         "ensemble": r.get("kind") == "ensemble",
         "pretrained": bool((r.get("hyperparameters") or {}).get("model.weights")),
-        "recall_target": r.get("recall_target"),
+        "recall_target": _num(r.get("recall_target")),
         "val_objective": _num(val.get("objective")),
         "val_prec_at_recall": _num(val.get("prec_at_recall")),
         "val_auc": _num(val.get("auc")),
@@ -238,6 +245,8 @@ def _row(r: dict[str, Any], aliases: dict[str, str] | None = None) -> dict[str, 
         if m in CI_METRICS:
             lo, hi = (ci.get(m) or [math.nan, math.nan])[:2]
             row[f"test_{m}_lo"], row[f"test_{m}_hi"] = _num(lo), _num(hi)
+    # what each row's intervals resample: patients (since the fourteenth session) or images
+    row["test_ci_resampled"] = (r.get("test_ci_resampled") or "images") if ci else None
     row.update(
         params=r.get("params"),
         epochs_run=r.get("epochs_run"),

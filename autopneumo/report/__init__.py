@@ -65,7 +65,9 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         raise OptionError(f"--data {data}: not found")
     out = Path(out)
     runs = load_runs(runs_dir)
-    written = [atomic_write_text(out / "leaderboard.csv", safe_csv(csv_frame(runs.frame)))]
+    table = safe_csv(csv_frame(runs.frame))
+    _remove_stale_page(out, fmt, table)
+    written = [atomic_write_text(out / "leaderboard.csv", table)]
     options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed,
                       data=data)
     if fmt == "md":
@@ -87,6 +89,27 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     written.append(atomic_write_text(out / "index.html",
                                      render_html(runs.frame, context["figures"], top, context)))
     return written
+
+
+def _remove_stale_page(out: Path, fmt: str, table: str) -> None:
+    """The other format's page from an earlier report into ``out``, where that report's
+    leaderboard differs from this one's: it would describe other runs beside this report's
+    CSV (an HTML page also takes its figures along). One of the same runs is kept, so a
+    folder can hold both formats."""
+    page = out / ("summary.md" if fmt == "html" else "index.html")
+    try:
+        stale = page.exists() and (out / "leaderboard.csv").read_text(encoding="utf-8") != table
+    except OSError:
+        stale = False
+    if not stale:
+        return
+    page.unlink()
+    if fmt == "md":
+        for name in FIGURES:
+            (out / "figures" / f"{name}.png").unlink(missing_ok=True)
+    other = "md" if fmt == "html" else "html"
+    warn(f"removed {page}: an earlier report's, of other runs than this one (`report --format "
+         f"{other}` writes it again)", AutopneumoNote)
 
 
 def _remove_pixels(out: Path) -> None:

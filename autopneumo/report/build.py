@@ -180,7 +180,7 @@ class ReportBuilder:
         out = {
             "name": f"{best['family']} + {best['policy']} (trial {best['trial_id']})",
             "family": best["family"], "policy": best["policy"],
-            "target": fmt_number(target, 2) if is_finite(target) else "–",
+            "target": f"{float(target):g}" if is_finite(target) else "–",  # as recorded
             "val": fmt_value(best, "val_prec_at_recall"),
             "threshold": fmt_number(best.get("threshold")),
             "metrics": [(label, fmt_value(best, col)) for col, label in HEADLINE_METRICS],
@@ -352,7 +352,7 @@ class ReportBuilder:
             b = base.iloc[0]
             pb = runs.predictions(b)
             for _, a in others.iterrows():
-                if a.get("recall_target") != b.get("recall_target"):
+                if not _same_target(a, b):
                     self.note("families", f"{model_label(a)} vs {model_label(b)}: thresholds "
                                           f"chosen for recall targets {a.get('recall_target')} "
                                           f"and {b.get('recall_target')}, so their precisions "
@@ -679,7 +679,7 @@ class ReportBuilder:
             return {"sentence": "There is only one completed model, so there is nothing to "
                                 "test it against yet."} if models else None
         a, b = models[0], models[1]
-        if a.row.get("recall_target") != b.row.get("recall_target"):
+        if not _same_target(a.row, b.row):
             return {"sentence": f"{a.label} and {b.label} were thresholded for different recall "
                                 f"targets ({a.row.get('recall_target')} and "
                                 f"{b.row.get('recall_target')}), so their right and wrong calls "
@@ -882,3 +882,9 @@ def _reference_kind(record: dict[str, Any]) -> str:
                if k in settings and settings[k] != v]
     return ("reference run, deviating from the classroom recipe: " + ", ".join(changed)
             if changed else "reference run, deviating from the classroom recipe")
+
+
+def _same_target(a: Any, b: Any) -> bool:
+    """Two rows thresholded for one recall target (missing on both counts as one)."""
+    x, y = a.get("recall_target"), b.get("recall_target")
+    return x == y or not (is_finite(x) or is_finite(y))

@@ -28,7 +28,8 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
     context = context or {}
     lines = [f"# autopneumo leaderboard ({len(frame)} trials, ranked by validation)", ""]
     lines += [f"> Not comparable: {line}." for line in context.get("mixed", [])]
-    lines += [""] if context.get("mixed") else []
+    lines += [f"> Skipped unreadable record: {_text(line)}" for line in context.get("skipped", [])]
+    lines += [""] if context.get("mixed") or context.get("skipped") else []
     headline = context.get("headline")
     if headline:
         metrics = ", ".join(f"{label} {value}" for label, value in headline["metrics"])
@@ -83,7 +84,10 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
                      f"({e['auc_verdict']}), {e['n']} paired test images.")
     if not headline and "status" in frame and len(frame):
         failed = frame[frame["status"] == "failed"]
-        lines.append(f"No completed trial yet; {len(failed)} failed" + (
+        others = int((frame["status"] == "completed").sum())  # references, ensembles
+        lines.append(f"No completed {'search ' if others else ''}trial yet" + (
+            f" ({others} completed reference run(s) or ensemble(s), in the table)"
+            if others else "") + f"; {len(failed)} failed" + (
             f" (the first: {_text(failed['message'].dropna().iloc[0])})"
             if len(failed) and failed["message"].notna().any() else "") + ".")
     if len(lines) > 2:

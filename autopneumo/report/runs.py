@@ -133,7 +133,8 @@ def load_runs(runs_dir: str | Path) -> Runs:
         extra = pd.DataFrame(unfinished)
         extra.insert(0, "rank", range(len(frame) + 1, len(frame) + 1 + len(extra)))
         attrs = dict(frame.attrs)
-        frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
+        frame = (pd.concat([frame, extra], ignore_index=True) if len(frame) else  # the
+                 extra.reindex(columns=list(dict.fromkeys([*frame.columns, *extra.columns]))))
         frame.attrs.update(attrs)
     return Runs(frame=frame, records=records, runs_dir=str(runs_dir))
 
