@@ -145,6 +145,17 @@ def balance_mode(training: dict[str, Any]) -> str:
     return "class_weights" if training.get("class_weights", True) else "none"
 
 
+def steps_per_epoch(y: np.ndarray, training: dict[str, Any]) -> int:
+    """The training steps of one epoch, which a schedule over the epochs is sized by: the
+    rows the fit sees (``oversample`` repeats the minority class up to the majority, about
+    1.5x the Kermany training split) over the batch size."""
+    rows = len(y)
+    if balance_mode(training) == "oversample":
+        counts = np.bincount(np.asarray(y).astype(int), minlength=2)[:2]
+        rows = int(counts.max()) * int((counts > 0).sum())
+    return -(-rows // int(training["batch_size"]))
+
+
 def oversample(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """Indices that repeat the minority class (drawn with replacement) up to the majority."""
     y = np.asarray(y).astype(int)
@@ -367,7 +378,7 @@ class PneumoniaHyperModel(kt.HyperModel):
     def _make(self, hp):
         v = self.values(hp)
         t = v["training"]
-        steps = -(-len(self.train) // int(t["batch_size"]))
+        steps = steps_per_epoch(self.train.y, t)
         if self.mixed_precision:  # per build: keras-tuner's clear_session resets the policy
             keras.config.set_dtype_policy("mixed_float16")
         return build_model(self.family, self.policy, self.image_shape, v["family"], v["augment"],
@@ -434,14 +445,14 @@ def _fit(model, train_split, training, epochs, initial_epoch, callbacks, weights
         from .data.device import DeviceBatches
 
         batches = DeviceBatches(train_split.x, train_split.y, training["batch_size"],
-                                class_weight=weights, seed=seed)
+                                class_weight=weights, seed=seed, epoch=initial_epoch)
         return model.fit(batches, epochs=epochs or training["epochs"], shuffle=False,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     if transform is not None:
         from .augment._mixing import MixedBatches
 
         batches = MixedBatches(train_split.x, train_split.y, training["batch_size"], transform,
-                               class_weight=weights, seed=seed)
+                               class_weight=weights, seed=seed, epoch=initial_epoch)
         return model.fit(batches, epochs=epochs or training["epochs"],
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     return model.fit(

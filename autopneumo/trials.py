@@ -54,14 +54,14 @@ def _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir, t
     import_tensorflow_quietly()  # before Keras: quiet, thread pools sized to the cores
     import keras
 
-    from .hypermodel import build_model, train
+    from .hypermodel import build_model, steps_per_epoch, train
     from .registry import FAMILIES, POLICIES
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     parts = split_values(values)
     start = time.perf_counter()
-    steps = -(-len(dataset.train) // int(parts["train"]["batch_size"]))
+    steps = steps_per_epoch(dataset.train.y, parts["train"])
     model = build_model(FAMILIES.get(family), POLICIES.get(policy), dataset.image_shape,
                         parts["model"], parts["augment"], parts["train"]["learning_rate"],
                         training=parts["train"], steps_per_epoch=steps)

@@ -113,12 +113,14 @@ class MixedBatches(keras.utils.PyDataset):
     """Shuffled training batches with a batch transform applied; yields
     ``(x, y)`` or ``(x, y, sample_weight)`` when class weights are given.
 
-    Each batch's randomness comes from ``(seed, epoch, index)``, so a run is repeatable.
+    Each batch's randomness comes from ``(seed, epoch, index)``, so a run is repeatable;
+    ``epoch`` is the first epoch's number (a Hyperband continuation's ``initial_epoch``,
+    which would otherwise replay its parent's first epochs' draws).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, transform: Transform, *,
                  class_weight: dict[int, float] | None = None, seed: int = 0,
-                 shuffle: bool = True, **kwargs):
+                 shuffle: bool = True, epoch: int = 0, **kwargs):
         super().__init__(**kwargs)
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels")
@@ -127,7 +129,7 @@ class MixedBatches(keras.utils.PyDataset):
         self.transform = transform
         self.class_weight = class_weight
         self.seed, self.shuffle = int(seed), shuffle
-        self.epoch = 0
+        self.epoch = int(epoch)
         self.order = self._order()
 
     def _order(self) -> np.ndarray:

@@ -36,7 +36,8 @@ class DeviceBatches(keras.utils.PyDataset):
     the loss is the one ``model.fit(x, y, class_weight=...)`` computes."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, *,
-                 class_weight: dict[int, float] | None = None, seed: int = 0, **kwargs):
+                 class_weight: dict[int, float] | None = None, seed: int = 0, epoch: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels")
@@ -49,7 +50,7 @@ class DeviceBatches(keras.utils.PyDataset):
         self.weight = keras.ops.convert_to_tensor(weight)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.epoch = 0
+        self.epoch = int(epoch)  # the first epoch's number, as in MixedBatches
         self.order = self._order()
 
     def _order(self) -> np.ndarray:

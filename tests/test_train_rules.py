@@ -1,0 +1,134 @@
+"""The training-path review of the twentieth session: each test failed before its fix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+
+def _split(n_neg: int, n_pos: int, size: int = 32):
+    from autopneumo.data.dataset import Split
+
+    n = n_neg + n_pos
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+    y = np.array([0] * n_neg + [1] * n_pos, np.uint8)
+    return Split(x, y, np.array([f"f{i}" for i in range(n)]), np.array([f"p{i}" for i in range(n)]))
+
+
+def test_cosine_schedule_spans_every_step_of_an_oversampled_trial():
+    """train.schedule=cosine decays over the epoch cap; with train.balance=oversample the
+    training split grows to 2 x the majority class, but the schedule is sized from the
+    original split (hypermodel.py:370), so the learning rate reaches 0 before the last
+    epoch ends and the remaining steps train nothing."""
+    import keras_tuner as kt
+
+    from autopneumo.hypermodel import PneumoniaHyperModel
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    keras.backend.clear_session()
+    resolved = resolve_spaces(SearchConfig("base_cnn", "none", image_size=32))
+    split = _split(3, 9)  # oversampled: 18 images, 3 batches of 6 per epoch (not 2)
+    hm = PneumoniaHyperModel(resolved["family"], resolved["policy"], resolved["spaces"],
+                             split, split, 0.95)
+    hp = kt.HyperParameters()
+    for name, value in (("train.schedule", "cosine"), ("train.balance", "oversample"),
+                        ("train.batch_size", 6), ("train.epochs", 2), ("model.depth", 2),
+                        ("model.width", 0.5), ("model.dense_units", "128")):
+        hp.Fixed(name, value)
+    model = hm.build(hp)
+    rates = []
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    hm.fit(hp, model, callbacks=[Rates()])
+    assert len(rates) == 6  # 2 epochs x 3 batches
+    assert min(rates) > 0.0, f"learning rate per step: {rates}"
+
+
+def test_finalize_sizes_the_cosine_schedule_from_the_split_it_trains_on(monkeypatch, tmp_path):
+    """The same in ``trials.train_and_evaluate`` (finalize, baseline), trials.py:64:
+    steps_per_epoch must count the oversampled training split."""
+    from types import SimpleNamespace
+
+    import autopneumo.hypermodel as hypermodel
+    from autopneumo.trials import train_and_evaluate
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(*args, steps_per_epoch=None, **kwargs):
+        seen["steps"] = steps_per_epoch
+        raise Stop
+
+    monkeypatch.setattr(hypermodel, "build_model", fake_build)
+    train = _split(3, 9)
+    dataset = SimpleNamespace(train=train, val=train, test=train, image_shape=(32, 32, 1),
+                              manifest={})
+    values = {"train.batch_size": 6, "train.learning_rate": 1e-3, "train.epochs": 2,
+              "train.schedule": "cosine", "train.balance": "oversample"}
+    with pytest.raises(Stop):
+        train_and_evaluate("base_cnn", "none", values, dataset, None, tmp_path, "t", 0.95, 0)
+    oversampled = len(hypermodel.oversample(train.y))  # 18
+    assert seen["steps"] == math.ceil(oversampled / 6), seen
+
+
+def test_a_continued_mixup_fit_does_not_replay_its_parents_first_epoch(monkeypatch):
+    """MixedBatches draws each epoch's order and mixing from (seed, epoch) with the epoch
+    counted from the start of *this* fit (_mixing.py:130, 136, 143): a Hyperband
+    continuation from epoch 2 replays exactly the shuffle, partners and lambdas of
+    its parent's epoch 1."""
+    from autopneumo.augment._mixing import MixedBatches
+    from autopneumo.hypermodel import train
+    from autopneumo.registry import POLICIES
+
+    served = []
+    original = MixedBatches.__getitem__
+
+    def spy(self, index):
+        x, y, *rest = original(self, index)
+        served.append((index, np.asarray(x).copy(), np.asarray(y).copy()))
+        return (x, y, *rest)
+
+    monkeypatch.setattr(MixedBatches, "__getitem__", spy)
+    split = _split(12, 12, size=8)
+    training = {"batch_size": 8, "epochs": 1, "balance": "none"}
+
+    def first_epoch(initial_epoch: int):
+        keras.backend.clear_session()
+        served.clear()
+        model = keras.Sequential([keras.Input((8, 8, 1), dtype="uint8"),
+                                  keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile("adam", "binary_crossentropy")
+        train(model, split, split, {**training, "epochs": initial_epoch + 1}, 0.95,
+              initial_epoch=initial_epoch, early_stopping=False,
+              augmentation=POLICIES.get("mixup").builder(alpha=0.4, probability=1.0))
+        # the last len() calls are the one trained epoch (earlier ones: Keras' spec probe)
+        batches = served[-3:]
+        return {i: (x, y) for i, x, y in batches}
+
+    fresh, continued = first_epoch(0), first_epoch(2)
+    same = all(np.array_equal(fresh[i][0], continued[i][0])
+               and np.array_equal(fresh[i][1], continued[i][1]) for i in fresh)
+    assert not same, "epoch 3 of a continuation mixed exactly as epoch 1 of its parent"
+
+
+@pytest.mark.parametrize(("balance", "steps"), [("oversample", 3), ("class_weights", 2),
+                                               ("none", 2)])
+def test_steps_per_epoch_counts_the_rows_each_balance_mode_trains_on(balance, steps):
+    from autopneumo.hypermodel import oversample, steps_per_epoch
+
+    y = np.array([0] * 3 + [1] * 9)
+    assert steps_per_epoch(y, {"batch_size": 6, "balance": balance}) == steps
+    if balance == "oversample":
+        assert math.ceil(len(oversample(y)) / 6) == steps
+    assert steps_per_epoch(np.ones(7), {"batch_size": 6, "balance": "oversample"}) == 2
