@@ -2,8 +2,9 @@
 stored as runs marked ``reference`` so every leaderboard shows them beside tuned models.
 
 Study settings: 180 px RGB, batch 16, 10 epochs, Adam (1e-3), binary cross-entropy, class
-weights, a random image-level 80/20 split of train + val, no early stopping, decision
-threshold 0.5. Models: the separable-conv CNN without augmentation, the same with random
+weights, a random image-level 80/20 split of train + val, no early stopping, the weights
+after the last epoch (not the best validation epoch a search keeps), decision threshold
+0.5. Models: the separable-conv CNN without augmentation, the same with random
 horizontal flips, and ResNet-18 from scratch.
 """
 
@@ -52,7 +53,7 @@ def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUN
         records.append(train_and_evaluate(
             family, policy, values, dataset, evaluator, Path(runs_dir) / PROJECT /
             f"trial_{trial_id}", trial_id, recall_target, seed, threshold=0.5,
-            early_stopping=False,
+            early_stopping=False, keep_best=False,  # evaluated after its last epoch
             extra={"reference": True, "reference_settings": settings,
                    "reference_published": PUBLISHED[trial_id],
                    "reference_exact": settings == CLASSROOM},

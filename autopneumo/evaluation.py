@@ -73,7 +73,7 @@ class Evaluator:
         start = time.perf_counter()
         record = self.base_record(trial, trial_dir) | (extra or {})
         ds = self.dataset
-        from .hypermodel import best_validation_scores, kept_start
+        from .hypermodel import best_validation_scores, kept_last, kept_start
 
         p_val = best_validation_scores(model, ds.val.x)  # the best epoch's, already computed
         if p_val is None:
@@ -92,6 +92,7 @@ class Evaluator:
         # 0: a continued trial whose new epochs never beat the weights it started from,
         # which it kept (its parent's best epoch)
         best_epoch = (0 if kept_start(model) is not None
+                      else len(objective) if kept_last(model) and objective  # the last kept
                       else int(np.argmax(objective)) + 1 if objective else None)
         record.update(
             status="completed",

@@ -231,11 +231,15 @@ class ValidationObjective(keras.callbacks.Callback):
     trial continued from its parent's best epoch) and are scored before the first epoch;
     they are the first candidate, so a continuation that only gets worse ends where it
     started instead of at its best new epoch (``kept_start`` then says so).
+
+    ``keep_best=False`` keeps the last epoch instead (the classroom baseline, which its
+    study evaluated after its tenth epoch; ``kept_last`` then says so).
     """
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, recall_target: float,
-                 batch_size: int = 256, score_start: bool = False):
+                 batch_size: int = 256, score_start: bool = False, keep_best: bool = True):
         super().__init__()
+        self.keep_best = keep_best
         self.x_val, self.y_val = x_val, y_val
         self.recall_target = recall_target
         self.batch_size = batch_size
@@ -248,6 +252,7 @@ class ValidationObjective(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         _KEPT_START.pop(self.model, None)
+        _KEPT_LAST.pop(self.model, None)
         if self.score_start:
             scores = predict_batches(self.model, self.x_val, self.batch_size).ravel()
             self.start_summary = validation_summary(self.y_val, scores, self.recall_target)
@@ -262,7 +267,8 @@ class ValidationObjective(keras.callbacks.Callback):
         summary = validation_summary(self.y_val, scores, self.recall_target)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})
-        if summary["objective"] > self.best:  # strictly better, as keras-tuner's checkpoint
+        if summary["objective"] > self.best or not self.keep_best:  # strictly better, as
+            # keras-tuner's checkpoint; or every epoch, so the last one is kept
             self.start_summary = None
             self._keep(summary, scores)
 
@@ -282,6 +288,8 @@ class ValidationObjective(keras.callbacks.Callback):
             _BEST_VALIDATION_SCORES[self.model] = (self.x_val, self.best_scores)
         if self.start_summary is not None:
             _KEPT_START[self.model] = self.start_summary
+        if not self.keep_best:
+            _KEPT_LAST[self.model] = True
 
 
 def _snapshot(variables) -> list:
@@ -310,6 +318,12 @@ def _optimizer_state(model) -> list | None:
 
 _BEST_VALIDATION_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KEPT_START: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEPT_LAST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def kept_last(model) -> bool:
+    """Whether the model's last fit kept its last epoch, not its best (``keep_best=False``)."""
+    return bool(_KEPT_LAST.get(model))
 
 
 def kept_start(model) -> dict[str, float] | None:
@@ -399,7 +413,7 @@ class PneumoniaHyperModel(kt.HyperModel):
 def train(model, train_split, val_split, training: dict[str, Any], recall_target: float,
           epochs: int | None = None, initial_epoch: int = 0, callbacks=None,
           early_stopping: bool = True, augmentation=None, seed: int = 0,
-          data_on_device: bool = False):
+          data_on_device: bool = False, keep_best: bool = True):
     """One trial's training: exact validation objective per epoch, early stopping on it,
     best epoch restored. Shared by the search, ``finalize`` and ``baseline``.
 
@@ -421,7 +435,7 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
         *([AverageWeightsEachEpoch()] if training.get("ema") else []),  # before scoring
         # a fit from initial_epoch > 0 continues trained weights: they are scored too
         ValidationObjective(val_split.x, val_split.y, recall_target,
-                            score_start=initial_epoch > 0),
+                            score_start=initial_epoch > 0, keep_best=keep_best),
     ]
     if early_stopping:
         own.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max",

@@ -35,20 +35,23 @@ def split_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset, evaluator,
                        trial_dir: Path, trial_id: str, recall_target: float, seed: int,
                        threshold: float | None = None, early_stopping: bool = True,
-                       extra: dict[str, Any] | None = None, filename: str = "record.json"):
+                       extra: dict[str, Any] | None = None, filename: str = "record.json",
+                       keep_best: bool = True):
     """Train one configuration with ``seed`` and evaluate it (finalize's retrainings, the
-    classroom baseline). The caller's ``random`` and NumPy generators are given back as
-    they were; Keras' session is cleared first."""
+    classroom baseline, which keeps its last epoch: ``keep_best=False``). The caller's
+    ``random`` and NumPy generators are given back as they were; Keras' session is
+    cleared first."""
     from .backend import kept_random_state
 
     with kept_random_state():
         return _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir,
                                    trial_id, recall_target, seed, threshold, early_stopping,
-                                   extra, filename)
+                                   extra, filename, keep_best)
 
 
 def _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir, trial_id,
-                        recall_target, seed, threshold, early_stopping, extra, filename):
+                        recall_target, seed, threshold, early_stopping, extra, filename,
+                        keep_best=True):
     from .backend import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before Keras: quiet, thread pools sized to the cores
@@ -66,7 +69,7 @@ def _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir, t
                         parts["model"], parts["augment"], parts["train"]["learning_rate"],
                         training=parts["train"], steps_per_epoch=steps)
     history = train(model, dataset.train, dataset.val, parts["train"], recall_target,
-                    early_stopping=early_stopping, seed=seed,
+                    early_stopping=early_stopping, seed=seed, keep_best=keep_best,
                     augmentation=POLICIES.get(policy).builder(**parts["augment"]))
     trial = FixedTrial(trial_id, values)
     return evaluator.evaluate(model, trial, trial_dir, history.history,

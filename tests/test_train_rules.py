@@ -132,3 +132,59 @@ def test_steps_per_epoch_counts_the_rows_each_balance_mode_trains_on(balance, st
     if balance == "oversample":
         assert math.ceil(len(oversample(y)) / 6) == steps
     assert steps_per_epoch(np.ones(7), {"batch_size": 6, "balance": "oversample"}) == 2
+
+
+def test_the_classroom_baseline_keeps_its_last_epoch_as_its_study_did():
+    """The training review's concern: baseline.py says the reference models are trained as
+    the study trained them (ten epochs, evaluated after the tenth), yet the fit kept the
+    best validation epoch, as a search does: a reference picked on (leaky) validation."""
+    from autopneumo.baseline import classroom  # noqa: F401  (the caller of keep_best=False)
+    from autopneumo.hypermodel import kept_last, train
+
+    split = _split(12, 12, size=8)
+    training = {"batch_size": 8, "epochs": 4, "balance": "none"}
+
+    def fit(keep_best: bool):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1), dtype="uint8"),
+                                  keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+        seen = []
+
+        class Weights(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == training["epochs"] - 1:  # a last epoch worse than the others
+                    self.model.set_weights([np.zeros_like(w) for w in self.model.get_weights()])
+                    self.model.optimizer.learning_rate.assign(0.0)
+
+            def on_epoch_end(self, epoch, logs=None):
+                seen.append([np.array(w) for w in self.model.get_weights()])
+
+        history = train(model, split, split, training, 0.95, early_stopping=False,
+                        keep_best=keep_best, callbacks=[Weights()])
+        return model, seen, history.history["val_objective"]
+
+    model, seen, objective = fit(keep_best=False)
+    assert int(np.argmax(objective)) < len(objective) - 1, objective  # the best is not last
+    assert kept_last(model)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), seen[-1], strict=True))
+    model, seen, objective = fit(keep_best=True)
+    assert not kept_last(model)
+    best = int(np.argmax(objective))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), seen[best], strict=True))
+
+
+def test_the_baseline_asks_for_its_last_epoch(monkeypatch, tmp_path):
+    import autopneumo.data
+    import autopneumo.trials
+    from autopneumo.baseline import classroom
+
+    calls = []
+    monkeypatch.setattr(autopneumo.data, "load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(autopneumo.trials, "train_and_evaluate",
+                        lambda *a, **k: calls.append(k) or {})
+    classroom(tmp_path, runs_dir=tmp_path / "runs")
+    assert len(calls) == 3 and all(k["keep_best"] is False and k["early_stopping"] is False
+                                   for k in calls)
