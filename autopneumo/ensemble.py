@@ -53,12 +53,15 @@ KIND = "ensemble"
 SPLITS = ("val", "test")
 COMBINE = {"probability": "mean probability",
            "logit": "mean log-odds (geometric mean of the odds)"}
-# log-odds of probabilities saved from float32 sigmoids: 0 and 1 themselves would give an
-# infinite logit, so they are taken as float32's nearest values inside (0, 1). Nothing
-# else is clipped: a saved 1e-12 is a real vote (float32 resolves down to 1.4e-45), and a
-# clip at 1e-7 tied images that a member ranked apart.
-_LOW = float(np.finfo(np.float32).smallest_subnormal)  # 1.4e-45: log-odds -103.3
-_HIGH = 1.0 - 2.0 ** -24  # float32's last value below 1: log-odds +16.6
+# log-odds of probabilities saved from float32 sigmoids, clipped symmetrically where
+# float32 stops telling them apart near 1: 1 - 2**-24 is its last value below 1 (a
+# sigmoid gives exactly 1.0 from a logit of about +17), so log-odds run within +-16.6.
+# float32 would resolve far smaller scores near 0 (down to 1.4e-45), but a wider clip
+# there only (the twentieth session tried it) pulled every image towards NORMAL where a
+# member was saturated both ways: members at logits +30 and -30 averaged to 0.001, not
+# 0.5. The price: scores below 6e-8 tie within a member.
+_LOW = 2.0 ** -24
+_HIGH = 1.0 - 2.0 ** -24
 
 
 def ensemble_name(top: int, tta: bool = False, combine: str = "probability") -> str:
@@ -81,7 +84,7 @@ def combine_scores(scores: list[np.ndarray], combine: str = "probability") -> np
     if combine == "probability":
         return stacked.mean(axis=0)
     p = np.clip(stacked, _LOW, _HIGH)
-    log_odds = np.mean(np.log(p) - np.log1p(-p), axis=0)  # within [-103.3, 16.6]
+    log_odds = np.mean(np.log(p) - np.log1p(-p), axis=0)  # within +-16.6
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 

@@ -403,8 +403,8 @@ def resolve_model(source: str | Path, threshold: float | None = None,
             card = _resolve_model(source, threshold, recall_target)
         except OptionError as exc:
             # a trial or seed folder re-evaluated now saves its model, then its record
-            rewriting = isinstance(exc, _ModelMismatch) and before is not None and \
-                before[0] != CARD_FILE
+            rewriting = (isinstance(exc, _ModelMismatch) and before is not None
+                         and before[0] != CARD_FILE and exc.recent)
             if time.monotonic() > deadline or not (rewriting or
                                                    _being_replaced(source, before)):
                 raise
@@ -513,7 +513,15 @@ def _resolve_model(source: str | Path, threshold: float | None,
 
 
 class _ModelMismatch(OptionError):
-    """A model file that is not the one its card or record describes."""
+    """A model file that is not the one its card or record describes; ``recent`` where it
+    was written within ``SWAP_WAIT`` (a re-evaluation saves the model, then the record)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        try:
+            self.recent = time.time() - path.stat().st_mtime < SWAP_WAIT
+        except OSError:
+            self.recent = False
 
 
 def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
@@ -528,8 +536,9 @@ def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
         entries = list(info.get("members") or [])
         recorded = [(m, digest(entries[i]) if i < len(entries) else None)
                     for i, m in enumerate(members)]
-    else:
-        recorded = [(model_path, digest(info.get("provenance")) or info.get("model_sha256"))]
+    else:  # a record's digest is of its model.keras, not of another .keras beside it
+        recorded = [(model_path, digest(info.get("provenance")) or (
+            info.get("model_sha256") if model_path.name == MODEL_FILE else None))]
     blobs = []
     for path, expected in recorded:
         try:
@@ -542,7 +551,7 @@ def _checked_model_bytes(source: Path, info: dict[str, Any], model_path: Path,
                 f"--model {source}: {path} is not the model {info.get('_from', 'its card')} "
                 "describes (its sha256 differs from the recorded one): the "
                 f"{'card' if card else 'record'}'s threshold and numbers belong to another "
-                f"model; {'export it again' if card else 'was the model file replaced?'}")
+                f"model; {'export it again' if card else 'was the model file replaced?'}", path)
         blobs.append(blob)
     return tuple(blobs)
 

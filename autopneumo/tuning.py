@@ -744,9 +744,9 @@ def _warn_about_data(dataset) -> None:
              "(`autopneumo data check` lists them)", AutopneumoNote)
     merged = manifest.get("patients_merged_for_identical_images") or 0
     if merged:
-        warn(f"{merged} patient(s) hold images identical to another patient's (at "
-             f"{manifest['image_size']} px): each such group is kept on one side of the "
-             "validation split", AutopneumoNote)
+        warn(f"{merged} patient(s) hold a file identical (byte for byte) to another "
+             "patient's: each such group is kept on one side of the validation split",
+             AutopneumoNote)
     anonymous = manifest.get("images_without_patient_id") or 0
     if anonymous and anonymous > (pool := len(dataset.train) + len(dataset.val)) / 2:
         warn(f"{anonymous} of {pool} train/val images carry no patient id (a Kermany-style "

@@ -102,7 +102,7 @@ def test_identical_images_under_two_patient_ids_stay_on_one_side(tmp_path):
         assert ds.manifest["patients_merged_for_identical_images"] == 9
         assert set(ds.train.patients) | set(ds.val.patients) >= {f"person{p}" for p in
                                                                   range(1, 11)}  # ids kept
-    with pytest.warns(AutopneumoNote, match="9 patient\\(s\\) hold images identical"):
+    with pytest.warns(AutopneumoNote, match="9 patient\\(s\\) hold a file identical"):
         _warn_about_data(ds)
 
 

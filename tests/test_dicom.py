@@ -269,8 +269,7 @@ def test_dicom_files_named_by_number_are_grouped_by_the_headers_patient_id(tmp_p
     from autopneumo.data.kermany import with_header_patients
 
     root = _dicom_kermany(tmp_path / "dicom")
-    first = scan_kermany(root).entries[0]
-    assert first.patient == f"file:{first.relpath}"  # names only: fast
+    assert scan_kermany(root).entries[0].patient == "file:000001.dcm"  # names only: fast
     scan = with_header_patients(scan_kermany(root))
     patients = [e.patient for e in scan.entries]
     assert len(set(patients)) == 2 * (8 + 3) and patients[0] == "dicom:train-NORMAL-0"
@@ -301,7 +300,7 @@ def test_dicom_files_named_by_number_are_grouped_by_the_headers_patient_id(tmp_p
     assert check.patients_train_and_test == check.patients_train_and_test_by_kind == 1
 
     plain = with_header_patients(scan_kermany(_dicom_kermany(tmp_path / "noid", with_ids=False)))
-    assert plain.entries[0].patient == f"file:{plain.entries[0].relpath}"  # no id: the file
+    assert plain.entries[0].patient == "file:000001.dcm"  # no id anywhere: the file
 
 
 def test_saved_predictions_keep_the_scans_patients_for_every_interval(tmp_path):

@@ -21,7 +21,9 @@ from .kermany import Scan, with_header_patients
 
 # 3: the content data hash in the index; 4: 16-bit images by bit depth; 5: EXIF orientation;
 # 6: 16-bit and float images stretched from their darkest to their brightest pixel
-CACHE_VERSION = 7  # 7: patients without an id in the name are their path's, not their name's
+# 7: patients without an id in the name are their path's where the name is not unique;
+# 8: the groups of byte-identical files (the split keeps each group on one side)
+CACHE_VERSION = 8
 INDEX_KEYS = ("labels", "splits", "files", "patients", "digests")
 
 
@@ -35,6 +37,7 @@ class DecodedImages:
     files: np.ndarray  # (N,) str, relative to the data root
     patients: np.ndarray  # (N,) str
     digests: np.ndarray  # (N,) str, md5 of each decoded image's pixels (finds duplicates)
+    same_files: tuple[tuple[int, ...], ...]  # rows whose files hold the same bytes
     failures: tuple[DecodeFailure, ...]
     data_hash: str  # Scan.content_digest: every scanned file's path and bytes (md5)
     cache_path: Path  # the images' .npy; its index is the same name with .json
@@ -88,6 +91,7 @@ def load_or_decode(
         "files": [entries[i].relpath for i in kept],
         "patients": [entries[i].patient for i in kept],
         "digests": [hashlib.md5(image.tobytes()).hexdigest() for image in images],
+        "same_files": _same_files(file_md5, kept),
         "failures": [[f.path, f.reason] for f in failures],
         # every file's path and md5 (the md5s themselves are not kept: a hit parses the
         # index, and 5,856 more strings cost it time)
@@ -102,6 +106,17 @@ def load_or_decode(
     return _decoded(images, index, path, hit=False)
 
 
+def _same_files(file_md5: list[str | None], kept: list[int]) -> list[list[int]]:
+    """The rows (positions in ``kept``) whose files hold the same bytes, groups of two or
+    more: one scan filed twice. By the files' bytes, so the groups, and the split that
+    keeps each on one side, are the same at every image size and with any decoder."""
+    rows: dict[str, list[int]] = {}
+    for row, i in enumerate(kept):
+        if file_md5[i] is not None:
+            rows.setdefault(file_md5[i], []).append(row)
+    return [group for group in rows.values() if len(group) > 1]
+
+
 def _index_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
@@ -113,7 +128,8 @@ def _read(path: Path, size: int, channels: int) -> DecodedImages:
     if (index.get("version") != CACHE_VERSION or images.dtype != np.uint8
             or images.shape != (n, size, size, channels) or list(images.shape) != index["shape"]
             or any(len(index[k]) != n for k in INDEX_KEYS)
-            or not isinstance(index["data_hash"], str)):
+            or not isinstance(index["data_hash"], str)
+            or not all(0 <= int(i) < n for group in index["same_files"] for i in group)):
         raise ValueError(f"{path}: cache does not match its index")
     for i in np.unique(np.linspace(0, n - 1, min(n, SPOT_CHECKS)).astype(int)) if n else ():
         if hashlib.md5(images[i].tobytes()).hexdigest() != index["digests"][i]:
@@ -132,6 +148,7 @@ def _decoded(images: np.ndarray, index: dict, path: Path, hit: bool) -> DecodedI
         np.asarray(index["files"], dtype=str),
         np.asarray(index["patients"], dtype=str),
         np.asarray(index["digests"], dtype=str),
+        tuple(tuple(int(i) for i in group) for group in index["same_files"]),
         tuple(DecodeFailure(str(p), str(r)) for p, r in index["failures"]),
         index["data_hash"],
         path,

@@ -94,7 +94,7 @@ def load_dataset(
     if len(np.unique(pool.y)) < 2:
         raise DataError(f"{path}: train (+ val) needs readable images of both classes")
     pool_digests = decoded.digests[~is_test]
-    groups, merged = _with_duplicates_merged(pool.patients, pool_digests)
+    groups, merged = _with_duplicates_merged(pool.patients, _file_keys(decoded)[~is_test])
     if split_by == "patient":
         train_idx, val_idx = patient_split(pool.y, groups, val_fraction, seed)
         how = "patient-grouped, class-stratified, from train + official val"
@@ -136,12 +136,20 @@ def load_dataset(
     return ds
 
 
+def _file_keys(decoded) -> np.ndarray:
+    """One key per row, shared by the rows whose files hold the same bytes."""
+    keys = np.array([f"row{i}" for i in range(len(decoded.files))], dtype=object)
+    for g, group in enumerate(decoded.same_files):
+        keys[list(group)] = f"same{g}"
+    return keys
+
+
 def _with_duplicates_merged(patients: np.ndarray, digests: np.ndarray) -> tuple[np.ndarray, int]:
-    """The patients to split by: those holding identical images (one scan filed under two
-    ids, as NORMAL2-IM-0095 and -0096 in the official test split) joined into one group,
-    named after its first id, so that the copies land on one side; and how many patients
-    were joined into another. Where none share an image the ids are returned as they are
-    (and the split is the one the ids alone give)."""
+    """The patients to split by: those holding the same file (``digests``: one key per
+    row; one scan filed under two ids, as NORMAL2-IM-0095 and -0096 in the official test
+    split) joined into one group, named after its smallest id, so that the copies land on
+    one side; and how many patients were joined into another. Where none share a file the
+    ids are returned as they are (and the split is the one the ids alone give)."""
     parent: dict[str, str] = {}
 
     def root(p: str) -> str:

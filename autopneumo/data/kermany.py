@@ -105,14 +105,29 @@ def scan_kermany(root: str | Path) -> Scan:
                 except OSError:
                     size, mtime, ctime = -1, 0, 0
                 entries.append(
-                    ImageFileEntry(split, label, rel, size, patient_id_or_file(rel),
+                    ImageFileEntry(split, label, rel, size, patient_id_or_file(item.name),
                                    mtime, ctime)
                 )
                 found += 1
             if found == 0:
                 raise DataError(f"{cls_dir}: class folder has no images "
                                 f"({', '.join(IMAGE_SUFFIXES)})")
-    return Scan(root, tuple(entries), tuple(ignored))
+    return Scan(root, tuple(_unique_file_patients(entries)), tuple(ignored))
+
+
+def _unique_file_patients(entries: list[ImageFileEntry]) -> list[ImageFileEntry]:
+    """A file whose name carries no patient is its own patient: ``file:<name>``, or
+    ``file:<path>`` where another folder holds a file of that name (``NORMAL/0001.png``
+    and ``PNEUMONIA/0001.png`` are two patients, not one of both classes). Names that
+    occur once keep the id they had before paths were needed, and so their split."""
+    from collections import Counter
+
+    names = Counter(e.patient for e in entries if e.patient.startswith("file:"))
+    shared = {name for name, n in names.items() if n > 1}
+    if not shared:  # Kermany: every name carries its patient
+        return entries
+    return [e._replace(patient=f"file:{e.relpath}") if e.patient in shared else e
+            for e in entries]
 
 
 def with_header_patients(scan: Scan) -> Scan:

@@ -35,9 +35,8 @@ def parse_patient_id(filename: str) -> str | None:
 
 
 def patient_id_or_file(filename: str) -> str:
-    """The patient id, or a per-file id (``file:<filename>``, as given: a scan gives the
-    path under the data folder, so ``train/NORMAL/0001.png`` and ``train/PNEUMONIA/0001.png``
-    are two patients) where the name carries none."""
+    """The patient id, or a per-file id (``file:<filename>``, as given) where the name
+    carries none. A scan gives the name, and the path where the name is not unique."""
     return parse_patient_id(filename) or f"file:{PurePath(filename).as_posix()}"
 
 
@@ -55,7 +54,8 @@ def patient_id_by_kind(filename: str) -> str:
 
 def patients_of(files) -> np.ndarray:
     """The patients of a predictions file written before it saved them (its ``file``
-    column), as they were made then: a name without a patient id was ``file:<name>``."""
+    column), as they were made then: a name without a patient id was ``file:<name>``
+    (one such name in two folders was one patient then)."""
     return np.array([parse_patient_id(str(f)) or f"file:{_name(str(f))}" for f in files],
                     dtype=str)
 

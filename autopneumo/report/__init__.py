@@ -66,7 +66,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     out = Path(out)
     runs = load_runs(runs_dir)
     table = safe_csv(csv_frame(runs.frame))
-    _remove_stale_page(out, fmt, table)
+    stale = _stale_page(out, fmt, table)  # judged before this report's CSV replaces the old
     written = [atomic_write_text(out / "leaderboard.csv", table)]
     options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed,
                       data=data)
@@ -78,6 +78,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
                                          markdown_summary(runs.frame, top, context)))
         if not pixels:
             _remove_pixels(out)
+        _remove_stale(stale, fmt)
         return written
     builder = ReportBuilder(runs, options)
     context = builder.context()
@@ -88,25 +89,46 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         (out / "figures" / f"{name}.png").unlink(missing_ok=True)
     written.append(atomic_write_text(out / "index.html",
                                      render_html(runs.frame, context["figures"], top, context)))
+    _remove_stale(stale, fmt)
     return written
 
 
-def _remove_stale_page(out: Path, fmt: str, table: str) -> None:
-    """The other format's page from an earlier report into ``out``, where that report's
-    leaderboard differs from this one's: it would describe other runs beside this report's
-    CSV (an HTML page also takes its figures along). One of the same runs is kept, so a
-    folder can hold both formats."""
+PAGE_MARKS = {"index.html": '<meta name="generator" content="autopneumo">',
+              "summary.md": "# autopneumo leaderboard"}
+SAME_RUNS_COLUMNS = ("project", "trial_id", "status", "val_objective")
+
+
+def _stale_page(out: Path, fmt: str, table: str) -> Path | None:
+    """The other format's page of an earlier report into ``out`` where it describes other
+    runs than this report's (its leaderboard.csv lists other trials, statuses or
+    objectives): it would stand beside this report's CSV. Only a page autopneumo wrote
+    (its mark) and only where the earlier CSV says so; in doubt the page is kept, so a
+    folder can hold both formats of the same runs however --runs-dir was spelled."""
+    import io
+
     page = out / ("summary.md" if fmt == "html" else "index.html")
     try:
-        stale = page.exists() and (out / "leaderboard.csv").read_text(encoding="utf-8") != table
-    except OSError:
-        stale = False
-    if not stale:
+        if PAGE_MARKS[page.name] not in page.read_text(encoding="utf-8", errors="replace"):
+            return None
+        old = pd.read_csv(out / "leaderboard.csv", dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    new = pd.read_csv(io.StringIO(table), dtype=str, keep_default_na=False)
+    keys = [c for c in SAME_RUNS_COLUMNS if c in old and c in new]
+    if len(keys) < len(SAME_RUNS_COLUMNS):
+        return None
+    same = sorted(map(tuple, old[keys].to_numpy())) == sorted(map(tuple, new[keys].to_numpy()))
+    return None if same else page
+
+
+def _remove_stale(page: Path | None, fmt: str) -> None:
+    """``_stale_page``'s page (an HTML page with its figures), once this report is written."""
+    if page is None or not page.exists():
         return
     page.unlink()
-    if fmt == "md":
+    if page.name == "index.html":
         for name in FIGURES:
-            (out / "figures" / f"{name}.png").unlink(missing_ok=True)
+            (page.parent / "figures" / f"{name}.png").unlink(missing_ok=True)
     other = "md" if fmt == "html" else "html"
     warn(f"removed {page}: an earlier report's, of other runs than this one (`report --format "
          f"{other}` writes it again)", AutopneumoNote)
