@@ -191,6 +191,8 @@ def test_the_cache_key_follows_the_decoders_versions(tmp_path, monkeypatch):
         monkeypatch.undo()
         cache.decoders.cache_clear()
     assert cache.cache_key(scan, 16, 1) == before
+    # pydicom's version (a metadata lookup, 5 ms of a cache hit) only where DICOM is read
+    assert "pydicom" in cache.decoders(True) and "pydicom" not in cache.decoders(False)
 
 
 @pytest.mark.parametrize("split_by", ["patient", "image"])
