@@ -170,3 +170,109 @@ def test_a_markdown_report_never_deletes_an_index_html_it_did_not_write(tmp_path
         write_record(runs, "resnet18", "flip", "d", 0.9, seed=5)
         write_report(runs, site, fmt="md", pixels=False, n_boot=50)
     assert (site / "index.html").exists()
+
+
+# --- the review of those fixes (c994c6f..c81f67c)
+
+# --- R3: the stale page is judged before the CSV is replaced, removed after the page
+
+def test_an_interrupted_report_does_not_leave_a_stale_page_for_good(tmp_path, monkeypatch):
+    """_stale_page judges the other format's page against the old leaderboard.csv, then
+    the new CSV is written, and the page is removed only once the new page is written. A
+    report that fails in between leaves the old page beside the new CSV; the rerun then
+    compares the new CSV with itself and keeps the page of other runs for good."""
+    import autopneumo.report as report
+    from tests.records import three_trials, write_record
+
+    runs = three_trials(tmp_path)
+    out = tmp_path / "report"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report.write_report(runs, out, fmt="md", pixels=False, n_boot=50)  # runs A
+        write_record(runs, "resnet18", "flip", "d", 0.9, seed=5)          # runs B
+        real = report.render_html
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(report, "render_html", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            report.write_report(runs, out, fmt="html", pixels=False, n_boot=50)
+        monkeypatch.setattr(report, "render_html", real)
+        report.write_report(runs, out, fmt="html", pixels=False, n_boot=50)  # the rerun
+    md = out / "summary.md"
+    assert not md.exists() or "(4 trials" in md.read_text()  # HEAD: "(3 trials" kept
+
+
+# --- R4: pages written before the mark existed are never judged stale
+
+def test_an_html_page_of_other_runs_written_before_the_mark_is_removed(tmp_path):
+    """Every index.html written before HEAD lacks the new <meta generator> mark, so a
+    markdown report of other runs keeps it beside its CSV (c994c6f removed it), although
+    autopneumo wrote it (its <title>autopneumo report</title>)."""
+    import re
+
+    from autopneumo.report import write_report
+    from tests.records import three_trials, write_record
+
+    runs = three_trials(tmp_path)
+    out = tmp_path / "report"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_report(runs, out, fmt="html", pixels=False, n_boot=50)
+        page = out / "index.html"
+        page.write_text(re.sub(r'<meta name="(generator|autopneumo-runs)"[^>]*>\n', "",
+                               page.read_text()))  # as a page of the nineteenth session
+        assert "<title>autopneumo report</title>" in page.read_text()
+        write_record(runs, "resnet18", "flip", "d", 0.9, seed=5)
+        write_report(runs, out, fmt="md", pixels=False, n_boot=50)
+    assert not page.exists()  # HEAD: kept, a 3-trial page beside a 4-trial CSV
+
+
+# --- R5: a report of no runs keeps the other format's page of earlier runs
+
+def test_a_report_of_no_runs_removes_the_page_of_earlier_runs(tmp_path):
+    """The frame of an empty runs folder has no `project` column, so _stale_page finds
+    fewer than its four columns and keeps the page, although the old CSV lists 3 trials
+    and the new one none."""
+    from autopneumo.report import write_report
+    from tests.records import three_trials
+
+    runs = three_trials(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "report"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_report(runs, out, fmt="html", pixels=False, n_boot=50)
+        write_report(empty, out, fmt="md", pixels=False, n_boot=50)
+    assert not (out / "index.html").exists()  # HEAD: a 3-trial page beside an empty CSV
+
+
+# --- D3: a pool name reused only by the test folder changes the pool's split
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_name_reused_only_in_test_keeps_the_pools_split(tmp_path, seed):
+    """Within train + val every name is unique (nothing there was one patient of two
+    files), but test/ numbers its files with the same names as some in train/. The
+    Counter runs over the whole scan, so those train files become file:<path> and the
+    pool's sorted ids, and with them the validation split, change; the commit says
+    unique names keep their split (README: "the others keep theirs")."""
+    from autopneumo.data import load_dataset
+    from autopneumo.data.patients import patients_of
+    from autopneumo.data.splits import patient_split
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "d"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        c = cls[0].lower()
+        for i in range(8):
+            _png(root / f"train/{cls}/{c}{i:04d}.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+        for i in range(2):  # the test folder numbers its own files from 0 as well
+            _png(root / f"test/{cls}/{c}{i:04d}.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    ds = load_dataset(root, image_size=8, channels=1, val_fraction=0.25, seed=seed,
+                      cache_folder=tmp_path / "cache")
+    files = np.concatenate([ds.train.files, ds.val.files])
+    labels = np.concatenate([ds.train.y, ds.val.y])
+    _, old_val = patient_split(labels, patients_of(files), 0.25, seed)  # bd73adf's ids
+    assert sorted(files[old_val].tolist()) == sorted(ds.val.files.tolist())

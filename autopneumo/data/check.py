@@ -49,7 +49,8 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     by_kind: dict[str, set[str]] = defaultdict(set)
     for e in scan.entries:
         counts[e.split][CLASSES[e.label]] += 1
-        patients[e.split].add(e.patient)
+        # a file id is one file: the same name in train and test is two patients
+        patients[e.split].add(f"file:{e.relpath}" if e.patient.startswith("file:") else e.patient)
         by_kind[e.split].add(e.patient if e.patient.startswith("dicom:")  # a header's id
                              else patient_id_by_kind(e.relpath))
     paths = [str(scan.root / e.relpath) for e in scan.entries]

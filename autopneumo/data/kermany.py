@@ -117,16 +117,21 @@ def scan_kermany(root: str | Path) -> Scan:
 
 def _unique_file_patients(entries: list[ImageFileEntry]) -> list[ImageFileEntry]:
     """A file whose name carries no patient is its own patient: ``file:<name>``, or
-    ``file:<path>`` where another folder holds a file of that name (``NORMAL/0001.png``
-    and ``PNEUMONIA/0001.png`` are two patients, not one of both classes). Names that
-    occur once keep the id they had before paths were needed, and so their split."""
+    ``file:<path>`` where another folder on its side (train + val, or test) holds a file
+    of that name (``NORMAL/0001.png`` and ``PNEUMONIA/0001.png`` are two patients, not one
+    of both classes). Names that occur once a side keep the id they had before paths were
+    needed, and so the validation split. (A name in train and in test keeps its id on
+    both sides; ``data check`` counts such files apart, as every file id is one file.)"""
     from collections import Counter
 
-    names = Counter(e.patient for e in entries if e.patient.startswith("file:"))
-    shared = {name for name, n in names.items() if n > 1}
+    def side(e: ImageFileEntry) -> bool:
+        return e.split == "test"
+
+    names = Counter((side(e), e.patient) for e in entries if e.patient.startswith("file:"))
+    shared = {key for key, n in names.items() if n > 1}
     if not shared:  # Kermany: every name carries its patient
         return entries
-    return [e._replace(patient=f"file:{e.relpath}") if e.patient in shared else e
+    return [e._replace(patient=f"file:{e.relpath}") if (side(e), e.patient) in shared else e
             for e in entries]
 
 

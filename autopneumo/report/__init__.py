@@ -66,7 +66,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
     out = Path(out)
     runs = load_runs(runs_dir)
     table = safe_csv(csv_frame(runs.frame))
-    stale = _stale_page(out, fmt, table)  # judged before this report's CSV replaces the old
+    digest = runs_digest(table)  # marked in the page: which runs it describes
+    stale = _stale_page(out, fmt, table, digest)  # judged before the CSV is replaced
     written = [atomic_write_text(out / "leaderboard.csv", table)]
     options = Options(top=top, curves=curves, pixels=pixels, n_boot=n_boot, seed=seed,
                       data=data)
@@ -75,7 +76,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         context = builder.context(MARKDOWN_SECTIONS)
         written += _write_tables(builder, out)
         written.append(atomic_write_text(out / "summary.md",
-                                         markdown_summary(runs.frame, top, context)))
+                                         markdown_summary(runs.frame, top, context)
+                                         + f"\n{RUNS_MARK['summary.md'].format(digest)}\n"))
         if not pixels:
             _remove_pixels(out)
         _remove_stale(stale, fmt)
@@ -87,38 +89,55 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         written.append(atomic_write_bytes(out / "figures" / f"{name}.png", png))
     for name in set(FIGURES) - set(builder.figures):  # no stale figure from an older report
         (out / "figures" / f"{name}.png").unlink(missing_ok=True)
+    context["runs_digest"] = digest
     written.append(atomic_write_text(out / "index.html",
                                      render_html(runs.frame, context["figures"], top, context)))
     _remove_stale(stale, fmt)
     return written
 
 
-PAGE_MARKS = {"index.html": '<meta name="generator" content="autopneumo">',
+PAGE_MARKS = {"index.html": "<title>autopneumo report</title>",
               "summary.md": "# autopneumo leaderboard"}
+RUNS_MARK = {"index.html": '<meta name="autopneumo-runs" content="{}">',
+             "summary.md": "<!-- autopneumo runs {} -->"}
 SAME_RUNS_COLUMNS = ("project", "trial_id", "status", "val_objective")
 
 
-def _stale_page(out: Path, fmt: str, table: str) -> Path | None:
-    """The other format's page of an earlier report into ``out`` where it describes other
-    runs than this report's (its leaderboard.csv lists other trials, statuses or
-    objectives): it would stand beside this report's CSV. Only a page autopneumo wrote
-    (its mark) and only where the earlier CSV says so; in doubt the page is kept, so a
-    folder can hold both formats of the same runs however --runs-dir was spelled."""
+def runs_digest(table: str) -> str:
+    """Which runs a report describes: its leaderboard's trials, statuses and objectives
+    (not the trial folders' paths, which follow how --runs-dir was spelled)."""
+    import hashlib
     import io
+
+    frame = pd.read_csv(io.StringIO(table), dtype=str, keep_default_na=False)
+    keys = [c for c in SAME_RUNS_COLUMNS if c in frame]
+    rows = sorted(map(tuple, frame[keys].to_numpy())) if len(frame) else []
+    return hashlib.sha256(repr((keys, rows)).encode()).hexdigest()[:16]
+
+
+def _stale_page(out: Path, fmt: str, table: str, digest: str) -> Path | None:
+    """The other format's page of an earlier report into ``out`` where it describes other
+    runs than this report: it would stand beside this report's CSV. Only a page autopneumo
+    wrote; its runs are read from the page's own mark, or, for a page written before the
+    mark existed, from the earlier leaderboard.csv. In doubt the page is kept, so a folder
+    can hold both formats of the same runs however --runs-dir was spelled."""
+    import re
 
     page = out / ("summary.md" if fmt == "html" else "index.html")
     try:
-        if PAGE_MARKS[page.name] not in page.read_text(encoding="utf-8", errors="replace"):
-            return None
-        old = pd.read_csv(out / "leaderboard.csv", dtype=str, keep_default_na=False)
+        text = page.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if PAGE_MARKS[page.name] not in text:
+        return None  # not ours
+    marked = re.search(re.escape(RUNS_MARK[page.name]).replace(r"\{\}", "([0-9a-f]+)"), text)
+    if marked:
+        return None if marked.group(1) == digest else page
+    try:
+        old = runs_digest((out / "leaderboard.csv").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    new = pd.read_csv(io.StringIO(table), dtype=str, keep_default_na=False)
-    keys = [c for c in SAME_RUNS_COLUMNS if c in old and c in new]
-    if len(keys) < len(SAME_RUNS_COLUMNS):
-        return None
-    same = sorted(map(tuple, old[keys].to_numpy())) == sorted(map(tuple, new[keys].to_numpy()))
-    return None if same else page
+    return None if old == runs_digest(table) else page
 
 
 def _remove_stale(page: Path | None, fmt: str) -> None:
