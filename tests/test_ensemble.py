@@ -819,3 +819,26 @@ def test_logit_mean_keeps_every_score_float32_tells_apart_from_0_and_1():
     assert got[0] == pytest.approx(_exact_logit_mean([[8e-8], [0.5]])[0], rel=1e-9)
     assert got[0] < got[1]
     assert got[2] == got[3] < got[0]
+
+
+def test_finalize_mean_over_seeds_does_not_silently_drop_a_seed_with_an_undefined_metric(
+        tmp_path, monkeypatch):
+    """The statistics review of the twentieth session (F3): one of three retrained seeds
+    called every test image pneumonia (its validation threshold below all its test
+    scores), so its NPV is undefined; summary.csv (and the report's 'mean ± sd over 3
+    seeds') gave the mean and sd of the other two, with seeds = 3."""
+    import math
+
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    out = _finalized(runs, tmp_path, monkeypatch)
+    final = json.loads((out / "seed0" / "final.json").read_text())
+    final["test"] = {**final["test"], "npv": math.nan}  # as binary_metrics gives it
+    (out / "seed0" / "final.json").write_text(json.dumps(final))
+    row = finalize(runs, top=1, seeds=3).iloc[0]
+    assert row["seeds"] == 3
+    seeds = pd.read_csv(runs / "_finalize" / "runs.csv")
+    assert seeds["npv"].isna().sum() == 1
+    assert math.isnan(row["npv_mean"]) and math.isnan(row["npv_std"])
+    assert row["precision_mean"] == pytest.approx(seeds["precision"].mean())  # defined: kept
