@@ -63,10 +63,12 @@ _MEMBER_FOLDER = re.compile(r"^member\d+$")  # an exported ensemble's members
 
 
 def model_card(record: dict[str, Any], trial_dir: Path | None = None,
-               runs_dir: Path | None = None) -> dict[str, Any]:
+               runs_dir: Path | None = None, model_sha256: str | None = None) -> dict[str, Any]:
     """What a deployer needs to use and judge a model, from its record; with
     ``trial_dir`` (an export) also its validation metrics at the threshold, calibration,
-    the retrained seeds' spread (``runs_dir/_finalize``) and where it came from."""
+    the retrained seeds' spread (``runs_dir/_finalize``) and where it came from:
+    ``model_sha256``, the exported copy's digest where the caller took it, else the trial's
+    model file's."""
     data = record.get("data") or {}
     val = record.get("val") or {}
     reference = bool(record.get("reference", False))
@@ -118,8 +120,8 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
             "autopneumo": __version__,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trial_dir": str(trial_dir),
-            "model_sha256": (file_digest(trial_dir / MODEL_FILE)
-                             if (trial_dir / MODEL_FILE).is_file() else None),
+            "model_sha256": model_sha256 or (file_digest(trial_dir / MODEL_FILE)
+                                             if (trial_dir / MODEL_FILE).is_file() else None),
         }
     return card
 
@@ -206,8 +208,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
                 raise RunsError(f"{trial_dir}: its {MODEL_FILE} is not the model its "
                                 f"{RECORD_FILE} describes (sha256 differs; re-evaluated "
                                 "while exporting?); export again")
-            card = model_card(record, trial_dir, runs_dir) | {"rank_by_validation": rank}
-            card["provenance"]["model_sha256"] = copied
+            card = model_card(record, trial_dir, runs_dir, model_sha256=copied) | {
+                "rank_by_validation": rank}
             if _copy_validation_scores(trial_dir, target):
                 card["validation_scores"] = VALIDATION_FILE  # predict --recall-target
             atomic_write_json(target / CARD_FILE, card, strict=True)
