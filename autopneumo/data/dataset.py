@@ -144,9 +144,9 @@ def _file_keys(decoded) -> np.ndarray:
     return keys
 
 
-def _with_duplicates_merged(patients: np.ndarray, digests: np.ndarray) -> tuple[np.ndarray, int]:
-    """The patients to split by: those holding the same file (``digests``: one key per
-    row; one scan filed under two ids, as NORMAL2-IM-0095 and -0096 in the official test
+def _with_duplicates_merged(patients: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """The patients to split by: those holding the same file (``keys``: one per row,
+    ``_file_keys``; one scan filed under two ids, as NORMAL2-IM-0095 and -0096 in the official test
     split) joined into one group, named after its smallest id, so that the copies land on
     one side; and how many patients were joined into another. Where none share a file the
     ids are returned as they are (and the split is the one the ids alone give)."""
@@ -158,8 +158,8 @@ def _with_duplicates_merged(patients: np.ndarray, digests: np.ndarray) -> tuple[
         return p
 
     first_holder: dict[str, str] = {}
-    for patient, digest in zip(patients.tolist(), digests.tolist(), strict=True):
-        other = first_holder.setdefault(digest, patient)
+    for patient, key in zip(patients.tolist(), keys.tolist(), strict=True):
+        other = first_holder.setdefault(key, patient)
         a, b = root(patient), root(other)
         if a != b:
             parent[max(a, b)] = min(a, b)
