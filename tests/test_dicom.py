@@ -22,9 +22,12 @@ pydicom = pytest.importorskip("pydicom")
 DX = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-                bits: int | None = None, **tags) -> Path:
-    """A minimal DX DICOM file (explicit VR little endian) holding ``pixels``."""
+def write_dicom(path: Path | io.BytesIO, pixels: np.ndarray, photometric: str = "MONOCHROME2",
+                bits: int | None = None, undefined_length: tuple[str, ...] = (),
+                **tags) -> Path | io.BytesIO:
+    """A minimal DX DICOM file (explicit VR little endian) holding ``pixels``, written to a
+    path or into a buffer; the sequences named in ``undefined_length`` are written with
+    undefined length (closed by a delimiter item, as many scanners write them)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -40,6 +43,8 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
                       bits_stored=bits or pixels.dtype.itemsize * 8)
     for key, value in tags.items():
         setattr(ds, key, value)
+    for key in undefined_length:
+        ds[key].is_undefined_length = True
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -550,31 +555,17 @@ def test_predict_reads_a_pacs_export_folder_whose_files_have_no_image_suffix(tmp
 def test_a_dicom_cut_inside_a_sequence_of_undefined_length_says_truncated():
     """The mutation review's minor finding: pydicom's "OSError: No tag to read at file
     position 1D8" reached the data check and the trial failures as it was."""
-    import io
-
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from autopneumo.data.dicom import image
 
-    dx = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = dx
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = dx, meta.MediaStorageSOPInstanceUID
     item = Dataset()
     item.CodeValue = "X" * 16  # the longest an SH value may be
-    ds.ReferencedImageSequence = Sequence([item])
-    ds["ReferencedImageSequence"].is_undefined_length = True
-    ds.set_pixel_data(np.zeros((8, 8), np.uint16), photometric_interpretation="MONOCHROME2",
-                      bits_stored=12)
-    whole = io.BytesIO()
-    ds.save_as(whole, enforce_file_format=True)
+    whole = write_dicom(io.BytesIO(), np.zeros((8, 8), np.uint16), bits=12,
+                        ReferencedImageSequence=Sequence([item]),
+                        undefined_length=("ReferencedImageSequence",))
     data = whole.getvalue()
     cuts = []
     for cut in range(300, len(data)):
