@@ -276,13 +276,27 @@ def bootstrap_intervals(
         }
         if target is not None:
             samples["prec_at_recall"] = weighted_precision_at_recall(counts, y, s, target)
+    return {key: percentile_interval(values, level, (0.0, math.inf) if key == "loss"
+                                     else (0.0, 1.0))
+            for key, values in samples.items()}
+
+
+def percentile_interval(values: np.ndarray, level: float,
+                        bounds: tuple[float, float]) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``values`` over all of them: a resample where
+    the metric is undefined (NaN: no image called normal, for the NPV) counts as its lowest
+    possible value for the lower bound and its highest for the upper one (``bounds``).
+    Dropping those resamples would leave the ones that drew the few images the metric
+    rests on, and a narrow interval; counted, an interval where more than (1 - level) / 2
+    of them are undefined reaches the end of the range. NaN where no resample defines it.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    undefined = ~np.isfinite(values)
+    if undefined.all():
+        return (math.nan, math.nan)
     alpha = (1 - level) / 2
-    out = {}
-    for key, values in samples.items():
-        values = values[np.isfinite(values)]
-        if len(values):
-            lo, hi = np.quantile(values, [alpha, 1 - alpha])
-            out[key] = (float(lo), float(hi))
-        else:
-            out[key] = (math.nan, math.nan)
-    return out
+    with np.errstate(invalid="ignore"):
+        lo = np.quantile(np.where(undefined, bounds[0], values), alpha)
+        hi = np.quantile(np.where(undefined, bounds[1], values), 1 - alpha)
+    # between two infinite bounds numpy interpolates to NaN: the bound it lies on
+    return (bounds[0] if math.isnan(lo) else float(lo), bounds[1] if math.isnan(hi) else float(hi))

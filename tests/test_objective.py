@@ -409,7 +409,69 @@ def test_bootstrap_intervals_empty_and_undefined():
     # no positive predictions ever: precision is undefined in every resample
     ci = bootstrap_intervals([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], 0.9, n_boot=50)
     assert all(math.isnan(v) for v in ci["precision"])
-    assert ci["recall"] == (0.0, 0.0)
+    # recall is 0 wherever a positive is drawn, but 1 resample in 16 draws none: more
+    # than 2.5 % are undefined, so the upper bound reaches the end of the range
+    assert ci["recall"] == (0.0, 1.0)
+
+
+def _one_patient_called_normal():
+    """40 patients with 2 images each; the threshold calls only patient 0 (2 NORMAL images)
+    normal. NPV = 2/2 on the full split, resting on one patient: about a third of the
+    patient resamples do not draw him and have no NPV at all."""
+    groups = np.repeat([f"p{i}" for i in range(40)], 2)
+    y = np.ones(80, dtype=int)
+    y[0:2] = 0
+    y[2:22:2] = 0
+    s = np.full(80, 0.9)
+    s[0:2] = 0.1
+    return y, s, groups
+
+
+def test_undefined_resamples_count_as_unbounded_not_dropped():
+    """Dropping the resamples without an NPV gave NPV 1.000 [1.000, 1.000] from one
+    patient (review 21): the ones left all drew him."""
+    from autopneumo.objective import resample_counts
+
+    y, s, groups = _one_patient_called_normal()
+    counts = resample_counts(len(y), 1000, 0, groups)
+    assert 0.6 < ((counts @ (s < 0.5)) > 0).mean() < 0.7
+    ci = bootstrap_intervals(y, s, 0.5, n_boot=1000, groups=groups, target=0.95)
+    assert ci["npv"] == (0.0, 1.0)
+    # a metric every resample defines keeps its percentile interval
+    assert ci["recall"][0] > 0.8 and ci["recall"][1] == 1.0
+
+
+def test_percentile_interval_counts_each_undefined_resample_at_the_range_ends():
+    from autopneumo.objective import percentile_interval
+
+    values = np.r_[np.linspace(0.5, 0.6, 98), np.nan, np.nan]  # 2 % undefined
+    lo, hi = percentile_interval(values, 0.95, (0.0, 1.0))
+    assert lo == pytest.approx(np.quantile(np.r_[0.0, 0.0, values[:98]], 0.025))
+    assert hi == pytest.approx(np.quantile(np.r_[values[:98], 1.0, 1.0], 0.975))
+    assert 0.5 <= lo < hi < 0.6
+    assert percentile_interval(np.r_[values[:90], [np.nan] * 10], 0.95, (0.0, 1.0)) == (0.0, 1.0)
+    assert percentile_interval(np.r_[values[:90], [np.inf] * 10], 0.95, (0.0, np.inf)) == (
+        0.0, np.inf)
+    assert all(np.isnan(percentile_interval(np.full(5, np.nan), 0.95, (0.0, 1.0))))
+
+
+def test_a_paired_verdict_is_not_decided_by_the_resamples_one_side_defines():
+    """Model a calls one image pneumonia, rightly (precision 1/1), b 20 (16 right). A third
+    of the paired resamples miss a's image; dropped, they left a 'better' verdict on the
+    strength of one image (review 21)."""
+    from autopneumo.report.stats import paired_differences
+
+    y = np.r_[np.ones(30), np.zeros(10)].astype(int)
+    s_a = np.full(40, 0.1)
+    s_a[0] = 0.9
+    s_b = np.full(40, 0.1)
+    s_b[:16] = 0.9
+    s_b[30:34] = 0.9
+    diff = paired_differences(y, s_a, 0.5, s_b, 0.5, n_boot=1000)["precision"]
+    assert diff.lo == -1.0 and diff.hi == 1.0 and diff.verdict == "no clear difference"
+    # b against itself shifted: both defined everywhere, a real interval
+    auc = paired_differences(y, s_b, 0.5, s_a, 0.5, n_boot=1000)["auc"]
+    assert -1.0 < auc.lo < auc.hi < 1.0
 
 
 def test_reinterval_script_recomputes_an_old_records_intervals_from_its_predictions(tmp_path):

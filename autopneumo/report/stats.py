@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..objective import resample_counts, weighted_auc
+from ..objective import percentile_interval, resample_counts, weighted_auc
 from .runs import Predictions
 
 
@@ -142,11 +142,10 @@ def paired_differences(y: np.ndarray, s_a: np.ndarray, t_a: float, s_b: np.ndarr
     points = {"precision": precision(y, s_a, t_a) - precision(y, s_b, t_b),
               "auc": auc(y, s_a) - auc(y, s_b)}
     out = {}
-    alpha = (1 - level) / 2
-    for metric, values in samples.items():
-        values = values[np.isfinite(values)]
-        lo, hi = np.quantile(values, [alpha, 1 - alpha]) if len(values) else (math.nan, math.nan)
-        out[metric] = Difference(metric, float(points[metric]), float(lo), float(hi), len(y))
+    for metric, values in samples.items():  # a resample where either side is undefined
+        # counts as the widest difference, -1 below and +1 above (``percentile_interval``)
+        lo, hi = percentile_interval(values, level, (-1.0, 1.0))
+        out[metric] = Difference(metric, float(points[metric]), lo, hi, len(y))
     return out
 
 
