@@ -42,7 +42,10 @@ def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUN
     dataset = load_dataset(data, settings["image_size"], settings["channels"],
                            settings["val_fraction"], seed, split_by="image")
     project = {"project": PROJECT, "family": None, "policy": None, "tuner": "none"}
-    records = []
+    from .errors import SearchError
+    from .trials import TrainingFailed
+
+    records, failed = [], []
     for trial_id, family, policy, model_params in MODELS:
         values = {f"model.{k}": v for k, v in model_params.items()}
         values.update({"train.learning_rate": settings["learning_rate"],
@@ -50,12 +53,18 @@ def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUN
                        "train.epochs": settings["epochs"], "train.class_weights": True})
         evaluator = Evaluator(dataset, project | {"family": family, "policy": policy},
                               recall_target, command="autopneumo baseline classroom")
-        records.append(train_and_evaluate(
-            family, policy, values, dataset, evaluator, Path(runs_dir) / PROJECT /
-            f"trial_{trial_id}", trial_id, recall_target, seed, threshold=0.5,
-            early_stopping=False, keep_best=False,  # evaluated after its last epoch
-            extra={"reference": True, "reference_settings": settings,
-                   "reference_published": PUBLISHED[trial_id],
-                   "reference_exact": settings == CLASSROOM},
-        ))
+        try:
+            records.append(train_and_evaluate(
+                family, policy, values, dataset, evaluator, Path(runs_dir) / PROJECT /
+                f"trial_{trial_id}", trial_id, recall_target, seed, threshold=0.5,
+                early_stopping=False, keep_best=False,  # evaluated after its last epoch
+                extra={"reference": True, "reference_settings": settings,
+                       "reference_published": PUBLISHED[trial_id],
+                       "reference_exact": settings == CLASSROOM},
+            ))
+        except TrainingFailed as exc:  # recorded as failed; the other references go on
+            failed.append(str(exc))
+    if failed:
+        raise SearchError(f"{len(failed)} reference model(s) diverged: {'; '.join(failed)}",
+                          records=records)
     return records

@@ -50,9 +50,10 @@ class SearchError(UserError):
 
     exit_code = 1
 
-    def __init__(self, message: str, records: list | None = None):
+    def __init__(self, message: str, records: list | None = None, summary=None):
         super().__init__(message)
         self.records = records
+        self.summary = summary  # finalize: the summary of the seeds that finished
 
 
 class AutopneumoWarning(UserWarning):

@@ -119,14 +119,15 @@ class Evaluator:
 
     def record_failure(self, trial, trial_dir: Path, seconds: float | None,
                        status: str | None = None, message: str | None = None,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                       extra: dict[str, Any] | None = None,
+                       filename: str = RECORD_FILE) -> dict[str, Any]:
         record = self.base_record(trial, trial_dir) | (extra or {})
         record["seconds"] = {"trial": seconds}
         if status:
             record["status"] = status
         if message:
             record["message"] = message
-        atomic_write_json(trial_dir / RECORD_FILE, record)
+        atomic_write_json(trial_dir / filename, record)
         return record
 
 

@@ -5,7 +5,9 @@ Each seed's result is kept as it finishes, and a rerun reuses every seed already
 for the same trial, values and data: a finalize stopped midway (Ctrl-C, a lost machine)
 resumes where it stopped, and ``--seeds 5`` after ``--seeds 3`` trains two more;
 ``--seeds 1`` after ``--seeds 3`` trains nothing and still summarises all three (finished
-work is never dropped from the summary).
+work is never dropped from the summary). The folders are named by rank, and a trial's
+seeds under a rank an earlier run gave it are reused where they lie. A retraining that
+diverges is recorded as failed; the others go on, and finalize raises at the end.
 
 With two seeds or more, the seeds' mean probability is one more model: an ensemble row
 (``<runs>/_ensemble/rank1_<project>_trial<id>_seeds3``, policy ``3 seeds of <id>``),
@@ -20,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_write_text
-from .errors import OptionError
+from .errors import OptionError, SearchError
 from .leaderboard import best_search_trials
 from .objective import recorded_metric
 from .paths import require_runs_dir
@@ -54,39 +56,57 @@ def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
     from .data import load_dataset
     from .data.dataset import recorded_dataset
     from .evaluation import Evaluator
-    from .trials import train_and_evaluate
+    from .trials import TrainingFailed, train_and_evaluate
 
-    rows = []
-    folders: dict[int, tuple[str, list[Path]]] = {}  # rank -> (trial id, seed folders)
+    rows, failed = [], []
+    folders: dict[int, tuple[str, list[Path], str]] = {}  # rank -> (trial id, seeds, name)
     for rank, (_, row) in enumerate(best.iterrows(), start=1):
         record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
         dataset = recorded_dataset(load_dataset, record, Path(row["trial_dir"]), data)
         values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
         out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
+        # an earlier run may have ranked this trial otherwise (a better trial came since):
+        # its seeds there are this trial's all the same, and are reused where they lie
+        places = [out, *_other_ranks(runs_dir, row["project"], row["trial_id"], out)]
         done = {}
         for seed in range(seeds):
-            final = _done_before(out / f"seed{seed}" / FINAL_FILE, row["trial_dir"], seed,
-                                 values, dataset.manifest)
-            if final is not None:
-                rows.append(_row(rank, row, seed, final, reused=True))
-                done[seed] = out / f"seed{seed}"
+            found = _seed_done(places, seed, row["trial_dir"], values, dataset.manifest)
+            if found is not None:
+                rows.append(_row(rank, row, seed, found[1], reused=True))
+                done[seed] = found[0]
                 continue
             evaluator = Evaluator(dataset, {"project": row["project"], "family": row["family"],
                                             "policy": row["policy"], "tuner": "finalize"},
                                   record["recall_target"], command="autopneumo finalize")
-            final = train_and_evaluate(
-                row["family"], row["policy"], values, dataset, evaluator, out / f"seed{seed}",
-                f"{row['trial_id']}-seed{seed}", record["recall_target"], seed,
-                extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
+            try:
+                final = train_and_evaluate(
+                    row["family"], row["policy"], values, dataset, evaluator,
+                    out / f"seed{seed}", f"{row['trial_id']}-seed{seed}",
+                    record["recall_target"], seed,
+                    extra={"finalize_of": row["trial_dir"], "seed": seed}, filename=FINAL_FILE)
+            except TrainingFailed as exc:  # the other seeds and ranks go on
+                failed.append(f"trial {row['trial_id']} seed {seed} ({exc})")
+                continue
             rows.append(_row(rank, row, seed, final, reused=False))
             done[seed] = out / f"seed{seed}"
         # seeds beyond --seeds that an earlier run retrained stay in the summary
-        for seed, final in _later_seeds(out, seeds, row["trial_dir"], values,
-                                        dataset.manifest):
+        for seed, folder, final in _later_seeds(places, seeds, row["trial_dir"], values,
+                                                dataset.manifest):
             rows.append(_row(rank, row, seed, final, reused=True))
-            done[seed] = out / f"seed{seed}"
-        folders[rank] = (str(row["trial_id"]), [done[seed] for seed in sorted(done)])
-    runs = pd.DataFrame(rows)
+            done[seed] = folder
+        folders[rank] = (str(row["trial_id"]), [done[seed] for seed in sorted(done)], out.name)
+    summary = _summarise(runs_dir, rows, folders, combine)
+    if failed:
+        raise SearchError(
+            f"{len(failed)} retraining(s) diverged: {'; '.join(failed)}. The seeds that "
+            f"finished are summarised in {runs_dir / '_finalize' / 'summary.csv'}",
+            summary=summary)
+    return summary
+
+
+def _summarise(runs_dir: Path, rows: list[dict], folders: dict, combine: str) -> pd.DataFrame:
+    columns = ["rank", "project", "trial_id", "seed", *METRICS, "val_prec_at_recall", "reused"]
+    runs = pd.DataFrame(rows, columns=columns)
     # a metric undefined in one seed (NPV where it called every test image pneumonia) is
     # undefined over the seeds: not the mean of the others under "over N seeds"
     summary = runs.groupby(["rank", "project", "trial_id"]).agg(
@@ -107,18 +127,26 @@ def _std(values: pd.Series) -> float:
     return values.std(skipna=False)  # ddof 1
 
 
-def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path]]],
+def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path], str]],
                     combine: str) -> pd.DataFrame:
-    """Per rank with two seeds or more: the seeds' ensemble row and its test metrics."""
+    """Per rank with two seeds or more: the seeds' ensemble row and its test metrics. The
+    same seeds' row under the trial's earlier rank is removed: it is this one, renamed."""
+    import shutil
+
     from .ensemble import seed_ensemble
 
     rows = []
-    for rank, (trial_id, dirs) in folders.items():
+    for rank, (trial_id, dirs, name) in folders.items():
         entry: dict = {"rank": rank}
         if len(dirs) >= 2:
-            record = seed_ensemble(runs_dir, dirs, f"{dirs[0].parent.name}_seeds{len(dirs)}",
+            record = seed_ensemble(runs_dir, dirs, f"{name}_seeds{len(dirs)}",
                                    f"{len(dirs)} seeds of {trial_id}",
                                    command="autopneumo finalize", combine=combine)
+            tail = record["trial_id"][len(f"rank{rank}"):]  # _<project>_trial<id>_seeds<N>...
+            for old in (runs_dir / "_ensemble").glob("rank*"):
+                if (old.name != record["trial_id"] and old.name.endswith(tail)
+                        and old.name[len("rank"):-len(tail)].isdigit() and old.is_dir()):
+                    shutil.rmtree(old, ignore_errors=True)
             entry["ensemble"] = record["trial_id"]
             entry |= {f"ensemble_{m}": recorded_metric(record["test"], m) for m in METRICS}
         rows.append(entry)
@@ -131,18 +159,37 @@ def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
             "val_prec_at_recall": final["val"]["prec_at_recall"], "reused": reused}
 
 
-def _later_seeds(out: Path, seeds: int, trial_dir: str, values: dict,
-                 manifest: dict) -> list[tuple[int, dict]]:
+def _other_ranks(runs_dir: Path, project: str, trial_id, out: Path) -> list[Path]:
+    """This trial's seed folders under the other ranks an earlier run gave it."""
+    tail = f"_{project}_trial{trial_id}"
+    return sorted(p for p in (runs_dir / "_finalize").glob("rank*") if p != out
+                  and p.name.endswith(tail) and p.name[len("rank"):-len(tail)].isdigit()
+                  and p.is_dir())
+
+
+def _seed_done(places: list[Path], seed: int, trial_dir: str, values: dict,
+               manifest: dict) -> tuple[Path, dict] | None:
+    """The first of ``places`` holding this seed's finished retraining of the trial."""
+    for place in places:
+        final = _done_before(place / f"seed{seed}" / FINAL_FILE, trial_dir, seed, values,
+                             manifest)
+        if final is not None:
+            return place / f"seed{seed}", final
+    return None
+
+
+def _later_seeds(places: list[Path], seeds: int, trial_dir: str, values: dict,
+                 manifest: dict) -> list[tuple[int, Path, dict]]:
     """Finished retrainings of this trial with seed numbers >= ``seeds`` (from an earlier
     run with more seeds), in seed order."""
+    numbers = {int(folder.name[len("seed"):]) for place in places
+               for folder in place.glob("seed*") if folder.name[len("seed"):].isdigit()}
     found = []
-    for folder in out.glob("seed*"):
-        number = folder.name[len("seed"):]
-        if number.isdigit() and int(number) >= seeds:
-            final = _done_before(folder / FINAL_FILE, trial_dir, int(number), values, manifest)
-            if final is not None:
-                found.append((int(number), final))
-    return sorted(found, key=lambda pair: pair[0])
+    for number in sorted(n for n in numbers if n >= seeds):
+        hit = _seed_done(places, number, trial_dir, values, manifest)
+        if hit is not None:
+            found.append((number, *hit))
+    return found
 
 
 def _done_before(path: Path, trial_dir: str, seed: int, values: dict,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import SearchError
+
 
 @dataclass
 class FixedTrial:
@@ -41,12 +43,26 @@ def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset
     classroom baseline, which keeps its last epoch: ``keep_best=False``). The caller's
     ``random`` and NumPy generators are given back as they were; Keras' session is
     cleared first."""
+    import keras_tuner as kt
+
     from .backend import kept_random_state
 
-    with kept_random_state():
-        return _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir,
-                                   trial_id, recall_target, seed, threshold, early_stopping,
-                                   extra, filename, keep_best)
+    start = time.perf_counter()
+    try:
+        with kept_random_state():
+            return _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir,
+                                       trial_id, recall_target, seed, threshold,
+                                       early_stopping, extra, filename, keep_best)
+    except kt.errors.FailedTrialError as exc:  # diverged: recorded as a search's trial is
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        evaluator.record_failure(FixedTrial(trial_id, values, "FAILED", message), trial_dir,
+                                 time.perf_counter() - start, extra=extra, filename=filename)
+        raise TrainingFailed(f"{trial_dir}: {message}") from None
+
+
+class TrainingFailed(SearchError):
+    """One fixed configuration's training diverged (loss or validation scores NaN); its
+    failure record is written. The caller goes on with the others and says so at the end."""
 
 
 def _train_and_evaluate(family, policy, values, dataset, evaluator, trial_dir, trial_id,
