@@ -18,7 +18,7 @@ from keras import layers
 
 from .backend import predict_batches
 from .objective import OBJECTIVE, validation_summary
-from .preprocessing import HistogramEqualization, PerImageStandardization
+from .preprocessing import Augmentation, HistogramEqualization, PerImageStandardization
 from .registry import Entry
 from .spaces import SearchSpace
 from .tuning import DEADLINE_LOG
@@ -90,7 +90,7 @@ def build_model(
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     augmentation = policy.builder(**(augment_params or {}))
     if augmentation:
-        x = keras.Sequential(augmentation, name="augmentation")(x)
+        x = Augmentation(augmentation, name="augmentation")(x)
     if training.get("standardize"):  # after augmentation: blind to global brightness/contrast
         x = PerImageStandardization(name="standardize")(x)
     features = family.builder(x, **(model_params or {}))

@@ -79,3 +79,14 @@ class PerImageStandardization(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class Augmentation(keras.Sequential):
+    """A policy's layers, run only when the model is called with ``training=True`` (fit).
+    Keras' random layers default to ``training=True``, so in a plain ``Sequential`` the saved
+    model called without ``training`` (``model(x)``, or ``model.export()``'s serving
+    graph) flipped, rotated and re-exposed what it scored; here None means off."""
+
+    def call(self, inputs, training=False, mask=None, **kwargs):
+        return super().call(inputs, training=bool(training), mask=mask, **kwargs)

@@ -232,6 +232,44 @@ def test_augmentation_layers_are_inactive_in_a_model_at_inference():
         np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("policy", ["flip", "geometric", "photometric", "combined"])
+def test_the_model_called_without_training_does_not_augment(policy, tmp_path):
+    """Keras' random layers default to training=True: in a plain Sequential, ``model(x)``
+    on a saved model, and ``model.export()``'s serving graph, flipped, rotated or
+    re-exposed what they scored (review 21). Only ``training=True`` (fit) augments."""
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get(policy), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {}, training={"epochs": 1})
+    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 1)).astype("uint8")
+    probe = keras.Model(model.inputs, model.get_layer("augmentation").output)
+    plain = np.asarray(probe(x, training=False))
+    for _ in range(3):
+        np.testing.assert_allclose(np.asarray(probe(x)), plain, atol=1e-6)
+    assert np.abs(np.asarray(probe(x, training=True)) - plain).max() > 0.01  # it augments
+    model.save(tmp_path / "model.keras")
+    from autopneumo.hypermodel import load_trained_model
+
+    loaded = load_trained_model(tmp_path / "model.keras")
+    expected = np.asarray(model.predict_on_batch(x))
+    for _ in range(3):
+        np.testing.assert_allclose(np.asarray(loaded(x)), expected, atol=1e-6)
+
+
+def test_a_savedmodel_export_serves_unaugmented_predictions(tmp_path):
+    """``model.export()`` (TF Serving, TFLite) traces ``model.__call__`` without training:
+    the flip was baked into the serving graph, different on every call (review 21)."""
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("SavedModel export needs the TensorFlow backend")
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("flip"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {}, training={"epochs": 1})
+    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 1)).astype("uint8")
+    expected = np.asarray(model.predict_on_batch(x))
+    model.export(str(tmp_path / "served"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    for _ in range(3):
+        np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), expected, atol=1e-5)
+
+
 def two_images():
     x = np.stack([np.zeros((16, 16, 1), np.uint8), np.full((16, 16, 1), 255, np.uint8)])
     return x, np.array([0, 1], dtype=np.uint8)
