@@ -109,6 +109,9 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     records = [_read_record(Path(m["trial_dir"])) for m in members]
     target = _common_target(records, "the top trials were searched at",
                             ", ".join(m["trial_dir"] for m in members))
+    _common_input(records, [m["trial_dir"] for m in members])
+    for member, record in zip(members, records, strict=True):
+        member["model_sha256"] = record.get("model_sha256")  # export checks the copies
     saved = [_read_member_predictions(Path(m["trial_dir"])) for m in members]
     files, labels, patients = _common_split(members, saved)
     if tta:
@@ -143,9 +146,10 @@ def seed_ensemble(runs_dir: str | Path, seed_dirs: list[Path], name: str, label:
     records = [_read_record(Path(d), FINAL_FILE) for d in seed_dirs]
     target = _common_target(records, f"the retrainings of {name} used",
                             ", ".join(map(str, seed_dirs)))
+    _common_input(records, [str(d) for d in seed_dirs])
     members = [{"seed": r.get("seed"), "trial_dir": str(d), "finalize_of": r.get("finalize_of"),
                 "val_objective": (r.get("val") or {}).get("objective"),
-                "threshold": r.get("threshold")}
+                "threshold": r.get("threshold"), "model_sha256": r.get("model_sha256")}
                for d, r in zip(seed_dirs, records, strict=True)]
     saved = [_read_member_predictions(Path(d)) for d in seed_dirs]
     files, labels, patients = _common_split(members, saved)
@@ -235,6 +239,35 @@ def select_members(runs_dir: Path, top: int) -> list[dict[str, Any]]:
              "trial_dir": str(row["trial_dir"]), "val_objective": float(row["val_objective"]),
              "threshold": float(row["threshold"])}
             for rank, (_, row) in enumerate(done.head(top).iterrows(), start=1)]
+
+
+def _common_input(records: list[dict[str, Any]], where: list[str]) -> None:
+    """Members must take one input (image size, channels: an export runs them on one
+    decode of each image) and have scored the same data (content hashes; a record from
+    before those had only its file list's). A RunsError naming them otherwise."""
+    first = records[0].get("data") or {}
+    for record, place in zip(records[1:], where[1:], strict=True):
+        data = record.get("data") or {}
+        for key, what in (("image_size", "px"), ("channels", "channel(s)")):
+            if None not in (first.get(key), data.get(key)) and first[key] != data[key]:
+                raise RunsError(f"the members take different inputs: {where[0]} "
+                                f"{first[key]} {what}, {place} {data[key]} {what}; an "
+                                "ensemble's models run on one decode of each image")
+        if not _same_data(first, data):
+            raise RunsError(f"the members were scored on different data (data hashes "
+                            f"{first.get('data_hash')} and {data.get('data_hash')}): "
+                            f"{where[0]}, {place}")
+
+
+def _same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Content hashes where both records have them; else whichever hashes they share (an
+    old record's data_hash was its file list's). Unknown (none recorded) passes."""
+    if not a.get("data_hash") or not b.get("data_hash"):
+        return True
+    if a.get("data_list_hash") and b.get("data_list_hash"):
+        return a["data_hash"] == b["data_hash"]
+    return bool({a["data_hash"], a.get("data_list_hash")} - {None}
+                & {b["data_hash"], b.get("data_list_hash")} - {None})
 
 
 def _common_target(records: list[dict[str, Any]], what: str, where: str) -> float:

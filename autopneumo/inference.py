@@ -290,11 +290,19 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
 
     def write(staging: Path) -> None:
         listed = []
-        for i, member in enumerate(members, start=1):
+        for i, (member, entry) in enumerate(zip(members, record["members"], strict=True),
+                                            start=1):
             (staging / f"member{i}").mkdir()
             shutil.copyfile(member / MODEL_FILE, staging / f"member{i}" / MODEL_FILE)
+            copied = file_digest(staging / f"member{i}" / MODEL_FILE)
+            recorded = entry.get("model_sha256") or _member_digest(member)
+            if recorded not in (None, copied):
+                raise RunsError(f"--ensemble {name}: its member {member} holds another "
+                                f"{MODEL_FILE} than the one it was scored with (sha256 "
+                                "differs: re-evaluated or searched again since?); rebuild "
+                                "the ensemble")
             listed.append({"folder": f"member{i}", "source": str(member),
-                           "model_sha256": file_digest(staging / f"member{i}" / MODEL_FILE)})
+                           "model_sha256": copied})
         card = model_card(record, folder, runs_dir) | {
             "kind": "ensemble", "members": listed, "combine": combine,
             "tta": bool((record.get("ensemble") or {}).get("tta"))}
@@ -307,16 +315,31 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
 
 
 def _member_dir(recorded: str, record: dict[str, Any], runs_dir: Path) -> Path:
-    """A member's folder as the ensemble recorded it (relative to where it ran), or the
-    same place under ``runs_dir`` where the runs folder was given another way."""
+    """A member's folder: its place under ``runs_dir`` (the folder the ensemble row was
+    read from, however it was spelled, copied or moved), else where the ensemble recorded
+    it. A copy's members are the copy's, not the original folder's."""
     path = Path(recorded)
-    if path.is_dir():
-        return path
     then = Path(str(record.get("trial_dir", ""))).parent.parent  # <runs>/_ensemble/<name>
     try:
-        return runs_dir / path.relative_to(then)
+        here = runs_dir / path.relative_to(then)
     except ValueError:
         return path
+    return here if here.is_dir() or not path.is_dir() else path
+
+
+def _member_digest(member: Path) -> str | None:
+    """The model digest in a member's own record (an ensemble written before members
+    carried it): its record.json, or finalize's final.json."""
+    from .finalize import FINAL_FILE
+
+    for name in (RECORD_FILE, FINAL_FILE):
+        try:
+            record = json.loads((member / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            return record.get("model_sha256")
+    return None
 
 
 def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:

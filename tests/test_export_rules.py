@@ -1,0 +1,133 @@
+"""Ensembles and their export after review 21: members must take one input and have scored
+the same data; an exported ensemble's members are the runs folder's own and the models
+they were scored with. Tiny hand-made Keras models; nothing trains."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autopneumo.atomic import atomic_write_json
+from autopneumo.data.download import file_digest
+from autopneumo.errors import RunsError
+from tests.records import write_record
+
+
+def _tiny_model(path: Path, size: int, channels: int = 1, bias: float = 0.0) -> str:
+    """A uint8 (size, size, channels) -> sigmoid model saved at ``path``; its sha256."""
+    from autopneumo.backend import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    inputs = keras.Input((size, size, channels), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(1, activation="sigmoid", name="pneumonia",
+                             bias_initializer=keras.initializers.Constant(bias))(x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, out).save(path)
+    return file_digest(path)
+
+
+def _set(record_path: Path, **changes) -> None:
+    record = json.loads(record_path.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] |= value
+        else:
+            record[key] = value
+    atomic_write_json(record_path, record)
+
+
+def _two_members(tmp_path: Path, sizes=(32, 32), channels=(1, 1), hashes=("h1", "h1"),
+                 list_hashes=("l1", "l1"), models: bool = True) -> Path:
+    runs = tmp_path / "runs"
+    for policy, quality, size, ch, h, lh in zip(("none", "flip"), (0.5, 0.3), sizes, channels,
+                                                hashes, list_hashes, strict=True):
+        path = write_record(runs, "base_cnn", policy, "0", quality, seed=0)
+        digest = _tiny_model(path.parent / "model.keras", size, ch) if models else None
+        _set(path, data={"image_size": size, "channels": ch, "data_hash": h,
+                         "data_list_hash": lh}, model_sha256=digest, trial_dir=str(path.parent))
+    return runs
+
+
+@pytest.mark.parametrize("sizes, channels, what", [((32, 40), (1, 1), "32 px.* 40 px"),
+                                                   ((32, 32), (1, 3), "1 channel.* 3 channel")])
+def test_an_ensemble_of_members_taking_different_inputs_is_refused(tmp_path, sizes, channels,
+                                                                   what):
+    """Its record said the first member's size, and the exported bundle was refused by
+    predict, which decodes each image once (review 21)."""
+    from autopneumo.ensemble import ensemble
+
+    runs = _two_members(tmp_path, sizes, channels, models=False)
+    with pytest.raises(RunsError, match=f"different inputs: .*{what}"):
+        ensemble(runs, top=2, n_boot=20)
+    assert not (runs / "_ensemble").exists()
+
+
+def test_an_ensemble_of_members_scored_on_different_data_is_refused(tmp_path):
+    """Same file names and labels, other contents (a re-encoded copy): the scores of other
+    images were averaged as one model's (review 21)."""
+    from autopneumo.ensemble import ensemble
+
+    runs = _two_members(tmp_path, hashes=("h1", "h2"), models=False)
+    with pytest.raises(RunsError, match="different data .*h1 and h2"):
+        ensemble(runs, top=2, n_boot=20)
+    # a record from before content hashes (its data_hash was the file list's) still matches
+    runs = _two_members(tmp_path / "old", hashes=("l1", "h1"), list_hashes=(None, "l1"),
+                        models=False)
+    assert ensemble(runs, top=2, n_boot=20)["trial_id"] == "top2"
+    runs = _two_members(tmp_path / "unknown", hashes=(None, "h1"), models=False)
+    assert ensemble(runs, top=2, n_boot=20)["trial_id"] == "top2"
+
+
+def test_export_ensemble_refuses_a_member_model_it_was_not_scored_with(tmp_path):
+    """Single-trial export checked the model's digest against its record; the ensemble's
+    export copied members unchecked and wrote the copy's digest into the card (review 21)."""
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export
+
+    runs = _two_members(tmp_path)
+    record = ensemble(runs, top=2, n_boot=20)
+    assert [m["model_sha256"] for m in record["members"]] == [
+        json.loads((Path(m["trial_dir"]) / "record.json").read_text())["model_sha256"]
+        for m in record["members"]]
+    out = export(runs, tmp_path / "bundle", ensemble="top2")[0]  # as scored: fine
+    member = runs / "base_cnn__none" / "trial_0" / "model.keras"
+    _tiny_model(member, 32, 1, bias=3.0)  # another model saved over the member's
+    with pytest.raises(RunsError, match="holds another model.keras than the one it was scored"):
+        export(runs, tmp_path / "bundle", ensemble="top2")
+    assert (out / "model_card.json").is_file()  # the earlier export is left whole
+    # an ensemble written before members carried digests: the member's record decides
+    path = runs / "_ensemble" / "top2" / "record.json"
+    old = json.loads(path.read_text())
+    for m in old["members"]:
+        del m["model_sha256"]
+    atomic_write_json(path, old)
+    with pytest.raises(RunsError, match="holds another model.keras"):
+        export(runs, tmp_path / "bundle", ensemble="top2")
+
+
+def test_export_ensemble_from_a_copied_runs_folder_takes_the_copys_members(tmp_path):
+    """The recorded member folder was used whenever it still existed: exporting from a copy
+    (`cp -r runs study1`) took the original's models, searched again since (review 21)."""
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export
+
+    runs = _two_members(tmp_path)
+    ensemble(runs, top=2, n_boot=20)
+    copy = tmp_path / "study1"
+    shutil.copytree(runs, copy)
+    _tiny_model(runs / "base_cnn__none" / "trial_0" / "model.keras", 32, bias=3.0)
+    out = export(copy, tmp_path / "bundle", ensemble="top2")[0]
+    card = json.loads((out / "model_card.json").read_text())
+    assert all(Path(m["source"]).is_relative_to(copy) for m in card["members"])
+    # moved away entirely: the recorded place is the fallback, as before
+    shutil.rmtree(copy / "base_cnn__flip")
+    out = export(copy, tmp_path / "bundle", ensemble="top2")[0]
+    sources = [m["source"] for m in json.loads((out / "model_card.json").read_text())["members"]]
+    assert Path(sources[0]).is_relative_to(copy) and Path(sources[1]).is_relative_to(runs)
