@@ -56,14 +56,18 @@ def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
     from .data import load_dataset
     from .data.dataset import recorded_dataset
     from .evaluation import Evaluator
-    from .trials import TrainingFailed, train_and_evaluate
+    from .trials import TrainingFailed, check_recorded, train_and_evaluate
 
     rows, failed = [], []
     folders: dict[int, tuple[str, list[Path], str]] = {}  # rank -> (trial id, seeds, name)
-    for rank, (_, row) in enumerate(best.iterrows(), start=1):
-        record = json.loads((Path(row["trial_dir"]) / "record.json").read_text())
+    records = []
+    for _, row in best.iterrows():  # every record checked before anything trains
+        path = Path(row["trial_dir"]) / "record.json"
+        record = json.loads(path.read_text())
+        records.append((record, check_recorded(record, path)))
+    for rank, ((_, row), (record, values)) in enumerate(
+            zip(best.iterrows(), records, strict=True), start=1):
         dataset = recorded_dataset(load_dataset, record, Path(row["trial_dir"]), data)
-        values = {k: v for k, v in record["hyperparameters"].items() if not k.startswith("tuner/")}
         out = runs_dir / "_finalize" / f"rank{rank}_{row['project']}_trial{row['trial_id']}"
         # an earlier run may have ranked this trial otherwise (a better trial came since):
         # its seeds there are this trial's all the same, and are reused where they lie
@@ -156,7 +160,7 @@ def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path], st
 def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
     return {"rank": rank, "project": row["project"], "trial_id": row["trial_id"],
             "seed": seed, **{m: recorded_metric(final["test"], m) for m in METRICS},
-            "val_prec_at_recall": final["val"]["prec_at_recall"], "reused": reused}
+            "val_prec_at_recall": final["val"].get("prec_at_recall"), "reused": reused}
 
 
 def _other_ranks(runs_dir: Path, project: str, trial_id, out: Path) -> list[Path]:
@@ -200,9 +204,10 @@ def _done_before(path: Path, trial_dir: str, seed: int, values: dict,
 
     try:
         final = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, RecursionError):
+        return None  # damaged: retrained (and overwritten)
     same = (isinstance(final, dict) and final.get("status") == "completed"
+            and isinstance(final.get("test"), dict) and isinstance(final.get("val"), dict)
             and _same_trial(final.get("finalize_of"), trial_dir) and final.get("seed") == seed
             and final.get("hyperparameters") == values
             and same_data((final.get("data") or {}).get("data_hash"), manifest))

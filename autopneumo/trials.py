@@ -24,6 +24,45 @@ class FixedTrial:
         self.hyperparameters = type("HP", (), {"values": self.values})()
 
 
+def check_recorded(record: dict[str, Any], where: Path | str) -> dict[str, Any]:
+    """A record's configuration, checked before anything trains on it (``finalize``): its
+    recall target a number in (0, 1), each hyperparameter one the family's, policy's or
+    training's code takes, with a value it accepts (the rules a search space file is held
+    to). Returns the values; a RunsError naming the record and the key otherwise."""
+    from .errors import OptionError, RunsError
+    from .registry import FAMILIES, POLICIES
+    from .spaces import is_number, literal_choices
+    from .tuning import TRAINING_KEYS, TRAINING_REQUIRED, TRAINING_VALUES
+
+    target = record.get("recall_target")
+    if not (is_number(target) and 0 < target < 1):
+        raise RunsError(f"{where}: recall_target must be a number in (0, 1), got {target!r}")
+    values = record.get("hyperparameters")
+    if not isinstance(values, dict):
+        raise RunsError(f"{where}: hyperparameters must be a mapping, got {values!r}")
+    try:
+        family, policy = FAMILIES.get(record.get("family")), POLICIES.get(record.get("policy"))
+    except OptionError as exc:  # an unknown name: the registry's own message
+        raise RunsError(f"{where}: {exc}") from None
+    known = {"model": (family.parameters(), literal_choices(family.builder)),
+             "augment": (policy.parameters(), literal_choices(policy.builder)),
+             "train": (TRAINING_KEYS, TRAINING_VALUES)}
+    kept = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+    for key, value in kept.items():
+        prefix, _, name = key.partition(".")
+        if prefix not in known or name not in known[prefix][0]:
+            raise RunsError(f"{where}: hyperparameters.{key}: not one that {record.get('family')}"
+                            f" + {record.get('policy')} with the training space takes")
+        rule = known[prefix][1].get(name)
+        if rule is not None and not rule.check(value):
+            raise RunsError(f"{where}: hyperparameters.{key}: {value!r} is not accepted; it "
+                            f"must be {rule.wanted}")
+    missing = [k for k in TRAINING_REQUIRED if f"train.{k}" not in kept]
+    if missing:
+        raise RunsError(f"{where}: hyperparameters.train.{missing[0]} is missing")
+    return kept
+
+
 def split_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{"model.width": .5, "train.batch_size": 32}`` -> per-space plain dicts."""
     out: dict[str, dict[str, Any]] = {"model": {}, "augment": {}, "train": {}}

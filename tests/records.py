@@ -21,7 +21,8 @@ def write_record(runs: Path, family: str, policy: str, trial_id: str, quality: f
         "schema_version": 1, "project": f"{family}__{policy}", "family": family,
         "policy": policy, "tuner": "random", "trial_id": trial_id, "status": status,
         "message": None if status == "completed" else "RuntimeError: loss became NaN",
-        "hyperparameters": {"model.width": 0.5, "train.learning_rate": 1e-3},
+        "hyperparameters": {"model.width": 0.5, "train.learning_rate": 1e-3,
+                            "train.batch_size": 32, "train.epochs": 2},
         "recall_target": 0.95, "data": {"image_size": 32}, "seconds": {"trial": 1.5},
     }
     if status == "completed":

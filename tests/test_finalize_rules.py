@@ -164,3 +164,62 @@ def test_a_diverging_reference_model_is_recorded_and_the_others_go_on(tiny_kerma
     failed = json.loads((tmp_path / "runs" / "classroom__reference" / "trial_cnn_flip" /
                          "record.json").read_text())
     assert failed["status"] == "failed" and failed["reference"] is True
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("recall_target", "abc", "recall_target must be a number in (0, 1), got 'abc'"),
+    ("recall_target", 2, "recall_target must be a number in (0, 1), got 2"),
+    ("train.batch_size", "x", "hyperparameters.train.batch_size: 'x' is not accepted; it must "
+                              "be a positive integer"),
+    ("train.learning_rate", -1, "hyperparameters.train.learning_rate: -1 is not accepted"),
+    ("model.bogus", 3, "hyperparameters.model.bogus: not one that base_cnn + none"),
+    ("train.learning_rate", None, "hyperparameters.train.learning_rate: None is not accepted"),
+])
+def test_finalize_checks_every_record_before_it_retrains(tiny_kermany, tmp_path, monkeypatch,
+                                                         key, value, says):
+    """A record's recall target or hyperparameter it cannot train with was met after the
+    retraining (the seed lost to a traceback) or deep inside Keras (review 21)."""
+    from click.testing import CliRunner
+
+    import autopneumo.trials
+    from autopneumo.cli import main
+
+    runs = tmp_path / "runs"
+    first, second = _real_records(runs, tiny_kermany)
+    record = json.loads(second.read_text())
+    if key == "recall_target":
+        record[key] = value
+    else:
+        record["hyperparameters"][key] = value
+    atomic_write_json(second, record)  # the second rank's: nothing may train for the first
+    calls: list = []
+    monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", _stand_in(calls))
+    result = CliRunner().invoke(main, ["finalize", "--runs-dir", str(runs), "--top", "2",
+                                       "--seeds", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith(f"Error: {second}: {says}")
+    assert calls == [] and not (runs / "_finalize" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["test_not_a_mapping", "val_not_a_mapping", "too_deep"])
+def test_a_damaged_earlier_seed_is_retrained_not_a_traceback(tiny_kermany, tmp_path,
+                                                             monkeypatch, damage):
+    import autopneumo.trials
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _real_records(runs, tiny_kermany)
+    calls: list = []
+    monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", _stand_in(calls))
+    finalize(runs, top=1, seeds=1)
+    final = runs / "_finalize" / "rank1_base_cnn__none_trial0" / "seed0" / "final.json"
+    if damage == "too_deep":
+        final.write_text("[" * 100000 + "]" * 100000)
+    else:
+        record = json.loads(final.read_text())
+        record[damage.split("_")[0]] = "x"
+        final.write_text(json.dumps(record))
+    calls.clear()
+    summary = finalize(runs, top=1, seeds=1)
+    assert len(calls) == 1 and summary.iloc[0]["reused"] == 0
+    assert json.loads(final.read_text())["test"]["precision"] == 0.5
