@@ -381,18 +381,18 @@ def test_check_names_rejects_unknown_builder_argument(tmp_path):
     original.check_names(entry.parameters(), "family base_cnn")  # the shipped file is fine
 
     text = (spaces_dir() / "families" / "base_cnn.yaml").read_text()
-    assert "\n  depth:" in text
+    assert "\n  width:" in text
     path = tmp_path / "base_cnn.yaml"
-    path.write_text(text.replace("\n  depth:", "\n  dept:"))
+    path.write_text(text.replace("\n  width:", "\n  widht:"))
     space = load_space(path)  # valid as a file ...
     with pytest.raises(SpaceError) as info:  # ... but not for this builder
         space.check_names(entry.parameters(), "family base_cnn")
     message = str(info.value)
     assert str(path) in message
-    assert "hyperparameters.dept" in message
-    assert "did you mean 'depth'" in message
+    assert "hyperparameters.widht" in message
+    assert "did you mean 'width'" in message
     assert "family base_cnn" in message
-    _assert_line(message, _line_of(path, "dept:"))
+    _assert_line(message, _line_of(path, "widht:"))
 
 
 def test_check_names_without_close_match(tmp_path):
@@ -954,3 +954,31 @@ def test_spaces_build_past_a_first_policy_that_loads_but_does_not_build(tmp_path
     assert {f for f, _ in built} == set(FAMILIES.names())
     assert {p for _, p in built} == set(POLICIES.names()) - {first}
     assert len(built) == len(set(built))
+
+
+def test_base_cnn_conv_dropout_is_inactive_at_depth_2_where_it_cannot_act():
+    """base_cnn adds conv dropout after blocks 3 and 4 only: at depth 2 every value built
+    the same network, yet the tuner drew it (review 21)."""
+    keras = pytest.importorskip("keras")
+    import keras_tuner as kt
+
+    from autopneumo.registry import FAMILIES
+
+    def dropout_rates(depth, conv_dropout):
+        x = keras.Input((32, 32, 1))
+        out = FAMILIES.get("base_cnn").builder(x, width=0.5, depth=depth,
+                                               conv_dropout=conv_dropout,
+                                               dense_units="128", dense_dropout=0.3)
+        return [layer.get_config()["rate"] for layer in keras.Model(x, out).layers
+                if isinstance(layer, keras.layers.Dropout)]
+
+    assert dropout_rates(2, 0.0) == dropout_rates(2, 0.4)  # the premise
+    assert dropout_rates(3, 0.0) != dropout_rates(3, 0.4)
+    space = builtin_space("family", "base_cnn")
+    for depth, active in ((2, False), (3, True), (4, True)):
+        hp = kt.HyperParameters()
+        space.apply(hp)
+        hp.values["model.depth"] = depth
+        values = space.apply(hp)
+        assert ("conv_dropout" in values) is active
+        assert hp.is_active("model.conv_dropout") is active
