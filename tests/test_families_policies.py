@@ -472,3 +472,22 @@ def test_a_family_and_a_policy_from_outside_the_package_run_end_to_end(tmp_path)
     exported = cli("export", "--runs-dir", runs, "--out", tmp_path / "exp")
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert (tmp_path / "exp" / "model_card.json").is_file()
+
+
+def test_augmentation_previews_are_repeatable_for_a_seed():
+    """The previews (the report's augmentation figure, ``augment preview``) built Keras'
+    layers unseeded: the same seed drew other rotations on every run (review 21)."""
+    import random
+
+    from autopneumo.report.pixels import augment_previews
+
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 1)).astype("uint8")
+    hps = {"augment.rotation": 0.1, "augment.zoom": 0.2, "augment.translation": 0.1}
+    state = (random.getstate(), np.random.get_state()[1].copy())
+    first, _ = augment_previews(image, {"geometric": hps}, draws=3, seed=0)
+    second, _ = augment_previews(image, {"geometric": hps}, draws=3, seed=0)
+    other, _ = augment_previews(image, {"geometric": hps}, draws=3, seed=1)
+    np.testing.assert_array_equal(first[0][1], second[0][1])
+    assert not np.array_equal(first[0][1], other[0][1])
+    assert random.getstate() == state[0]  # the caller's generators given back
+    np.testing.assert_array_equal(np.random.get_state()[1], state[1])

@@ -112,6 +112,20 @@ def augment_previews(image: np.ndarray, policies: dict[str, dict[str, Any]],
 
 def _augment(entry: Any, hps: dict[str, Any], image: np.ndarray, partners: np.ndarray | None,
              draws: int, seed: int) -> np.ndarray:
+    """``draws`` augmentations of ``image``, the same ones for the same ``seed``: Keras'
+    random layers, built unseeded, take theirs from the global seed, set here (and
+    Python's and NumPy's generators given back after)."""
+    import keras
+
+    from ..backend import kept_random_state
+
+    with kept_random_state():
+        keras.utils.set_random_seed(seed)
+        return _augmented(entry, hps, image, partners, draws, seed)
+
+
+def _augmented(entry: Any, hps: dict[str, Any], image: np.ndarray,
+               partners: np.ndarray | None, draws: int, seed: int) -> np.ndarray:
     augmentation = entry.builder(**policy_params(hps, entry.parameters()))
     batch = np.repeat(image[None], draws, axis=0)
     transform = getattr(augmentation, "transform", None)
