@@ -491,3 +491,20 @@ def test_augmentation_previews_are_repeatable_for_a_seed():
     assert not np.array_equal(first[0][1], other[0][1])
     assert random.getstate() == state[0]  # the caller's generators given back
     np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+
+
+def test_randaugment_equalize_treats_each_image_on_its_own():
+    """RandAugment's equalize was keras.layers.Equalization, one histogram over the whole
+    batch: an image's result changed with its batch mates, by up to 0.25 (review 21)."""
+    from autopneumo.augment.randaugment import operations
+
+    rng = np.random.default_rng(0)
+    a = (rng.random((1, 16, 16, 1)) * 0.3 + 0.2).astype("float32")  # low contrast
+    b = (rng.random((1, 16, 16, 1)) * 0.9).astype("float32")
+    equalize = operations(0.5)[-1]
+    alone = np.asarray(equalize(a, training=True))[0]
+    together = np.asarray(equalize(np.concatenate([a, b]), training=True))[0]
+    np.testing.assert_allclose(alone, together, atol=1e-6)
+    assert alone.min() == 0.0 and alone.max() == 1.0  # stretched over the whole range
+    ranks = np.argsort(np.argsort(a.ravel(), kind="stable"), kind="stable")
+    assert np.all(np.diff(alone.ravel()[np.argsort(ranks)]) >= 0)  # order kept

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from ..preprocessing import HistogramEqualization
 from ..registry import register_policy
 
 VALUE_RANGE = (0.0, 1.0)
@@ -39,8 +40,29 @@ def operations(magnitude: float) -> list[layers.Layer]:
         # (1, k) with k exclusive, i.e. 1 to k-1 bits (2 grey levels at any magnitude)
         layers.RandomPosterization((max(4, 8 - round(4 * m)), 9), value_range=VALUE_RANGE),
         layers.AutoContrast(value_range=VALUE_RANGE),
-        layers.Equalization(value_range=VALUE_RANGE),
+        Equalize(),
     ]
+
+
+class Equalize(layers.Layer):
+    """Histogram equalisation of each [0, 1] image on its own (``keras.layers.Equalization``
+    pools one histogram over the whole batch, so an image's result depended on its batch
+    mates, even those that drew another operation)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.equalize = HistogramEqualization()
+
+    def build(self, input_shape):  # no weights, here or in the equaliser
+        self.built = True
+
+    def call(self, images, training=None):
+        dtype = images.dtype
+        out = self.equalize(ops.cast(images, "float32") * 255.0) / 255.0
+        return ops.cast(out, dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 @keras.saving.register_keras_serializable(package="autopneumo")
