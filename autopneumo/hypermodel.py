@@ -220,8 +220,9 @@ class StopAtDeadline(keras.callbacks.Callback):
 class ValidationObjective(keras.callbacks.Callback):
     """After each epoch: one batched predict on the whole validation split, exact metrics.
 
-    Adds ``val_loss``, ``val_accuracy``, ``val_precision``, ``val_recall``, ``val_auc``,
-    ``val_prec_at_recall``, ``val_threshold`` and ``val_objective`` to the epoch logs,
+    Adds ``val_loss`` (the compiled loss, as Keras' own), ``val_accuracy``,
+    ``val_precision``, ``val_recall``, ``val_auc``, ``val_prec_at_recall``,
+    ``val_threshold`` and ``val_objective`` to the epoch logs,
     where keras-tuner, early stopping and the History read them. Keeps the best epoch's
     weights and optimizer state (step count, moments) in memory and restores both when
     the fit ends, so the model is saved as it was at that epoch (``_snapshot`` says
@@ -267,10 +268,21 @@ class ValidationObjective(keras.callbacks.Callback):
         summary = validation_summary(self.y_val, scores, self.recall_target)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in summary.items()})
+            logs["val_loss"] = self._compiled_loss(scores, summary["loss"])
         if summary["objective"] > self.best or not self.keep_best:  # strictly better, as
             # keras-tuner's checkpoint; or every epoch, so the last one is kept
             self.start_summary = None
             self._keep(summary, scores)
+
+    def _compiled_loss(self, scores: np.ndarray, fallback: float) -> float:
+        """Keras' ``val_loss``: the loss the model trains with (focal, label-smoothed), on
+        the scores just computed; the History plots it beside the training ``loss``. The
+        plain cross-entropy (``fallback``) where the model has no compiled loss."""
+        loss = getattr(self.model, "loss", None)
+        if loss is None or isinstance(loss, str):
+            return float(fallback)
+        y = np.asarray(self.y_val, dtype="float32").reshape(-1, 1)
+        return float(keras.ops.convert_to_numpy(loss(y, scores.reshape(-1, 1))))
 
     def _keep(self, summary: dict[str, float], scores: np.ndarray) -> None:
         self.best = summary["objective"]
