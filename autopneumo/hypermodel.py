@@ -102,10 +102,10 @@ def build_model(
         loss=make_loss(training),
         jit_compile=jit_compile,
         metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc"),
+            HardLabelAccuracy(name="accuracy"),
+            HardLabelPrecision(name="precision"),
+            HardLabelRecall(name="recall"),
+            HardLabelAUC(name="auc"),
         ],
     )
     # The optimizer's variables now, not inside the first traced train step: TensorFlow
@@ -114,6 +114,37 @@ def build_model(
     # base_cnn 64 px). Keras' compile_from_config does the same.
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+class _HardLabels:
+    """A training metric on labels rounded to their majority class. MixUp and CutMix make
+    them soft: Keras' accuracy compares a 0.7 label with the thresholded prediction (never
+    equal), precision and recall cast it to true (0.3 counted a positive), so the
+    History's training curves for those policies were wrong. Hard labels are unchanged."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(keras.ops.greater_equal(y_true, 0.5), y_pred.dtype)
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class HardLabelAccuracy(_HardLabels, keras.metrics.BinaryAccuracy):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class HardLabelPrecision(_HardLabels, keras.metrics.Precision):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class HardLabelRecall(_HardLabels, keras.metrics.Recall):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="autopneumo")
+class HardLabelAUC(_HardLabels, keras.metrics.AUC):
+    pass
 
 
 def make_optimizer(training: dict[str, Any], learning_rate: float, total_steps: int):

@@ -215,3 +215,26 @@ def test_the_logged_val_loss_is_the_compiled_loss(training):
     if training:  # not the plain cross-entropy
         p = np.clip(model.predict(x, verbose=0).ravel(), 1e-7, 1 - 1e-7)
         assert abs(logs["val_loss"] - np.mean(-y * np.log(p) - (1 - y) * np.log(1 - p))) > 0.01
+
+
+def test_training_metrics_score_mixed_labels_by_their_majority_class():
+    """MixUp/CutMix labels are soft: Keras' accuracy never matched a 0.7 label, precision
+    counted a 0.3 label a positive; the training curves showed it (review 21)."""
+    from autopneumo.hypermodel import build_model
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("mixup"), (32, 32, 1),
+                        {"width": 0.5, "depth": 2}, {"alpha": 0.2, "probability": 1.0},
+                        training={"epochs": 1})
+    x = np.zeros((4, 32, 32, 1), dtype="uint8")
+    y_soft = np.array([[0.7], [0.3], [0.2], [1.0]], dtype="float32")  # majority 1, 0, 0, 1
+    y_pred = np.array([[0.9], [0.9], [0.1], [0.2]], dtype="float32")
+    model.reset_metrics()
+    got = {k: float(v) for k, v in model.compute_metrics(x, y_soft, y_pred).items()}
+    assert got["accuracy"] == pytest.approx(0.5)  # right: the 1st and the 3rd
+    assert got["precision"] == pytest.approx(0.5)  # called positive: 1st (1), 2nd (0)
+    assert got["recall"] == pytest.approx(0.5)  # positives: 1st found, 4th missed
+    model.reset_metrics()
+    hard = np.array([[1.0], [0.0], [0.0], [1.0]], dtype="float32")
+    same = {k: float(v) for k, v in model.compute_metrics(x, hard, y_pred).items()}
+    assert same == pytest.approx(got)
