@@ -9,6 +9,7 @@ The same functions the CLI calls::
     autopneumo.ensemble("runs", top=3)      # the top 3 trials averaged, one more row
     autopneumo.write_report("runs", "reports")
     autopneumo.Predictor("winner/").predict(["scan.dcm"])  # a model loaded once
+    autopneumo.load_model("winner/model.keras")  # the Keras model (its layers registered)
 
 Bad input raises ``autopneumo.UserError`` (its subclasses name the kind), with the
 one-line message the CLI prints. What does not stop the work but bears on its numbers
@@ -55,6 +56,7 @@ _LAZY = {
     "predict": ("autopneumo.inference", "predict"),
     "export": ("autopneumo.inference", "export"),
     "Predictor": ("autopneumo.inference", "Predictor"),
+    "load_model": ("autopneumo.hypermodel", "load_trained_model"),
     "run_study": ("autopneumo.study", "run_study"),
     "check_shortcuts": ("autopneumo.shortcuts", "check_shortcuts"),
     "UserError": ("autopneumo.errors", "UserError"),

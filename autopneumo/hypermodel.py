@@ -27,8 +27,9 @@ EMA_MOMENTUM = 0.99  # train.ema: Keras' default; about 100 steps, most of an ep
 
 
 def load_trained_model(path, data: bytes | None = None) -> keras.Model:
-    """Load a saved trial model safely (no code from the file runs): every policy module
-    is imported first so their registered custom layers resolve. ``data``: the file's
+    """Load a saved trial model safely (no code from the file runs): every policy and
+    family module is imported first so their registered custom layers resolve
+    (``autopneumo.load_model``). ``data``: the file's
     bytes, already read (and checked) from ``path``, loaded from a private copy."""
     import io
     import os
@@ -36,9 +37,10 @@ def load_trained_model(path, data: bytes | None = None) -> keras.Model:
     import zipfile
 
     from .errors import RunsError
-    from .registry import POLICIES
+    from .registry import FAMILIES, POLICIES
 
     POLICIES.names()
+    FAMILIES.names()  # a plugin family's own layers too
     if not zipfile.is_zipfile(io.BytesIO(data) if data is not None else path):
         # Keras would say "File not found" of a file that is there
         raise RunsError(f"{path}: not a Keras model file (.keras); unreadable or corrupt")

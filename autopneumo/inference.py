@@ -62,6 +62,51 @@ _RANK_FOLDER = re.compile(r"^rank\d+_")
 _MEMBER_FOLDER = re.compile(r"^member\d+$")  # an exported ensemble's members
 
 
+MEDMNIST_LIMITS = (KERMANY_LIMITS + " PneumoniaMNIST is that data set downsampled (28 to "
+                   "224 px); the model saw those small images resized to image_size, and "
+                   "full-resolution radiographs, downsampled here, differ from what it saw.")
+OTHER_LIMITS = ("Trained, validated and tested on one data set (see data): not validated "
+                "beyond it, on other populations, sites or scanners.")
+
+
+def _limitations(data: dict[str, Any]) -> str:
+    source = data.get("source")
+    return {"kermany": KERMANY_LIMITS, "medmnist": MEDMNIST_LIMITS}.get(source, OTHER_LIMITS)
+
+
+def _modules(record: dict[str, Any]) -> set[str]:
+    """The plugin modules a record's family and policy come from (none for autopneumo's)."""
+    from .registry import FAMILIES, POLICIES
+
+    modules = set()
+    for registry, name in ((FAMILIES, record.get("family")), (POLICIES, record.get("policy"))):
+        if isinstance(name, str) and name in registry:
+            module = registry.get(name).builder.__module__
+            if not module.startswith("autopneumo."):
+                modules.add(module)
+    return modules
+
+
+def _how_to_load(plugins: set[str], ensemble: bool = False) -> dict[str, Any]:
+    """How to run the exported model: it holds autopneumo's own Keras layers (and a
+    plugin's, where its family or policy came from one), which Keras can only rebuild once
+    the modules that register them are imported."""
+    what = ("each member folder's model.keras, the scores combined as `combine` says"
+            if ensemble else "model.keras")
+    plugin = (f" (import {', '.join(sorted(plugins))} first: the plugin's layers)"
+              if plugins else "")
+    return {
+        "with_autopneumo": "autopneumo.Predictor(folder).predict(files), or `autopneumo "
+                           "predict --model folder FILES`: threshold, checks and decoding "
+                           "as this card says",
+        "as_keras_model": (f"autopneumo.load_model(path){plugin} for {what}: it imports "
+                           "the modules that register the model's own layers, which plain "
+                           "keras.saving.load_model cannot rebuild; the input is uint8 "
+                           "image_size x image_size x channels, decoded as `input` says"),
+        "modules": ["autopneumo", *sorted(plugins)],
+    }
+
+
 def model_card(record: dict[str, Any], trial_dir: Path | None = None,
                runs_dir: Path | None = None, model_sha256: str | None = None) -> dict[str, Any]:
     """What a deployer needs to use and judge a model, from its record; with
@@ -111,7 +156,8 @@ def model_card(record: dict[str, Any], trial_dir: Path | None = None,
         "environment": record.get("environment"),
         "reference": reference,
         "intended_use": INTENDED_USE,
-        "limitations": KERMANY_LIMITS if data.get("source") == "kermany" else None,
+        "limitations": _limitations(data),
+        "load": _how_to_load(_modules(record)),
     }
     if trial_dir is not None:
         card |= _scored(record, trial_dir)
@@ -295,17 +341,26 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
             (staging / f"member{i}").mkdir()
             shutil.copyfile(member / MODEL_FILE, staging / f"member{i}" / MODEL_FILE)
             copied = file_digest(staging / f"member{i}" / MODEL_FILE)
-            recorded = entry.get("model_sha256") or _member_digest(member)
+            own = _member_record(member)
+            recorded = entry.get("model_sha256") or own.get("model_sha256")
             if recorded not in (None, copied):
                 raise RunsError(f"--ensemble {name}: its member {member} holds another "
                                 f"{MODEL_FILE} than the one it was scored with (sha256 "
                                 "differs: re-evaluated or searched again since?); rebuild "
                                 "the ensemble")
+            data = own.get("data") if isinstance(own.get("data"), dict) else {}
             listed.append({"folder": f"member{i}", "source": str(member),
-                           "model_sha256": copied})
+                           "model_sha256": copied,
+                           **{k: own.get(k) for k in ("family", "policy", "project",
+                                                      "trial_id", "seed", "hyperparameters",
+                                                      "threshold")},
+                           "image_size": data.get("image_size"),
+                           "channels": data.get("channels")})
         card = model_card(record, folder, runs_dir) | {
             "kind": "ensemble", "members": listed, "combine": combine,
             "tta": bool((record.get("ensemble") or {}).get("tta"))}
+        card["load"] = _how_to_load(set().union(*(_modules(m) for m in listed)),
+                                    ensemble=True)
         if _copy_validation_scores(folder, staging):
             card["validation_scores"] = VALIDATION_FILE
         atomic_write_json(staging / CARD_FILE, card, strict=True)
@@ -327,19 +382,18 @@ def _member_dir(recorded: str, record: dict[str, Any], runs_dir: Path) -> Path:
     return here if here.is_dir() or not path.is_dir() else path
 
 
-def _member_digest(member: Path) -> str | None:
-    """The model digest in a member's own record (an ensemble written before members
-    carried it): its record.json, or finalize's final.json."""
-    from .finalize import FINAL_FILE
-
+def _member_record(member: Path) -> dict[str, Any]:
+    """A member's own record (its record.json, or finalize's final.json; empty where
+    neither reads): what the card says of it, and its model digest for an ensemble
+    written before members carried it."""
     for name in (RECORD_FILE, FINAL_FILE):
         try:
             record = json.loads((member / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(record, dict):
-            return record.get("model_sha256")
-    return None
+            return record
+    return {}
 
 
 def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:

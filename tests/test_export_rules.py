@@ -131,3 +131,55 @@ def test_export_ensemble_from_a_copied_runs_folder_takes_the_copys_members(tmp_p
     out = export(copy, tmp_path / "bundle", ensemble="top2")[0]
     sources = [m["source"] for m in json.loads((out / "model_card.json").read_text())["members"]]
     assert Path(sources[0]).is_relative_to(copy) and Path(sources[1]).is_relative_to(runs)
+
+
+def test_model_cards_name_the_limitations_of_every_source():
+    """A PneumoniaMNIST model's card said limitations: null; it is the same paediatric
+    data set, downsampled (review 21)."""
+    from autopneumo.inference import KERMANY_LIMITS, model_card
+
+    assert model_card({"data": {"source": "kermany"}})["limitations"] == KERMANY_LIMITS
+    medmnist = model_card({"data": {"source": "medmnist"}})["limitations"]
+    assert medmnist.startswith(KERMANY_LIMITS) and "downsampled" in medmnist
+    assert "not validated beyond it" in model_card({"data": {}})["limitations"]
+
+
+def test_an_exported_card_says_how_to_load_its_model_and_that_works(tmp_path):
+    """The card never said how to load the model, and keras.saving.load_model cannot
+    rebuild autopneumo's own layers without their modules (review 21): the card names
+    autopneumo.load_model, which a fresh process can use."""
+    import subprocess
+    import sys
+
+    from autopneumo.ensemble import ensemble
+    from autopneumo.hypermodel import build_model
+    from autopneumo.inference import export
+    from autopneumo.registry import FAMILIES, POLICIES
+
+    runs = _two_members(tmp_path)
+    trial = runs / "base_cnn__none" / "trial_0"  # the best: replaced by a real trial model
+    model = build_model(FAMILIES.get("base_cnn"), POLICIES.get("erasing"), (32, 32, 1),
+                        {"depth": 2, "width": 0.5}, {}, training={"epochs": 1,
+                                                                  "standardize": True})
+    model.save(trial / "model.keras")
+    _set(trial / "record.json", model_sha256=file_digest(trial / "model.keras"),
+         family="base_cnn", policy="erasing")
+    out = export(runs, tmp_path / "winner")[0]
+    card = json.loads((out / "model_card.json").read_text())
+    assert "autopneumo.load_model(path)" in card["load"]["as_keras_model"]
+    assert card["load"]["modules"] == ["autopneumo"]
+    code = ("import autopneumo, sys; m = autopneumo.load_model(sys.argv[1]); "
+            "print([l.__class__.__name__ for l in m.layers])")
+    done = subprocess.run([sys.executable, "-c", code, str(out / "model.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PerImageStandardization" in done.stdout and "Augmentation" in done.stdout
+    # an ensemble's card: each member described, and how to load them
+    ensemble(runs, top=2, n_boot=20)
+    out = export(runs, tmp_path / "both", ensemble="top2")[0]
+    card = json.loads((out / "model_card.json").read_text())
+    assert [(m["family"], m["policy"], m["trial_id"], m["image_size"], m["channels"])
+            for m in card["members"]] == [("base_cnn", "erasing", "0", 32, 1),
+                                          ("base_cnn", "flip", "0", 32, 1)]
+    assert all(m["hyperparameters"] and m["threshold"] is not None for m in card["members"])
+    assert "each member folder's model.keras" in card["load"]["as_keras_model"]
