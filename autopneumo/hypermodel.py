@@ -215,13 +215,56 @@ class AverageWeightsEachEpoch(keras.callbacks.Callback):
     is scored, kept as the best and saved is the averaged model, and training goes on from
     it. (Keras' own ``ema_overwrite_frequency`` counts steps, which do not line up with
     epochs when the training split is oversampled; Keras averages once more when the fit
-    ends, and the best epoch is restored after that.)"""
+    ends, and the best epoch is restored after that.)
+
+    The BatchNorm statistics are then recomputed for the averaged weights from ``x``
+    (training images: up to ``BN_IMAGES`` of them, the same ones each epoch), as SWA's
+    ``update_bn`` does: the moving ones were gathered under the raw weights, whose noise
+    the average removes, and overstated the averaged model's variances 2-3 times."""
+
+    BN_IMAGES = 512
+
+    def __init__(self, x=None, seed: int = 0, batch_size: int = 64):
+        super().__init__()
+        self.batch_size = batch_size
+        self.x = None
+        if x is not None and len(x):
+            pick = np.random.default_rng(seed).permutation(len(x))[:self.BN_IMAGES]
+            self.x = x[np.sort(pick)]
 
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self.model.optimizer
         if getattr(optimizer, "use_ema", False) or getattr(
                 getattr(optimizer, "inner_optimizer", None), "use_ema", False):
             optimizer.finalize_variable_values(self.model.trainable_variables)
+            if self.x is not None:
+                refresh_batchnorm(self.model, self.x, self.batch_size)
+
+
+def refresh_batchnorm(model, x: np.ndarray, batch_size: int = 64) -> None:
+    """Set every BatchNorm layer's moving mean and variance to the mean of its batch
+    statistics over ``x`` under the model's present weights: forward passes in training
+    mode (as the statistics were gathered), momentum (k - 1) / k at the k-th batch. No
+    weight changes."""
+    def batchnorms(layer):
+        for sub in getattr(layer, "layers", []):
+            if isinstance(sub, layers.BatchNormalization):
+                yield sub
+            else:
+                yield from batchnorms(sub)
+
+    norms = list(batchnorms(model))
+    if not norms:
+        return
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for k, start in enumerate(range(0, len(x), batch_size), start=1):
+            for layer in norms:
+                layer.momentum = (k - 1) / k
+            model(x[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -477,7 +520,8 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     own = [
         EpochTimer(),
         FailOnNaN(),
-        *([AverageWeightsEachEpoch()] if training.get("ema") else []),  # before scoring
+        *([AverageWeightsEachEpoch(train_split.x, seed)] if training.get("ema") else []),
+        # (before scoring)
         # a fit from initial_epoch > 0 continues trained weights: they are scored too
         ValidationObjective(val_split.x, val_split.y, recall_target,
                             score_start=initial_epoch > 0, keep_best=keep_best),

@@ -238,3 +238,64 @@ def test_training_metrics_score_mixed_labels_by_their_majority_class():
     hard = np.array([[1.0], [0.0], [0.0], [1.0]], dtype="float32")
     same = {k: float(v) for k, v in model.compute_metrics(x, hard, y_pred).items()}
     assert same == pytest.approx(got)
+
+
+def _bn_model():
+    keras.utils.set_random_seed(0)
+    i = keras.Input((8, 8, 1), dtype="uint8")
+    h = keras.layers.Rescaling(1 / 255)(i)
+    h = keras.layers.Conv2D(4, 3, name="conv")(h)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(i, keras.layers.Dense(1, activation="sigmoid")(h))
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_with_ema_the_batchnorm_statistics_fit_the_averaged_weights(ema):
+    """With train.ema each epoch ends on the weights' moving average, but the BatchNorm
+    statistics were gathered under the raw weights: the moving variance was 2-3 times the
+    averaged model's (review 21). They are recomputed for the averaged weights."""
+    from autopneumo.data.dataset import Split
+    from autopneumo.hypermodel import make_optimizer, train
+
+    rng = np.random.default_rng(0)
+    n = 256
+    y = (rng.random(n) < 0.5).astype("uint8")
+    x = (rng.normal(100, 30, (n, 8, 8, 1)) + 60 * y[:, None, None, None]).clip(0, 255)
+    x = x.astype("uint8")
+    names = np.array([f"f{i}" for i in range(n)])
+    split = Split(x, y, names, names)
+    model = _bn_model()
+    model.compile(optimizer=make_optimizer({"ema": ema}, 1e-2, 1), loss="binary_crossentropy")
+    train(model, split, split, {"ema": ema, "batch_size": 8, "epochs": 10, "balance": "none"},
+          0.95, early_stopping=False, keep_best=False)
+    conv = keras.Model(model.inputs, model.get_layer("conv").output)
+    activations = np.asarray(conv.predict_on_batch(x))
+    ratio = np.asarray(model.get_layer("bn").moving_variance) / activations.var(axis=(0, 1, 2))
+    if ema:
+        np.testing.assert_allclose(ratio, 1.0, rtol=0.1)
+        mean = np.asarray(model.get_layer("bn").moving_mean)
+        np.testing.assert_allclose(mean, activations.mean(axis=(0, 1, 2)), rtol=0.05,
+                                   atol=1e-3)
+    assert model.get_layer("bn").momentum == 0.99  # given back
+
+
+def test_refresh_batchnorm_takes_the_mean_of_the_batch_statistics_and_changes_no_weight():
+    from autopneumo.hypermodel import refresh_batchnorm
+
+    model = _bn_model()
+    x = np.random.default_rng(1).integers(0, 255, (96, 8, 8, 1)).astype("uint8")
+    trainable = [np.asarray(w).copy() for w in model.trainable_weights]
+    refresh_batchnorm(model, x, batch_size=32)
+    conv = keras.Model(model.inputs, model.get_layer("conv").output)
+    batches = [np.asarray(conv.predict_on_batch(x[i:i + 32])) for i in (0, 32, 64)]
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(np.asarray(bn.moving_mean),
+                               np.mean([b.mean(axis=(0, 1, 2)) for b in batches], axis=0),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance),
+                               np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0),
+                               rtol=1e-3)
+    for before, after in zip(trainable, model.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before, np.asarray(after))
