@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -835,6 +836,44 @@ def test_load_medmnist_empty_split(tmp_path):
     ds = load_dataset(path, image_size=32)
     assert ds.val.x.shape == (0, 32, 32, 1)
     assert len(ds.val) == 0
+
+
+@pytest.mark.parametrize("case,over,says", [
+    ("labels_not_0_1", {"train_labels": np.array([[0], [5]] * 5, np.uint8)}, "0 \\(NORMAL\\)"),
+    ("labels_wrap", {"train_labels": np.array([[0], [256]] * 5, np.int64)}, "0 \\(NORMAL\\)"),
+    ("labels_fraction", {"train_labels": np.full((10, 1), 0.5)}, "0 \\(NORMAL\\)"),
+    ("labels_strings", {"train_labels": np.array([["a"]] * 10)}, "shape N or N x 1"),
+    ("labels_two_columns", {"test_labels": np.zeros((6, 2), np.uint8)}, "shape N or N x 1"),
+    ("length_mismatch", {"train_labels": np.array([[0], [1], [1]], np.uint8)}, "3 labels for 10"),
+    ("images_1d", {"train_images": np.zeros(10, np.uint8)}, "N x H x W"),
+    ("images_4_channels", {"val_images": np.zeros((4, 28, 28, 4), np.uint8)}, "N x H x W"),
+    ("images_out_of_range", {"test_images": np.full((6, 28, 28), 300, np.int64)}, "0..255"),
+    ("images_nan", {"test_images": np.full((6, 28, 28), np.nan)}, "0..255"),
+    ("no_train_images", {"train_images": np.zeros((0, 28, 28), np.uint8),
+                         "train_labels": np.zeros((0, 1), np.uint8)}, "both classes"),
+])
+def test_load_medmnist_with_bad_arrays_is_a_data_error(tmp_path, case, over, says):
+    """Review 21 #4: the arrays were never checked: labels were cast to uint8 (5 trained on,
+    256 -> 0, 0.5 -> 0), a length mismatch became a failed trial naming no file, and 1-D
+    images or string labels were tracebacks. Now: one DataError naming the file and key."""
+    path = tmp_path / f"{case}.npz"
+    arrays = _medmnist(path)
+    np.savez(path, **{**arrays, **over})
+    key = list(over)[-1]  # the key the message names
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: {key}.*{says}"):
+        load_dataset(path, image_size=32)
+
+
+def test_load_medmnist_takes_images_with_a_channel_axis(tmp_path):
+    path = tmp_path / "p.npz"
+    arrays = _medmnist(path)
+    np.savez(path, **{**arrays, "train_images": arrays["train_images"][..., None],
+                      "val_images": np.repeat(arrays["val_images"][..., None], 3, axis=-1),
+                      "test_labels": arrays["test_labels"].ravel().astype(bool)})
+    ds = load_dataset(path, image_size=28)
+    assert np.array_equal(ds.train.x[..., 0], arrays["train_images"])
+    assert np.array_equal(ds.val.x[..., 0], arrays["val_images"])
+    assert np.array_equal(ds.test.y, arrays["test_labels"].ravel())
 
 
 # ---------------------------------------------------------------------------- download

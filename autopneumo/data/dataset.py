@@ -231,12 +231,15 @@ def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> 
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+    for key in (f"{name}_{part}" for name in ("train", "val", "test")
+                for part in ("images", "labels")):
+        if key not in arrays:
+            raise DataError(f"{path}: missing MedMNIST key {key!r}")
+    checked = {name: _checked_arrays(path, name, arrays[f"{name}_images"],
+                                     arrays[f"{name}_labels"])
+               for name in ("train", "val", "test")}  # all of them before any resizing
     splits = {}
-    for name in ("train", "val", "test"):
-        try:
-            images, labels = arrays[f"{name}_images"], arrays[f"{name}_labels"]
-        except KeyError as exc:
-            raise DataError(f"{path}: missing MedMNIST key {exc.args[0]!r}") from exc
+    for name, (images, labels) in checked.items():
         x = np.stack([_resize_array(im, image_size, channels) for im in images]) if len(images) else (
             np.zeros((0, image_size, image_size, channels), np.uint8)
         )
@@ -255,6 +258,39 @@ def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> 
     manifest["counts"] = _counts(ds)
     manifest["split_hash"] = split_hash(ds.val.files)
     return ds
+
+
+def _checked_arrays(path: Path, name: str, images: np.ndarray,
+                    labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One split's arrays as MedMNIST has them: N x H x W (x 1 or 3) pixels in 0..255, and
+    N labels of 0 or 1 (N x 1 in MedMNIST); a DataError naming the file and key otherwise
+    (a cast to uint8 would wrap 256 to 0, and a label of 5 would be trained on)."""
+    key = f"{name}_images"
+    if images.dtype.kind not in "biuf" or not (
+            images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3))):
+        raise DataError(f"{path}: {key} must be numbers of shape N x H x W or "
+                        f"N x H x W x 1|3, got {images.dtype} of shape {images.shape}")
+    if 0 in images.shape[1:]:
+        raise DataError(f"{path}: {key} has images of no pixels (shape {images.shape})")
+    if images.size and not np.all((images >= 0) & (images <= 255)):
+        raise DataError(f"{path}: {key} has pixel values outside 0..255 (or not finite)")
+    key = f"{name}_labels"
+    if labels.dtype.kind not in "biuf" or not (
+            labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)):
+        raise DataError(f"{path}: {key} must be numbers of shape N or N x 1, got "
+                        f"{labels.dtype} of shape {labels.shape}")
+    if len(labels) != len(images):
+        raise DataError(f"{path}: {key} has {len(labels)} labels for {len(images)} images "
+                        f"in {name}_images")
+    if not np.all(np.isin(labels, (0, 1))):
+        raise DataError(f"{path}: {key} must be 0 (NORMAL) or 1 (PNEUMONIA), got "
+                        f"{', '.join(map(str, np.unique(labels)[:5]))}")
+    if name == "train" and len(np.unique(labels)) < 2:
+        raise DataError(f"{path}: {key}: the train split needs images of both classes "
+                        f"({len(labels)} images)")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]  # PIL takes H x W, not H x W x 1
+    return images, labels
 
 
 def _resize_array(image: np.ndarray, size: int, channels: int) -> np.ndarray:
