@@ -30,7 +30,7 @@ def process_alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # past a C int: no such process
         return False
     except PermissionError:
         return True
@@ -60,22 +60,26 @@ def owner() -> dict[str, Any]:
             "started": _start_time(pid)}
 
 
-def _read(path: Path) -> tuple[str, dict[str, Any] | None]:
-    """The lock's text and its owner (None: unreadable; a bare pid from older versions is
-    an owner on this host)."""
+def _read(path: Path) -> tuple[bytes, dict[str, Any] | None]:
+    """The lock's bytes and its owner (None: unreadable, not UTF-8 or not an owner, which
+    no search writes; a bare pid from older versions is an owner on this host)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError:
-        return "", None
+        return b"", None
     try:
-        holder = json.loads(text)
-    except ValueError:
+        holder = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         holder = None
-    if isinstance(holder, int):
+    if isinstance(holder, int) and not isinstance(holder, bool):
         holder = {"pid": holder}
-    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
-        return text, None
-    return text, holder
+    if not isinstance(holder, dict) or not _is_pid(holder.get("pid")):
+        return data, None
+    return data, holder
+
+
+def _is_pid(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _gone(holder: dict[str, Any] | None, me: dict[str, Any]) -> bool:
@@ -132,7 +136,7 @@ def project_lock(project_dir: Path, file: str = LOCK_FILE, what: str = "search"
         yield path
     finally:
         with contextlib.suppress(OSError):
-            if path.read_text() == mine:
+            if path.read_bytes() == mine.encode("utf-8"):
                 path.unlink()
 
 
@@ -158,7 +162,7 @@ def _create(path: Path, content: str) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _take_over(path: Path, judged: str) -> None:
+def _take_over(path: Path, judged: bytes) -> None:
     """Move the stale lock away; if what moved is not the file judged stale (another
     process took the lock in between), put it back."""
     moved = path.with_name(f".{path.name}.{os.getpid()}.stale")
@@ -167,7 +171,7 @@ def _take_over(path: Path, judged: str) -> None:
     except FileNotFoundError:
         return  # someone else moved it: try again
     try:
-        if moved.read_text() != judged:
+        if moved.read_bytes() != judged:
             with contextlib.suppress(FileExistsError):
                 os.link(moved, path)
     finally:

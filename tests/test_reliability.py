@@ -100,11 +100,31 @@ def test_a_lock_taken_over_in_between_is_put_back(tmp_path):
 
     path = tmp_path / LOCK_FILE
     path.write_text("the first process's fresh lock")
-    _take_over(path, "the stale lock both judged")
+    _take_over(path, b"the stale lock both judged")
     assert path.read_text() == "the first process's fresh lock"
     assert list(tmp_path.iterdir()) == [path]
-    _take_over(path, "the first process's fresh lock")  # what was judged: moved away
+    _take_over(path, b"the first process's fresh lock")  # what was judged: moved away
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe garbage \x00",  # not UTF-8: was a UnicodeDecodeError
+    b'{"pid": 99999999999999999999999}',  # past a C int: os.kill raised OverflowError
+    b"-99999999999999999999999",  # an older version's bare pid, as large
+    b'{"pid": true}',  # a bool is no pid (True would have been pid 1, alive forever)
+    b"[" * 100000 + b"]" * 100000,  # RecursionError
+])
+def test_a_garbage_lock_file_is_taken_over(tmp_path, content):
+    """Review 21 #6: the lock's owner is garbage, which no search writes, so the lock is
+    stale and taken over; bytes that are not UTF-8 or a pid past a C int were tracebacks
+    in search, study and finalize instead."""
+    from autopneumo.locking import held
+
+    (tmp_path / LOCK_FILE).write_bytes(content)
+    assert not held(tmp_path / LOCK_FILE)
+    with project_lock(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text().startswith("{")
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 @pytest.mark.slow
