@@ -27,10 +27,18 @@ CI_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "speci
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
-    """One trial record; OSError or ValueError where it is unreadable or not a record."""
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    """One trial record; OSError or ValueError where it is unreadable or not a record (its
+    ``trial_id`` must be a string or an integer: rows are sorted and grouped by it)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("not an autopneumo trial record (nested too deeply)") from None
     if not isinstance(record, dict) or "trial_id" not in record:
         raise ValueError("not an autopneumo trial record")
+    trial_id = record["trial_id"]
+    if not isinstance(trial_id, str | int) or isinstance(trial_id, bool):
+        raise ValueError(f"not an autopneumo trial record (trial_id {trial_id!r:.40} is not "
+                         "a string or an integer)")
     return record
 
 

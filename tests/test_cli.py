@@ -72,6 +72,21 @@ def test_a_chiefs_worker_timeout_must_be_positive(tiny_kermany):
                           "--worker-timeout must be positive")
 
 
+def test_ranking_commands_skip_a_record_whose_trial_id_is_a_list(tmp_path):
+    """Review 21 #7: one record with "trial_id": [2] was a pandas TypeError traceback in
+    every command that ranks; now it is skipped with a warning naming it."""
+    runs = tmp_path / "runs"
+    write_record(runs, "base_cnn", "none", "0", 0.3)
+    bad = runs / "base_cnn__none" / "trial_9" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text('{"trial_id": [2], "status": "completed"}')
+    result = run("leaderboard", "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert "trial_9" in result.output
+    result = run("report", "--runs-dir", runs, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+
+
 def test_image_size_too_small_for_family(tiny_kermany):
     assert_one_line_error(run("search", "--family", "resnet18", "--data", tiny_kermany,
                               "--image-size", "16"), "--image-size 16", "resnet18")

@@ -58,6 +58,28 @@ def test_leaderboard_top_and_skips_corrupt_records(runs):
     assert len(frame.attrs["skipped"]) == 1 and "trial_9" in frame.attrs["skipped"][0]
 
 
+@pytest.mark.parametrize("text", [
+    json.dumps({"trial_id": [2], "status": "completed", "val": {"objective": 0.5}}),
+    json.dumps({"trial_id": {"n": 2}, "status": "completed"}),
+    json.dumps({"trial_id": None, "status": "completed"}),
+    "[" * 100000 + "]" * 100000,  # json: RecursionError
+])
+def test_a_record_with_an_odd_trial_id_or_nested_too_deeply_is_skipped(runs, text):
+    """Review 21 #7: a trial_id that is a list or a dict made pandas' sort raise
+    "unhashable type" and a record nested too deeply a RecursionError: one file stopped
+    leaderboard, report, ensemble and export. Now it is skipped like other bad records."""
+    from autopneumo.leaderboard import load_record
+
+    bad = runs / "base_cnn__none" / "trial_9" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text(text)
+    with pytest.raises(ValueError, match="not an autopneumo trial record"):
+        load_record(bad)
+    frame = autopneumo.leaderboard(runs)
+    assert len(frame) == 4 and "trial_9" not in "".join(frame["trial_dir"])
+    assert len(frame.attrs["skipped"]) == 1 and "trial_9" in frame.attrs["skipped"][0]
+
+
 def test_leaderboard_warns_when_rows_cannot_be_compared(runs, tmp_path):
     """Validation objectives are exact on their own split and recall target only."""
     import json
