@@ -220,6 +220,15 @@ def _check_range(lo, hi, default, sampling, step=None) -> None:
         raise ValueError(f"with {sampling} sampling, step is a factor and must be > 1")
     if default is not None and not lo <= default <= hi:
         raise ValueError(f"default {default} is outside [{lo}, {hi}]")
+    if step is not None:  # the number of steps from min to max must be a float (not inf)
+        try:
+            steps = (hi - lo) / step if sampling == "linear" else \
+                math.log(hi / lo) / math.log(step)
+        except (OverflowError, ZeroDivisionError):  # ints past a float; log(1) from a hair > 1
+            steps = math.inf
+        if not math.isfinite(steps):
+            raise ValueError(f"step {step} is too small for the range [{lo}, {hi}]: the "
+                             "number of steps overflows")
     if step is not None and sampling == "linear":  # every value the file names can be drawn
         if not _on_grid(hi, lo, step):
             raise ValueError(f"max {hi} is not min + a whole number of steps ({lo} + k * "
@@ -248,13 +257,20 @@ def _grid_value(spec: Any, value: float) -> float:
 
 
 def _on_grid(value: float, lo: float, step: float) -> bool:
-    k = (value - lo) / step
-    return abs(k - round(k)) < 1e-6
+    return _whole(lambda: (value - lo) / step)
 
 
 def _on_log_grid(value: float, lo: float, step: float) -> bool:
-    k = math.log(value / lo) / math.log(step)
-    return abs(k - round(k)) < 1e-6
+    return _whole(lambda: math.log(value / lo) / math.log(step))
+
+
+def _whole(k) -> bool:
+    """Is the number ``k()`` (steps along a grid) whole? Not where it overflows."""
+    try:
+        k = k()
+        return math.isfinite(k) and abs(k - round(k)) < 1e-6
+    except (OverflowError, ZeroDivisionError):
+        return False
 
 
 def _on_reverse_log_grid(value: float, lo: float, hi: float, step: float) -> bool:

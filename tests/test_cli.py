@@ -87,6 +87,22 @@ def test_ranking_commands_skip_a_record_whose_trial_id_is_a_list(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_a_space_file_whose_grid_overflows_is_one_line(tmp_path):
+    """Review 21 #10: a step too small for its range was an OverflowError traceback in
+    search --space (before the data loads); now one line naming the file and key."""
+    from autopneumo.spaces import builtin_space
+
+    text = builtin_space("training", "training").path.read_text()
+    old = next(x for x in text.splitlines() if x.strip().startswith("label_smoothing:"))
+    path = tmp_path / "training.yaml"
+    path.write_text(text.replace(
+        old, "  label_smoothing: {type: float, min: 0.0, max: 0.1, step: 1.0e-320}"))
+    assert_one_line_error(run("search", "--family", "base_cnn", "--augment", "none", "--data",
+                              tmp_path / "no-data", "--runs-dir", tmp_path / "runs",
+                              "--space", path),
+                          str(path), "label_smoothing", "step 1e-320 is too small")
+
+
 def test_image_size_too_small_for_family(tiny_kermany):
     assert_one_line_error(run("search", "--family", "resnet18", "--data", tiny_kermany,
                               "--image-size", "16"), "--image-size 16", "resnet18")

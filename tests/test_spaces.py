@@ -623,6 +623,18 @@ def test_every_stepped_value_a_shipped_file_names_can_be_sampled():
      "hyperparameters.cd: default 0.01 is not on the grid 0.1 + 0.0001 - 0.0001 * 10.0 ** k "
      "(line 4)"),
     ("cd: " + "[" * 5000 + "]" * 5000, "invalid YAML: nested too deeply"),
+    # review 21 #10: the number of steps overflowed, round(inf) raised OverflowError,
+    # which pydantic does not turn into a validation error: a traceback
+    ("cd: {type: float, min: 0.0, max: 0.1, step: 1.0e-320, default: 0.0}",
+     "hyperparameters.cd: step 1e-320 is too small for the range [0.0, 0.1]: the number of "
+     "steps overflows (line 4)"),
+    ("cd: {type: float, min: -1.0e308, max: 1.0e308, step: 1.0e300}",
+     "hyperparameters.cd: step 1e+300 is too small for the range [-1e+308, 1e+308]: the "
+     "number of steps overflows (line 4)"),
+    ("cd: {type: float, min: 1.0e-320, max: 1.0e300, sampling: log, step: 2.0}",
+     "the number of steps overflows (line 4)"),
+    ("cd: {type: int, min: 0, max: 1" + "0" * 400 + ", step: 1}",
+     "the number of steps overflows (line 4)"),  # int / int past a float: OverflowError
 ])
 def test_space_files_that_could_not_mean_what_they_say_are_one_line_errors(tmp_path, body,
                                                                              message):
