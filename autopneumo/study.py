@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import OptionError, RunsError, SearchError
 from .periodic import Periodic
 from .progress import OPEN_ENDED_TRIALS
 from .registry import FAMILIES, POLICIES
+from .spaces import is_number
 from .tuning import DEADLINE_LOG, SearchConfig, epoch_cap, resolve_spaces, search
 
 STUDY_FILE = "study.json"
@@ -105,6 +107,9 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
     path = runs_dir / STUDY_FILE
     try:
         state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        _check_state(state)
+    except RecursionError:
+        raise RunsError(f"{path}: unreadable study file (nested too deeply)") from None
     except (OSError, ValueError) as exc:
         raise RunsError(f"{path}: unreadable study file ({exc})") from exc
     settings = {k: getattr(base, k) for k in STUDY_SETTINGS}
@@ -176,6 +181,27 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
     state["total_spent"] = sum(spent.values())
     atomic_write_json(path, state)
     return state
+
+
+def _check_state(state: Any) -> None:
+    """ValueError where a study file is valid JSON of another shape than ``_run_study``
+    writes (an object whose ``spent`` maps pairs to seconds, ``skipped`` lists pairs,
+    ``settings`` and ``outcome`` are objects)."""
+    if not isinstance(state, dict):
+        raise ValueError(f"not a JSON object but {type(state).__name__}")
+    for key, kind in (("spent", dict), ("settings", dict), ("outcome", dict),
+                      ("skipped", list)):
+        if not isinstance(state.get(key, kind()), kind):
+            raise ValueError(f"{key!r} is not a JSON {'object' if kind is dict else 'list'}")
+    for project, seconds in state.get("spent", {}).items():
+        if not (is_number(seconds) and 0 <= seconds < math.inf):
+            raise ValueError(f"spent[{project!r}] is not a number of seconds: {seconds!r:.40}")
+    if not all(isinstance(p, str) for p in state.get("skipped", [])):
+        raise ValueError("'skipped' is not a list of pair names")
+    for project, out in state.get("outcome", {}).items():
+        if not (isinstance(out, dict) and all(is_number(out.get(k)) for k in
+                                              ("completed", "most_epochs", "cap"))):
+            raise ValueError(f"outcome[{project!r}] is not a pair's outcome")
 
 
 def _record_stamps(project_dir: Path) -> set[tuple[str, int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -376,3 +377,40 @@ def test_a_pair_whose_search_fails_after_a_trial_ran_is_charged(tmp_path, monkey
         run_study("base_cnn", "flip", 100.0, base)
     state = json.loads((runs / "study.json").read_text())
     assert state["spent"]["base_cnn__flip"] == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[]", "not a JSON object but list"),  # was AttributeError: 'list' ... 'get'
+    ('{"spent": {"base_cnn__none": "ten"}}', "spent['base_cnn__none'] is not a number"),
+    ('{"spent": {"base_cnn__none": NaN}}', "spent['base_cnn__none'] is not a number"),
+    ('{"spent": [1]}', "'spent' is not a JSON object"),
+    ('{"skipped": "base_cnn__none"}', "'skipped' is not a JSON list"),
+    ('{"settings": 3}', "'settings' is not a JSON object"),
+    ('{"outcome": {"base_cnn__none": 1}}', "outcome['base_cnn__none'] is not a pair's"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+])
+def test_a_study_file_of_the_wrong_shape_is_one_line_and_left_alone(tmp_path, monkeypatch,
+                                                                   text, says):
+    """Review 21 #12: a study.json that is valid JSON of another shape was a traceback
+    (AttributeError on [], TypeError in fair_share on a spent of "ten"); a truncated one
+    already got the one line "unreadable study file", which these get now too."""
+    from click.testing import CliRunner
+
+    import autopneumo.study as study
+    from autopneumo.cli import main
+    from autopneumo.errors import RunsError
+
+    monkeypatch.setattr(study, "search", lambda config, progress=None: [])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "study.json").write_text(text)
+    base = SearchConfig(family="", policy="", tuner="random", epochs=2, image_size=32,
+                        runs_dir=runs)
+    with pytest.raises(RunsError, match=f"study.json: unreadable study file \\(.*{re.escape(says)}"):
+        run_study("base_cnn", "none", 10.0, base)
+    result = CliRunner().invoke(main, ["study", "--budget", "1m", "--families", "base_cnn",
+                                       "--augment", "none", "--data", str(tmp_path / "no-data"),
+                                       "--runs-dir", str(runs)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith(f"Error: {runs / 'study.json'}: unreadable study file")
+    assert (runs / "study.json").read_text() == text
