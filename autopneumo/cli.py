@@ -147,7 +147,9 @@ def data_check(path: Path) -> None:
               help="Expected MD5 (default: the official file's; with --url none, and the "
                    "file is then fetched every time).")
 def data_download(url: str | None, md5: str | None) -> None:
-    """Download PneumoniaMNIST (checksum verified) and print the path of the .npz."""
+    """Download PneumoniaMNIST and print the path of the .npz (checksum verified for the
+    default URL or with --md5; a download that is not a MedMNIST .npz is refused and the
+    cached copy kept)."""
     from .data.download import PNEUMONIAMNIST_MD5, PNEUMONIAMNIST_URL, download_pneumoniamnist
 
     path = download_pneumoniamnist(url or PNEUMONIAMNIST_URL,

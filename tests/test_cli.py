@@ -154,16 +154,25 @@ def test_data_check_reports_counts_and_problems(tiny_kermany, tmp_path):
     assert "train" in result.output and "patients" in result.output
 
 
+def _pneumoniamnist(path: Path) -> bytes:
+    import numpy as np
+
+    arrays = {f"{split}_{part}": np.zeros((2, 28, 28) if part == "images" else (2, 1), np.uint8)
+              for split in ("train", "val", "test") for part in ("images", "labels")}
+    np.savez(path, **arrays)
+    return path.read_bytes()
+
+
 def test_data_download_from_file_url(tmp_path):
     import hashlib
 
     src = tmp_path / "p.npz"
-    src.write_bytes(b"payload")
-    md5 = hashlib.md5(b"payload").hexdigest()
+    payload = _pneumoniamnist(src)
+    md5 = hashlib.md5(payload).hexdigest()
     env = {"AUTOPNEUMO_CACHE": str(tmp_path / "cache")}
     ok = run("data", "download", "--url", src.as_uri(), "--md5", md5, env=env)
     assert ok.exit_code == 0, ok.output
-    assert (tmp_path / "cache" / "downloads" / "pneumoniamnist.npz").read_bytes() == b"payload"
+    assert (tmp_path / "cache" / "downloads" / "pneumoniamnist.npz").read_bytes() == payload
     bad = run("data", "download", "--url", src.as_uri(), "--md5", "0" * 32,
               env={"AUTOPNEUMO_CACHE": str(tmp_path / "cache2")})
     assert_one_line_error(bad, "checksum mismatch")
@@ -173,6 +182,32 @@ def test_data_download_from_file_url(tmp_path):
     # without --md5 an earlier file is not trusted: another URL is fetched (and can fail)
     again = run("data", "download", "--url", (tmp_path / "none.npz").as_uri(), env=env)
     assert_one_line_error(again, "cannot download")
+
+
+def test_data_download_of_anything_but_a_medmnist_npz_keeps_the_cached_one(tmp_path):
+    """Review 21 #13: with --url and no --md5, whatever was fetched (an HTML page) replaced
+    the cached, verified pneumoniamnist.npz, exit 0, and its path was printed as the .npz.
+    Now a download that is not a .npz with the MedMNIST keys is refused in one line."""
+    import numpy as np
+
+    env = {"AUTOPNEUMO_CACHE": str(tmp_path / "cache")}
+    cached = tmp_path / "cache" / "downloads" / "pneumoniamnist.npz"
+    cached.parent.mkdir(parents=True)
+    before = _pneumoniamnist(cached)
+    page = tmp_path / "index.html"
+    page.write_text("<html>not found</html>")
+    other = tmp_path / "other.npz"
+    np.savez(other, train_images=np.zeros((2, 28, 28), np.uint8))
+    for src, says in ((page, "not a .npz archive"),
+                      (other, "a .npz without the MedMNIST key 'train_labels'")):
+        result = run("data", "download", "--url", src.as_uri(), env=env)
+        assert_one_line_error(result, src.as_uri(), says, f"{cached} is left as it was")
+        assert cached.read_bytes() == before
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary left
+    mirror = tmp_path / "mirror.npz"
+    payload = _pneumoniamnist(mirror)  # a MedMNIST .npz still replaces it
+    assert run("data", "download", "--url", mirror.as_uri(), env=env).exit_code == 0
+    assert cached.read_bytes() == payload
 
 
 def test_leaderboard_and_report_commands(tmp_path):
