@@ -252,8 +252,8 @@ def _run_search(config) -> None:
         raise
     done = [r for r in records if r.get("status") == "completed"]
     click.echo(f"{config.project}: {len(done)} completed, {len(records) - len(done)} failed "
-               f"trials in {config.runs_dir}; next: autopneumo leaderboard --runs-dir "
-               f"{config.runs_dir}")
+               f"trials in {config.runs_dir}; next: "
+               f"{shlex.join(['autopneumo', 'leaderboard', '--runs-dir', str(config.runs_dir)])}")
 
 
 @main.command()
@@ -322,8 +322,8 @@ def study(families, policies, budget, data_path, tuner, epochs, image_size, chan
     over = (f" ({over / 60:.1f} over: a trial running at the deadline finishes its epoch)"
             if over >= 3 else "")
     click.echo(f"study: {len(state['pairs'])} projects, {state['total_spent'] / 60:.1f} of "
-               f"{state['budget'] / 60:.1f} minutes spent{over}; next: autopneumo report "
-               f"--runs-dir {runs_dir}")
+               f"{state['budget'] / 60:.1f} minutes spent{over}; next: "
+               f"{shlex.join(['autopneumo', 'report', '--runs-dir', str(runs_dir)])}")
 
 
 # --- results ----------------------------------------------------------------------------
@@ -429,7 +429,7 @@ def finalize(runs_dir: Path, top: int, seeds: int, combine: str, data_path: Path
             click.echo(f"   ensemble of the {row['seeds']} seeds: precision "
                        f"{row['ensemble_precision']:.3f}, recall {row['ensemble_recall']:.3f}, "
                        f"AUC {row['ensemble_auc']:.3f} (leaderboard row {row['ensemble']})")
-    click.echo(f"details: {runs_dir / '_finalize' / 'summary.csv'}")
+    click.echo(f"details: {shlex.quote(str(runs_dir / '_finalize' / 'summary.csv'))}")
 
 
 def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:

@@ -306,6 +306,42 @@ def test_search_defaults_to_the_photometric_policy(tiny_kermany, tmp_path, monke
     assert seen[-1].policy == "none"
 
 
+def test_the_commands_printed_as_next_steps_are_shell_quoted(tiny_kermany, tmp_path,
+                                                             monkeypatch):
+    """Review 21 #15: 'next: autopneumo leaderboard --runs-dir /x/my runs' is two arguments
+    to a shell; search's and study's next command and finalize's details path are quoted
+    now (as the recorded command is, with shlex.join)."""
+    import shlex
+
+    import pandas as pd
+
+    import autopneumo.study
+    import autopneumo.tuning
+
+    runs = tmp_path / "my runs $x"
+    monkeypatch.setattr(autopneumo.tuning, "search", lambda config, progress=None: [])
+    result = run("search", "--family", "base_cnn", "--augment", "none", "--data", tiny_kermany,
+                 "--runs-dir", runs, "--max-trials", 1)
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith(
+        f"next: autopneumo leaderboard --runs-dir {shlex.quote(str(runs))}")
+    assert shlex.split(result.output.rstrip().split("next: ")[1])[-1] == str(runs)
+    monkeypatch.setattr(autopneumo.study, "run_study", lambda *args: {
+        "budget": 60.0, "pairs": ["base_cnn__none"], "spent": {"base_cnn__none": 60.0},
+        "total_spent": 60.0, "outcome": {}})
+    result = run("study", "--families", "base_cnn", "--augment", "none", "--budget", "1m",
+                 "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith(
+        f"next: autopneumo report --runs-dir {shlex.quote(str(runs))}")
+    module = sys.modules["autopneumo.finalize"]  # `autopneumo.finalize` is the function
+    monkeypatch.setattr(module, "finalize", lambda *a, **k: pd.DataFrame([]))
+    result = run("finalize", "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith(
+        f"details: {shlex.quote(str(runs / '_finalize' / 'summary.csv'))}")
+
+
 def test_an_error_is_one_line_without_keras_backend_set(tmp_path):
     """With KERAS_BACKEND unset (the usual case), a command that loads TensorFlow still
     prints only its one-line error: TensorFlow's CUDA-probe chatter stays hidden."""
