@@ -587,8 +587,14 @@ def _resolve_model(source: str | Path, threshold: float | None,
                           f"not a number ({exc})") from exc
     if not 0.0 <= chosen <= 1.0:
         raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
-    return ModelCard(model_path, chosen, size, channels, info, members,
-                     str(info.get("combine") or "probability"), bool(info.get("tta")), blobs)
+    from .ensemble import COMBINE
+
+    combine = str(info.get("combine") or "probability")
+    if members and combine not in COMBINE:  # the card's rule: predict has no --combine
+        raise OptionError(f"--model {source}: {where}: combine {combine!r} is not one of "
+                          f"{', '.join(COMBINE)}")
+    return ModelCard(model_path, chosen, size, channels, info, members, combine,
+                     bool(info.get("tta")), blobs)
 
 
 class _ModelMismatch(OptionError):

@@ -24,7 +24,7 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
             raise OptionError(f"{option} must be from 1 to {most}, got {value}")
     if Path(out).is_dir():
         raise OptionError(f"--out {out}: is a folder; give the PNG file to write")
-    entry = POLICIES.get(policy)
+    entry = POLICIES.get(policy, "--policy")
     params = {f"augment.{k}": v for k, v in builtin_space("augment", entry.name).defaults().items()}
     dataset = load_dataset(data, image_size, channels, seed=seed)
     rng = np.random.default_rng(seed)

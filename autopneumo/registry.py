@@ -126,7 +126,9 @@ class Registry:
         self._load()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
-    def get(self, name: str) -> Entry:
+    def get(self, name: str, option: str | None = None) -> Entry:
+        """The entry registered as ``name``; an OptionError naming ``option`` (default the
+        search's: --family, --augment) where there is none."""
         self._load()
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=1)
@@ -134,7 +136,8 @@ class Registry:
             known = ", ".join(self.names())
             broken = "".join(f"; {module} did not load ({why})"
                              for module, why in self._broken.items())
-            raise OptionError(f"unknown {self._option} {name!r}{hint}; known: {known}{broken}")
+            raise OptionError(f"unknown {option or self._option} {name!r}{hint}; known: "
+                              f"{known}{broken}")
         return self._entries[name]
 
     def __contains__(self, name: str) -> bool:

@@ -38,6 +38,21 @@ def test_unknown_policy(tiny_kermany):
                               "--data", tiny_kermany), "--augment", "did you mean 'flip'")
 
 
+def test_augment_preview_names_its_own_policy_option(tiny_kermany, tmp_path):
+    """Review 21 #16: augment preview --policy nope said "unknown --augment 'nope'", an
+    option augment preview does not have."""
+    from autopneumo.errors import OptionError
+    from autopneumo.previews import preview_policy
+
+    result = run("augment", "preview", "--policy", "nope", "--data", tiny_kermany,
+                 "--out", tmp_path / "p.png")
+    assert_one_line_error(result, "unknown --policy 'nope'")
+    assert "--augment" not in result.output
+    with pytest.raises(OptionError, match="^unknown --policy 'flp' \\(did you mean 'flip'"):
+        preview_policy("flp", tiny_kermany, tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
+
+
 @pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1"])
 def test_recall_target_outside_unit_interval(tiny_kermany, value):
     assert_one_line_error(run("search", "--family", "base_cnn", "--data", tiny_kermany,

@@ -112,6 +112,32 @@ def test_export_ensemble_refuses_a_member_model_it_was_not_scored_with(tmp_path)
         export(runs, tmp_path / "bundle", ensemble="top2")
 
 
+def test_predict_on_an_ensemble_card_with_an_unknown_combine_names_the_card(tmp_path):
+    """Review 21 #16: an exported ensemble whose card says "combine": "median" made predict
+    say "--combine must be one of probability, logit"; predict has no --combine. The
+    message now names the card file, before any image is scored."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from autopneumo.cli import main
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export
+
+    runs = _two_members(tmp_path)
+    ensemble(runs, top=2, n_boot=20)
+    out = export(runs, tmp_path / "bundle", ensemble="top2")[0]
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(image)
+    ok = CliRunner().invoke(main, ["predict", "--model", str(out), str(image)])
+    assert ok.exit_code == 0, ok.output
+    _set(out / "model_card.json", combine="median")
+    result = CliRunner().invoke(main, ["predict", "--model", str(out), str(image)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.output == (f"Error: --model {out}: {out / 'model_card.json'}: combine "
+                             "'median' is not one of probability, logit\n")
+
+
 def test_export_ensemble_from_a_copied_runs_folder_takes_the_copys_members(tmp_path):
     """The recorded member folder was used whenever it still existed: exporting from a copy
     (`cp -r runs study1`) took the original's models, searched again since (review 21)."""
