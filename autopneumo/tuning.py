@@ -91,7 +91,7 @@ class SearchConfig:
             raise OptionError(f"--epochs must be positive, got {self.epochs}")
         if self.channels not in (1, 3):
             raise OptionError(f"--channels must be 1 or 3, got {self.channels}")
-        if self.time_budget is not None and self.time_budget <= 0:
+        if self.time_budget is not None and not self.time_budget > 0:  # NaN too
             raise OptionError(f"--time-budget must be positive, got {self.time_budget}")
         if self.role not in ("single", "chief", "worker"):
             raise OptionError(f"unknown role {self.role!r}")
@@ -107,7 +107,7 @@ class SearchConfig:
             raise OptionError(f"--devices must be positive, got {self.devices}")
         if self.devices is not None and self.strategy is None:
             raise OptionError("--devices goes with --strategy mirrored")
-        if self.worker_timeout <= 0:
+        if not self.worker_timeout > 0:  # NaN too: a chief that never reissues a trial
             raise OptionError(f"--worker-timeout must be positive, got {self.worker_timeout}")
         if not 0 <= self.seed < 2**32:
             raise OptionError(f"--seed must be in [0, 2**32), got {self.seed}")

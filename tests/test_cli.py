@@ -87,6 +87,26 @@ def test_a_chiefs_worker_timeout_must_be_positive(tiny_kermany):
                           "--worker-timeout must be positive")
 
 
+@pytest.mark.parametrize("option, value", [("--worker-timeout", "nan"),
+                                           ("--time-budget", "nan")])
+def test_nan_is_not_a_positive_number_of_seconds(tiny_kermany, option, value):
+    """Review 21 #17: validate() checked worker_timeout <= 0, False for NaN: a chief given
+    NaN would never reissue a silent worker's trial (--recall-target, --val-fraction and
+    --threshold refuse NaN). A time budget of NaN (Python) is refused too."""
+    from autopneumo.errors import OptionError
+    from autopneumo.tuning import SearchConfig
+
+    field = option.lstrip("-").replace("-", "_")
+    config = SearchConfig("base_cnn", "none", role="chief", chief="127.0.0.1:8000",
+                          **{field: float(value)})
+    with pytest.raises(OptionError, match=f"^{option} must be positive, got nan$"):
+        config.validate()
+    if option == "--worker-timeout":  # the CLI's --time-budget is a duration ("30m")
+        assert_one_line_error(run("search", "--chief", "127.0.0.1:1", "--family", "base_cnn",
+                                  "--data", tiny_kermany, option, value),
+                              f"{option} must be positive, got nan")
+
+
 def test_ranking_commands_skip_a_record_whose_trial_id_is_a_list(tmp_path):
     """Review 21 #7: one record with "trial_id": [2] was a pandas TypeError traceback in
     every command that ranks; now it is skipped with a warning naming it."""
