@@ -24,6 +24,7 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
             raise OptionError(f"{option} must be from 1 to {most}, got {value}")
     if Path(out).is_dir():
         raise OptionError(f"--out {out}: is a folder; give the PNG file to write")
+    _check_png_out(Path(out))
     entry = POLICIES.get(policy, "--policy")
     params = {f"augment.{k}": v for k, v in builtin_space("augment", entry.name).defaults().items()}
     dataset = load_dataset(data, image_size, channels, seed=seed)
@@ -41,6 +42,27 @@ def preview_policy(policy: str, data: str | Path | None, out: str | Path, image_
         rows.append((f"{entry.name}: {name}", previews[0][1], dataset.train.x[i]))
     png = _grid(rows)
     return atomic_write_bytes(out, png)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_out(out: Path) -> None:
+    """``--out`` must name a ``.png`` file, and an existing file there must be a PNG (an
+    earlier preview): a trial's record.json or model.keras given by mistake is not replaced."""
+    from .errors import OptionError
+
+    if out.suffix.lower() != ".png":
+        raise OptionError(f"--out {out}: give a file name ending in .png")
+    if out.exists():
+        try:
+            with out.open("rb") as f:
+                head = f.read(len(PNG_SIGNATURE))
+        except OSError as e:
+            raise OptionError(f"--out {out}: cannot read the existing file ({e})") from None
+        if head != PNG_SIGNATURE:
+            raise OptionError(f"--out {out}: an existing file that is not a PNG; not replaced "
+                              "(give a new name or remove it)")
 
 
 def _grid(rows) -> bytes:

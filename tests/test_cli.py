@@ -303,6 +303,26 @@ def test_augment_preview_writes_a_grid(tiny_kermany, tmp_path):
                           f"{afile}: File exists")
 
 
+def test_augment_preview_does_not_overwrite_a_file_that_is_not_a_png(tiny_kermany, tmp_path):
+    """A trial's record.json (or any non-PNG) named as --out was replaced by the grid."""
+    record = tmp_path / "record.json"
+    record.write_text('{"trial_id": "0", "status": "completed"}')
+    fake = tmp_path / "model.png"
+    fake.write_text("not a png")
+    for out, fragment in ((record, "ending in .png"), (tmp_path / "grid.txt", "ending in .png"),
+                          (fake, "not a PNG")):
+        before = out.read_bytes() if out.exists() else None
+        assert_one_line_error(run("augment", "preview", "--policy", "flip", "--data",
+                                  tiny_kermany, "--image-size", "32", "--images", "1",
+                                  "--draws", "1", "--out", out), f"--out {out}", fragment)
+        assert (out.read_bytes() if out.exists() else None) == before
+    out = tmp_path / "grid.PNG"  # an earlier preview is replaced
+    for _ in range(2):
+        assert run("augment", "preview", "--policy", "flip", "--data", tiny_kermany,
+                   "--image-size", "32", "--images", "1", "--draws", "1",
+                   "--out", out).exit_code == 0
+
+
 def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu():
     import tensorflow as tf
 
