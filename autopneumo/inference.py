@@ -234,18 +234,24 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
         return [_export_ensemble(runs_dir, Path(out), ensemble)]
     done = best_search_trials(runs_dir, top, "export", "exported")
     out = Path(out)
+    records = []
     for _, row in done.iterrows():
         if not (Path(row["trial_dir"]) / MODEL_FILE).is_file():
             raise RunsError(f"{row['trial_dir']}: no {MODEL_FILE} to export")
+        path = Path(row["trial_dir"]) / RECORD_FILE
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise RunsError(f"{path}: unreadable ({type(exc).__name__}); not exported") from None
+        _check_exportable(records[-1], path)
     width = len(str(len(done)))  # rank01..rank12: the folders list in rank order
     names = ["." if top == 1 else f"rank{rank:0{width}d}_{row['project']}_trial{row['trial_id']}"
              for rank, (_, row) in enumerate(done.iterrows(), start=1)]
 
     def write(staging: Path) -> None:
-        for rank, (name, (_, row)) in enumerate(zip(names, done.iterrows(), strict=True),
-                                                start=1):
+        for rank, (name, record, (_, row)) in enumerate(
+                zip(names, records, done.iterrows(), strict=True), start=1):
             trial_dir = Path(row["trial_dir"])
-            record = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
             target = staging / name
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(trial_dir / MODEL_FILE, target / MODEL_FILE)
@@ -330,6 +336,7 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
         raise RunsError(f"--ensemble {name}: no readable ensemble record in {folder} "
                         f"({type(exc).__name__}: {exc}); `autopneumo leaderboard` lists the "
                         "ensembles by name") from exc
+    _check_exportable(record, folder / RECORD_FILE)
     for member in members:
         if not (member / MODEL_FILE).is_file():
             raise RunsError(f"--ensemble {name}: its member {member} has no {MODEL_FILE}")
@@ -367,6 +374,23 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
 
     _replace_export(out, write)
     return out
+
+
+def _check_exportable(record: Any, path: Path) -> None:
+    """Refuse (before anything is staged, so an earlier export at --out stays) a record
+    whose card ``predict`` would refuse: no threshold in [0, 1], an image_size or channels
+    that is not a number, or a ``data`` or ``val`` that is not a mapping."""
+    problem = _record_shape(record)
+    if problem is None and record.get("threshold") is None:
+        problem = "has no threshold"
+    if problem is None:
+        try:
+            _card_numbers(record["threshold"], record.get("data") or {})
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is not None:
+        raise RunsError(f"{path}: {problem}, which predict refuses; not exported (restore or "
+                        "re-evaluate the record)")
 
 
 def _member_dir(recorded: str, record: dict[str, Any], runs_dir: Path) -> Path:
@@ -528,6 +552,30 @@ def _being_replaced(source: str | Path, before: tuple[str, bytes] | None) -> boo
     return any(n.startswith(prefixes) and n not in dead for n in names)
 
 
+def _card_numbers(threshold: Any, info: dict[str, Any]) -> tuple[float, int, int]:
+    """The threshold, image_size and channels a model is used with (``info``: a card, or a
+    record's ``data``), checked: numbers, the threshold in [0, 1]; a ValueError says what
+    is wrong. ``predict`` checks them before it scores, ``export`` before it stages."""
+    try:
+        chosen = float(threshold)
+        size, channels = int(info.get("image_size") or 0), int(info.get("channels") or 0)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"threshold, image_size or channels is not a number ({exc})") from None
+    if not 0.0 <= chosen <= 1.0:
+        raise ValueError(f"threshold {chosen} is outside [0, 1]")
+    return chosen, size, channels
+
+
+def _record_shape(record: Any) -> str | None:
+    """Why a trial, finalize or ensemble record cannot make a model card (None: it can)."""
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    for key in ("data", "val"):
+        if record.get(key) and not isinstance(record[key], dict):
+            return f'its "{key}" is not a mapping'
+    return None
+
+
 def _resolve_model(source: str | Path, threshold: float | None,
                    recall_target: float | None) -> ModelCard:
     source = Path(source)
@@ -580,13 +628,9 @@ def _resolve_model(source: str | Path, threshold: float | None,
                           "with a threshold beside it; pass --threshold")
     where = info.get("_from", "--threshold")
     try:
-        chosen = float(chosen)
-        size, channels = int(info.get("image_size") or 0), int(info.get("channels") or 0)
-    except (TypeError, ValueError) as exc:
-        raise OptionError(f"--model {source}: {where}: threshold, image_size or channels is "
-                          f"not a number ({exc})") from exc
-    if not 0.0 <= chosen <= 1.0:
-        raise OptionError(f"--model {source}: {where}: threshold {chosen} is outside [0, 1]")
+        chosen, size, channels = _card_numbers(chosen, info)
+    except ValueError as exc:
+        raise OptionError(f"--model {source}: {where}: {exc}") from None
     from .ensemble import COMBINE
 
     combine = str(info.get("combine") or "probability")

@@ -209,3 +209,34 @@ def test_an_exported_card_says_how_to_load_its_model_and_that_works(tmp_path):
                                           ("base_cnn", "flip", "0", 32, 1)]
     assert all(m["hyperparameters"] and m["threshold"] is not None for m in card["members"])
     assert "each member folder's model.keras" in card["load"]["as_keras_model"]
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), "x", None, 1.5])
+def test_export_of_a_record_predict_would_refuse_keeps_the_earlier_export(tmp_path, threshold):
+    """A record whose threshold is NaN or a string replaced a working export with a card
+    that predict refuses ("threshold": null or "x"), exit 0 (review 21). Now the record is
+    checked as predict checks it, before anything is staged."""
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export
+
+    runs = _two_members(tmp_path)
+    ensemble(runs, top=2, n_boot=20)
+    out, bundle = tmp_path / "export", tmp_path / "bundle"
+    export(runs, out)
+    export(runs, bundle, ensemble="top2")
+    cards = {p: (p / "model_card.json").read_bytes() for p in (out, bundle)}
+    for path in runs.rglob("record.json"):
+        _set(path, threshold=threshold)
+    with pytest.raises(RunsError, match=r"trial_0.record\.json: .*threshold.*not exported"):
+        export(runs, out)
+    with pytest.raises(RunsError, match=r"top2.record\.json: .*threshold.*not exported"):
+        export(runs, bundle, ensemble="top2")
+    result = CliRunner().invoke(main, ["export", "--runs-dir", str(runs), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "record.json" in result.output
+    assert {p: (p / "model_card.json").read_bytes() for p in (out, bundle)} == cards
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "export", "runs"]
