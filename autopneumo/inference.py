@@ -442,9 +442,11 @@ def validation_threshold(folder: Path, recall_target: float) -> float:
     from .evaluation import read_predictions
     from .objective import precision_at_recall
 
+    path = folder / VALIDATION_FILE
     try:
-        frame = pd.read_csv(folder / VALIDATION_FILE)  # an export's
+        frame = pd.read_csv(path)  # an export's
     except (OSError, ValueError):
+        path = folder / PREDICTIONS_FILE
         try:  # a trial's or finalize seed's predictions
             frame = pd.DataFrame(read_predictions(folder).get("val") or {})
         except (OSError, ValueError, KeyError):
@@ -452,8 +454,13 @@ def validation_threshold(folder: Path, recall_target: float) -> float:
     if frame is None or not {"label", "probability"} <= set(frame.columns) or not len(frame):
         raise OptionError(f"--recall-target: no validation scores beside the model in {folder} "
                           f"({VALIDATION_FILE} or {PREDICTIONS_FILE}); pass --threshold")
-    point = precision_at_recall(frame["label"].to_numpy(), frame["probability"].to_numpy(),
-                                recall_target)
+    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64)
+    scores = pd.to_numeric(frame["probability"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = int((~np.isin(labels, (0.0, 1.0)) | ~np.isfinite(scores)).sum())
+    if bad:
+        raise OptionError(f"--recall-target: {path}: {bad} validation row(s) without a 0/1 "
+                          "label or a finite probability (damaged?); pass --threshold")
+    point = precision_at_recall(labels, scores, recall_target)
     if point.threshold != point.threshold:  # NaN: no pneumonia image on validation
         raise OptionError(f"--recall-target: the validation scores in {folder} hold no "
                           "pneumonia image")
@@ -588,10 +595,13 @@ def _resolve_model(source: str | Path, threshold: float | None,
         if path.is_file():
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 raise OptionError(f"--model {source}: {path} is unreadable ({exc})") from exc
             if not isinstance(raw, dict):
                 raise OptionError(f"--model {source}: {path} is not a JSON object")
+            problem = _record_shape(raw) if name != CARD_FILE else None
+            if problem:  # model_card reads its data and val as mappings
+                raise OptionError(f"--model {source}: {path}: {problem}")
             info = model_card(raw) if name != CARD_FILE else raw
             if name != CARD_FILE:  # the model's digest as its evaluation saved it
                 info["model_sha256"] = raw.get("model_sha256")

@@ -603,6 +603,39 @@ def test_predict_refuses_models_and_cards_it_cannot_use_in_one_line(tmp_path):
     assert run("predict", "--model", good, images).exit_code == 0
 
 
+def test_predict_on_a_damaged_trial_folder_is_one_line(tmp_path):
+    """A trial record whose "data" is a string was an AttributeError (model_card), and a
+    non-numeric validation score with --recall-target a ValueError (review 21)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(image)
+    trial = _sigmoid_model(tmp_path / "trial")
+    (trial / "model_card.json").unlink()
+    record = {"trial_id": "0", "threshold": 0.5, "recall_target": 0.9,
+              "data": {"image_size": 32, "channels": 1}}
+    for key in ("data", "val"):
+        (trial / "record.json").write_text(json.dumps({**record, key: "x"}))
+        assert_one_line_error(run("predict", "--model", trial, image),
+                              f"{trial / 'record.json'}: its \"{key}\" is not a mapping")
+    (trial / "record.json").write_text(json.dumps(record))
+    rows = "split,file,label,probability\nval,a.jpeg,0,0.2\nval,b.jpeg,1,abc\n"
+    (trial / "predictions.csv").write_text(rows)
+    assert_one_line_error(run("predict", "--model", trial, "--recall-target", "0.9", image),
+                          f"{trial / 'predictions.csv'}: 1 validation row(s) without a 0/1")
+    (trial / "validation_scores.csv").write_text(
+        "file,label,probability\na.jpeg,0,0.2\nb.jpeg,2,0.7\nc.jpeg,1,inf\n")
+    assert_one_line_error(run("predict", "--model", trial, "--recall-target", "0.9", image),
+                          f"{trial / 'validation_scores.csv'}: 2 validation row(s)")
+    (trial / "validation_scores.csv").write_text(
+        "file,label,probability\na.jpeg,0,0.2\nb.jpeg,1,0.7\n")
+    assert run("predict", "--model", trial, "--recall-target", "0.9", image).exit_code == 0
+    assert run("predict", "--model", trial, image).exit_code == 0
+
+
 def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_path):
     import json
 
