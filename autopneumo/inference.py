@@ -699,14 +699,17 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
     """The image files among ``inputs`` (files, and the images inside folders), and the
     files inside those folders skipped, neither an image by their suffix nor DICOM by
     their content (PACS exports name files IM000001 or by UID, ``1.2.840...504``; their
-    DICOMDIR index holds no image)."""
+    DICOMDIR index holds no image). What is neither a file nor a folder there (a broken
+    link, a FIFO) is never opened: one named as an image is kept (an error row), any other
+    is skipped."""
     files: list[Path] = []
     skipped: list[Path] = []
     for item in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs):
         if item.is_dir():
-            for p in sorted(p for p in item.rglob("*") if p.is_file()):
-                readable = p.suffix.lower() in PREDICT_SUFFIXES or (
-                    p.name.upper() != "DICOMDIR" and is_dicom(p))
+            for p in sorted(p for p in item.rglob("*") if not p.is_dir()):
+                named = p.suffix.lower() in PREDICT_SUFFIXES
+                readable = named or (p.is_file() and p.name.upper() != "DICOMDIR"
+                                     and is_dicom(p))
                 (files if readable else skipped).append(p)
         elif item.is_file():
             files.append(item)
@@ -714,7 +717,7 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
             raise DataError(f"{item}: no such image or folder")
     unique: dict[Path, Path] = {}  # a file given twice (by name and in its folder): once
     for f in files:
-        unique.setdefault(f.resolve(), f)
+        unique.setdefault(Path(os.path.realpath(f)), f)  # resolve() raises on a link loop
     files = list(unique.values())
     if not files:
         raise DataError(f"no images ({', '.join(PREDICT_SUFFIXES)}) found in the given paths")
@@ -857,6 +860,10 @@ class Predictor:
         rows, arrays = [], []
         for path in files:
             try:
+                if not path.is_file():  # image_files keeps these as error rows, unopened
+                    raise FileNotFoundError(
+                        f"a broken link (to {os.readlink(path)})" if path.is_symlink()
+                        else "not a regular file (a FIFO, socket or device?)")
                 info: dict = {}  # each file is read once: its size and spread come along
                 arrays.append(decode_image(path, self.image_size, self.channels, info))
                 rows.append({"file": _file_cell(path), "error": None,

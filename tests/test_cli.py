@@ -673,6 +673,42 @@ def test_predict_keeps_long_names_whole_and_says_what_it_skipped_or_failed(tmp_p
     assert json.loads((model / "model_card.json").read_text())["threshold"] == 0.5
 
 
+def test_predict_lists_a_broken_link_in_a_folder_and_never_opens_a_fifo(tmp_path):
+    """image_files kept only regular files: a dangling link gone.png was neither scored,
+    nor an error row, nor skipped, so --strict passed with an image missing (review 21).
+    A FIFO is never opened (reading one waits for a writer)."""
+    import io
+    import os
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from autopneumo.inference import image_files
+
+    model = _sigmoid_model(tmp_path / "m")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(folder / "good.png")
+    os.symlink(folder / "moved-away.png", folder / "gone.png")
+    os.symlink("loop.png", folder / "loop.png")
+    os.symlink(folder / "moved-away", folder / "IM0001")  # no suffix: skipped
+    os.mkfifo(folder / "pipe.png")
+    os.mkfifo(folder / "pipe")
+    files, skipped = image_files([folder])
+    assert [f.name for f in files] == ["gone.png", "good.png", "loop.png", "pipe.png"]
+    assert [f.name for f in skipped] == ["IM0001", "pipe"]
+    out = run("predict", "--model", model, folder, "--csv", "--strict")
+    assert out.exit_code == 1, out.output
+    frame = pd.read_csv(io.StringIO(out.stdout)).set_index("file")
+    assert frame.loc[str(folder / "gone.png"), "error"] == (
+        f"FileNotFoundError: a broken link (to {folder / 'moved-away.png'})")
+    assert frame.loc[str(folder / "pipe.png"), "error"].startswith(
+        "FileNotFoundError: not a regular file")
+    assert frame["error"].isna().sum() == 1  # good.png is scored
+    assert "3 of 4 images could not be read" in out.output
+
+
 def test_predict_csv_names_each_file_so_it_joins_back_and_scores_it_once(tmp_path, monkeypatch):
     """A relative name starting like a formula gets './' (the CSV escaped it to
     "'-minus.png", which names no file); a file given twice is scored once."""
