@@ -23,6 +23,7 @@ record's schema (``family: ensemble``, ``kind: ensemble``, the member list) and 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -289,10 +290,18 @@ def _saved_scores(saved: list[dict[str, pd.DataFrame]], files: dict[str, np.ndar
 def _read_record(trial_dir: Path, filename: str = RECORD_FILE) -> dict[str, Any]:
     try:
         record = json.loads((trial_dir / filename).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise RunsError(f"{trial_dir}: cannot read {filename} ({exc})") from exc
     if not isinstance(record, dict):
         raise RunsError(f"{trial_dir}: {filename} is not a record")
+    target = record.get("recall_target", 0.95)
+    try:
+        number = float(target)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not 0.0 < number < 1.0:
+        raise RunsError(f"{trial_dir}: {filename}: recall_target {target!r} is not a number "
+                        "in (0, 1)")
     return record
 
 
@@ -306,8 +315,10 @@ def _read_member_predictions(trial_dir: Path) -> dict[str, pd.DataFrame]:
         part = parts.get(split)
         if part is None or len(part["label"]) == 0:
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has no {split} predictions")
-        labels = np.asarray(part["label"], dtype=np.float64)
-        scores = np.asarray(part["probability"], dtype=np.float64)
+        # a damaged cell ("0.5x") becomes NaN and is refused below, not a ValueError
+        labels = pd.to_numeric(pd.Series(part["label"]), errors="coerce").to_numpy(np.float64)
+        scores = pd.to_numeric(pd.Series(part["probability"]),
+                               errors="coerce").to_numpy(np.float64)
         if not (np.isin(labels, (0, 1)).all() and np.isfinite(scores).all()):
             raise RunsError(f"{trial_dir}: {PREDICTIONS_FILE} has {split} rows without a 0/1 "
                             "label or a finite probability (truncated?)")

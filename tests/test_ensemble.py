@@ -583,6 +583,35 @@ def test_a_truncated_member_prediction_file_is_one_line_without_numpy_warnings(r
             ensemble(runs, top=2, n_boot=20)
 
 
+@pytest.mark.parametrize("column, cell", [("probability", "0.5x"), ("label", "one")])
+def test_a_non_numeric_cell_in_a_member_prediction_file_is_one_line(runs, column, cell):
+    """The probabilities were converted outside the check: '0.5x' was a ValueError
+    traceback from ensemble, and the ready message never ran (review 21)."""
+    folder = trial_dir(runs, "base_cnn", "flip", "b")
+    frame = predictions(folder).astype({column: object})
+    frame.loc[frame.index[frame.split == "val"][0], column] = cell
+    frame.to_csv(folder / "predictions.csv", index=False)
+    with pytest.raises(RunsError, match=f"{folder}: predictions.csv has val rows without a "
+                                        "0/1 label or a finite probability"):
+        ensemble(runs, top=2, n_boot=20)
+    result = CliRunner().invoke(main, ["ensemble", "--runs-dir", str(runs), "--top", "2"])
+    assert result.exit_code == 2 and "predictions.csv" in result.output, result.output
+    assert not (runs / "_ensemble").exists()
+
+
+@pytest.mark.parametrize("target", ["abc", None, 2, float("nan")])
+def test_a_member_record_whose_recall_target_is_not_a_number_in_0_1_is_one_line(runs, target):
+    """recall_target "abc" was a ValueError traceback in _common_target (review 21)."""
+    path = trial_dir(runs, "base_cnn", "flip", "b") / "record.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "recall_target": target}))
+    with pytest.raises(RunsError, match=f"{path.parent}: record.json: recall_target "
+                                        f"{target!r} is not a number in"):
+        ensemble(runs, top=2, n_boot=20)
+    result = CliRunner().invoke(main, ["ensemble", "--runs-dir", str(runs), "--top", "2"])
+    assert result.exit_code == 2 and "record.json" in result.output, result.output
+    assert not (runs / "_ensemble").exists()
+
+
 def test_finalize_takes_a_moved_data_folder_only_if_it_holds_the_same_files(tmp_path,
                                                                           monkeypatch):
     import autopneumo.data
