@@ -39,6 +39,7 @@ def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUN
     from .trials import train_and_evaluate
 
     settings = {**CLASSROOM, **{k: v for k, v in overrides.items() if v is not None}}
+    _check_image_size(settings["image_size"])  # as a search does, before the data loads
     dataset = load_dataset(data, settings["image_size"], settings["channels"],
                            settings["val_fraction"], seed, split_by="image")
     project = {"project": PROJECT, "family": None, "policy": None, "tuner": "none"}
@@ -68,3 +69,20 @@ def classroom(data: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUN
         raise SearchError(f"{len(failed)} reference model(s) diverged: {'; '.join(failed)}",
                           records=records)
     return records
+
+
+def _check_image_size(size: Any) -> None:
+    """The models' smallest input (a family's or policy's ``min_image_size``): below it
+    building the CNN failed inside Keras, after the data had loaded."""
+    from .errors import OptionError
+    from .registry import FAMILIES, POLICIES
+
+    need = {}
+    for _, family, policy, _ in MODELS:
+        need[family] = max(need.get(family, 0), FAMILIES.get(family).min_image_size,
+                           POLICIES.get(policy).min_image_size)
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise OptionError(f"--image-size must be a whole number of pixels, got {size!r}")
+    small = [f"{family} (at least {least})" for family, least in need.items() if size < least]
+    if small:
+        raise OptionError(f"--image-size {size} is too small for {', '.join(small)}")

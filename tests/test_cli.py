@@ -323,6 +323,25 @@ def test_augment_preview_does_not_overwrite_a_file_that_is_not_a_png(tiny_kerman
                    "--out", out).exit_code == 0
 
 
+def test_baseline_classroom_refuses_a_too_small_image_size_before_loading_data(tiny_kermany,
+                                                                              tmp_path):
+    """search refused --image-size below a family's smallest input before loading data;
+    baseline classroom loaded the data, then Keras failed building the CNN (review 21)."""
+    from autopneumo.baseline import classroom
+    from autopneumo.errors import OptionError
+
+    for data in (tiny_kermany, tmp_path / "no-data"):  # checked before the data loads
+        assert_one_line_error(run("baseline", "classroom", "--data", data, "--runs-dir",
+                                  tmp_path / "runs", "--image-size", "16", "--epochs", "1"),
+                              "--image-size 16 is too small for base_cnn (at least 32), "
+                              "resnet18 (at least 32)")
+    with pytest.raises(OptionError, match="--image-size 31 is too small"):
+        classroom(tmp_path / "no-data", tmp_path / "runs", image_size=31)
+    with pytest.raises(OptionError, match="--image-size must be a whole number"):
+        classroom(tmp_path / "no-data", tmp_path / "runs", image_size=32.5)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_gpu_only_options_are_ignored_with_a_note_on_a_cpu():
     import tensorflow as tf
 

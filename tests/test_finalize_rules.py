@@ -159,7 +159,7 @@ def test_a_diverging_reference_model_is_recorded_and_the_others_go_on(tiny_kerma
     monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", fake)
     with pytest.raises(SearchError, match=r"1 reference model\(s\) diverged: .*trial_cnn_flip: "
                                           r"loss became nan in epoch 3") as info:
-        classroom(tiny_kermany, tmp_path / "runs", image_size=16)
+        classroom(tiny_kermany, tmp_path / "runs", image_size=32)
     assert [r["trial_id"] for r in info.value.records] == ["cnn", "resnet18"]
     failed = json.loads((tmp_path / "runs" / "classroom__reference" / "trial_cnn_flip" /
                          "record.json").read_text())
