@@ -349,6 +349,16 @@ def _tuner_class(kind: str):
             self._start_epoch = {}  # trial id -> the epoch its fit really started from
             super().__init__(*args, **kwargs)
 
+        def reload(self):
+            """keras-tuner's reload, its failure on a damaged state file (one of another
+            shape than ``_check_tuner_files`` checks) one line (a RunsError)."""
+            try:
+                super().reload()
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                    RecursionError, RuntimeError) as exc:
+                path, why = _damaged_tuner_file(Path(self.project_dir), self.tuner_id)
+                raise RunsError(unreadable_tuner_state(path, why or exc)) from exc
+
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             if self.progress:
@@ -810,8 +820,10 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
     if path.exists():
         try:
             existing = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise RunsError(f"{path}: unreadable project file ({exc})") from exc
+        if not isinstance(existing, dict):
+            raise RunsError(f"{path}: unreadable project file (not a JSON object)")
         new = json.loads(json.dumps(settings))
         changed = [k for k in _PINNED if (not same_data(existing.get(k), dataset.manifest)
                                           if k == "data_hash" else existing.get(k) != new[k])]
@@ -874,9 +886,9 @@ def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "t
             continue
         try:
             parsed = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RunsError(f"{path}: keras-tuner's state is unreadable ({exc}); this project "
-                            "cannot resume: restore the file or use another --runs-dir") from exc
+            _check_tuner_state(parsed, "oracle" if path == oracle else "other")
+        except (OSError, ValueError, RecursionError) as exc:
+            raise RunsError(unreadable_tuner_state(path, exc)) from exc
         if path == oracle:
             state = parsed
     if not owner:
@@ -905,6 +917,56 @@ def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "t
             "another --runs-dir (the leaderboard and report read several)")
     if oracle.is_file() and not (project_dir / f"{tuner_id}.json").exists():
         atomic_write_text(project_dir / f"{tuner_id}.json", "{}")
+
+
+# what keras-tuner's Oracle.set_state reads from oracle.json (each oracle adds its own)
+_ORACLE_STATE = {"ongoing_trials": dict, "hyperparameters": dict, "start_order": list,
+                 "end_order": list, "run_times": dict, "retry_queue": list,
+                 "tried_so_far": list, "id_to_hash": dict, "display": dict}
+
+
+def unreadable_tuner_state(path: Any, exc: BaseException) -> str:
+    """The one line for keras-tuner state that cannot be reloaded (truncated, or JSON of
+    another shape): the project cannot resume; nothing in it is touched."""
+    reason = str(exc) if isinstance(exc, ValueError | OSError) else f"{type(exc).__name__}: {exc}"
+    return (f"{path}: keras-tuner's state is unreadable ({reason[:200]}); this project "
+            "cannot resume: restore the file or use another --runs-dir")
+
+
+def _check_tuner_state(state: Any, kind: str, whole: bool = False) -> None:
+    """A ValueError where keras-tuner's reload of this file would fail: every file is a
+    JSON object, and oracle.json's base entries that are there have their types. With
+    ``whole``, also what only keras-tuner's reload needs: every base entry of oracle.json,
+    and a trial.json that ``Trial.from_state`` reads (``RecordingTuner.reload`` names
+    the file so, where keras-tuner failed on a state of another shape)."""
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    if kind == "oracle":
+        for key, kind_of in _ORACLE_STATE.items():
+            if (whole or key in state) and not isinstance(state.get(key), kind_of):
+                raise ValueError(f"its {key!r} is not a {kind_of.__name__}")
+    elif kind == "trial" and whole:
+        from keras_tuner.src.engine.trial import Trial
+
+        try:
+            Trial.from_state(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ValueError(f"not a trial's state ({type(exc).__name__}: {exc})") from exc
+
+
+def _damaged_tuner_file(project_dir: Path, tuner_id: str) -> tuple[str, BaseException | None]:
+    """The first of keras-tuner's state files whose reload would fail (``whole`` checks),
+    and why; else the files keras-tuner reads, and None."""
+    files = [(project_dir / "oracle.json", "oracle"), (project_dir / f"{tuner_id}.json", "other"),
+             *((p, "trial") for p in sorted(project_dir.glob("trial_*/trial.json")))]
+    for path, kind in files:
+        if not path.is_file():  # a worker reads no oracle.json: not what failed
+            continue
+        try:
+            _check_tuner_state(json.loads(path.read_text(encoding="utf-8")), kind, whole=True)
+        except (OSError, ValueError, RecursionError) as exc:
+            return str(path), exc
+    return f"{project_dir}/oracle.json, {tuner_id}.json or a trial.json", None
 
 
 def _atomic_tuner_state() -> None:

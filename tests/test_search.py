@@ -154,6 +154,40 @@ def test_resume_names_an_unreadable_keras_tuner_file(searched, tmp_path):
     assert len(list(copy.rglob("record.json"))) == 2  # nothing lost
 
 
+DEEP = "[" * 100000 + "]" * 100000  # valid JSON, nested past the recursion limit
+
+
+@pytest.mark.parametrize(("name", "text", "why"), [
+    ("autopneumo_project.json", "[]", "unreadable project file (not a JSON object)"),
+    ("autopneumo_project.json", DEEP, "unreadable project file (maximum recursion"),
+    ("oracle.json", "[]", "keras-tuner's state is unreadable (not a JSON object)"),
+    ("oracle.json", '{"start_order": 3}', "keras-tuner's state is unreadable (its "
+                                          "'start_order' is not a list)"),
+    ("oracle.json", DEEP, "keras-tuner's state is unreadable (RecursionError: maximum"),
+    ("oracle.json", '{"start_order": ["0", "1"]}', "keras-tuner's state is unreadable (its "
+                                                   "'ongoing_trials' is not a dict)"),
+    ("tuner0.json", "[]", "keras-tuner's state is unreadable (not a JSON object)"),
+    ("trial_0/trial.json", '{"a": 1}', "keras-tuner's state is unreadable (not a trial's "
+                                       "state (KeyError: 'trial_id')"),
+])
+def test_resume_names_keras_tuner_state_of_the_wrong_shape(searched, tmp_path, name, text,
+                                                            why):
+    """Valid JSON of another shape was a traceback: AttributeError in _pin_project, a
+    TypeError or KeyError inside keras-tuner's reload, or a RecursionError (review 21). It
+    is now the line a truncated file gets, naming the file, and nothing is touched."""
+    import shutil
+
+    config, _ = searched
+    copy = tmp_path / "runs"
+    shutil.copytree(config.runs_dir, copy)
+    (copy / config.project / name).write_text(text)
+    files = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    with pytest.raises(RunsError, match=f"^{re.escape(str(copy / config.project / name))}: "
+                                        f"{re.escape(why)}"):
+        search(SearchConfig(**{**config.__dict__, "runs_dir": copy, "max_trials": 3}))
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == files
+
+
 def test_resume_re_evaluates_a_trial_whose_record_was_damaged(searched, tmp_path):
     import shutil
 
