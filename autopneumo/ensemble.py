@@ -246,9 +246,12 @@ def _common_input(records: list[dict[str, Any]], where: list[str]) -> None:
     """Members must take one input (image size, channels: an export runs them on one
     decode of each image) and have scored the same data (content hashes; a record from
     before those had only its file list's). A RunsError naming them otherwise."""
-    first = records[0].get("data") or {}
+    def data_of(record):
+        return record.get("data") if isinstance(record.get("data"), dict) else {}
+
+    first = data_of(records[0])
     for record, place in zip(records[1:], where[1:], strict=True):
-        data = record.get("data") or {}
+        data = data_of(record)
         for key, what in (("image_size", "px"), ("channels", "channel(s)")):
             if None not in (first.get(key), data.get(key)) and first[key] != data[key]:
                 raise RunsError(f"the members take different inputs: {where[0]} "

@@ -240,3 +240,11 @@ def test_export_of_a_record_predict_would_refuse_keeps_the_earlier_export(tmp_pa
     assert "record.json" in result.output
     assert {p: (p / "model_card.json").read_bytes() for p in (out, bundle)} == cards
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "export", "runs"]
+
+
+def test_an_ensemble_member_whose_data_is_not_a_mapping_is_no_traceback(tmp_path):
+    from autopneumo.ensemble import ensemble
+
+    runs = _two_members(tmp_path, models=False)
+    _set(runs / "base_cnn__flip" / "trial_0" / "record.json", data="x")
+    assert ensemble(runs, top=2, n_boot=20)["data"]["image_size"] == 32  # nothing to compare
