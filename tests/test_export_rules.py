@@ -242,9 +242,16 @@ def test_export_of_a_record_predict_would_refuse_keeps_the_earlier_export(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "export", "runs"]
 
 
-def test_an_ensemble_member_whose_data_is_not_a_mapping_is_no_traceback(tmp_path):
-    from autopneumo.ensemble import ensemble
+def test_a_seed_whose_data_is_not_a_mapping_is_no_traceback(tmp_path):
+    """The leaderboard skips such a record; finalize's seed ensemble reads final.json."""
+    from autopneumo.ensemble import seed_ensemble
 
     runs = _two_members(tmp_path, models=False)
-    _set(runs / "base_cnn__flip" / "trial_0" / "record.json", data="x")
-    assert ensemble(runs, top=2, n_boot=20)["data"]["image_size"] == 32  # nothing to compare
+    seeds = []
+    for policy in ("none", "flip"):
+        trial = runs / f"base_cnn__{policy}" / "trial_0"
+        (trial / "record.json").rename(trial / "final.json")
+        seeds.append(trial)
+    _set(seeds[1] / "final.json", data="x")
+    record = seed_ensemble(runs, seeds, "s_seeds2", "2 seeds of 0", n_boot=20)
+    assert record["data"]["image_size"] == 32  # nothing to compare against
