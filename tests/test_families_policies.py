@@ -508,3 +508,31 @@ def test_randaugment_equalize_treats_each_image_on_its_own():
     assert alone.min() == 0.0 and alone.max() == 1.0  # stretched over the whole range
     ranks = np.argsort(np.argsort(a.ravel(), kind="stable"), kind="stable")
     assert np.all(np.diff(alone.ravel()[np.argsort(ranks)]) >= 0)  # order kept
+
+
+def test_a_model_saved_with_a_plain_sequential_augmentation_loads_without_it_on(tmp_path):
+    """Models saved before the Augmentation layer hold a plain Sequential, on when called
+    without training; loaded by autopneumo it is an Augmentation, weights unchanged
+    (diff review 21)."""
+    from autopneumo.hypermodel import load_trained_model
+    from autopneumo.preprocessing import Augmentation
+
+    inputs = keras.Input((32, 32, 1), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.Sequential([keras.layers.RandomFlip("horizontal"),
+                          keras.layers.RandomRotation(0.2)], name="augmentation")(x)
+    x = keras.layers.Conv2D(2, 3)(x)
+    x = keras.layers.Flatten()(x)
+    old = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x))
+    old.save(tmp_path / "model.keras")
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 1)).astype("uint8")
+    expected = np.asarray(old.predict_on_batch(images))
+    assert max(np.abs(np.asarray(old(images)) - expected).max() for _ in range(3)) > 1e-3
+    for data in (None, (tmp_path / "model.keras").read_bytes()):
+        loaded = load_trained_model(tmp_path / "model.keras", data)
+        assert isinstance(loaded.get_layer("augmentation"), Augmentation)
+        for _ in range(3):
+            np.testing.assert_allclose(np.asarray(loaded(images)), expected, atol=1e-6)
+        probe = keras.Model(loaded.inputs, loaded.get_layer("augmentation").output)
+        assert np.abs(np.asarray(probe(images, training=True))
+                      - np.asarray(probe(images))).max() > 0.01  # still augments in training
