@@ -56,7 +56,7 @@ def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
     from .data import load_dataset
     from .data.dataset import recorded_dataset
     from .evaluation import Evaluator
-    from .trials import TrainingFailed, check_recorded, train_and_evaluate
+    from .trials import TrainingFailed, check_builds, check_recorded, train_and_evaluate
 
     rows, failed = [], []
     folders: dict[int, tuple[str, list[Path], str]] = {}  # rank -> (trial id, seeds, name)
@@ -64,7 +64,9 @@ def _finalize(runs_dir: Path, best: pd.DataFrame, seeds: int, combine: str,
     for _, row in best.iterrows():  # every record checked before anything trains
         path = Path(row["trial_dir"]) / "record.json"
         record = json.loads(path.read_text())
-        records.append((record, check_recorded(record, path)))
+        values = check_recorded(record, path, _searched_space(path))
+        check_builds(record, values, path)
+        records.append((record, values))
     for rank, ((_, row), (record, values)) in enumerate(
             zip(best.iterrows(), records, strict=True), start=1):
         dataset = recorded_dataset(load_dataset, record, Path(row["trial_dir"]), data)
@@ -121,6 +123,17 @@ def _summarise(runs_dir: Path, rows: list[dict], folders: dict, combine: str) ->
     atomic_write_text(runs_dir / "_finalize" / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(runs_dir / "_finalize" / "summary.csv", summary.to_csv(index=False))
     return summary
+
+
+def _searched_space(record_path: Path) -> list | None:
+    """The hyperparameters the trial's search declared (keras-tuner's configs, in its
+    project's oracle.json); None where that does not read."""
+    try:
+        oracle = json.loads((record_path.parent.parent / "oracle.json").read_text())
+        space = oracle["hyperparameters"]["space"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return space if isinstance(space, list) else None
 
 
 def _mean(values: pd.Series) -> float:

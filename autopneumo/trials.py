@@ -24,11 +24,14 @@ class FixedTrial:
         self.hyperparameters = type("HP", (), {"values": self.values})()
 
 
-def check_recorded(record: dict[str, Any], where: Path | str) -> dict[str, Any]:
+def check_recorded(record: dict[str, Any], where: Path | str,
+                   space: list | None = None) -> dict[str, Any]:
     """A record's configuration, checked before anything trains on it (``finalize``): its
     recall target a number in (0, 1), each hyperparameter one the family's, policy's or
     training's code takes, with a value it accepts (the rules a search space file is held
-    to). Returns the values; a RunsError naming the record and the key otherwise."""
+    to) and, given the search's ``space`` (keras-tuner's hyperparameter configs, from the
+    project's oracle.json), one that space could draw. Returns the values; a RunsError
+    naming the record and the key otherwise."""
     from .errors import OptionError, RunsError
     from .registry import FAMILIES, POLICIES
     from .spaces import is_number, literal_choices
@@ -57,10 +60,71 @@ def check_recorded(record: dict[str, Any], where: Path | str) -> dict[str, Any]:
         if rule is not None and not rule.check(value):
             raise RunsError(f"{where}: hyperparameters.{key}: {value!r} is not accepted; it "
                             f"must be {rule.wanted}")
+    declared = {c["config"]["name"]: c for c in space or [] if isinstance(c, dict)
+                and isinstance(c.get("config"), dict) and "name" in c["config"]}
+    for key, value in kept.items():
+        if key in declared and not _drawable(declared[key], value):
+            raise RunsError(f"{where}: hyperparameters.{key}: {value!r} is not one its "
+                            f"search's space could draw ({_domain(declared[key])})")
     missing = [k for k in TRAINING_REQUIRED if f"train.{k}" not in kept]
     if missing:
         raise RunsError(f"{where}: hyperparameters.train.{missing[0]} is missing")
     return kept
+
+
+def check_builds(record: dict[str, Any], values: dict[str, Any], where: Path | str) -> None:
+    """Build (not train) the record's model: a value the builder refuses (a dropout rate
+    of 1.5, units of 'x') is a RunsError naming the record now, not a traceback after other
+    configurations have trained."""
+    from .backend import import_tensorflow_quietly
+    from .errors import RunsError
+
+    import_tensorflow_quietly()
+    import keras
+
+    from .hypermodel import build_model
+    from .registry import FAMILIES, POLICIES
+
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    size, channels = data.get("image_size") or 128, data.get("channels") or 1
+    parts = split_values(values)
+    keras.backend.clear_session()
+    try:
+        build_model(FAMILIES.get(record["family"]), POLICIES.get(record["policy"]),
+                    (int(size), int(size), int(channels)), parts["model"], parts["augment"],
+                    parts["train"]["learning_rate"], training=parts["train"])
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunsError(f"{where}: its hyperparameters do not build a model "
+                        f"({type(exc).__name__}: {reason})") from None
+    finally:
+        keras.backend.clear_session()
+
+
+def _drawable(hp: dict[str, Any], value: Any) -> bool:
+    """Whether keras-tuner's hyperparameter ``hp`` (its saved config) can take ``value``."""
+    from .spaces import _same, is_integer, is_number
+
+    kind, config = hp.get("class_name"), hp["config"]
+    if kind == "Choice":
+        return any(_same(value, v) for v in config.get("values") or [])
+    if kind == "Boolean":
+        return isinstance(value, bool)
+    if kind == "Fixed":
+        return _same(value, config.get("value"))
+    if kind in ("Int", "Float"):
+        ok = is_integer(value) if kind == "Int" else is_number(value)
+        return ok and config["min_value"] <= value <= config["max_value"]
+    return True  # a kind this check does not know: the builder's rules above still hold
+
+
+def _domain(hp: dict[str, Any]) -> str:
+    config = hp["config"]
+    if "values" in config:
+        return f"one of {config['values']}"
+    if "min_value" in config:
+        return f"{config['min_value']} to {config['max_value']}"
+    return f"{hp.get('class_name')} {config.get('value', '')}".strip()
 
 
 def split_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:

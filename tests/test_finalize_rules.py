@@ -29,7 +29,7 @@ def _real_records(runs: Path, data: Path) -> list[Path]:
     """Two completed search-trial records on ``data`` (its real manifest), no training."""
     from autopneumo.data import load_dataset
 
-    manifest = load_dataset(data, image_size=16).manifest
+    manifest = load_dataset(data, image_size=32).manifest
     recorded = {k: manifest.get(k) for k in (
         "source", "path", "data_hash", "data_list_hash", "image_size", "channels",
         "split_seed", "val_fraction", "split_hash", "counts")}
@@ -223,3 +223,68 @@ def test_a_damaged_earlier_seed_is_retrained_not_a_traceback(tiny_kermany, tmp_p
     summary = finalize(runs, top=1, seeds=1)
     assert len(calls) == 1 and summary.iloc[0]["reused"] == 0
     assert json.loads(final.read_text())["test"]["precision"] == 0.5
+
+
+SPACE = [
+    {"class_name": "Float", "config": {"name": "model.conv_dropout", "min_value": 0.0,
+                                       "max_value": 0.4000001, "step": 0.1}},
+    {"class_name": "Choice", "config": {"name": "model.dense_units",
+                                        "values": ["512-128-64", "256-64", "128"]}},
+    {"class_name": "Int", "config": {"name": "train.batch_size", "min_value": 16,
+                                     "max_value": 64}},
+    {"class_name": "Boolean", "config": {"name": "train.standardize"}},
+]
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("model.conv_dropout", 0.5, "0.5 is not one its search's space could draw (0.0 to "
+                                "0.4000001)"),
+    ("model.dense_units", "64", "'64' is not one its search's space could draw (one of"),
+    ("train.batch_size", 8, "8 is not one its search's space could draw (16 to 64)"),
+    ("train.standardize", 1, "1 is not accepted; it must be true or false"),
+])
+def test_finalize_checks_values_against_the_searched_space(tiny_kermany, tmp_path,
+                                                           monkeypatch, key, value, says):
+    """The builder's annotations say only a type: a value the search's space could never
+    draw passed (diff review 21); the space is the project's oracle.json."""
+    import autopneumo.trials
+    from autopneumo.errors import RunsError
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _, second = _real_records(runs, tiny_kermany)
+    atomic_write_json(runs / "base_cnn__none" / "oracle.json",
+                      {"hyperparameters": {"space": SPACE, "values": {}}})
+    calls: list = []
+    monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", _stand_in(calls))
+    assert len(finalize(runs, top=2, seeds=1)) == 2  # the recorded values are drawable
+    record = json.loads(second.read_text())
+    record["hyperparameters"][key] = value
+    atomic_write_json(second, record)
+    calls.clear()
+    with pytest.raises(RunsError, match=f"{second}: hyperparameters.{key}: ") as info:
+        finalize(runs, top=2, seeds=2)
+    assert says in str(info.value) and calls == []
+
+
+@pytest.mark.parametrize("key, value", [("model.conv_dropout", 1.5),
+                                        ("model.dense_units", "x")])
+def test_finalize_refuses_a_record_whose_model_does_not_build_before_training(
+        tiny_kermany, tmp_path, monkeypatch, key, value):
+    """No oracle.json to check against: the model is built (not trained) first, so a value
+    its builder refuses stops finalize before any rank trains (diff review 21)."""
+    import autopneumo.trials
+    from autopneumo.errors import RunsError
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _, second = _real_records(runs, tiny_kermany)
+    record = json.loads(second.read_text())
+    record["hyperparameters"] |= {key: value, "model.depth": 4}
+    atomic_write_json(second, record)
+    calls: list = []
+    monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", _stand_in(calls))
+    with pytest.raises(RunsError, match=f"{second}: its hyperparameters do not build a model "
+                                        r"\(ValueError: "):
+        finalize(runs, top=2, seeds=1)
+    assert calls == []
