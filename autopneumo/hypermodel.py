@@ -276,14 +276,9 @@ def refresh_batchnorm(model, x: np.ndarray, batch_size: int = 64) -> None:
     statistics over ``x`` under the model's present weights: forward passes in training
     mode (as the statistics were gathered), momentum (k - 1) / k at the k-th batch. No
     weight changes."""
-    def batchnorms(layer):
-        for sub in getattr(layer, "layers", []):
-            if isinstance(sub, layers.BatchNormalization):
-                yield sub
-            else:
-                yield from batchnorms(sub)
-
-    norms = list(batchnorms(model))
+    # every layer the model tracks, at any depth: nested models and a plugin's own blocks
+    norms = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, layers.BatchNormalization)]
     if not norms:
         return
     momenta = [layer.momentum for layer in norms]

@@ -491,6 +491,13 @@ def test_augmentation_previews_are_repeatable_for_a_seed():
     assert not np.array_equal(first[0][1], other[0][1])
     assert random.getstate() == state[0]  # the caller's generators given back
     np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+    # and TensorFlow's global seed is not left set (a caller's unseeded draws would repeat)
+    tf = pytest.importorskip("tensorflow")
+    draws = []
+    for _ in range(2):
+        augment_previews(image, {"flip": {}}, draws=1, seed=0)
+        draws.append(tf.random.uniform([8]).numpy())
+    assert not np.array_equal(draws[0], draws[1])
 
 
 def test_randaugment_equalize_treats_each_image_on_its_own():

@@ -299,3 +299,26 @@ def test_refresh_batchnorm_takes_the_mean_of_the_batch_statistics_and_changes_no
                                rtol=1e-3)
     for before, after in zip(trainable, model.trainable_weights, strict=True):
         np.testing.assert_array_equal(before, np.asarray(after))
+
+
+def test_refresh_batchnorm_reaches_a_batchnorm_inside_a_custom_layer():
+    """It walked only .layers: a plugin family's block holding its BatchNorm as an
+    attribute kept the raw weights' statistics (diff review 21)."""
+    from autopneumo.hypermodel import refresh_batchnorm
+
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(2, 3, padding="same")
+            self.bn = keras.layers.BatchNormalization()
+
+        def call(self, x, training=None):
+            return self.bn(self.conv(x), training=training)
+
+    inputs = keras.Input((6, 6, 1))
+    block = Block()
+    model = keras.Model(inputs, keras.layers.Flatten()(block(inputs)))
+    x = np.random.default_rng(0).normal(5.0, 2.0, (32, 6, 6, 1)).astype("float32")
+    before = np.asarray(block.bn.moving_mean).copy()
+    refresh_batchnorm(model, x, batch_size=16)
+    assert not np.allclose(np.asarray(block.bn.moving_mean), before)

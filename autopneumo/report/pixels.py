@@ -113,14 +113,15 @@ def augment_previews(image: np.ndarray, policies: dict[str, dict[str, Any]],
 def _augment(entry: Any, hps: dict[str, Any], image: np.ndarray, partners: np.ndarray | None,
              draws: int, seed: int) -> np.ndarray:
     """``draws`` augmentations of ``image``, the same ones for the same ``seed``: Keras'
-    random layers, built unseeded, take theirs from the global seed, set here (and
-    Python's and NumPy's generators given back after)."""
-    import keras
+    random layers, built unseeded, draw their seeds from Python's generator, seeded here
+    and given back after (TensorFlow's and Keras' global seeds are left alone)."""
+    import random
 
     from ..backend import kept_random_state
 
     with kept_random_state():
-        keras.utils.set_random_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
         return _augmented(entry, hps, image, partners, draws, seed)
 
 
