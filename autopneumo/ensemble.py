@@ -249,18 +249,19 @@ def _common_input(records: list[dict[str, Any]], where: list[str]) -> None:
     def data_of(record):
         return record.get("data") if isinstance(record.get("data"), dict) else {}
 
-    first = data_of(records[0])
-    for record, place in zip(records[1:], where[1:], strict=True):
-        data = data_of(record)
-        for key, what in (("image_size", "px"), ("channels", "channel(s)")):
-            if None not in (first.get(key), data.get(key)) and first[key] != data[key]:
-                raise RunsError(f"the members take different inputs: {where[0]} "
-                                f"{first[key]} {what}, {place} {data[key]} {what}; an "
-                                "ensemble's models run on one decode of each image")
-        if not _same_data(first, data):
-            raise RunsError(f"the members were scored on different data (data hashes "
-                            f"{first.get('data_hash')} and {data.get('data_hash')}): "
-                            f"{where[0]}, {place}")
+    datas = [data_of(r) for r in records]
+    for j in range(1, len(records)):  # every pair: a member may name what the first lacks
+        for i in range(j):
+            first, data = datas[i], datas[j]
+            for key, what in (("image_size", "px"), ("channels", "channel(s)")):
+                if None not in (first.get(key), data.get(key)) and first[key] != data[key]:
+                    raise RunsError(f"the members take different inputs: {where[i]} "
+                                    f"{first[key]} {what}, {where[j]} {data[key]} {what}; "
+                                    "an ensemble's models run on one decode of each image")
+            if not _same_data(first, data):
+                raise RunsError(f"the members were scored on different data (data hashes "
+                                f"{first.get('data_hash')} and {data.get('data_hash')}): "
+                                f"{where[i]}, {where[j]}")
 
 
 def _same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:

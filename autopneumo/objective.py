@@ -288,7 +288,8 @@ def percentile_interval(values: np.ndarray, level: float,
     possible value for the lower bound and its highest for the upper one (``bounds``).
     Dropping those resamples would leave the ones that drew the few images the metric
     rests on, and a narrow interval; counted, an interval where more than (1 - level) / 2
-    of them are undefined reaches the end of the range. NaN where no resample defines it.
+    of them are undefined reaches (interpolated between the resamples: nearly, for a few
+    hundred) the end of the range. NaN where no resample defines it.
     """
     values = np.asarray(values, dtype=np.float64)
     undefined = ~np.isfinite(values)

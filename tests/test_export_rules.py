@@ -83,6 +83,13 @@ def test_an_ensemble_of_members_scored_on_different_data_is_refused(tmp_path):
     assert ensemble(runs, top=2, n_boot=20)["trial_id"] == "top2"
     runs = _two_members(tmp_path / "unknown", hashes=(None, "h1"), models=False)
     assert ensemble(runs, top=2, n_boot=20)["trial_id"] == "top2"
+    # the first names none, the other two differ: still refused
+    runs = _two_members(tmp_path / "three", hashes=(None, "h1"), models=False)
+    third = write_record(runs, "base_cnn", "geometric", "0", 0.2, seed=0)
+    _set(third, data={"image_size": 32, "channels": 1, "data_hash": "h2",
+                      "data_list_hash": "l1"}, trial_dir=str(third.parent))
+    with pytest.raises(RunsError, match="different data .*h1 and h2"):
+        ensemble(runs, top=3, n_boot=20)
 
 
 def test_export_ensemble_refuses_a_member_model_it_was_not_scored_with(tmp_path):
