@@ -701,12 +701,15 @@ def image_files(inputs: str | Path | list[str | Path]) -> tuple[list[Path], list
     their content (PACS exports name files IM000001 or by UID, ``1.2.840...504``; their
     DICOMDIR index holds no image). What is neither a file nor a folder there (a broken
     link, a FIFO) is never opened: one named as an image is kept (an error row), any other
-    is skipped."""
+    is skipped. A linked subfolder is not followed (it could lead out of the folder, or
+    round in a loop) and is counted as skipped: give it as a folder of its own."""
     files: list[Path] = []
     skipped: list[Path] = []
     for item in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs):
         if item.is_dir():
-            for p in sorted(p for p in item.rglob("*") if not p.is_dir()):
+            found = sorted(item.rglob("*"))
+            skipped.extend(p for p in found if p.is_symlink() and p.is_dir())
+            for p in (p for p in found if not p.is_dir()):
                 named = p.suffix.lower() in PREDICT_SUFFIXES
                 readable = named or (p.is_file() and p.name.upper() != "DICOMDIR"
                                      and is_dicom(p))

@@ -54,7 +54,9 @@ def _check_png_out(out: Path) -> None:
 
     if out.suffix.lower() != ".png":
         raise OptionError(f"--out {out}: give a file name ending in .png")
-    if out.exists():
+    if out.exists() and not out.is_file():  # a FIFO would hang the read below
+        raise OptionError(f"--out {out}: exists and is not a regular file; not replaced")
+    if out.exists() and out.stat().st_size:  # an empty placeholder (mktemp) is fine
         try:
             with out.open("rb") as f:
                 head = f.read(len(PNG_SIGNATURE))

@@ -923,6 +923,11 @@ def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "t
 _ORACLE_STATE = {"ongoing_trials": dict, "hyperparameters": dict, "start_order": list,
                  "end_order": list, "run_times": dict, "retry_queue": list,
                  "tried_so_far": list, "id_to_hash": dict, "display": dict}
+# the entries a hyperband or bayesian oracle adds, checked where they are there
+_ORACLE_OWN = {"hyperband_iterations": int, "max_epochs": int, "min_epochs": int,
+               "factor": int, "brackets": list, "current_bracket": int,
+               "current_iteration": int, "num_initial_points": int,
+               "alpha": (int, float), "beta": (int, float)}
 
 
 def unreadable_tuner_state(path: Any, exc: BaseException) -> str:
@@ -945,6 +950,13 @@ def _check_tuner_state(state: Any, kind: str, whole: bool = False) -> None:
         for key, kind_of in _ORACLE_STATE.items():
             if (whole or key in state) and not isinstance(state.get(key), kind_of):
                 raise ValueError(f"its {key!r} is not a {kind_of.__name__}")
+        for key, kind_of in _ORACLE_OWN.items():
+            value = state.get(key)
+            if key in state and (isinstance(value, bool) or not isinstance(value, kind_of)):
+                raise ValueError(f"its {key!r} is not a "
+                                 f"{'number' if isinstance(kind_of, tuple) else kind_of.__name__}")
+        if any(not isinstance(b, dict) for b in state.get("brackets") or []):
+            raise ValueError("its 'brackets' are not hyperband brackets")
     elif kind == "trial" and whole:
         from keras_tuner.src.engine.trial import Trial
 
