@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from autopneumo.atomic import atomic_write_json
 from autopneumo.objective import binary_metrics, bootstrap_intervals, validation_summary
+
+
+def edit_record(record_path: Path, **changes) -> None:
+    """Change a record's fields in place; a mapping given for a mapping field is merged
+    into it (``data={"image_size": 32}`` keeps the other data entries)."""
+    record = json.loads(record_path.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] |= value
+        else:
+            record[key] = value
+    atomic_write_json(record_path, record)
 
 
 def write_record(runs: Path, family: str, policy: str, trial_id: str, quality: float,

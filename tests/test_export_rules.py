@@ -13,6 +13,7 @@ import pytest
 from autopneumo.atomic import atomic_write_json
 from autopneumo.data.download import file_digest
 from autopneumo.errors import RunsError
+from tests.records import edit_record as _set
 from tests.records import write_record
 
 
@@ -31,16 +32,6 @@ def _tiny_model(path: Path, size: int, channels: int = 1, bias: float = 0.0) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     keras.Model(inputs, out).save(path)
     return file_digest(path)
-
-
-def _set(record_path: Path, **changes) -> None:
-    record = json.loads(record_path.read_text())
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(record.get(key), dict):
-            record[key] |= value
-        else:
-            record[key] = value
-    atomic_write_json(record_path, record)
 
 
 def _two_members(tmp_path: Path, sizes=(32, 32), channels=(1, 1), hashes=("h1", "h1"),

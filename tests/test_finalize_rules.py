@@ -12,17 +12,8 @@ import pandas as pd
 import pytest
 
 from autopneumo.atomic import atomic_write_json
+from tests.records import edit_record as _set
 from tests.records import write_record
-
-
-def _set(record_path: Path, **changes) -> None:
-    record = json.loads(record_path.read_text())
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(record.get(key), dict):
-            record[key] |= value
-        else:
-            record[key] = value
-    atomic_write_json(record_path, record)
 
 
 def _real_records(runs: Path, data: Path) -> list[Path]:
