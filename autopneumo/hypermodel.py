@@ -254,7 +254,7 @@ class AverageWeightsEachEpoch(keras.callbacks.Callback):
 
     BN_IMAGES = 512
 
-    def __init__(self, x=None, seed: int = 0, batch_size: int = 64):
+    def __init__(self, x=None, seed: int = 0, batch_size: int = 128):
         super().__init__()
         self.batch_size = batch_size
         self.x = None
