@@ -47,44 +47,31 @@ def load_trained_model(path, data: bytes | None = None) -> keras.Model:
         # Keras would say "File not found" of a file that is there
         raise RunsError(f"{path}: not a Keras model file (.keras); unreadable or corrupt")
     try:
-        data = _with_augmentation_layer(io.BytesIO(data) if data is not None else path) or data
         if data is None:
-            return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+            return _with_augmentation_layer(
+                keras.saving.load_model(str(path), safe_mode=True, compile=False))
         with tempfile.TemporaryDirectory(prefix="autopneumo-model-") as tmp:
             copy = os.path.join(tmp, "model.keras")
             with open(copy, "wb") as fh:
                 fh.write(data)
-            return keras.saving.load_model(copy, safe_mode=True, compile=False)
+            return _with_augmentation_layer(
+                keras.saving.load_model(copy, safe_mode=True, compile=False))
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunsError(f"{path}: cannot load the model ({reason})") from exc
 
 
-def _with_augmentation_layer(source) -> bytes | None:
-    """The model file's bytes with a plain ``Sequential`` named ``augmentation`` (how
-    models were saved before the twenty-first session) declared an ``Augmentation``: the
-    same layers, off unless trained. None where there is none (nothing to change)."""
-    import io
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(source) as archive:
-        config = json.loads(archive.read("config.json"))
-        layers_ = (config.get("config") or {}).get("layers") or []
-        old = [entry for entry in layers_ if isinstance(entry, dict)
-               and entry.get("class_name") == "Sequential"
-               and (entry.get("config") or {}).get("name") == "augmentation"]
-        if not old:
-            return None
-        for entry in old:
-            entry.update(module="autopneumo.preprocessing", class_name="Augmentation",
-                         registered_name="autopneumo>Augmentation")
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w") as copy:
-            for info in archive.infolist():
-                copy.writestr(info, json.dumps(config) if info.filename == "config.json"
-                              else archive.read(info.filename))
-    return out.getvalue()
+def _with_augmentation_layer(model: keras.Model) -> keras.Model:
+    """A model saved before the twenty-first session holds its augmentation as a plain
+    ``Sequential`` named ``augmentation``, whose random layers are on when the model is
+    called without ``training``: it becomes an ``Augmentation`` (the same layers, off
+    unless trained; the class only changes ``call``). Done on the loaded model, not in the
+    file's config: Keras numbers saved weights per class, and renaming the class there
+    would shift a later ``Sequential`` (a plugin's block) onto the augmentation's."""
+    for layer in model._flatten_layers(include_self=False):
+        if type(layer) is keras.Sequential and layer.name == "augmentation":
+            layer.__class__ = Augmentation
+    return model
 
 
 def build_model(

@@ -113,8 +113,15 @@ def _drawable(hp: dict[str, Any], value: Any) -> bool:
     if kind == "Fixed":
         return _same(value, config.get("value"))
     if kind in ("Int", "Float"):
-        ok = is_integer(value) if kind == "Int" else is_number(value)
-        return ok and config["min_value"] <= value <= config["max_value"]
+        if not (is_integer(value) if kind == "Int" else is_number(value)):
+            return False
+        lo, hi = config["min_value"], config["max_value"]
+        if kind == "Int" and config.get("step") is None and config.get("sampling") not in (
+                None, "linear"):
+            hi += 1  # keras-tuner's stepless log Int maps the top probability to max + 1
+        # keras-tuner's float arithmetic lands just past a bound (0.030000000000000002)
+        slack = 1e-9 * max(abs(lo), abs(hi), 1e-12) if kind == "Float" else 0
+        return lo - slack <= value <= hi + slack
     return True  # a kind this check does not know: the builder's rules above still hold
 
 

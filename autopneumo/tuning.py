@@ -952,6 +952,8 @@ def _check_tuner_state(state: Any, kind: str, whole: bool = False) -> None:
                 raise ValueError(f"its {key!r} is not a {kind_of.__name__}")
         for key, kind_of in _ORACLE_OWN.items():
             value = state.get(key)
+            if key == "num_initial_points" and value is None:  # bayesian's default: None
+                continue
             if key in state and (isinstance(value, bool) or not isinstance(value, kind_of)):
                 raise ValueError(f"its {key!r} is not a "
                                  f"{'number' if isinstance(kind_of, tuple) else kind_of.__name__}")
