@@ -322,3 +322,25 @@ def test_refresh_batchnorm_reaches_a_batchnorm_inside_a_custom_layer():
     before = np.asarray(block.bn.moving_mean).copy()
     refresh_batchnorm(model, x, batch_size=16)
     assert not np.allclose(np.asarray(block.bn.moving_mean), before)
+
+
+@pytest.mark.parametrize("batch_size, refresh", [(8, 32), (32, 128), (64, 128)])
+def test_the_batchnorm_refresh_batches_follow_the_training_batch_size(monkeypatch, batch_size,
+                                                                      refresh):
+    """Up to 4 training batches at once (a forward pass stores no activations for a
+    backward one), at most 128: a large backbone's refresh fits where its training fits."""
+    import autopneumo.hypermodel as hm
+    from autopneumo.data.dataset import Split
+
+    seen = []
+    monkeypatch.setattr(hm, "refresh_batchnorm", lambda model, x, size: seen.append(size))
+    x = np.random.default_rng(0).integers(0, 255, (16, 8, 8, 1)).astype("uint8")
+    y = np.array([0, 1] * 8, dtype="uint8")
+    names = np.array([f"f{i}" for i in range(16)])
+    model = _bn_model()
+    model.compile(optimizer=hm.make_optimizer({"ema": True}, 1e-3, 1),
+                  loss="binary_crossentropy")
+    hm.train(model, Split(x, y, names, names), Split(x, y, names, names),
+             {"ema": True, "batch_size": batch_size, "epochs": 1, "balance": "none"}, 0.95,
+             early_stopping=False)
+    assert seen == [refresh]
