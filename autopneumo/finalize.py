@@ -160,9 +160,8 @@ def _seed_ensembles(runs_dir: Path, folders: dict[int, tuple[str, list[Path], st
                                    f"{len(dirs)} seeds of {trial_id}",
                                    command="autopneumo finalize", combine=combine)
             tail = record["trial_id"][len(f"rank{rank}"):]  # _<project>_trial<id>_seeds<N>...
-            for old in (runs_dir / "_ensemble").glob("rank*"):
-                if (old.name != record["trial_id"] and old.name.endswith(tail)
-                        and old.name[len("rank"):-len(tail)].isdigit() and old.is_dir()):
+            for old in _ranked(runs_dir / "_ensemble", tail):
+                if old.name != record["trial_id"]:
                     shutil.rmtree(old, ignore_errors=True)
             entry["ensemble"] = record["trial_id"]
             entry |= {f"ensemble_{m}": recorded_metric(record["test"], m) for m in METRICS}
@@ -178,10 +177,15 @@ def _row(rank: int, row, seed: int, final: dict, reused: bool) -> dict:
 
 def _other_ranks(runs_dir: Path, project: str, trial_id, out: Path) -> list[Path]:
     """This trial's seed folders under the other ranks an earlier run gave it."""
-    tail = f"_{project}_trial{trial_id}"
-    return sorted(p for p in (runs_dir / "_finalize").glob("rank*") if p != out
-                  and p.name.endswith(tail) and p.name[len("rank"):-len(tail)].isdigit()
-                  and p.is_dir())
+    return [p for p in _ranked(runs_dir / "_finalize", f"_{project}_trial{trial_id}")
+            if p != out]
+
+
+def _ranked(folder: Path, tail: str) -> list[Path]:
+    """The folders ``rank<N><tail>`` in ``folder``, whatever N (another project whose name
+    merely ends alike, ``rank1_x<tail>``, is not one)."""
+    return sorted(p for p in folder.glob("rank*") if p.name.endswith(tail)
+                  and p.name[len("rank"):-len(tail)].isdigit() and p.is_dir())
 
 
 def _seed_done(places: list[Path], seed: int, trial_dir: str, values: dict,
