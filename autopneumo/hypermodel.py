@@ -532,12 +532,12 @@ def train(model, train_split, val_split, training: dict[str, Any], recall_target
     own = [
         EpochTimer(),
         FailOnNaN(),
-        # the refresh's forward passes in batches of up to 4 training batches: without
-        # the backward pass's stored activations, that fits where training fits
+        # before scoring; the BatchNorm refresh's forward passes in batches of up to 4
+        # training batches: without a backward pass's stored activations, that fits
+        # where training fits
         *([AverageWeightsEachEpoch(train_split.x, seed,
                                    min(128, 4 * int(training.get("batch_size", 32))))]
           if training.get("ema") else []),
-        # (before scoring)
         # a fit from initial_epoch > 0 continues trained weights: they are scored too
         ValidationObjective(val_split.x, val_split.y, recall_target,
                             score_start=initial_epoch > 0, keep_best=keep_best),
