@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import DataError, OptionError
 from ..paths import default_data_path
 from .cache import load_or_decode
-from .download import file_digest
+from .download import MEDMNIST_KEYS, file_digest
 from .images import decode_image
 from .kermany import scan_kermany
 from .splits import patient_split
@@ -231,8 +231,7 @@ def load_medmnist(path: Path, image_size: int, channels: int, seed: int = 0) -> 
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
-    for key in (f"{name}_{part}" for name in ("train", "val", "test")
-                for part in ("images", "labels")):
+    for key in MEDMNIST_KEYS:
         if key not in arrays:
             raise DataError(f"{path}: missing MedMNIST key {key!r}")
     checked = {name: _checked_arrays(path, name, arrays[f"{name}_images"],
