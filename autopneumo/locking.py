@@ -71,7 +71,7 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any] | None]:
         holder = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         holder = None
-    if isinstance(holder, int) and not isinstance(holder, bool):
+    if _is_pid(holder):
         holder = {"pid": holder}
     if not isinstance(holder, dict) or not _is_pid(holder.get("pid")):
         return data, None
