@@ -926,7 +926,8 @@ _ORACLE_STATE = {"ongoing_trials": dict, "hyperparameters": dict, "start_order":
 # the entries a hyperband or bayesian oracle adds, checked where they are there
 _ORACLE_OWN = {"hyperband_iterations": int, "max_epochs": int, "min_epochs": int,
                "factor": int, "brackets": list, "current_bracket": int,
-               "current_iteration": int, "num_initial_points": int,
+               "current_iteration": int,
+               "num_initial_points": (int, type(None)),  # bayesian's default is null
                "alpha": (int, float), "beta": (int, float)}
 
 
@@ -952,8 +953,6 @@ def _check_tuner_state(state: Any, kind: str, whole: bool = False) -> None:
                 raise ValueError(f"its {key!r} is not a {kind_of.__name__}")
         for key, kind_of in _ORACLE_OWN.items():
             value = state.get(key)
-            if key == "num_initial_points" and value is None:  # bayesian's default: None
-                continue
             if key in state and (isinstance(value, bool) or not isinstance(value, kind_of)):
                 raise ValueError(f"its {key!r} is not a "
                                  f"{'number' if isinstance(kind_of, tuple) else kind_of.__name__}")
