@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import autopneumo
@@ -120,7 +121,6 @@ def test_trials_of_a_family_not_registered_here_are_named_not_hidden(tmp_path):
 
 def test_numpy_integers_are_integers_and_bad_report_options_write_nothing(tmp_path):
     """The diff review's N1, N5, N12."""
-    import numpy as np
 
     (tmp_path / "runs").mkdir()
     assert autopneumo.leaderboard(tmp_path / "runs", top=np.int64(2)).empty
@@ -130,3 +130,26 @@ def test_numpy_integers_are_integers_and_bad_report_options_write_nothing(tmp_pa
     with pytest.raises(OptionError, match="--data /nowhere: not found"):
         autopneumo.write_report(tmp_path / "runs", tmp_path / "out", data="/nowhere")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"image_size": 32.0}, "--image-size must be an integer, got 32.0"),
+    ({"image_size": "32"}, "--image-size must be an integer, got '32'"),
+    ({"channels": 3.0}, "--channels must be an integer, got 3.0"),
+    ({"val_fraction": "0.2"}, "--val-fraction must be a number, got '0.2'"),
+    ({"seed": None}, "--seed must be an integer, got None"),
+    ({"seed": 1.5}, "--seed must be an integer, got 1.5"),
+    ({"seed": -1}, r"--seed must be in \[0, 2\*\*32\), got -1"),
+])
+def test_load_dataset_names_an_option_of_the_wrong_type(tiny_kermany, fields, message):
+    """The API review 22: from Python these were a TypeError in the decoder, the split or
+    scikit-learn ('float' object cannot be interpreted as an integer)."""
+    with pytest.raises(OptionError, match=f"^{message}$"):
+        autopneumo.load_dataset(tiny_kermany, **{"image_size": 32, **fields})
+
+
+def test_load_dataset_takes_its_cache_folder_as_a_string(tiny_kermany, tmp_path):
+    dataset = autopneumo.load_dataset(tiny_kermany, 32, cache_folder=str(tmp_path / "cache"))
+    assert dataset.manifest["cache"].startswith(str(tmp_path / "cache"))
+    assert autopneumo.load_dataset(tiny_kermany, np.int64(32), seed=np.int64(1)).manifest[
+        "split_seed"] == 1

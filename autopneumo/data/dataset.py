@@ -58,13 +58,28 @@ def split_hash(val_files: np.ndarray) -> str:
     return hashlib.sha256(names.encode("utf-8")).hexdigest()[:16]
 
 
+def _check_types(image_size: Any, channels: Any, val_fraction: Any, seed: Any) -> None:
+    """From Python nothing parses these as the CLI does: a size of 32.0 or "32", or a seed
+    of None, is named here, not met as a TypeError in the decoder or scikit-learn."""
+    from ..spaces import is_integer, is_number
+
+    for option, value, rule, kind in (("--image-size", image_size, is_integer, "an integer"),
+                                      ("--channels", channels, is_integer, "an integer"),
+                                      ("--val-fraction", val_fraction, is_number, "a number"),
+                                      ("--seed", seed, is_integer, "an integer")):
+        if not rule(value):
+            raise OptionError(f"{option} must be {kind}, got {value!r}")
+    if not 0 <= seed < 2**32:
+        raise OptionError(f"--seed must be in [0, 2**32), got {seed}")
+
+
 def load_dataset(
     path: str | Path | None = None,
     image_size: int = 128,
     channels: int = 1,
     val_fraction: float = 0.2,
     seed: int = 0,
-    cache_folder: Path | None = None,
+    cache_folder: str | Path | None = None,
     split_by: str = "patient",
 ) -> Dataset:
     """Load a Kermany folder (or a PneumoniaMNIST .npz) at ``image_size`` px.
@@ -74,6 +89,7 @@ def load_dataset(
     once into a cache keyed by file list, size and channels. The manifest's ``data_hash``
     covers every image file's path and bytes (see ``same_data`` for older records).
     """
+    _check_types(image_size, channels, val_fraction, seed)
     if image_size < 8:
         raise OptionError(f"--image-size must be at least 8, got {image_size}")
     if channels not in (1, 3):
@@ -84,7 +100,8 @@ def load_dataset(
     if path.is_file() and path.suffix == ".npz":
         return load_medmnist(path, image_size, channels, seed)
     scan = scan_kermany(path)
-    decoded = load_or_decode(scan, image_size, channels, folder=cache_folder)
+    decoded = load_or_decode(scan, image_size, channels,
+                             folder=None if cache_folder is None else Path(cache_folder))
     everything = Split(decoded.images, decoded.labels, decoded.files, decoded.patients)
     is_test = decoded.splits == "test"
     test = everything.take(np.flatnonzero(is_test))
