@@ -95,9 +95,13 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     """Build, evaluate and save the ensemble of the ``top`` best trials; returns its record
     (``record["_path"]`` is the ``record.json`` written). ``data``: with ``tta``, the data
     folder if it moved since the search (the same files, checked by the data hash)."""
+    from .spaces import positive_int
+
     check_combine(combine)
-    if top < 1:
-        raise OptionError(f"--top must be positive, got {top}")
+    if not positive_int(top):  # 2.0 or "2" from Python: not a TypeError in pandas
+        raise OptionError(f"--top must be a positive integer, got {top!r}")
+    if not positive_int(n_boot):
+        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
     if data is not None and not tta:
         raise OptionError("--data is for --tta (re-scoring the images); without it the saved "
                           "predictions are averaged")

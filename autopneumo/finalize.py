@@ -39,9 +39,11 @@ def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,
     Each trial is retrained on the data folder its record names, or on ``data`` (a moved
     copy: it must hold the same files, checked by the data hash)."""
     from .ensemble import check_combine
+    from .spaces import positive_int
 
-    if top < 1 or seeds < 1:
-        raise OptionError("--top and --seeds must be positive")
+    for option, value in (("--top", top), ("--seeds", seeds)):
+        if not positive_int(value):  # 2.0 or "2" from Python: not a TypeError in pandas
+            raise OptionError(f"{option} must be a positive integer, got {value!r}")
     check_combine(combine)
     runs_dir = require_runs_dir(runs_dir)
     best = best_search_trials(runs_dir, top, "finalize", "retrained")

@@ -224,8 +224,10 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
     ``out`` must be new, empty or an earlier export, which is replaced as a whole (never
     left beside the new one, where ``predict --model out`` could pick an old model). The
     new export is written next to ``out`` first and moved in when complete."""
-    if top < 1:
-        raise OptionError(f"--top must be positive, got {top}")
+    from .spaces import positive_int
+
+    if not positive_int(top):  # 1.0 or "1" from Python: not a TypeError in pandas
+        raise OptionError(f"--top must be a positive integer, got {top!r}")
     if ensemble is not None and top != 1:
         raise OptionError(f"--top {top} with --ensemble {ensemble}: an ensemble row is exported "
                           "whole (its members are its own); drop --top")

@@ -153,3 +153,27 @@ def test_load_dataset_takes_its_cache_folder_as_a_string(tiny_kermany, tmp_path)
     assert dataset.manifest["cache"].startswith(str(tmp_path / "cache"))
     assert autopneumo.load_dataset(tiny_kermany, np.int64(32), seed=np.int64(1)).manifest[
         "split_seed"] == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda runs: autopneumo.ensemble(runs, top=2.0), "--top must be a positive integer, got 2.0"),
+    (lambda runs: autopneumo.ensemble(runs, top="2"), "--top must be a positive integer, got '2'"),
+    (lambda runs: autopneumo.ensemble(runs, n_boot=10.5),
+     "n_boot must be a positive integer, got 10.5"),
+    (lambda runs: autopneumo.ensemble(runs, n_boot=0), "n_boot must be a positive integer, got 0"),
+    (lambda runs: autopneumo.export(runs, runs.parent / "out", top=1.0),
+     "--top must be a positive integer, got 1.0"),
+    (lambda runs: autopneumo.finalize(runs, top=1, seeds=2.0),
+     "--seeds must be a positive integer, got 2.0"),
+    (lambda runs: autopneumo.finalize(runs, top="1"), "--top must be a positive integer, got '1'"),
+])
+def test_ensemble_export_and_finalize_name_a_count_of_the_wrong_type(tmp_path, call, message):
+    """The API review 22: a float or string top, seeds or n_boot was a TypeError from pandas
+    or NumPy ('cannot do positional indexing on RangeIndex'), as leaderboard's is not."""
+    from tests.records import three_trials
+
+    runs = three_trials(tmp_path)
+    with pytest.raises(OptionError, match=f"^{message}$"):
+        call(runs)
+    assert not (runs / "_ensemble").exists() and not (runs / "_finalize").exists()
+    assert not (tmp_path / "out").exists()

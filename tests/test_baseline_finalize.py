@@ -98,5 +98,5 @@ def test_finalize_names_a_missing_runs_folder(tmp_path):
 
     with pytest.raises(RunsError, match=f"^runs folder not found: {tmp_path / 'missing'}$"):
         finalize(tmp_path / "missing")
-    with pytest.raises(OptionError, match="--top and --seeds must be positive"):
+    with pytest.raises(OptionError, match="--seeds must be a positive integer, got 0"):
         finalize(tmp_path, seeds=0)
