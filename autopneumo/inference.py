@@ -502,6 +502,11 @@ def resolve_model(source: str | Path, threshold: float | None = None,
     the new one in) is waited for and the folder read again: the card, its threshold and
     the model files always come from one export, and the files' bytes as checked are
     what ``Predictor`` loads."""
+    from .spaces import is_number
+
+    for option, value in (("--threshold", threshold), ("--recall-target", recall_target)):
+        if value is not None and not is_number(value):  # "0.5" from Python: not a TypeError
+            raise OptionError(f"{option} must be a number, got {value!r}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise OptionError(f"--threshold must be in [0, 1], got {threshold}")
     if recall_target is not None and not 0.0 < recall_target <= 1.0:
@@ -803,6 +808,14 @@ def _check_scores(scores: np.ndarray, model: str | Path) -> None:
                           f"{float(outside[0]):g}); predict needs a sigmoid output")
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    """0 failed at the first scoring (range's step), 1.5 was taken as 1."""
+    from .spaces import positive_int
+
+    if not positive_int(batch_size):
+        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
 class Predictor:
     """A model (a trial's, a finalize seed's, an export, or an exported ensemble's members)
     loaded once, to score image files or decoded images many times: what ``predict``
@@ -818,6 +831,7 @@ class Predictor:
                  card: ModelCard | None = None):
         from .hypermodel import load_trained_model
 
+        _check_batch_size(batch_size)
         self.source = model
         self.card = card or resolve_model(model, threshold, recall_target)
         self.batch_size = int(batch_size)
@@ -908,6 +922,7 @@ def predict(model: str | Path, inputs: str | Path | list[str | Path],
     (files in the given folders that are not images). To score many times with one
     model loaded once: ``Predictor``.
     """
+    _check_batch_size(batch_size)
     card = resolve_model(model, threshold, recall_target)
     files, skipped = image_files(inputs)  # before the model's load: a bad path fails fast
     scorer = Predictor(model, threshold, recall_target, batch_size, card)

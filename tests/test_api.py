@@ -177,3 +177,25 @@ def test_ensemble_export_and_finalize_name_a_count_of_the_wrong_type(tmp_path, c
         call(runs)
     assert not (runs / "_ensemble").exists() and not (runs / "_finalize").exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_and_predictor_name_a_threshold_or_batch_size_of_the_wrong_type(tmp_path):
+    """The API review 22: a threshold of "0.5" was a TypeError from a comparison, a
+    batch_size of 0 a ValueError from range() at the first scoring (Predictor took it)."""
+    from tests.records import write_record
+
+    trial = write_record(tmp_path, "base_cnn", "none", "0", 0.5).parent
+    (tmp_path / "scan.png").write_bytes(b"")
+    for kwargs, message in (({"threshold": "0.5"}, "--threshold must be a number, got '0.5'"),
+                            ({"recall_target": "0.9"},
+                             "--recall-target must be a number, got '0.9'")):
+        with pytest.raises(OptionError, match=f"^{message}$"):
+            autopneumo.predict(trial, [tmp_path / "scan.png"], **kwargs)
+        with pytest.raises(OptionError, match=f"^{message}$"):
+            autopneumo.Predictor(trial, **kwargs)
+    for batch_size in (0, -8, 1.5, "8"):
+        message = f"batch_size must be a positive integer, got {batch_size!r}"
+        with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+            autopneumo.Predictor(trial, batch_size=batch_size)
+        with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+            autopneumo.predict(trial, [tmp_path / "scan.png"], batch_size=batch_size)
