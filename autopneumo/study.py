@@ -76,6 +76,21 @@ class _Ticker(Periodic):
         self.ticks += 1
 
 
+def _check_types(families: Any, policies: Any, budget: Any, base: Any) -> None:
+    """From Python nothing parses these as the CLI does: a "2h" budget, a None base or a
+    family given as a number is named here, not met as a TypeError or AttributeError."""
+    for option, names in (("--families", families), ("--augment", policies)):
+        if not isinstance(names, str) and not (isinstance(names, list | tuple | set | frozenset)
+                                               and all(isinstance(n, str) for n in names)):
+            raise OptionError(f"{option} must be a name, 'all' or a list of names, got "
+                              f"{names!r}")
+    if not is_number(budget):
+        raise OptionError(f"--budget must be a number of seconds (parse_duration reads '2h'), "
+                          f"got {budget!r}")
+    if not isinstance(base, SearchConfig):
+        raise OptionError(f"run_study takes a SearchConfig as base, got {type(base).__name__}")
+
+
 STUDY_MAX_TRIALS = OPEN_ENDED_TRIALS  # never reached in a budget: the share ends each pair
 
 
@@ -85,7 +100,8 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
 
     ``base`` holds the settings every pair shares (its ``family`` and ``policy`` are
     replaced); without a ``max_trials`` the budget alone ends each pair, as in the CLI."""
-    if budget <= 0:
+    _check_types(families, policies, budget, base)
+    if not budget > 0:  # NaN too: it was written to study.json before any pair refused it
         raise OptionError(f"--budget must be positive, got {budget}")
     chosen = {"--families": expand(families, FAMILIES), "--augment": expand(policies, POLICIES)}
     for option, names in chosen.items():

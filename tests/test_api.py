@@ -199,3 +199,21 @@ def test_predict_and_predictor_name_a_threshold_or_batch_size_of_the_wrong_type(
             autopneumo.Predictor(trial, batch_size=batch_size)
         with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
             autopneumo.predict(trial, [tmp_path / "scan.png"], batch_size=batch_size)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((["base_cnn"], ["none"], "2h"), r"--budget must be a number of seconds \(parse_duration "
+                                     r"reads '2h'\), got '2h'"),
+    ((["base_cnn"], ["none"], float("nan")), "--budget must be positive, got nan"),
+    (([1], ["none"], 60), r"--families must be a name, 'all' or a list of names, got \[1\]"),
+    ((["base_cnn"], None, 60), "--augment must be a name, 'all' or a list of names, got None"),
+])
+def test_run_study_names_a_budget_or_names_of_the_wrong_type(tmp_path, args, message):
+    """The API review 22: a "2h" budget or a number for a family was a TypeError or
+    AttributeError; a NaN budget was written to study.json, then refused as --time-budget."""
+    base = autopneumo.SearchConfig("", "", data=tmp_path / "data", runs_dir=tmp_path / "runs")
+    with pytest.raises(OptionError, match=f"^{message}$"):
+        autopneumo.run_study(*args, base)
+    with pytest.raises(OptionError, match="^run_study takes a SearchConfig as base, got dict$"):
+        autopneumo.run_study(["base_cnn"], ["none"], 60, {"data": "x"})
+    assert not (tmp_path / "runs").exists()
