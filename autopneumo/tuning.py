@@ -140,6 +140,15 @@ def _check_types(config: SearchConfig) -> None:
                           "(write [path])")
 
 
+def _python_numbers(config: SearchConfig) -> SearchConfig:
+    """NumPy's numbers (a notebook's ``np.int64`` seed, which ``validate`` accepts) as
+    Python's: ``keras.utils.set_random_seed`` refuses an ``np.int64``, after the data were
+    loaded and the project pinned."""
+    values = {name: getattr(config, name) for name in _INTS + _NUMBERS}
+    return replace(config, **{name: (int if name in _INTS else float)(value)
+                              for name, value in values.items() if value is not None})
+
+
 DEFAULT_TRIALS = 10
 
 
@@ -498,6 +507,7 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     if not isinstance(config, SearchConfig):
         raise OptionError(f"search takes a SearchConfig, got {type(config).__name__}")
     config.validate()  # before TensorFlow loads: a bad option fails in no time
+    config = _python_numbers(config)
     import_tensorflow_quietly()  # before Keras: quiet, thread pools sized to the cores
     import keras
 

@@ -217,3 +217,16 @@ def test_run_study_names_a_budget_or_names_of_the_wrong_type(tmp_path, args, mes
     with pytest.raises(OptionError, match="^run_study takes a SearchConfig as base, got dict$"):
         autopneumo.run_study(["base_cnn"], ["none"], 60, {"data": "x"})
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_search_takes_numpy_integers_as_validate_does(tiny_kermany, tmp_path):
+    """The API review 22: validate accepted an ``np.int64`` seed (the diff review's N1), and
+    the search then failed in keras.utils.set_random_seed ("Expected `seed` argument to be
+    an integer") after loading the data and pinning the project."""
+    config = autopneumo.SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random",
+                                     runs_dir=tmp_path / "runs", max_trials=np.int64(1),
+                                     epochs=np.int64(1), image_size=np.int64(32),
+                                     seed=np.int64(1), recall_target=np.float64(0.9))
+    records = autopneumo.search(config)
+    assert [r["status"] for r in records] == ["completed"]
+    assert records[0]["data"]["split_seed"] == 1 and records[0]["recall_target"] == 0.9
