@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def keras_backend() -> str:
@@ -153,19 +154,57 @@ def configure_threads(threads: int | None = None) -> int | None:
 
 @contextlib.contextmanager
 def kept_random_state() -> Iterator[None]:
-    """Give Python's and NumPy's global random generators back as they were: a search or a
-    training seeds them (``keras.utils.set_random_seed``), and a notebook's own draws
-    afterwards would otherwise repeat from that seed."""
+    """Give Python's and NumPy's global random generators, and TensorFlow's and Keras'
+    global seeds, back as they were: a search or a training seeds them all
+    (``keras.utils.set_random_seed``), and a notebook's own draws afterwards would
+    otherwise repeat from that seed (``tf.random.uniform`` the same in every run)."""
     import random
 
     import numpy as np
 
     python, numpy = random.getstate(), np.random.get_state()
+    framework = _framework_seeds()
     try:
         yield
     finally:
         random.setstate(python)
         np.random.set_state(numpy)
+        _restore_framework_seeds(framework)
+
+
+_KERAS_SEEDS = ("global_random_seed", "global_seed_generator")  # keras.utils.set_random_seed's
+
+
+def _framework_seeds() -> tuple[Any, Any, dict[str, Any]]:
+    """TensorFlow's global seed and its generator of operation seeds, and Keras' global
+    seed attributes; their defaults (none set) where either is not loaded yet."""
+    seed = rng = None
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.eager import context
+
+        seed, rng = context.global_seed(), getattr(context.context(), "_rng", None)
+    keras_seeds = dict.fromkeys(_KERAS_SEEDS)
+    if "keras" in sys.modules:
+        from keras.src.backend.common import global_state
+
+        keras_seeds = {k: global_state.get_global_attribute(k) for k in _KERAS_SEEDS}
+    return seed, rng, keras_seeds
+
+
+def _restore_framework_seeds(saved: tuple[Any, Any, dict[str, Any]]) -> None:
+    seed, rng, keras_seeds = saved
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+        from tensorflow.python.eager import context
+
+        tf.random.set_seed(seed)
+        if rng is not None:  # the operation seeds go on from where the caller's were
+            context.context()._rng = rng
+    if "keras" in sys.modules:
+        from keras.src.backend.common import global_state
+
+        for key, value in keras_seeds.items():
+            global_state.set_global_attribute(key, value)
 
 
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"

@@ -151,8 +151,8 @@ def train_and_evaluate(family: str, policy: str, values: dict[str, Any], dataset
                        keep_best: bool = True):
     """Train one configuration with ``seed`` and evaluate it (finalize's retrainings, the
     classroom baseline, which keeps its last epoch: ``keep_best=False``). The caller's
-    ``random`` and NumPy generators are given back as they were; Keras' session is
-    cleared first."""
+    ``random`` and NumPy generators, and TensorFlow's and Keras' global seeds, are given
+    back as they were; Keras' session is cleared first."""
     import keras_tuner as kt
 
     from .backend import kept_random_state

@@ -500,8 +500,9 @@ def search(config: SearchConfig, progress: Any = None) -> list[dict[str, Any]]:
     TensorFlow and the data is part of it, as a study charges it.
 
     Raises ``SearchError`` when trials ran and none completed (each record says why).
-    The caller's ``random`` and NumPy global generators are given back as they were
-    (trials seed them); Keras' session is cleared before each trial, as keras-tuner does.
+    The caller's ``random`` and NumPy global generators, and TensorFlow's and Keras'
+    global seeds, are given back as they were (trials seed them); Keras' session is
+    cleared before each trial, as keras-tuner does.
     """
     started = time.time()
     if not isinstance(config, SearchConfig):

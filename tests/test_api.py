@@ -230,3 +230,30 @@ def test_a_search_takes_numpy_integers_as_validate_does(tiny_kermany, tmp_path):
     records = autopneumo.search(config)
     assert [r["status"] for r in records] == ["completed"]
     assert records[0]["data"]["split_seed"] == 1 and records[0]["recall_target"] == 0.9
+
+
+def test_a_search_gives_tensorflows_and_keras_global_seeds_back(tiny_kermany, tmp_path):
+    """The API review 22: a search left TensorFlow's and Keras' global seeds at its own
+    (keras.utils.set_random_seed), so a notebook's tf.random draws afterwards were the
+    same in every run, as the augmentation previews did before the diff review 21."""
+    import keras
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+    from tensorflow.python.eager import context
+
+    config = autopneumo.SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="random",
+                                     runs_dir=tmp_path / "runs", max_trials=1, epochs=1,
+                                     image_size=32)
+    keras.utils.set_random_seed(5)  # a seed the caller chose for Keras: kept
+    tf.random.set_seed(None)  # and none for TensorFlow
+    autopneumo.search(config)
+    assert context.global_seed() is None  # unseeded, as before: draws differ run to run
+    assert global_state.get_global_attribute("global_random_seed") == 5
+    tf.random.set_seed(123)
+    tf.random.uniform([2])
+    expected = tf.random.uniform([2]).numpy()  # the caller's second draw at seed 123
+    tf.random.set_seed(123)
+    tf.random.uniform([2])
+    autopneumo.search(config)  # resumed: nothing left to train, the seeds are set all the same
+    np.testing.assert_array_equal(tf.random.uniform([2]).numpy(), expected)
+    tf.random.set_seed(None)
