@@ -257,3 +257,12 @@ def test_a_search_gives_tensorflows_and_keras_global_seeds_back(tiny_kermany, tm
     autopneumo.search(config)  # resumed: nothing left to train, the seeds are set all the same
     np.testing.assert_array_equal(tf.random.uniform([2]).numpy(), expected)
     tf.random.set_seed(None)
+
+
+@pytest.mark.parametrize("workers", [1.5, "2", -1, 0])
+def test_check_data_names_a_workers_count_of_the_wrong_type(tiny_kermany, workers):
+    """The API review 22: 1.5 and "2" were a TypeError and -1 a ValueError from the thread
+    pool, after every file was scanned; 0 was taken as None."""
+    message = f"workers must be a positive integer or None, got {workers!r}"
+    with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+        autopneumo.check_data(tiny_kermany, workers=workers)

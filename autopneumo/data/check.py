@@ -42,7 +42,12 @@ def check_data(root: str | Path, workers: int | None = None) -> DataCheck:
     """``autopneumo data check``: counts per split and class, patients (and those in both
     train/val and test), byte-identical duplicates, unreadable and unread files, colour
     images and the data hash, for a Kermany-layout folder (every file is decoded once,
-    on ``workers`` threads)."""
+    on ``workers`` threads; None: the usable cores, up to 8)."""
+    from ..errors import OptionError
+    from ..spaces import positive_int
+
+    if workers is not None and not positive_int(workers):  # not a TypeError after the scan
+        raise OptionError(f"workers must be a positive integer or None, got {workers!r}")
     scan = with_header_patients(scan_kermany(root))
     counts = {s: {c: 0 for c in CLASSES} for s in SPLITS}
     patients: dict[str, set[str]] = defaultdict(set)
