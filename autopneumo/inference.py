@@ -228,6 +228,8 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
 
     if not positive_int(top):  # 1.0 or "1" from Python: not a TypeError in pandas
         raise OptionError(f"--top must be a positive integer, got {top!r}")
+    if ensemble is not None and not isinstance(ensemble, str):  # 1 from Python: a TypeError
+        raise OptionError(f"--ensemble must be an ensemble's name, got {ensemble!r}")
     if ensemble is not None and top != 1:
         raise OptionError(f"--top {top} with --ensemble {ensemble}: an ensemble row is exported "
                           "whole (its members are its own); drop --top")

@@ -31,12 +31,14 @@ that is right on validation goes wrong on test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, OptionError
 from .objective import bootstrap_intervals
+from .spaces import is_integer, is_number, positive_int
 
 SHORTCUT_AUC = 0.75  # at or above: the feature group alone separates the classes
 WEAK_AUC = 0.6
@@ -60,6 +62,7 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
     from .data.dataset import resolve_data_path
     from .data.kermany import scan_kermany
 
+    _check_options(image_size, frame, n_boot, seed)
     root = resolve_data_path(path)
     if root.is_file():
         what = "a .npz file has neither" if root.suffix == ".npz" else "this is a file"
@@ -100,6 +103,25 @@ def check_shortcuts(path: str | Path | None = None, image_size: int = IMAGE_SIZE
     return out
 
 
+def _check_options(image_size: Any, frame: Any, n_boot: Any, seed: Any) -> None:
+    """Python's options, which no CLI parses: a size of 32.0 failed in the decoder, a frame
+    of 0.5 or more left no centre (a NumPy error about a gradient)."""
+    if not (is_integer(image_size) and image_size >= 8):
+        raise OptionError(f"image_size must be an integer of at least 8, got {image_size!r}")
+    if not (is_number(frame) and 0 < frame < 0.5):
+        raise OptionError(f"frame must be a fraction of the side in (0, 0.5), got {frame!r}")
+    if image_size - 2 * _frame_width(image_size, frame) < 3:
+        raise OptionError(f"frame {frame} leaves no centre of 3 px or more at {image_size} px")
+    if not positive_int(n_boot):
+        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not (is_integer(seed) and 0 <= seed < 2**32):
+        raise OptionError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+
+
+def _frame_width(size: int, frame: float) -> int:
+    return max(1, int(round(frame * size)))
+
+
 def verdict(group: str, auc: float, constant: bool = False) -> str:
     if group == CONTROL:
         return "control: plain intensity of the image content (not a shortcut)"
@@ -129,7 +151,7 @@ def _dimensions(root: Path, files: np.ndarray) -> np.ndarray:
 def _frame_features(images: np.ndarray, frame: float) -> dict[str, np.ndarray]:
     """Border (frame), sharpness and centre statistics of ``(N, S, S, 1)`` grey images."""
     n, size = images.shape[0], images.shape[1]
-    k = max(1, int(round(frame * size)))
+    k = _frame_width(size, frame)
     border = np.zeros((size, size), dtype=bool)
     border[:k], border[-k:], border[:, :k], border[:, -k:] = True, True, True, True
     borders = np.empty((n, 6))

@@ -266,3 +266,46 @@ def test_check_data_names_a_workers_count_of_the_wrong_type(tiny_kermany, worker
     message = f"workers must be a positive integer or None, got {workers!r}"
     with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
         autopneumo.check_data(tiny_kermany, workers=workers)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"pixels": "no"}, "pixels must be True or False, got 'no'"),
+    ({"curves": -1}, "curves must be a whole number of models (0 or more), got -1"),
+    ({"curves": 2.0}, "curves must be a whole number of models (0 or more), got 2.0"),
+    ({"n_boot": 0}, "n_boot must be a positive integer, got 0"),
+    ({"seed": -1}, "seed must be an integer in [0, 2**32), got -1"),
+])
+def test_write_report_names_a_python_option_of_the_wrong_type(tmp_path, options, message):
+    """The API review 22: pixels="no" is true, and showed X-ray pixels in a report meant
+    to leave them out; curves=-1 drew all models' curves but the last; n_boot=0 left every
+    interval NaN. Refused before anything is written."""
+    from tests.records import three_trials
+
+    runs = three_trials(tmp_path)
+    with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+        autopneumo.write_report(runs, tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"image_size": 32.0}, "image_size must be an integer of at least 8, got 32.0"),
+    ({"frame": 2}, "frame must be a fraction of the side in (0, 0.5), got 2"),
+    ({"frame": 0.45, "image_size": 16}, "frame 0.45 leaves no centre of 3 px or more at 16 px"),
+    ({"n_boot": 0}, "n_boot must be a positive integer, got 0"),
+])
+def test_check_shortcuts_names_an_option_of_the_wrong_type(tiny_kermany, options, message):
+    """The API review 22: a size of 32.0 was a TypeError in the decoder, a frame of 2 a
+    NumPy error about a gradient."""
+    from autopneumo.shortcuts import check_shortcuts
+
+    with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+        check_shortcuts(tiny_kermany, **options)
+
+
+def test_export_names_an_ensemble_that_is_not_a_name(tmp_path):
+    """The API review 22: ensemble=1 was a TypeError (PosixPath / int)."""
+    from tests.records import three_trials
+
+    runs = three_trials(tmp_path)
+    with pytest.raises(OptionError, match="^--ensemble must be an ensemble's name, got 1$"):
+        autopneumo.export(runs, tmp_path / "out", ensemble=1)

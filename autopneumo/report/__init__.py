@@ -17,12 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import AutopneumoNote, OptionError, warn
 from ..paths import require_runs_dir
-from ..spaces import positive_int
+from ..spaces import is_integer, positive_int
 from .build import SECTIONS, Options, ReportBuilder
 from .figures import family_policy_heatmap
 from .markdown import markdown_summary
@@ -60,6 +61,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         raise OptionError(f"unknown report format {fmt!r}: use 'html' or 'md'")
     if not positive_int(top):
         raise OptionError(f"--top must be a positive integer, got {top!r}")
+    _check_python_options(pixels, curves, n_boot, seed)
     require_runs_dir(runs_dir)  # a mistyped path is not an empty report
     if data is not None and not Path(data).exists():
         raise OptionError(f"--data {data}: not found")
@@ -193,6 +195,20 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     at = cols.index("status") + 1
     cols[at:at] = marks
     return frame[cols]
+
+
+def _check_python_options(pixels: Any, curves: Any, n_boot: Any, seed: Any) -> None:
+    """The options only Python passes, where nothing parses them as the CLI does: a
+    ``pixels="no"`` is true and would show X-ray pixels, ``curves=-1`` drew every model's
+    curves but the last, ``n_boot=0`` left every interval NaN."""
+    if not isinstance(pixels, bool | np.bool_):
+        raise OptionError(f"pixels must be True or False, got {pixels!r}")
+    if not (is_integer(curves) and curves >= 0):
+        raise OptionError(f"curves must be a whole number of models (0 or more), got {curves!r}")
+    if not positive_int(n_boot):
+        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not (is_integer(seed) and 0 <= seed < 2**32):
+        raise OptionError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def render_html(frame: pd.DataFrame, figures: dict[str, str], top: int,
