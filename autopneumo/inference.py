@@ -69,9 +69,22 @@ OTHER_LIMITS = ("Trained, validated and tested on one data set (see data): not v
                 "beyond it, on other populations, sites or scanners.")
 
 
+# the official Kermany test split (Kaggle's and Mendeley's copies alike, at any size)
+KERMANY_TEST_COUNTS = {"NORMAL": 234, "PNEUMONIA": 390}
+
+
 def _limitations(data: dict[str, Any]) -> str:
+    """The data set's limitations. A ``kermany`` source is the folder layout, which any
+    data set arranged that way has (a hospital's export too): the Kermany set's
+    limitations where the test split is the official one, the general note otherwise."""
     source = data.get("source")
-    return {"kermany": KERMANY_LIMITS, "medmnist": MEDMNIST_LIMITS}.get(source, OTHER_LIMITS)
+    if source == "kermany":
+        counts = data.get("counts")
+        test = counts.get("test") if isinstance(counts, dict) else None
+        official = isinstance(test, dict) and all(
+            test.get(name) == n for name, n in KERMANY_TEST_COUNTS.items())
+        return KERMANY_LIMITS if official else OTHER_LIMITS
+    return MEDMNIST_LIMITS if source == "medmnist" else OTHER_LIMITS
 
 
 def _modules(record: dict[str, Any]) -> set[str]:

@@ -162,7 +162,12 @@ def test_model_cards_name_the_limitations_of_every_source():
     data set, downsampled (review 21)."""
     from autopneumo.inference import KERMANY_LIMITS, model_card
 
-    assert model_card({"data": {"source": "kermany"}})["limitations"] == KERMANY_LIMITS
+    official = {"test": {"NORMAL": 234, "PNEUMONIA": 390, "patients": 427}}
+    card = model_card({"data": {"source": "kermany", "counts": official}})
+    assert card["limitations"] == KERMANY_LIMITS
+    for counts in ({"test": {"NORMAL": 8, "PNEUMONIA": 8}}, None, [], {"test": "x"}):
+        card = model_card({"data": {"source": "kermany", "counts": counts}})
+        assert "not validated beyond it" in card["limitations"]  # the layout, other data
     medmnist = model_card({"data": {"source": "medmnist"}})["limitations"]
     assert medmnist.startswith(KERMANY_LIMITS) and "downsampled" in medmnist
     assert "not validated beyond it" in model_card({"data": {}})["limitations"]

@@ -253,6 +253,21 @@ def test_project_file_pins_the_settings(searched):
     assert settings["spaces"]["family"]["hyperparameters"]["depth"] == {"type": "fixed", "value": 2}
 
 
+def test_a_card_of_other_data_in_the_kermany_layout_does_not_claim_the_kermany_set(
+        searched, tmp_path):
+    """Any folder in the Kermany layout (a hospital's export arranged that way, here the
+    tiny test images) is recorded as source kermany, and every card said the model was
+    trained on Kermany et al.'s paediatric images from Guangzhou (review 22): only the
+    official test split (234 normal, 390 pneumonia images) makes it the Kermany set."""
+    from autopneumo.inference import KERMANY_LIMITS, OTHER_LIMITS, export
+
+    config, _ = searched
+    [folder] = export(config.runs_dir, tmp_path / "winner", top=1)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["data"]["source"] == "kermany" and card["data_counts"]["test"]["NORMAL"] == 8
+    assert card["limitations"] == OTHER_LIMITS != KERMANY_LIMITS
+
+
 def test_export_and_predict_reproduce_the_test_predictions(searched, tiny_kermany, tmp_path):
     from click.testing import CliRunner
 
