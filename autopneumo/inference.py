@@ -643,8 +643,13 @@ def _resolve_model(source: str | Path, threshold: float | None,
     else:
         model_path = source if source.is_file() else folder / MODEL_FILE
         if not model_path.is_file():
-            hint = (" (an ensemble row is exported with `autopneumo export --ensemble NAME`; "
-                    "a finalize rank folder holds one model per seed folder)"
+            ranks = sorted(p for p in folder.iterdir() if p.is_dir()
+                           and _RANK_FOLDER.match(p.name) and (p / CARD_FILE).is_file()
+                           ) if folder.is_dir() else []
+            hint = (f" (an export of --top {len(ranks)}: give one of its folders, "
+                    f"--model {ranks[0]})" if ranks
+                    else " (an ensemble row is exported with `autopneumo export --ensemble "
+                    "NAME`; a finalize rank folder holds one model per seed folder)"
                     if folder.name.startswith(("top", "rank")) or folder.parent.name.startswith("_")
                     else "")
             raise OptionError(f"--model {source}: no {MODEL_FILE} there{hint}")

@@ -258,3 +258,21 @@ def test_a_seed_whose_data_is_not_a_mapping_is_no_traceback(tmp_path):
     _set(seeds[1] / "final.json", data="x")
     record = seed_ensemble(runs, seeds, "s_seeds2", "2 seeds of 0", n_boot=20)
     assert record["data"]["image_size"] == 32  # nothing to compare against
+
+
+def test_predict_on_a_top_n_export_names_one_of_its_rank_folders(tmp_path):
+    """`export --top 3 --out winner/` writes rank folders; `predict --model winner/` said
+    only "no model.keras there" (review 22): it now names the folder to give."""
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    out = tmp_path / "winner"
+    for name in ("rank2_base_cnn__flip_trial1", "rank1_base_cnn__flip_trial0"):
+        (out / name).mkdir(parents=True)
+        (out / name / "model_card.json").write_text("{}")
+    (tmp_path / "scan.png").write_bytes(b"")
+    result = CliRunner().invoke(main, ["predict", "--model", str(out), str(tmp_path / "scan.png")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"no model.keras there (an export of --top 2: give one of its folders, --model "
+            f"{out / 'rank1_base_cnn__flip_trial0'})") in " ".join(result.output.split())
