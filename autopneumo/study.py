@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json
-from .errors import OptionError, RunsError, SearchError
+from .errors import OptionError, RunsError, SearchError, UserError
 from .periodic import Periodic
 from .progress import OPEN_ENDED_TRIALS
 from .registry import FAMILIES, POLICIES
@@ -181,14 +181,17 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
                         raise
                     records = exc.records
             state.setdefault("outcome", {})[project] = outcome(records, cap, config.tuner)
-        except RunsError:
+        except UserError:
             if _record_stamps(runs_dir / project) != stamps:  # raised after a trial ran
                 account()
             elif ran_before:  # the project refused to start (other settings): nothing ran
                 spent[project] = before
             else:  # not charged, and not "ran": a later rerun may still call it skipped
                 spent.pop(project, None)
-            atomic_write_json(path, state)
+            if spent:
+                atomic_write_json(path, state)
+            else:  # nothing of the study ever ran (a mistyped --data): nothing pinned
+                path.unlink(missing_ok=True)
             raise
         except BaseException:
             account()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -414,3 +415,20 @@ def test_a_study_file_of_the_wrong_shape_is_one_line_and_left_alone(tmp_path, mo
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert result.output.startswith(f"Error: {runs / 'study.json'}: unreadable study file")
     assert (runs / "study.json").read_text() == text
+
+
+def test_a_study_refused_before_anything_ran_pins_no_settings(tmp_path):
+    """A first study with a mistyped --data wrote study.json with its settings, so the
+    corrected rerun with another --image-size or --epochs was refused as 'started with
+    other settings' though nothing had run (review 22)."""
+    from autopneumo.errors import DataError
+
+    runs = tmp_path / "runs"
+    base = SearchConfig(family="", policy="", data=tmp_path / "chest_xrayy", image_size=128,
+                        runs_dir=runs)
+    with pytest.raises(DataError, match="chest_xrayy"):
+        run_study("base_cnn", "none", 60.0, base)
+    assert not (runs / "study.json").exists()
+    other = dataclasses.replace(base, image_size=32, epochs=1)
+    with pytest.raises(DataError, match="chest_xrayy"):  # not "other settings"
+        run_study("base_cnn", "none", 60.0, other)
