@@ -28,7 +28,8 @@ from .objective import recorded_metric
 from .paths import require_runs_dir
 
 FINAL_FILE = "final.json"
-METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "npv", "f1", "prec_at_recall")
+METRICS = ("precision", "recall", "accuracy", "auc", "specificity", "npv", "f1", "prec_at_recall",
+           "loss")
 
 
 def finalize(runs_dir: str | Path, top: int = 3, seeds: int = 3,

@@ -79,6 +79,9 @@ def test_finalize_resumes_reusing_the_seeds_already_retrained(tiny_kermany, tmp_
     values = [json.loads(p.read_text())["test"]["precision"] for p in finals]
     assert again.iloc[0]["precision_mean"] == pytest.approx(np.mean(values))
     assert again.iloc[0]["precision_std"] == pytest.approx(np.std(values, ddof=1), nan_ok=True)
+    losses = [json.loads(p.read_text())["test"]["loss"] for p in finals]  # the seed's metrics
+    assert again.iloc[0]["loss_mean"] == pytest.approx(np.mean(losses))  # include the loss
+    assert not np.isnan(again.iloc[0]["ensemble_loss"])
     board = autopneumo.leaderboard(runs)  # finalisation runs are not trials; their
     assert len(board) == 2 and board["ensemble"].sum() == 1  # ensemble is one marked row
     assert board[board["ensemble"]]["policy"].item() == f"2 seeds of {again.iloc[0]['trial_id']}"
