@@ -367,6 +367,8 @@ def _tuner_class(kind: str):
                     RecursionError, RuntimeError) as exc:
                 path, why = _damaged_tuner_file(Path(self.project_dir), self.tuner_id)
                 raise RunsError(unreadable_tuner_state(path, why or exc)) from exc
+            if not self._is_worker():
+                _restore_grid_position(self.oracle)
 
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
@@ -472,6 +474,28 @@ def _tuner_class(kind: str):
             gc.collect()
 
     return RecordingTuner
+
+
+def _restore_grid_position(oracle) -> None:
+    """keras-tuner's GridSearchOracle keeps its place in the grid (its trials in grid
+    order, and the ended trials whose next point is still to be drawn) in memory only
+    (keras-tuner issue 1055): reloaded, it drew no new point, so a resumed grid search
+    with a larger --max-trials added nothing, and an interrupted trial repeated on resume
+    ended in a KeyError. Both are rebuilt here from the trials the oracle reloaded (a
+    point drawn before is skipped, as keras-tuner skips it)."""
+    import functools
+
+    from keras_tuner.src.tuners.gridsearch import GridSearchOracle, LinkedList
+
+    if not isinstance(oracle, GridSearchOracle) or not oracle.start_order:
+        return
+    ids = [i for i in oracle.start_order if i in oracle.trials]
+    order = functools.cmp_to_key(lambda a, b: oracle._compare(
+        oracle.trials[a].hyperparameters.values, oracle.trials[b].hyperparameters.values))
+    oracle._ordered_ids = LinkedList()
+    for trial_id in sorted(ids, key=order):
+        oracle._ordered_ids.insert(trial_id)
+    oracle._populate_next = [i for i in oracle.end_order if i in ids]
 
 
 def record_trial(tuner, trial, history=None, seconds=None,
