@@ -172,7 +172,8 @@ def search_options(fn):
                      default="bayesian", show_default=True),
         click.option("--max-trials", type=int, default=None,
                      help="Trials to run [default: 10; with hyperband, one whole run of its "
-                          "brackets, every rung's trial counted: 30 at a 10-epoch cap]."),
+                          "brackets, every rung's trial counted: 30 at a 10-epoch cap; more "
+                          "runs them again]."),
         click.option("--epochs", type=int, default=None,
                      help="Epoch cap per trial (default: the training space file)."),
         click.option("--image-size", type=int, default=128, show_default=True),

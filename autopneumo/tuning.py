@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import shutil
 import sys
 import time
@@ -657,6 +658,11 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     hypermodel.declaring = False
     if config.tuner == "hyperband" and config.role != "worker":
         tuner.oracle.max_trials = config.max_trials
+        # keras-tuner's hyperband stops after one run of its brackets (its
+        # hyperband_iterations, saved in oracle.json): enough runs for --max-trials, so a
+        # larger one (a resume's, a study's open-ended one) starts the brackets again
+        runs = math.ceil(config.max_trials / default_trials("hyperband", cap))
+        tuner.oracle.hyperband_iterations = max(runs, tuner.oracle._current_iteration + 1)
     if progress and config.role != "chief":
         progress.search_begin(config, _finished_trials(project_dir), deadline)
     callbacks = [progress.epoch_callback()] if progress and config.role != "chief" else []

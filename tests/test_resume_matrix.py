@@ -81,3 +81,23 @@ def test_a_grid_search_interrupted_mid_trial_resumes_and_goes_on(tiny_kermany, t
     records = search(_grid(tiny_kermany, tmp_path, 3))
     assert [r["status"] for r in records] == ["completed"] * 3
     assert len(set(_points(records))) == 3
+
+
+def test_a_hyperband_search_resumed_with_more_trials_starts_its_brackets_again(tiny_kermany,
+                                                                              tmp_path):
+    """keras-tuner's hyperband stops after one run of its brackets (1 trial at a 1-epoch
+    cap, 30 at 10): a resume with a larger --max-trials added nothing (exit 0, no word), and a study's
+    open-ended pair ended there with its share unspent."""
+    space = tmp_path / "small_cnn.yaml"
+    space.write_text(small_cnn())
+
+    def config(max_trials: int) -> SearchConfig:
+        return SearchConfig("base_cnn", "none", data=tiny_kermany, tuner="hyperband",
+                            max_trials=max_trials, epochs=1, image_size=32,
+                            runs_dir=tmp_path / "runs", spaces=[space])
+
+    assert len(search(config(1))) == 1  # one whole run of its brackets
+    records = search(config(2))
+    assert [r["status"] for r in records] == ["completed"] * 2
+    oracle = json.loads((tmp_path / "runs" / "base_cnn__none" / "oracle.json").read_text())
+    assert oracle["current_iteration"] == 1
