@@ -66,6 +66,7 @@ class SearchProgress:
         if not self.progress.live.is_started:
             self.progress.start()
         self.epochs = config.epochs
+        self.best = _best_so_far(config)  # resumed: the project's best, not this run's
         # a study's pair runs "up to 1,000 trials" until its share is spent: "7/?", not "7/1…"
         open_ended = deadline is not None and config.max_trials >= OPEN_ENDED_TRIALS
         self.task = self.progress.add_task(
@@ -112,3 +113,17 @@ class SearchProgress:
                 return self
 
         return _EpochProgress()
+
+
+def _best_so_far(config) -> float:
+    """The best validation precision@recall among the project's recorded trials (NaN for
+    none): what a resumed search's "best" starts from."""
+    from pathlib import Path
+
+    from .leaderboard import read_records
+
+    values = [r["val"].get("prec_at_recall")
+              for r in read_records(Path(config.runs_dir) / config.project)
+              if r.get("status") == "completed" and isinstance(r.get("val"), dict)]
+    return max((v for v in values if isinstance(v, int | float) and not math.isnan(v)),
+               default=math.nan)

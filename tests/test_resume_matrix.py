@@ -101,3 +101,26 @@ def test_a_hyperband_search_resumed_with_more_trials_starts_its_brackets_again(t
     assert [r["status"] for r in records] == ["completed"] * 2
     oracle = json.loads((tmp_path / "runs" / "base_cnn__none" / "oracle.json").read_text())
     assert oracle["current_iteration"] == 1
+
+
+def test_a_resumed_searchs_progress_starts_from_the_projects_best(tmp_path):
+    """The progress line's "best" counted this run's trials only: a resumed search whose
+    new trial scored 0.73 said "best 0.733" beside a recorded 0.9."""
+    import io
+    import json as _json
+
+    from rich.console import Console
+
+    from autopneumo.progress import SearchProgress
+    from tests.records import write_record
+
+    best = write_record(tmp_path, "base_cnn", "none", "0", 0.95)
+    write_record(tmp_path, "base_cnn", "none", "1", 0.0, status="failed")
+    recorded = _json.loads(best.read_text())["val"]["prec_at_recall"]
+    with SearchProgress(Console(file=io.StringIO())) as progress:
+        progress.search_begin(SearchConfig("base_cnn", "none", max_trials=3,
+                                           runs_dir=tmp_path), 2)
+        progress.trial_end({"trial_id": "2", "status": "completed",
+                            "val": {"prec_at_recall": recorded / 2}})
+        status = progress.progress.tasks[0].fields["status"]
+    assert f"best {recorded:.3f}" in status
