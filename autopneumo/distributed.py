@@ -141,6 +141,7 @@ def tuner_environment(address: str, tuner_id: str) -> Iterator[None]:
     if "chief" in tuner_id and tuner_id != "chief":
         raise OptionError(f"--worker-id must not contain 'chief', got {tuner_id!r}")
     host, port = parse_chief(address)
+    quiet_condition_protos()
     saved = {k: os.environ.get(k) for k in (ENV_IP, ENV_PORT, ENV_ID)}
     os.environ.update({ENV_IP: host, ENV_PORT: str(port), ENV_ID: tuner_id})
     try:
@@ -151,6 +152,16 @@ def tuner_environment(address: str, tuner_id: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def quiet_condition_protos() -> None:
+    """keras-tuner's ``Parent.to_proto`` (a conditional hyperparameter, such as base_cnn's
+    conv_dropout, sent over gRPC) prints its first parent value: a chief's and a worker's
+    stdout filled with "3" lines, one per call. That module's ``print`` is silenced (it
+    prints nothing else)."""
+    from keras_tuner.src.engine import conditions
+
+    conditions.print = lambda *args, **kwargs: None
 
 
 class Heartbeat(Periodic):

@@ -124,3 +124,15 @@ def test_a_resumed_searchs_progress_starts_from_the_projects_best(tmp_path):
                             "val": {"prec_at_recall": recorded / 2}})
         status = progress.progress.tasks[0].fields["status"]
     assert f"best {recorded:.3f}" in status
+
+
+def test_a_chief_or_worker_prints_no_keras_tuner_debug_line_on_stdout(tmp_path, capfd):
+    """keras-tuner's Parent.to_proto prints its first value: the chief's and each worker's
+    stdout held a "3" per gRPC call carrying base_cnn's conditional conv_dropout."""
+    from keras_tuner.src.engine.conditions import Parent
+
+    from autopneumo.distributed import tuner_environment
+
+    with tuner_environment("127.0.0.1:8000", "chief"):
+        Parent("model.depth", [3, 4]).to_proto()
+    assert capfd.readouterr().out == ""
