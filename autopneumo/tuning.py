@@ -608,11 +608,12 @@ def _search_locked(config: SearchConfig, resolved: dict[str, Any], progress: Any
     from .hypermodel import PneumoniaHyperModel
     from .objective import OBJECTIVE
 
+    runs_dir = Path(config.runs_dir)
+    project_dir = runs_dir / config.project
+    _refuse_other_settings_early(project_dir, config, resolved["spaces"])
     dataset = load_dataset(config.data, config.image_size, config.channels,
                            config.val_fraction, config.seed)
     _warn_about_data(dataset)
-    runs_dir = Path(config.runs_dir)
-    project_dir = runs_dir / config.project
     mixed, jit, on_device = _gpu_options(config)
     project = _pin_project(project_dir, config, dataset, resolved["spaces"], mixed)
     _check_tuner_files(project_dir, owner=config.role != "worker",
@@ -841,17 +842,8 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
     from .data.download import md5_of
 
     settings = {
-        "project": config.project,
-        "family": config.family,
-        "policy": config.policy,
-        "tuner": config.tuner,
-        "image_size": config.image_size,
-        "channels": config.channels,
-        "recall_target": config.recall_target,
-        "val_fraction": config.val_fraction,
-        "seed": config.seed,
+        **_settings_without_data(config, spaces),
         "data_hash": dataset.manifest["data_hash"],
-        "spaces": {k: _space_dict(s) for k, s in spaces.items()},
         # the pretrained file's contents, not only its path (pinned where recorded)
         "weights_md5": md5_of(Path(config.weights)) if config.weights else None,
         "mixed_precision": bool(mixed_precision),
@@ -881,12 +873,7 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
             changed = []  # an earlier start failed before its first trial: nothing to keep
             existing = None  # (a worker never resets its chief's settings: it refuses)
         if changed:
-            changed = [_space_changes(existing.get("spaces"), new["spaces"]) if k == "spaces"
-                       else k for k in changed]
-            raise RunsError(
-                f"{project_dir}: this project was started with other settings "
-                f"({', '.join(changed)}); use the same options or another --runs-dir"
-            )
+            raise _other_settings(project_dir, changed, existing, new)
         if existing is not None:
             dataset.manifest["data_hash"] = existing["data_hash"]  # see the docstring
             return existing
@@ -897,6 +884,48 @@ def _pin_project(project_dir: Path, config: SearchConfig, dataset, spaces,
     settings["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     atomic_write_json(path, settings)
     return settings
+
+
+def _settings_without_data(config: SearchConfig, spaces) -> dict[str, Any]:
+    return {
+        "project": config.project,
+        "family": config.family,
+        "policy": config.policy,
+        "tuner": config.tuner,
+        "image_size": config.image_size,
+        "channels": config.channels,
+        "recall_target": config.recall_target,
+        "val_fraction": config.val_fraction,
+        "seed": config.seed,
+        "spaces": {k: _space_dict(s) for k, s in spaces.items()},
+    }
+
+
+def _refuse_other_settings_early(project_dir: Path, config: SearchConfig, spaces) -> None:
+    """The pinned settings that need no data, checked before the data set is loaded: a
+    resume at another --image-size decoded the whole data set at that size before
+    ``_pin_project`` refused it. Whatever this cannot read is left to ``_pin_project``."""
+    path = project_dir / PROJECT_FILE
+    if not path.is_file() or (config.role != "worker" and not any(project_dir.glob("trial_*"))):
+        return  # nothing pinned, or nothing to keep: _pin_project decides
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return
+    if not isinstance(existing, dict):
+        return
+    new = json.loads(json.dumps(_settings_without_data(config, spaces)))
+    changed = [k for k in _PINNED if k in new and existing.get(k) != new[k]]
+    if changed:
+        raise _other_settings(project_dir, changed, existing, new)
+
+
+def _other_settings(project_dir: Path, changed: list[str], existing: dict[str, Any],
+                    new: dict[str, Any]) -> RunsError:
+    changed = [_space_changes(existing.get("spaces"), new["spaces"]) if k == "spaces" else k
+               for k in changed]
+    return RunsError(f"{project_dir}: this project was started with other settings "
+                     f"({', '.join(changed)}); use the same options or another --runs-dir")
 
 
 def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "tuner0") -> None:

@@ -6,6 +6,7 @@ import gc
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -1082,3 +1083,32 @@ def test_a_resumed_search_prints_nothing_on_stdout(searched, capfd):
     out, err = capfd.readouterr()
     assert out == ""
     assert "Reloading Tuner from" in err
+
+
+def test_a_resume_with_other_settings_is_refused_before_the_data_are_loaded(tmp_path,
+                                                                           monkeypatch):
+    """The resume review 22: a resume at another --image-size decoded the whole data set at
+    that size (minutes on a large folder, and a cache beside the search's) before it was
+    refused. The settings that need no data are checked first."""
+    import autopneumo.data
+    from autopneumo.tuning import PROJECT_FILE, _pin_project, resolve_spaces, search
+    from tests.conftest import make_kermany
+
+    data = make_kermany(tmp_path / "data", patients={"train": 3, "val": 1, "test": 2})
+    config = SearchConfig("base_cnn", "none", data=data, image_size=32,
+                          runs_dir=tmp_path / "runs")
+    project_dir = tmp_path / "runs" / config.project
+    project_dir.mkdir(parents=True)
+    dataset = autopneumo.data.load_dataset(data, image_size=32, cache_folder=tmp_path / "c")
+    _pin_project(project_dir, config, dataset, resolve_spaces(config)["spaces"])
+    (project_dir / "trial_0").mkdir()  # a trial ran
+    assert (project_dir / PROJECT_FILE).is_file()
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the data were loaded before the settings were compared")
+
+    monkeypatch.setattr(autopneumo.data, "load_dataset", no_load)
+    refused = (rf"^{re.escape(str(project_dir))}: this project was started with other settings "
+               r"\(image_size, seed\); use the same options or another --runs-dir$")
+    with pytest.raises(RunsError, match=refused):
+        search(replace(config, image_size=48, seed=3))
