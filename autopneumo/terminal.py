@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import click
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -60,19 +61,31 @@ def _fmt(x, digits: int = 3) -> Text:
     return Text(f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def _row_kinds(frame: pd.DataFrame) -> str:
+    """"5 trials, 2 ensembles, 1 reference run": ensembles and reference runs are rows,
+    not trials."""
+    kinds = [flag(row, "reference") and "ref" or flag(row, "ensemble") and "ens" or "trial"
+             for _, row in frame.iterrows()]
+    counts = [(kinds.count(k), one, many) for k, one, many in (
+        ("trial", "trial", "trials"), ("ens", "ensemble", "ensembles"),
+        ("ref", "reference run", "reference runs"))]
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts
+                     if n or one == "trial")
+
+
 def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | None = None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=200)
-    for line in frame.attrs.get("skipped", []):
-        console.print(Text("skipped ", style="yellow") + Text(line))
-    for line in frame.attrs.get("mixed", []):
-        console.print(Text("warning ", style="yellow") + Text(line))
+    # on stderr, as every other command's "warning:" lines: the table alone on stdout
+    for label, key in (("skipped", "skipped"), ("warning", "mixed")):
+        for line in frame.attrs.get(key, []):
+            click.echo(f"{label}: {line}", err=True)
     if frame.empty:
         console.print("no trial records found")
         return
-    table = Table(title=f"autopneumo leaderboard ({len(frame)} trials, ranked by validation)")
+    table = Table(title=f"autopneumo leaderboard ({_row_kinds(frame)}, ranked by validation)")
     cols = [("rank", "#"), ("family", "family"), ("policy", "policy"), ("trial_id", "trial"),
             ("status", "status"), ("val_prec_at_recall", "val P@R"), ("val_auc", "val AUC"),
             ("threshold", "thr"), ("test_precision", "test prec"), ("test_recall", "test rec"),

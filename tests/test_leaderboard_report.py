@@ -109,7 +109,15 @@ def test_leaderboard_warns_when_rows_cannot_be_compared(runs, tmp_path):
     assert "data abcdef12, seed 0, val fraction 0.2 (2 trials); " \
            "data abcdef12, seed 1, val fraction 0.2 (1 trials)" in mixed[1]
     out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
-    assert out.exit_code == 0 and "warning rows ranked together used different recall" in out.output
+    assert out.exit_code == 0  # the warnings on stderr, as every command's: the table alone
+    assert "warning: rows ranked together used different recall" in out.stderr  # on stdout
+    assert "rows ranked together" not in out.stdout
+    broken = paths[0].parent.parent / "trial_99" / "record.json"
+    broken.parent.mkdir()
+    broken.write_text("{not json")
+    out = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
+    assert f"skipped: {broken}: " in out.stderr and str(broken) not in out.stdout
+    broken.unlink()
     assert "test NPV" in out.output  # the negative predictive value, also in the terminal
     write_report(runs, tmp_path / "html", pixels=False)
     page = (tmp_path / "html" / "index.html").read_text()
@@ -251,7 +259,10 @@ def test_reference_runs_ranked_among_trials_are_marked_and_warned_about(runs):
     trial_ids = [str(t) for t in frame["trial_id"]]
     ref = trial_ids[frame["reference"].tolist().index(True)]
     assert f"{ref} (ref)" in rows and sum("(ens)" in r for r in rows) == 1
-    assert "warning 1 reference run(s)" in out.output
+    assert "warning: 1 reference run(s)" in out.stderr
+    n = int((~frame["reference"] & ~frame["ensemble"]).sum())
+    assert (f"autopneumo leaderboard ({n} trials, 1 ensemble, 1 reference run, ranked by "
+            "validation)") in " ".join(out.stdout.split())  # the title, however wrapped
 
 
 def test_a_record_of_the_wrong_shape_is_skipped_and_the_best_trial_is_always_shown(runs):
