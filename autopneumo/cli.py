@@ -392,8 +392,8 @@ def baseline_classroom(data_path, runs_dir, seed, image_size, epochs) -> None:
 
     for r in classroom(data_path, runs_dir, seed, image_size=image_size, epochs=epochs):
         t = r["test"]
-        click.echo(f"{r['trial_id']}: test accuracy {t['accuracy']:.3f} precision "
-                   f"{t['precision']:.3f} recall {t['recall']:.3f} loss {t['loss']:.3f}")
+        click.echo(f"{r['trial_id']}: test accuracy {_num(t['accuracy'])} precision "
+                   f"{_num(t['precision'])} recall {_num(t['recall'])} loss {_num(t['loss'])}")
 
 
 # finalize's seed ensembles and ``ensemble``: how the members' scores are averaged
@@ -428,8 +428,9 @@ def finalize(runs_dir: Path, top: int, seeds: int, combine: str, data_path: Path
                    f"({row['seeds']} seed{'s' if row['seeds'] != 1 else ''}{reused})")
         if isinstance(row.get("ensemble"), str):
             click.echo(f"   ensemble of the {row['seeds']} seeds: precision "
-                       f"{row['ensemble_precision']:.3f}, recall {row['ensemble_recall']:.3f}, "
-                       f"AUC {row['ensemble_auc']:.3f} (leaderboard row {row['ensemble']})")
+                       f"{_num(row['ensemble_precision'])}, recall "
+                       f"{_num(row['ensemble_recall'])}, AUC {_num(row['ensemble_auc'])} "
+                       f"(leaderboard row {row['ensemble']})")
     click.echo(f"details: {shlex.quote(str(runs_dir / '_finalize' / 'summary.csv'))}")
 
 
@@ -437,7 +438,13 @@ def _mean_and_spread(row: pd.Series, key: str, label: str) -> str:
     """``precision 0.812 ± 0.015``; one seed has no spread (its std is NaN), so it reads
     ``precision 0.812``."""
     mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-    return f"{label} {mean:.3f}" + ("" if std != std else f" ± {std:.3f}")
+    return f"{label} {_num(mean)}" + ("" if std != std else f" ± {std:.3f}")
+
+
+def _num(x, digits: int = 3) -> str:
+    """A metric as the leaderboard shows it: ``-`` where it is undefined (NaN, or None in
+    a record), not ``nan`` (precision where a model called no image positive)."""
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
 # --- use the winner ---------------------------------------------------------------------
@@ -610,7 +617,7 @@ def ensemble(top: int, runs_dir: Path, tta: bool, data_path: Path | None,
 
     def metric(name: str) -> str:
         lo, hi = (ci.get(name) or [float("nan")] * 2)[:2]
-        return f"{name} {test[name]:.3f} [{lo:.3f}, {hi:.3f}]"
+        return f"{name} {_num(test[name])} [{_num(lo)}, {_num(hi)}]"
 
     members = ", ".join(f"#{m['rank']} {m['family']} + {m['policy']} (trial {m['trial_id']})"
                         for m in record["members"])
@@ -618,7 +625,7 @@ def ensemble(top: int, runs_dir: Path, tta: bool, data_path: Path | None,
     click.echo(f"ensemble {record['trial_id']}: {how} of {members}"
                + (", each with horizontal-flip TTA" if tta else ""))
     click.echo(f"validation: objective {val['objective']:.4f}, precision "
-               f"{val['prec_at_recall']:.3f} at recall >= {record['recall_target']}, "
+               f"{_num(val['prec_at_recall'])} at recall >= {record['recall_target']}, "
                f"threshold {record['threshold']:.4f}")
     click.echo(f"test ({test['n']} images, 95 % bootstrap intervals over "
                f"{record.get('test_ci_resampled') or 'images'}): "

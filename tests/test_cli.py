@@ -1065,3 +1065,32 @@ def test_the_command_line_shows_a_plugin_that_did_not_load_as_one_warning_line(t
     assert said == ["warning: not_installed_anywhere_xyz not loaded (ModuleNotFoundError: No "
                     "module named 'not_installed_anywhere_xyz')"]
     assert "base_cnn" in done.stdout
+
+
+def test_undefined_metrics_print_as_the_leaderboard_shows_them(tmp_path, monkeypatch):
+    """The user review 22: baseline classroom printed "precision nan" for a model that called
+    no test image positive, where the leaderboard shows "-"; finalize and its seed ensemble
+    the same."""
+    import pandas as pd
+
+    nan = float("nan")
+    row = dict(rank=1, project="base_cnn__flip", trial_id="3", seeds=2, reused=0,
+               precision_mean=nan, precision_std=nan, recall_mean=0.0, recall_std=0.0,
+               auc_mean=0.5, auc_std=0.01, ensemble="rank1_x_seeds2", ensemble_precision=nan,
+               ensemble_recall=0.0, ensemble_auc=0.5)
+    module = sys.modules["autopneumo.finalize"]
+    monkeypatch.setattr(module, "finalize", lambda *a, **k: pd.DataFrame([row]))
+    out = CliRunner().invoke(main, ["finalize", "--runs-dir", str(tmp_path)],
+                             catch_exceptions=False).output
+    assert "#1 base_cnn__flip trial 3: precision -, recall 0.000 ± 0.000, AUC 0.500" in out
+    assert "ensemble of the 2 seeds: precision -, recall 0.000, AUC 0.500" in out
+
+    import autopneumo.baseline
+
+    test = {"accuracy": 0.375, "precision": nan, "recall": 0.0, "loss": 0.7}
+    monkeypatch.setattr(autopneumo.baseline, "classroom",
+                        lambda *a, **k: [{"trial_id": "cnn", "test": test}])
+    out = CliRunner().invoke(main, ["baseline", "classroom", "--data", str(tmp_path),
+                                    "--runs-dir", str(tmp_path)], catch_exceptions=False)
+    assert "cnn: test accuracy 0.375 precision - recall 0.000 loss 0.700" in out.output
+    assert "nan" not in out.output
