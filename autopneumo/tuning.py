@@ -265,6 +265,7 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
         "augment": builtin_space("augment", policy.name),
         "training": builtin_space("training", "training"),
     }
+    given: dict[str, str | Path] = {}  # kind -> the --space file that replaced it
     for path in config.spaces:
         space = load_space(path)
         expected = {"family": family.name, "augment": policy.name, "training": "training"}
@@ -273,6 +274,11 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
                 f"--space {path}: it is for {space.kind} {space.name!r}, "
                 f"but this search uses {expected[space.kind]!r}"
             )
+        if space.kind in given:  # the later file silently replaced the earlier one
+            raise OptionError(
+                f"--space {path}: a second {space.kind} space (--space {given[space.kind]} "
+                f"is one); give one file per kind")
+        given[space.kind] = path
         spaces[space.kind] = space
     spaces["family"].check_names(family.parameters(), f"family {family.name}",
                                  family.positional())

@@ -994,3 +994,22 @@ def test_base_cnn_conv_dropout_is_inactive_at_depth_2_where_it_cannot_act():
         values = space.apply(hp)
         assert ("conv_dropout" in values) is active
         assert hp.is_active("model.conv_dropout") is active
+
+
+def test_two_space_files_of_one_kind_are_refused(tmp_path):
+    """Session 22: a second --space file of a kind silently replaced the first (the help
+    says one per kind), so a search ran with only the later file's values."""
+    from autopneumo.errors import OptionError
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    first = _write(tmp_path, "kind: family\nname: base_cnn\nhyperparameters:\n"
+                             "  width: {type: fixed, value: 0.5}\n", "a.yaml")
+    second = _write(tmp_path, "kind: family\nname: base_cnn\nhyperparameters:\n"
+                              "  width: {type: fixed, value: 0.25}\n", "b.yaml")
+    with pytest.raises(OptionError, match=re.escape(
+            f"--space {second}: a second family space (--space {first} is one)")):
+        resolve_spaces(SearchConfig("base_cnn", "none", spaces=[first, second]))
+    training = _write(tmp_path, builtin_space("training", "training").path.read_text(),
+                      "training.yaml")
+    resolved = resolve_spaces(SearchConfig("base_cnn", "none", spaces=[first, training]))
+    assert resolved["spaces"]["family"].defaults() == {"width": 0.5}
