@@ -1013,3 +1013,23 @@ def test_two_space_files_of_one_kind_are_refused(tmp_path):
                       "training.yaml")
     resolved = resolve_spaces(SearchConfig("base_cnn", "none", spaces=[first, training]))
     assert resolved["spaces"]["family"].defaults() == {"width": 0.5}
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    """Session 22: PyYAML reads YAML 1.1, where 1e-3 (no dot, as YAML 1.2, JSON and
+    Python write it) is a string: a range bound took it (pydantic converts), but a fixed
+    or choice learning rate of 1e-3 was refused as "'1e-3' ... must be a positive
+    number", and a builder with no annotation got the string."""
+    path = _write(tmp_path, """\
+        kind: training
+        name: training
+        hyperparameters:
+          learning_rate: {type: choice, values: [1e-4, 3E-4, 1.0e3, -2e+1, +5e0], default: 3E-4}
+          label_smoothing: {type: fixed, value: 1e-1}
+          batch_size: {type: fixed, value: 32}
+          optimizer: {type: fixed, value: "1e-3"}
+        """)
+    space = load_space(path)
+    assert space.hyperparameters["learning_rate"].values == [1e-4, 3e-4, 1e3, -20.0, 5.0]
+    assert space.defaults() == {"learning_rate": 3e-4, "label_smoothing": 0.1,
+                                "batch_size": 32, "optimizer": "1e-3"}  # quoted: a string
