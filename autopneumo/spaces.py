@@ -28,12 +28,31 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import SpaceError
 from .paths import spaces_dir
 
 Scalar = bool | int | float | str
+
+
+def _not_bool(value: Any) -> Any:
+    """A range's number: true or false is not 1 or 0 here (pydantic's lax int and float
+    take them), as it is not in values, fixed values and conditions."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class _HP(BaseModel):
@@ -46,11 +65,11 @@ class _HP(BaseModel):
 
 class IntHP(_HP):
     type: Literal["int"]
-    min: int
-    max: int
-    step: int | None = Field(default=None, gt=0)
+    min: Int
+    max: Int
+    step: Int | None = Field(default=None, gt=0)
     sampling: Literal["linear", "log"] = "linear"
-    default: int | None = None
+    default: Int | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -65,11 +84,11 @@ class IntHP(_HP):
 
 class FloatHP(_HP):
     type: Literal["float"]
-    min: float
-    max: float
-    step: float | None = Field(default=None, gt=0)
+    min: Float
+    max: Float
+    step: Float | None = Field(default=None, gt=0)
     sampling: Literal["linear", "log", "reverse_log"] = "linear"
-    default: float | None = None
+    default: Float | None = None
 
     @model_validator(mode="after")
     def _check(self):

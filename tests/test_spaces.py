@@ -1033,3 +1033,19 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
     assert space.hyperparameters["learning_rate"].values == [1e-4, 3e-4, 1e3, -20.0, 5.0]
     assert space.defaults() == {"learning_rate": 3e-4, "label_smoothing": 0.1,
                                 "batch_size": 32, "optimizer": "1e-3"}  # quoted: a string
+
+
+@pytest.mark.parametrize("field, body", [
+    ("min", "{type: int, min: true, max: 4}"),
+    ("max", "{type: float, min: 0.0, max: true}"),
+    ("step", "{type: int, min: 2, max: 4, step: true}"),
+    ("default", "{type: float, min: 0.0, max: 1.0, default: false}"),
+])
+def test_true_or_false_is_not_a_range_number(tmp_path, field, body):
+    """Session 22: a range's min, max, step or default of true or false was taken as 1 or
+    0 (pydantic's lax numbers), where the values, fixed values and conditions never count
+    true as 1: `min: true` searched from 1."""
+    path = _write(tmp_path, f"kind: family\nname: x\nhyperparameters:\n  depth: {body}\n")
+    message = _error(path)
+    assert f"hyperparameters.depth.{field}: must be a number, got " in message
+    _assert_line(message, 4)
