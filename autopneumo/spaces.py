@@ -437,6 +437,31 @@ def positive_int(value: Any) -> bool:
     return is_integer(value) and value >= 1
 
 
+def in_range(low: float | None = None, high: float | None = None, *, integer: bool = False,
+             low_open: bool = False, high_open: bool = False) -> ValueRule:
+    """A number (``integer``: a whole one) from ``low`` to ``high`` (None: no bound; open
+    ends excluded), for a builder's ``Annotated[float, in_range(0, 1, high_open=True)]``."""
+    def check(v: Any) -> bool:
+        if not (is_integer(v) if integer else is_number(v)):
+            return False
+        return ((low is None or (v > low if low_open else v >= low))
+                and (high is None or (v < high if high_open else v <= high)))
+
+    noun = "an integer" if integer else "a number"
+    if high is None:
+        wanted = f"{noun} {'>' if low_open else '>='} {low}"
+    elif integer and not (low_open or high_open):
+        wanted = f"{noun} from {low} to {high}"
+    else:
+        wanted = f"{noun} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    return ValueRule(check, wanted)
+
+
+RATE = in_range(0, 1, high_open=True)  # a dropout rate: Keras refuses 1, below 0 acts as 0
+POSITIVE = in_range(0, low_open=True)
+NON_NEGATIVE = in_range(0)
+
+
 _KINDS = {
     int: ValueRule(is_integer, "an integer"),
     float: ValueRule(is_number, "a number"),
@@ -447,18 +472,24 @@ _KINDS = {
 
 def literal_choices(builder: Any) -> dict[str, ValueRule]:
     """The rules a family's or policy's builder states by its annotations: name -> the
+    ``ValueRule`` of an ``Annotated[..., rule]`` (a range: ``in_range``), the
     ``Literal[...]`` values, or ``int``, ``float``, ``bool``, ``str`` (what ``check_values``
     enforces for their space file: a string '4' for an int was a traceback inside
-    keras-tuner; other annotations are not checked)."""
+    keras-tuner, a base_cnn depth of 7 built depth 4; other annotations are not checked)."""
     import typing
 
     try:
-        hints = typing.get_type_hints(builder)
+        hints = typing.get_type_hints(builder, include_extras=True)
     except (NameError, TypeError):  # an annotation that does not resolve: nothing to check
         return {}
     rules = {}
     for name, hint in hints.items():
-        if typing.get_origin(hint) is Literal:
+        stated = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, ValueRule)]
+        if typing.get_origin(hint) is Annotated:
+            hint = typing.get_args(hint)[0]
+        if stated:
+            rules[name] = stated[0]
+        elif typing.get_origin(hint) is Literal:
             rules[name] = one_of(*typing.get_args(hint))
         elif hint in _KINDS:
             rules[name] = _KINDS[hint]

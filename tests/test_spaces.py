@@ -7,6 +7,7 @@ import re
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Annotated
 
 import keras_tuner as kt
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from autopneumo.errors import SpaceError
 from autopneumo.paths import spaces_dir
-from autopneumo.spaces import SearchSpace, builtin_space, load_space
+from autopneumo.spaces import RATE, SearchSpace, builtin_space, in_range, load_space
 
 BUILTIN = sorted(spaces_dir().rglob("*.yaml"))
 PREFIX = {"family": "model", "augment": "augment", "training": "train"}
@@ -1049,3 +1050,55 @@ def test_true_or_false_is_not_a_range_number(tmp_path, field, body):
     message = _error(path)
     assert f"hyperparameters.depth.{field}: must be a number, got " in message
     _assert_line(message, 4)
+
+
+@pytest.mark.parametrize("kind, name, spec, bad, wanted", [
+    ("family", "base_cnn", "depth: {type: int, min: 2, max: 6}", "6", "an integer from 0 to 4"),
+    ("family", "base_cnn", "width: {type: choice, values: [-1.0, 1.0]}", "-1.0", "a number > 0"),
+    ("family", "base_cnn", "dense_units: {type: choice, values: ['128', '0-64']}", "'0-64'",
+     "positive units per dense layer"),
+    ("family", "resnet18", "weight_decay: {type: float, min: -1.0e-3, max: 1.0e-3}", "-0.001",
+     "a number >= 0"),
+    ("family", "resnet", "depth: {type: choice, values: [18, 50]}", "50", "one of 18, 34"),
+    ("family", "densenet121", "blocks: {type: fixed, value: '6-12'}", "'6-12'",
+     "four positive counts"),
+    ("family", "efficientnet_b0", "dropout: {type: float, min: 0.0, max: 1.0, step: 0.5}", "1.0",
+     r"a number in \[0, 1\)"),
+    ("augment", "geometric", "rotation: {type: fixed, value: -0.1}", "-0.1",
+     r"a number in \[0, 1\]"),
+    ("augment", "randaugment", "magnitude: {type: float, min: 0.0, max: 0.5, step: 0.1}", "0.0",
+     r"a number in \(0, 1\]"),
+])
+def test_a_value_outside_what_the_builder_takes_is_refused(tmp_path, kind, name, spec, bad,
+                                                          wanted):
+    """Session 22: the builders' ranges were unchecked: a base_cnn depth of 5 to 7 built
+    depth 4 (and -1 depth 3), a negative width, dropout, weight decay or augmentation
+    strength built as the floor or as none, all recorded as the value drawn; others (a
+    dropout of 1, blocks '6-12') failed every trial they were drawn in. Now each is the
+    one line before the search."""
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    path = _write(tmp_path, f"kind: {kind}\nname: {name}\nhyperparameters:\n  {spec}\n")
+    config = SearchConfig(name if kind == "family" else "base_cnn",
+                          name if kind == "augment" else "none", image_size=64, spaces=[path])
+    key = spec.split(":")[0]
+    with pytest.raises(SpaceError, match=f"^{re.escape(str(path))}: hyperparameters.{key}: "
+                                         f"{re.escape(bad)} is not accepted by .* \\(line 4\\); "
+                                         f"it must be {wanted}"):
+        resolve_spaces(config)
+
+
+def test_a_plugin_builder_states_its_range_with_annotated():
+    from autopneumo.spaces import literal_choices
+
+    def builder(x, *, rate: Annotated[float, RATE] = 0.1,
+                blocks: Annotated[int, in_range(1, 3, integer=True)] = 2, width: float = 1.0,
+                note: Annotated[str, "documentation only"] = ""):
+        return x
+
+    rules = literal_choices(builder)
+    assert [rules["rate"].check(v) for v in (0.0, 0.99, 1.0, -0.1, True)] == [
+        True, True, False, False, False]
+    assert [rules["blocks"].check(v) for v in (1, 3, 4, 2.0)] == [True, True, False, False]
+    assert rules["blocks"].wanted == "an integer from 1 to 3"
+    assert rules["width"].wanted == "a number" and rules["note"].wanted == "a string"

@@ -9,11 +9,13 @@ as the X-rays are grey). Like Keras' random layers it acts only in training.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import keras
 from keras import layers, ops
 
 from ..registry import register_policy
+from ..spaces import in_range
 
 MIN_AREA = 0.02
 ASPECT = (0.3, 1 / 0.3)
@@ -81,7 +83,8 @@ class RandomErase(layers.Layer):
 
 
 @register_policy("erasing", description="random erasing: a noise rectangle per image")
-def erasing(*, probability: float = 0.5, max_area: float = 0.2) -> list:
+def erasing(*, probability: Annotated[float, in_range(0, 1)] = 0.5,
+            max_area: Annotated[float, in_range(0, 1)] = 0.2) -> list:
     if probability <= 0 or max_area <= 0:
         return []
     return [RandomErase(probability, max_area, name="random_erase")]

@@ -1,12 +1,19 @@
 """Small rotations, zooms and shifts, as a scanner's patient positioning varies."""
 
+from typing import Annotated
+
 from keras import layers
 
 from ..registry import register_policy
+from ..spaces import in_range
+
+FRACTION = in_range(0, 1)  # Keras refuses more than 1; below 0 was no augmentation
 
 
 @register_policy("geometric", description="random rotation, zoom and translation")
-def geometric(*, rotation: float = 0.05, zoom: float = 0.1, translation: float = 0.05) -> list:
+def geometric(*, rotation: Annotated[float, FRACTION] = 0.05,
+              zoom: Annotated[float, FRACTION] = 0.1,
+              translation: Annotated[float, FRACTION] = 0.05) -> list:
     out = []
     if rotation > 0:
         out.append(layers.RandomRotation(rotation, fill_mode="constant"))

@@ -16,15 +16,22 @@ or contrast scaling exactly (only clipping at 0 and 1 leaves a trace): then ``co
 and ``brightness`` change almost nothing, and the noise is what acts.
 """
 
+from typing import Annotated
+
 from keras import layers
 
 from ..registry import register_policy
+from ..spaces import NON_NEGATIVE, in_range
+
+FRACTION = in_range(0, 1)  # Keras refuses more than 1; below 0 was no augmentation
 
 
 @register_policy("photometric",
                  description="random contrast, brightness, Gaussian noise and sharpness")
-def photometric(*, contrast: float = 0.2, brightness: float = 0.1, noise: float = 0.02,
-                sharpness: float = 0.0) -> list:
+def photometric(*, contrast: Annotated[float, FRACTION] = 0.2,
+                brightness: Annotated[float, FRACTION] = 0.1,
+                noise: Annotated[float, NON_NEGATIVE] = 0.02,
+                sharpness: Annotated[float, in_range(0, 0.5)] = 0.0) -> list:
     out = []
     if contrast > 0:
         out.append(layers.RandomContrast(contrast, value_range=(0.0, 1.0)))

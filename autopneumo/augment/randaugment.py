@@ -14,11 +14,14 @@ posterization at smaller factors; hence this equivalent. It acts only in trainin
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import keras
 from keras import layers, ops
 
 from ..preprocessing import HistogramEqualization
 from ..registry import register_policy
+from ..spaces import in_range
 
 VALUE_RANGE = (0.0, 1.0)
 
@@ -111,7 +114,8 @@ class RandAugment(layers.Layer):
 
 @register_policy("randaugment", description="RandAugment: num_ops random operations per "
                                             "image at one magnitude")
-def randaugment(*, num_ops: int = 2, magnitude: float = 0.3) -> list:
+def randaugment(*, num_ops: Annotated[int, in_range(0, integer=True)] = 2,
+                magnitude: Annotated[float, in_range(0, 1, low_open=True)] = 0.3) -> list:
     if num_ops <= 0:
         return []
     return [RandAugment(num_ops, magnitude, name="randaugment")]

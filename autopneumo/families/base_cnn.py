@@ -7,12 +7,22 @@ depth, dropout and the dense sizes are tunable; the defaults are the classroom m
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
 import keras
 from keras import layers
 
 from ..registry import register_family
+from ..spaces import POSITIVE, RATE, ValueRule, in_range
 
 SEPARABLE_FILTERS = (32, 64, 128, 256)
+# what the builder takes (a space's value outside: refused before a search): more blocks
+# than SEPARABLE_FILTERS built the same model as 4, a negative count fewer blocks
+DEPTH = in_range(0, len(SEPARABLE_FILTERS), integer=True)
+DENSE_UNITS = ValueRule(
+    lambda v: isinstance(v, str) and re.fullmatch(r"[1-9][0-9]*(-[1-9][0-9]*)*", v) is not None,
+    "positive units per dense layer joined by '-', like '512-128-64'")
 
 
 def conv_block(x, filters: int):
@@ -36,11 +46,11 @@ def dense_block(x, units: int, dropout: float):
 def base_cnn(
     x: keras.KerasTensor,
     *,
-    width: float = 1.0,
-    depth: int = 4,
-    conv_dropout: float = 0.2,
-    dense_units: str = "512-128-64",
-    dense_dropout: float = 0.7,
+    width: Annotated[float, POSITIVE] = 1.0,
+    depth: Annotated[int, DEPTH] = 4,
+    conv_dropout: Annotated[float, RATE] = 0.2,
+    dense_units: Annotated[str, DENSE_UNITS] = "512-128-64",
+    dense_dropout: Annotated[float, RATE] = 0.7,
 ) -> keras.KerasTensor:
     """``depth`` separable blocks (2-4); ``dense_dropout`` is the first dense block's rate,
     each later block uses 0.2 less (the classroom's 0.7 / 0.5 / 0.3)."""

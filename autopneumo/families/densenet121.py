@@ -13,11 +13,13 @@ the input is repeated to RGB and standardised with the ImageNet mean and std.
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import keras
 
 from ..errors import OptionError
 from ..registry import register_family
+from ..spaces import RATE, ValueRule
 from ._applications import (
     attach_backbone,
     check_weights_path,
@@ -39,6 +41,17 @@ def parse_blocks(blocks: str) -> list[int]:
         raise OptionError(f"densenet121: blocks must be four positive counts like "
                           f"'{DENSENET121}', got {blocks!r}")
     return out
+
+
+def _blocks_ok(blocks) -> bool:
+    try:
+        parse_blocks(blocks)
+    except OptionError:
+        return False
+    return isinstance(blocks, str)
+
+
+BLOCKS = ValueRule(_blocks_ok, f"four positive counts joined by '-', like '{DENSENET121}'")
 
 
 def backbone(*, input_tensor=None, input_shape=None, blocks: str = DENSENET121) -> keras.Model:
@@ -64,8 +77,8 @@ def backbone(*, input_tensor=None, input_shape=None, blocks: str = DENSENET121) 
 def densenet121(
     x: keras.KerasTensor,
     *,
-    blocks: str = DENSENET121,  # the real DenseNet-121; its space searches smaller ones
-    dropout: float = 0.2,
+    blocks: Annotated[str, BLOCKS] = DENSENET121,  # the real DenseNet-121; its space searches smaller ones
+    dropout: Annotated[float, RATE] = 0.2,
     weights: str | None = None,
 ) -> keras.KerasTensor:
     path = check_weights_path(weights, "densenet121")

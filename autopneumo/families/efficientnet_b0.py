@@ -16,6 +16,7 @@ does the same with an extra rescaling layer).
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import keras
 import numpy as np
@@ -23,6 +24,7 @@ from keras import layers
 
 from ..errors import OptionError
 from ..registry import register_family
+from ..spaces import POSITIVE, RATE
 from ._applications import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -60,10 +62,10 @@ def backbone(*, input_tensor=None, input_shape=None, width: float = 1.0, depth: 
 def efficientnet_b0(
     x: keras.KerasTensor,
     *,
-    width: float = 0.5,
-    depth: float = 0.5,
-    drop_connect: float = 0.2,
-    dropout: float = 0.2,
+    width: Annotated[float, POSITIVE] = 0.5,
+    depth: Annotated[float, POSITIVE] = 0.5,
+    drop_connect: Annotated[float, RATE] = 0.2,
+    dropout: Annotated[float, RATE] = 0.2,
     weights: str | None = None,
 ) -> keras.KerasTensor:
     path = check_weights_path(weights, "efficientnet_b0")

@@ -15,11 +15,13 @@ are refused in one line).
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import keras
 from keras import layers
 
 from ..registry import register_family
+from ..spaces import POSITIVE, RATE
 from ._applications import attach_backbone, check_weights_path, pooled, pretrained, to_rgb
 
 
@@ -43,9 +45,9 @@ def backbone(*, input_tensor=None, input_shape=None, alpha: float = 1.0,
 def mobilenet_v3_small(
     x: keras.KerasTensor,
     *,
-    alpha: float = 0.75,
+    alpha: Annotated[float, POSITIVE] = 0.75,
     minimalistic: bool = False,
-    dropout: float = 0.2,
+    dropout: Annotated[float, RATE] = 0.2,
     weights: str | None = None,
 ) -> keras.KerasTensor:
     path = check_weights_path(weights, "mobilenet_v3_small")

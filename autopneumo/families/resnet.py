@@ -8,11 +8,14 @@ filters (64-128-256-512 at 1.0). There is no ImageNet ResNet-18/34 in
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import keras
 from keras import layers, regularizers
 
 from ..errors import OptionError
 from ..registry import register_family
+from ..spaces import NON_NEGATIVE, POSITIVE, RATE
 
 STAGE_FILTERS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -60,10 +63,10 @@ def resnet_features(x: keras.KerasTensor, blocks_per_stage, *, width: float, dro
 def resnet(
     x: keras.KerasTensor,
     *,
-    depth: int = 18,
-    width: float = 0.5,
-    dropout: float = 0.0,
-    weight_decay: float = 1e-5,
+    depth: Literal[18, 34] = 18,
+    width: Annotated[float, POSITIVE] = 0.5,  # a stage's filters: at least 8
+    dropout: Annotated[float, RATE] = 0.0,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 1e-5,
 ) -> keras.KerasTensor:
     if int(depth) not in BLOCKS_PER_STAGE:
         raise OptionError(f"resnet: depth must be one of {sorted(BLOCKS_PER_STAGE)}, got {depth}")

@@ -5,9 +5,12 @@ The same network as ``resnet`` at depth 18 (one shared builder in ``resnet.py``)
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import keras
 
 from ..registry import register_family
+from ..spaces import NON_NEGATIVE, POSITIVE, RATE
 from .resnet import BLOCKS_PER_STAGE, resnet_features
 
 
@@ -19,9 +22,9 @@ from .resnet import BLOCKS_PER_STAGE, resnet_features
 def resnet18(
     x: keras.KerasTensor,
     *,
-    width: float = 0.5,
-    dropout: float = 0.0,
-    weight_decay: float = 1e-5,
+    width: Annotated[float, POSITIVE] = 0.5,
+    dropout: Annotated[float, RATE] = 0.0,
+    weight_decay: Annotated[float, NON_NEGATIVE] = 1e-5,
 ) -> keras.KerasTensor:
     return resnet_features(x, BLOCKS_PER_STAGE[18], width=width, dropout=dropout,
                            weight_decay=weight_decay)
