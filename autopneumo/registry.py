@@ -15,6 +15,7 @@ import importlib
 import inspect
 import os
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,9 @@ class Entry:
 
 
 PLUGINS_ENV = "AUTOPNEUMO_PLUGINS"
+# a name is a project folder's (runs/<family>__<policy>) and the Keras model's, which
+# TensorFlow takes only in ASCII: 'vgg_ü' failed every trial, '../x' left --runs-dir
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FAILED: dict[str, str] = {}  # module -> why it did not import (for every registry)
 
 
@@ -71,6 +75,10 @@ class Registry:
 
     def register(self, name: str, *, description: str, min_image_size: int = 8,
                  space: str | Path | None = None):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise ValueError(f"{self.kind} name {name!r}: use ASCII letters, digits, '_', '-' "
+                             "and '.', starting with a letter or digit")
+
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 first = self._entries[name].builder.__module__

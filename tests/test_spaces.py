@@ -1102,3 +1102,29 @@ def test_a_plugin_builder_states_its_range_with_annotated():
     assert [rules["blocks"].check(v) for v in (1, 3, 4, 2.0)] == [True, True, False, False]
     assert rules["blocks"].wanted == "an integer from 1 to 3"
     assert rules["width"].wanted == "a number" and rules["note"].wanted == "a string"
+
+
+@pytest.mark.parametrize("number, name", enumerate(["vgg_ü", "../escape", "a b", "", "_helper",
+                                                  "a/b"]))
+def test_a_name_that_cannot_name_a_folder_and_a_model_is_refused_on_registration(
+        tmp_path, monkeypatch, number, name):
+    """Session 22: any name registered: 'vgg_ü' was listed and searched, and every trial
+    failed on TensorFlow's model-name rule after the data loaded; '../escape' wrote its
+    project folder outside --runs-dir. Now the module is not loaded, with the reason."""
+    import sys
+
+    import autopneumo.registry
+    from autopneumo.errors import AutopneumoWarning, OptionError
+
+    monkeypatch.setattr(autopneumo.registry, "_FAILED", {})
+    package = f"namepkg{number}"  # a package of its own: the registry imports it once
+    source = GOOD_FAMILY.replace("'good'", repr(name))
+    registry = _plugin_registry(tmp_path, monkeypatch, package, {"odd": source})
+    with pytest.warns(AutopneumoWarning, match=re.escape(
+            f"{package}.odd not loaded (ValueError: family name {name!r}: use ASCII letters, "
+            "digits, '_', '-' and '.', starting with a letter or digit)")):
+        assert registry.names() == []
+    with pytest.raises(OptionError, match=f"{package}.odd did not load"):
+        registry.get(name)
+    for module in [m for m in sys.modules if m.startswith(package)]:
+        monkeypatch.delitem(sys.modules, module)
