@@ -371,6 +371,11 @@ class SearchSpace:
             hps[key] = FixedHP(type="fixed", value=value)
         return SearchSpace(self.kind, self.name, self.description, hps, self.path)
 
+    def where(self, name: str) -> str:
+        """`` (line N)``: where the file names hyperparameter ``name`` ('' if unknown)."""
+        line = _key_lines(self.path).get(("hyperparameters", name))
+        return f" (line {line})" if line else ""
+
     def check_names(self, allowed: dict[str, Any], owner: str,
                     positional: tuple[str, ...] = ()) -> None:
         """Every hyperparameter must be a keyword-only argument of the builder (catches
@@ -382,8 +387,7 @@ class SearchSpace:
                 if name in positional:
                     hint = (" (it is a positional argument of the builder: tunable ones are "
                             "keyword-only, after `*` in its signature)")
-                line = _key_lines(self.path).get(("hyperparameters", name))
-                where = f" (line {line})" if line else ""
+                where = self.where(name)
                 raise SpaceError(
                     f"{self.path}: hyperparameters.{name}: unknown hyperparameter for {owner}"
                     f"{hint}{where}; known: {', '.join(sorted(allowed)) or 'none'}"
@@ -407,8 +411,7 @@ class SearchSpace:
                 values = [True, False]
             bad = [v for v in values if not rule.check(v)]
             if bad:
-                line = _key_lines(self.path).get(("hyperparameters", name))
-                where = f" (line {line})" if line else ""
+                where = self.where(name)
                 raise SpaceError(f"{self.path}: hyperparameters.{name}: {bad[0]!r} is not accepted "
                                  f"by {owner}{where}; it must be {rule.wanted}")
 

@@ -294,6 +294,12 @@ def resolve_spaces(config: SearchConfig) -> dict[str, Any]:
         raise SpaceError(f"{spaces['training'].path}: hyperparameters: {missing[0]} is required "
                          f"(every training space names {', '.join(TRAINING_REQUIRED)}; "
                          "--epochs gives epochs)")
+    for key in TRAINING_REQUIRED:  # no code default stands in where a condition fails
+        spec = spaces["training"].hyperparameters.get(key)
+        if spec is not None and spec.when and not (key == "epochs" and config.epochs is not None):
+            raise SpaceError(f"{spaces['training'].path}: hyperparameters.{key}: cannot be "
+                             f"conditional (when): every trial needs it"
+                             f"{spaces['training'].where(key)}")
     if config.tuner == "grid":
         for space in spaces.values():
             for name, spec in space.hyperparameters.items():

@@ -1128,3 +1128,27 @@ def test_a_name_that_cannot_name_a_folder_and_a_model_is_refused_on_registration
         registry.get(name)
     for module in [m for m in sys.modules if m.startswith(package)]:
         monkeypatch.delitem(sys.modules, module)
+
+
+@pytest.mark.parametrize("key", ["learning_rate", "batch_size", "epochs"])
+def test_a_required_training_hyperparameter_cannot_be_conditional(tmp_path, key):
+    """Session 22: a conditional epochs was a KeyError traceback before the search; a
+    conditional learning rate or batch size failed every trial where its condition did not
+    hold (or the search, as 'cannot be built', where it did not at the defaults)."""
+    from autopneumo.tuning import SearchConfig, resolve_spaces
+
+    lines = ["kind: training", "name: training", "hyperparameters:",
+             "  optimizer: {type: choice, values: [sgd, adam]}",
+             "  learning_rate: {type: fixed, value: 0.001}",
+             "  batch_size: {type: fixed, value: 32}",
+             "  epochs: {type: fixed, value: 2}"]
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith(f"  {key}:"))
+    lines[number - 1] = lines[number - 1][:-1] + ", when: {optimizer: [sgd]}}"
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(SpaceError, match=re.escape(
+            f"{path}: hyperparameters.{key}: cannot be conditional (when): every trial needs "
+            f"it (line {number})")):
+        resolve_spaces(SearchConfig("base_cnn", "none", spaces=[path]))
+    if key == "epochs":  # --epochs replaces it: nothing conditional is left
+        resolved = resolve_spaces(SearchConfig("base_cnn", "none", spaces=[path], epochs=1))
+        assert resolved["spaces"]["training"].defaults()["epochs"] == 1
