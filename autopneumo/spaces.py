@@ -133,7 +133,7 @@ class ChoiceHP(_HP):
         kinds = {type(v) for v in self.values}
         if len(kinds) > 1 and kinds != {int, float}:
             raise ValueError("choice values must all be of one type")
-        if any(_same(a, b) for i, a in enumerate(self.values) for b in self.values[:i]):
+        if len({(_kind(v), v) for v in self.values}) < len(self.values):  # not each pair
             raise ValueError("choice values must be distinct (1 and 1.0 are one value)")
         if self.default is not None and not any(_same(self.default, v) for v in self.values):
             raise ValueError(f"default {self.default!r} is not one of the values")
@@ -317,12 +317,13 @@ def _in_domain(spec: Any, value: Any) -> bool:
     return True
 
 
+def _kind(value: Any) -> str:
+    return "bool" if isinstance(value, bool) else "number" if is_number(value) else "str"
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal and of one kind: numbers with numbers (1 and 1.0), never True with 1."""
-    def kind(v):
-        return "bool" if isinstance(v, bool) else "number" if is_number(v) else "str"
-
-    return kind(a) == kind(b) and a == b
+    return _kind(a) == _kind(b) and a == b
 
 
 @dataclass(frozen=True)
