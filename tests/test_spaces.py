@@ -1068,6 +1068,12 @@ def test_true_or_false_is_not_a_range_number(tmp_path, field, body):
      r"a number in \[0, 1\]"),
     ("augment", "randaugment", "magnitude: {type: float, min: 0.0, max: 0.5, step: 0.1}", "0.0",
      r"a number in \(0, 1\]"),
+    # review 22: a noise stddev above 1 passed the check, and every trial drawing it failed
+    # on Keras' GaussianNoise ("Expected a float value between 0 and 1")
+    ("augment", "photometric", "noise: {type: choice, values: [0.02, 1.5]}", "1.5",
+     r"a number in \[0, 1\]"),
+    ("augment", "combined", "noise: {type: float, min: 0.0, max: 2.0}", "2.0",
+     r"a number in \[0, 1\]"),
 ])
 def test_a_value_outside_what_the_builder_takes_is_refused(tmp_path, kind, name, spec, bad,
                                                           wanted):

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from ..registry import register_policy
-from ..spaces import NON_NEGATIVE, in_range
+from ..spaces import in_range
 from .geometric import FRACTION, geometric
 from .photometric import photometric
 
@@ -15,7 +15,7 @@ def combined(*, rotation: Annotated[float, FRACTION] = 0.05,
              translation: Annotated[float, FRACTION] = 0.05,
              contrast: Annotated[float, FRACTION] = 0.2,
              brightness: Annotated[float, FRACTION] = 0.1,
-             noise: Annotated[float, NON_NEGATIVE] = 0.02,
+             noise: Annotated[float, FRACTION] = 0.02,
              sharpness: Annotated[float, in_range(0, 0.5)] = 0.0) -> list:
     return (geometric(rotation=rotation, zoom=zoom, translation=translation)
             + photometric(contrast=contrast, brightness=brightness, noise=noise,

@@ -21,16 +21,16 @@ from typing import Annotated
 from keras import layers
 
 from ..registry import register_policy
-from ..spaces import NON_NEGATIVE, in_range
+from ..spaces import in_range
 
-FRACTION = in_range(0, 1)  # Keras refuses more than 1; below 0 was no augmentation
+FRACTION = in_range(0, 1)  # Keras refuses more than 1 (noise: as a stddev); below 0 was none
 
 
 @register_policy("photometric",
                  description="random contrast, brightness, Gaussian noise and sharpness")
 def photometric(*, contrast: Annotated[float, FRACTION] = 0.2,
                 brightness: Annotated[float, FRACTION] = 0.1,
-                noise: Annotated[float, NON_NEGATIVE] = 0.02,
+                noise: Annotated[float, FRACTION] = 0.02,
                 sharpness: Annotated[float, in_range(0, 0.5)] = 0.0) -> list:
     out = []
     if contrast > 0:
