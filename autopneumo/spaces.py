@@ -551,10 +551,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 # YAML 1.1 (PyYAML's) reads a float only with a dot and a signed exponent: 1e-3, 1.0e3 and
 # 2E+1 were strings, which a range bound converted but a fixed or choice value kept (a
-# learning rate of 1e-3 refused as not a number). YAML 1.2, JSON and Python: numbers.
+# learning rate of 1e-3 refused as not a number). YAML 1.2, JSON and Python: numbers. A
+# digit follows a leading dot, as in PyYAML's own ('._e3' was a ValueError traceback).
 _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
 
 

@@ -1036,6 +1036,16 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
                                 "batch_size": 32, "optimizer": "1e-3"}  # quoted: a string
 
 
+@pytest.mark.parametrize("text", ["._e3", "-._1e2", "._e-1"])
+def test_a_dot_then_no_digit_before_the_exponent_is_a_string_not_a_traceback(tmp_path, text):
+    """Review 22: the exponent resolver took a dot followed by '_' ('._e3'), which PyYAML's
+    float constructor could not convert: a ValueError traceback from `autopneumo spaces`
+    or `search --space`. PyYAML's own floats need a digit after a leading dot."""
+    path = _write(tmp_path, f"kind: family\nname: x\nhyperparameters:\n"
+                            f"  depth: {{type: fixed, value: {text}}}\n")
+    assert load_space(path).hyperparameters["depth"].value == text
+
+
 @pytest.mark.parametrize("field, body", [
     ("min", "{type: int, min: true, max: 4}"),
     ("max", "{type: float, min: 0.0, max: true}"),
