@@ -29,9 +29,10 @@ def check_recorded(record: dict[str, Any], where: Path | str,
     """A record's configuration, checked before anything trains on it (``finalize``): its
     recall target a number in (0, 1), each hyperparameter one the family's, policy's or
     training's code takes, with a value it accepts (the rules a search space file is held
-    to) and, given the search's ``space`` (keras-tuner's hyperparameter configs, from the
-    project's oracle.json), one that space could draw. Returns the values; a RunsError
-    naming the record and the key otherwise."""
+    to, unless its search's ``space`` drew it: that search trained it so) and, given the
+    search's ``space`` (keras-tuner's hyperparameter configs, from the project's
+    oracle.json), one that space could draw. Returns the values; a RunsError naming the
+    record and the key otherwise."""
     from .errors import OptionError, RunsError
     from .registry import FAMILIES, POLICIES
     from .spaces import is_number, literal_choices
@@ -51,17 +52,20 @@ def check_recorded(record: dict[str, Any], where: Path | str,
              "augment": (policy.parameters(), literal_choices(policy.builder)),
              "train": (TRAINING_KEYS, TRAINING_VALUES)}
     kept = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+    declared = {c["config"]["name"]: c for c in space or [] if isinstance(c, dict)
+                and isinstance(c.get("config"), dict) and "name" in c["config"]}
     for key, value in kept.items():
         prefix, _, name = key.partition(".")
         if prefix not in known or name not in known[prefix][0]:
             raise RunsError(f"{where}: hyperparameters.{key}: not one that {record.get('family')}"
                             f" + {record.get('policy')} with the training space takes")
         rule = known[prefix][1].get(name)
-        if rule is not None and not rule.check(value):
+        # one its search's space drew was trained with: a rule stated since (a base_cnn
+        # depth of 5, which built depth 4) does not stop its retraining, which is the same
+        if (rule is not None and not rule.check(value)
+                and not (key in declared and _drawable(declared[key], value))):
             raise RunsError(f"{where}: hyperparameters.{key}: {value!r} is not accepted; it "
                             f"must be {rule.wanted}")
-    declared = {c["config"]["name"]: c for c in space or [] if isinstance(c, dict)
-                and isinstance(c.get("config"), dict) and "name" in c["config"]}
     for key, value in kept.items():
         if key in declared and not _drawable(declared[key], value):
             raise RunsError(f"{where}: hyperparameters.{key}: {value!r} is not one its "

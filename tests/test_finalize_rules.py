@@ -5,6 +5,7 @@ trains here: a stand-in writes what a retraining writes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -258,6 +259,39 @@ def test_finalize_checks_values_against_the_searched_space(tiny_kermany, tmp_pat
     with pytest.raises(RunsError, match=f"{second}: hyperparameters.{key}: ") as info:
         finalize(runs, top=2, seeds=2)
     assert says in str(info.value) and calls == []
+
+
+def test_finalize_retrains_a_value_its_search_drew_before_the_builder_stated_its_range(
+        tiny_kermany, tmp_path, monkeypatch):
+    """Review 22: base_cnn states depth 0 to 4 since session 22, and finalize refused a
+    completed trial an earlier search had drawn depth 5 for (it built depth 4): that one
+    record stopped every rank's retraining. A value its search's space drew (oracle.json)
+    is retrained as the search trained it; without the space the rule still holds."""
+    import autopneumo.trials
+    from autopneumo.errors import RunsError
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    first, second = _real_records(runs, tiny_kermany)
+    for path, depth in ((first, 4), (second, 5)):
+        _set(path, hyperparameters={"model.depth": depth})
+    calls: list = []
+    monkeypatch.setattr(autopneumo.trials, "_train_and_evaluate", _stand_in(calls))
+    with pytest.raises(RunsError, match=re.escape(
+            f"{second}: hyperparameters.model.depth: 5 is not accepted; it must be an "
+            "integer from 0 to 4")):
+        finalize(runs, top=2, seeds=1)
+    assert calls == []
+    depth = {"class_name": "Choice", "config": {"name": "model.depth", "values": [4, 5]}}
+    atomic_write_json(runs / "base_cnn__none" / "oracle.json",
+                      {"hyperparameters": {"space": [*SPACE, depth], "values": {}}})
+    assert len(finalize(runs, top=2, seeds=1)) == 2 and len(calls) == 2
+    record = json.loads(second.read_text())
+    record["hyperparameters"]["model.depth"] = 6  # not one its search could draw
+    atomic_write_json(second, record)
+    with pytest.raises(RunsError, match=re.escape(
+            f"{second}: hyperparameters.model.depth: 6 is not accepted")):
+        finalize(runs, top=2, seeds=1)
 
 
 @pytest.mark.parametrize("key, value", [("model.conv_dropout", 1.5),
