@@ -1070,6 +1070,9 @@ def test_true_or_false_is_not_a_range_number(tmp_path, field, body):
     ("family", "resnet18", "weight_decay: {type: float, min: -1.0e-3, max: 1.0e-3}", "-0.001",
      "a number >= 0"),
     ("family", "resnet", "depth: {type: choice, values: [18, 50]}", "50", "one of 18, 34"),
+    # review 22: an int range was checked at its ends only, which for resnet's two depths
+    # passed 18 to 34, and every trial drawing 19 to 33 failed
+    ("family", "resnet", "depth: {type: int, min: 18, max: 34}", "19", "one of 18, 34"),
     ("family", "densenet121", "blocks: {type: fixed, value: '6-12'}", "'6-12'",
      "four positive counts"),
     ("family", "efficientnet_b0", "dropout: {type: float, min: 0.0, max: 1.0, step: 0.5}", "1.0",
