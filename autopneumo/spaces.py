@@ -499,13 +499,21 @@ def literal_choices(builder: Any) -> dict[str, ValueRule]:
         stated = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, ValueRule)]
         if typing.get_origin(hint) is Annotated:
             hint = typing.get_args(hint)[0]
-        if stated:
-            rules[name] = stated[0]
-        elif typing.get_origin(hint) is Literal:
+        if typing.get_origin(hint) is Literal:
             rules[name] = one_of(*typing.get_args(hint))
         elif hint in _KINDS:
             rules[name] = _KINDS[hint]
+        if stated:  # and the type too: Annotated[int, in_range(1, 8)] took 2.5
+            rules[name] = _both(rules[name], stated[0]) if name in rules else stated[0]
     return rules
+
+
+def _both(kind: ValueRule, stated: ValueRule) -> ValueRule:
+    """``stated`` on values of the annotated ``kind`` (an int's range: 'an integer in ...')."""
+    wanted = stated.wanted
+    if kind is _KINDS[int] and wanted.startswith("a number"):
+        wanted = "an integer" + wanted[len("a number"):]
+    return ValueRule(lambda v: kind.check(v) and stated.check(v), wanted)
 
 
 def load_space(path: str | Path) -> SearchSpace:
