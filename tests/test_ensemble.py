@@ -300,6 +300,28 @@ def test_finalize_seeds_are_an_ensemble_row_and_the_report_shows_the_retraining(
     assert "retrained from scratch" not in (tmp_path / "md" / "summary.md").read_text()
 
 
+def test_the_reports_retrained_row_shows_the_seeds_test_loss(tmp_path, monkeypatch):
+    """summary.csv has the seeds' test loss (mean and sd) since the twenty-second
+    session, but the report's retrained row still showed "–" in its loss column."""
+    import re
+
+    from autopneumo.finalize import finalize
+
+    runs = tmp_path / "runs"
+    _finalized(runs, tmp_path, monkeypatch)
+    row = finalize(runs, top=1, seeds=3).iloc[0]
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    retrained = re.search(r'retrained</span>.*?</tr>', page).group(0)
+    assert retrained.endswith(f"<td>{row['loss_mean']:.3f} ± {row['loss_std']:.3f}</td></tr>")
+    # a summary.csv written before it had the loss: "–", as before
+    summary = runs / "_finalize" / "summary.csv"
+    pd.read_csv(summary).drop(columns=["loss_mean", "loss_std"]).to_csv(summary, index=False)
+    write_report(runs, tmp_path / "html", pixels=False)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert re.search(r'retrained</span>.*?</tr>', page).group(0).endswith("<td>–</td></tr>")
+
+
 def test_finalize_with_fewer_seeds_keeps_the_seeds_already_retrained(tmp_path, monkeypatch):
     """``--seeds 1`` after ``--seeds 3`` trains nothing and still summarises the three
     finished seeds (and their ensemble), instead of rewriting summary.csv for one seed."""

@@ -309,7 +309,7 @@ class ReportBuilder:
                 "kind": f"retrained from scratch (finalize): mean ± sd over {seeds} seed"
                         + ("s" if seeds != 1 else ""),
                 "n": n, **{label: spread(metric) for metric, label in RETRAINED_METRICS},
-                "loss": "–"}
+                "loss": spread("loss")}  # "–" for a summary.csv from before it had the loss
 
     # --- 2. leaderboard ---------------------------------------------------------------
 
