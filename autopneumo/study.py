@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,22 @@ class _Ticker(Periodic):
         self.ticks += 1
 
 
-def _check_types(families: Any, policies: Any, budget: Any, base: Any) -> None:
-    """From Python nothing parses these as the CLI does: a "2h" budget, a None base or a
-    family given as a number is named here, not met as a TypeError or AttributeError."""
-    for option, names in (("--families", families), ("--augment", policies)):
-        if not isinstance(names, str) and not (isinstance(names, list | tuple | set | frozenset)
-                                               and all(isinstance(n, str) for n in names)):
-            raise OptionError(f"{option} must be a name, 'all' or a list of names, got "
-                              f"{names!r}")
+def _names(option: str, names: Any) -> str | list[str]:
+    """``names`` as ``expand`` takes them: a string, or any collection of names (a list, a
+    NumPy array such as a leaderboard's ``frame["family"].unique()``, a generator) as a
+    list; anything else is named here, not met as a TypeError or AttributeError."""
+    if isinstance(names, str):
+        return names
+    if isinstance(names, Iterable) and not isinstance(names, bytes):
+        names = list(names)  # read once: a generator is used up by the check
+        if all(isinstance(n, str) for n in names):
+            return names
+    raise OptionError(f"{option} must be a name, 'all' or a list of names, got {names!r}")
+
+
+def _check_types(budget: Any, base: Any) -> None:
+    """From Python nothing parses these as the CLI does: a "2h" budget or a None base is
+    named here, not met as a TypeError or AttributeError."""
     if not is_number(budget):
         raise OptionError(f"--budget must be a number of seconds (parse_duration reads '2h'), "
                           f"got {budget!r}")
@@ -100,7 +109,8 @@ def run_study(families: list[str] | str, policies: list[str] | str, budget: floa
 
     ``base`` holds the settings every pair shares (its ``family`` and ``policy`` are
     replaced); without a ``max_trials`` the budget alone ends each pair, as in the CLI."""
-    _check_types(families, policies, budget, base)
+    families, policies = _names("--families", families), _names("--augment", policies)
+    _check_types(budget, base)
     if not budget > 0:  # NaN too: it was written to study.json before any pair refused it
         raise OptionError(f"--budget must be positive, got {budget}")
     chosen = {"--families": expand(families, FAMILIES), "--augment": expand(policies, POLICIES)}

@@ -219,6 +219,22 @@ def test_run_study_names_a_budget_or_names_of_the_wrong_type(tmp_path, args, mes
     assert not (tmp_path / "runs").exists()
 
 
+def test_run_study_takes_any_collection_of_names(tmp_path):
+    """The check above took only lists, tuples and sets: a leaderboard's
+    ``frame["family"].unique()`` (a NumPy array), dict keys or a generator, which ``expand``
+    reads as before, were refused as "not a list of names"."""
+    import numpy as np
+
+    base = autopneumo.SearchConfig("", "", data=tmp_path / "nowhere", runs_dir=tmp_path / "runs")
+    for families in (np.array(["base_cnn"], dtype=object), np.array(["base_cnn"]),
+                     {"base_cnn": 1}.keys(), (f for f in ["base_cnn"])):
+        with pytest.raises(autopneumo.DataError, match="^data folder not found"):
+            autopneumo.run_study(families, iter(["none"]), 60, base)
+    for names in (np.array([1, 2]), b"base_cnn", 3):
+        with pytest.raises(OptionError, match="^--families must be a name, 'all' or a list"):
+            autopneumo.run_study(names, ["none"], 60, base)
+
+
 def test_a_search_takes_numpy_integers_as_validate_does(tiny_kermany, tmp_path):
     """The API review 22: validate accepted an ``np.int64`` seed (the diff review's N1), and
     the search then failed in keras.utils.set_random_seed ("Expected `seed` argument to be
