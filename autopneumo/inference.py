@@ -229,10 +229,10 @@ def _retrained(record: dict[str, Any], runs_dir: Path | None) -> dict[str, Any] 
 
 
 def export(runs_dir: str | Path, out: str | Path, top: int = 1,
-           ensemble: str | None = None) -> list[Path]:
+           ensemble: str | Path | None = None) -> list[Path]:
     """Copy the top-``top`` completed models (by validation) with a model card each, or
-    with ``ensemble`` (a name under ``runs_dir/_ensemble``) that ensemble's members, its
-    combination rule and threshold, which ``predict`` then applies.
+    with ``ensemble`` (a name under ``runs_dir/_ensemble``, or that folder's path) that
+    ensemble's members, its combination rule and threshold, which ``predict`` then applies.
 
     ``out`` must be new, empty or an earlier export, which is replaced as a whole (never
     left beside the new one, where ``predict --model out`` could pick an old model). The
@@ -241,8 +241,10 @@ def export(runs_dir: str | Path, out: str | Path, top: int = 1,
 
     if not positive_int(top):  # 1.0 or "1" from Python: not a TypeError in pandas
         raise OptionError(f"--top must be a positive integer, got {top!r}")
-    if ensemble is not None and not isinstance(ensemble, str):  # 1 from Python: a TypeError
+    if ensemble is not None and not isinstance(ensemble, str | os.PathLike):  # 1: a TypeError
         raise OptionError(f"--ensemble must be an ensemble's name, got {ensemble!r}")
+    if isinstance(ensemble, os.PathLike):  # its folder (Path(record["_path"]).parent)
+        ensemble = os.fspath(ensemble)
     if ensemble is not None and top != 1:
         raise OptionError(f"--top {top} with --ensemble {ensemble}: an ensemble row is exported "
                           "whole (its members are its own); drop --top")

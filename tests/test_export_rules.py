@@ -110,6 +110,23 @@ def test_export_ensemble_refuses_a_member_model_it_was_not_scored_with(tmp_path)
         export(runs, tmp_path / "bundle", ensemble="top2")
 
 
+def test_export_takes_an_ensemble_given_as_a_path(tmp_path):
+    """The check that refuses ensemble=1 also refused a pathlib path, which export took
+    before: the name as a Path, or the ensemble's folder (its record's parent)."""
+    from autopneumo.ensemble import ensemble
+    from autopneumo.errors import OptionError
+    from autopneumo.inference import export
+
+    runs = _two_members(tmp_path)
+    record = ensemble(runs, top=2, n_boot=20)
+    for i, name in enumerate((Path("top2"), Path(record["_path"]).parent)):
+        out = export(runs, tmp_path / f"bundle{i}", ensemble=name)[0]
+        card = json.loads((out / "model_card.json").read_text())
+        assert card["trial_id"] == "top2" and len(card["members"]) == 2
+    with pytest.raises(OptionError, match="^--ensemble must be an ensemble's name, got 1$"):
+        export(runs, tmp_path / "bundle2", ensemble=1)
+
+
 def test_predict_on_an_ensemble_card_with_an_unknown_combine_names_the_card(tmp_path):
     """Review 21 #16: an exported ensemble whose card says "combine": "median" made predict
     say "--combine must be one of probability, logit"; predict has no --combine. The
