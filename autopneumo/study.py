@@ -141,7 +141,7 @@ def _run_study(pairs: list[tuple[str, str]], budget: float, base: SearchConfig,
     settings = {k: getattr(base, k) for k in STUDY_SETTINGS}
     changed = [k for k in STUDY_SETTINGS if k in state.get("settings", {})
                and state["settings"][k] != settings[k]]
-    if changed:  # checked before anything is written: a refused rerun changes nothing
+    if changed and _any_trial(runs_dir, state.get("spent", {})):  # before anything is written
         raise RunsError(f"{runs_dir}: this study was started with other settings "
                         f"({', '.join(changed)}); use the same options or another --runs-dir")
     spent: dict[str, float] = state.get("spent", {})
@@ -231,6 +231,13 @@ def _check_state(state: Any) -> None:
         if not (isinstance(out, dict) and all(is_number(out.get(k)) for k in
                                               ("completed", "most_epochs", "cap"))):
             raise ValueError(f"outcome[{project!r}] is not a pair's outcome")
+
+
+def _any_trial(runs_dir: Path, projects: Any) -> bool:
+    """Whether a trial of the study's projects started: until then (a first run stopped
+    while its first pair loaded the data) the settings bind nothing, as a project's own
+    pinned settings do not (a corrected rerun at another --image-size goes on)."""
+    return any(any((runs_dir / project).glob("trial_*")) for project in projects)
 
 
 def _record_stamps(project_dir: Path) -> set[tuple[str, int, int]]:

@@ -432,3 +432,31 @@ def test_a_study_refused_before_anything_ran_pins_no_settings(tmp_path):
     other = dataclasses.replace(base, image_size=32, epochs=1)
     with pytest.raises(DataError, match="chest_xrayy"):  # not "other settings"
         run_study("base_cnn", "none", 60.0, other)
+
+
+def test_a_study_stopped_before_any_trial_started_pins_no_settings(tmp_path, monkeypatch):
+    """A Ctrl-C while the first pair loaded the data (a first run at --image-size 224 that
+    decodes for minutes) left study.json with its settings, so the rerun at another
+    --image-size was refused as 'started with other settings' though no trial had
+    started. Once one has, the settings bind."""
+    import autopneumo.study as study
+    from autopneumo.errors import RunsError
+
+    def loading(config, progress=None):  # interrupted before its first trial
+        (tmp_path / "runs" / config.project).mkdir(parents=True, exist_ok=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "search", loading)
+    runs = tmp_path / "runs"
+    base = SearchConfig(family="", policy="", tuner="random", image_size=224, runs_dir=runs)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("base_cnn", "none", 60.0, base)
+    assert json.loads((runs / "study.json").read_text())["settings"]["image_size"] == 224
+    monkeypatch.setattr(study, "search", lambda config, progress=None: [])
+    other = dataclasses.replace(base, image_size=32)
+    state = run_study("base_cnn", "none", 60.0, other)  # not "other settings (image_size)"
+    assert state["settings"]["image_size"] == 32
+    (runs / "base_cnn__none" / "trial_0000").mkdir()  # a trial started: the settings bind
+    with pytest.raises(RunsError, match=r"this study was started with other settings "
+                                        r"\(image_size\)"):
+        run_study("base_cnn", "none", 60.0, base)
