@@ -45,8 +45,10 @@ def spaces_dir() -> Path:
 
 def require_runs_dir(runs_dir) -> Path:
     """The runs folder, which must exist: a one-line error says if it is missing or a file."""
-    from .errors import RunsError
+    from .errors import OptionError, RunsError
 
+    if not isinstance(runs_dir, str | os.PathLike):  # None from Python: not pathlib's TypeError
+        raise OptionError(f"--runs-dir must be a folder's path, got {runs_dir!r}")
     runs_dir = Path(runs_dir)
     if runs_dir.is_file():
         raise RunsError(f"--runs-dir {runs_dir}: is a file, not a runs folder")

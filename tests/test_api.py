@@ -325,3 +325,19 @@ def test_export_names_an_ensemble_that_is_not_a_name(tmp_path):
     runs = three_trials(tmp_path)
     with pytest.raises(OptionError, match="^--ensemble must be an ensemble's name, got 1$"):
         autopneumo.export(runs, tmp_path / "out", ensemble=1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: autopneumo.leaderboard(None),
+    lambda: autopneumo.write_report(None, "out"),
+    lambda: autopneumo.ensemble(None),
+    lambda: autopneumo.finalize(None),
+    lambda: autopneumo.export(None, "out"),
+])
+def test_a_runs_folder_that_is_not_a_path_is_named(call, tmp_path, monkeypatch):
+    """The API review 22: leaderboard(None) was pathlib's TypeError ('expected str, bytes or
+    os.PathLike object, not NoneType'), not the one-line error the library promises."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OptionError, match="^--runs-dir must be a folder's path, got None$"):
+        call()
+    assert not (tmp_path / "out").exists()
