@@ -934,10 +934,16 @@ def _refuse_other_settings_early(project_dir: Path, config: SearchConfig, spaces
 
 def _other_settings(project_dir: Path, changed: list[str], existing: dict[str, Any],
                     new: dict[str, Any]) -> RunsError:
+    spaces = "spaces" in changed
     changed = [_space_changes(existing.get("spaces"), new["spaces"]) if k == "spaces" else k
                for k in changed]
+    # a built-in file that changed since (base_cnn's in the twenty-first session) is resumed
+    # with the file the project began with; a study takes no --space, only the folder
+    hint = (" (or give the space file it began with: --space FILE, or for a study "
+            "AUTOPNEUMO_SPACES=FOLDER; see the README's Search spaces)" if spaces else "")
     return RunsError(f"{project_dir}: this project was started with other settings "
-                     f"({', '.join(changed)}); use the same options or another --runs-dir")
+                     f"({', '.join(changed)}); use the same options or another --runs-dir"
+                     f"{hint}")
 
 
 def _check_tuner_files(project_dir: Path, owner: bool = True, tuner_id: str = "tuner0") -> None:

@@ -212,11 +212,16 @@ def test_resume_re_evaluates_a_trial_whose_record_was_damaged(searched, tmp_path
 def test_resume_with_other_settings_is_refused(searched):
     config, _ = searched
     other = SearchConfig(**{**config.__dict__, "image_size": 40})
-    with pytest.raises(RunsError, match="image_size"):
+    with pytest.raises(RunsError, match=r"\(image_size\); use the same options or another "
+                                        r"--runs-dir$"):
         search(other)
-    # a changed hyperparameter is named: --epochs fixes the training space's epochs
+    # a changed hyperparameter is named: --epochs fixes the training space's epochs; a
+    # changed space, built-in ones too, is resumed with the file the project began with
     other = SearchConfig(**{**config.__dict__, "epochs": 3})
-    with pytest.raises(RunsError, match=r"other settings \(spaces: training\.epochs\)"):
+    with pytest.raises(RunsError, match=r"other settings \(spaces: training\.epochs\); use the "
+                       r"same options or another --runs-dir \(or give the space file it began "
+                       r"with: --space FILE, or for a study AUTOPNEUMO_SPACES=FOLDER; see the "
+                       r"README's Search spaces\)$"):
         search(other)
 
 
