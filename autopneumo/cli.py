@@ -507,8 +507,8 @@ def predict(model_path: Path, inputs: tuple[Path, ...], threshold: float | None,
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--ensemble", "ensemble_name", default=None, metavar="NAME",
               help="Export this ensemble row instead (its name under RUNS/_ensemble, as "
-                   "the leaderboard shows it): every member, the combination rule, TTA and "
-                   "the ensemble's threshold; predict applies them.")
+                   "the leaderboard shows it, or that folder's path): every member, the "
+                   "combination rule, TTA and the ensemble's threshold; predict applies them.")
 def export(runs_dir: Path, top: int, out: Path, ensemble_name: str | None) -> None:
     """Write the best model(s) by validation with a JSON model card."""
     from .inference import export as run_export

@@ -346,7 +346,9 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
     TTA and the ensemble's own validation-chosen threshold."""
     from .ensemble import COMBINE
 
-    folder = runs_dir / "_ensemble" / name
+    folder, given = runs_dir / "_ensemble" / name, Path(name)
+    if len(given.parts) > 1 and not folder.is_dir() and given.is_dir():
+        folder = given  # its folder from here, as record["_path"] names it: not under RUNS
     try:
         record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
         members = [_member_dir(m["trial_dir"], record, runs_dir) for m in record["members"]]

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from autopneumo.atomic import atomic_write_json
 from autopneumo.data.download import file_digest
@@ -125,6 +126,29 @@ def test_export_takes_an_ensemble_given_as_a_path(tmp_path):
         assert card["trial_id"] == "top2" and len(card["members"]) == 2
     with pytest.raises(OptionError, match="^--ensemble must be an ensemble's name, got 1$"):
         export(runs, tmp_path / "bundle2", ensemble=1)
+
+
+def test_export_takes_an_ensemble_folder_given_relative_to_here(tmp_path, monkeypatch):
+    """Review 22: the folder export now takes (its record's parent) is relative where the
+    runs folder is ('runs/_ensemble/top2'), and export looked for it under
+    runs/_ensemble/runs/_ensemble/top2; so did `export --ensemble runs/_ensemble/top2`."""
+    from autopneumo.cli import main
+    from autopneumo.ensemble import ensemble
+    from autopneumo.inference import export
+
+    _two_members(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    record = ensemble("runs", top=2, n_boot=20)
+    assert record["_path"] == str(Path("runs", "_ensemble", "top2", "record.json"))
+    out = export("runs", "bundle", ensemble=Path(record["_path"]).parent)[0]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["trial_id"] == "top2" and len(card["members"]) == 2
+    result = CliRunner().invoke(main, ["export", "--runs-dir", "runs", "--ensemble",
+                                       "runs/_ensemble/top2", "--out", "bundle2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "bundle2" / "model_card.json").read_text())["trial_id"] == "top2"
+    with pytest.raises(RunsError, match="no readable ensemble record in runs/_ensemble/top9"):
+        export("runs", "bundle3", ensemble="top9")
 
 
 def test_predict_on_an_ensemble_card_with_an_unknown_combine_names_the_card(tmp_path):
