@@ -564,6 +564,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node):
+        """PyYAML's int, or the text where its resolver took what has no digit ('0x_', '0b_':
+        a ValueError traceback from `autopneumo spaces` or `search --space`), as its floats
+        without one ('._e3') stay strings."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 # YAML 1.1 (PyYAML's) reads a float only with a dot and a signed exponent: 1e-3, 1.0e3 and
 # 2E+1 were strings, which a range bound converted but a fixed or choice value kept (a

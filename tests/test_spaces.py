@@ -1036,6 +1036,20 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
                                 "batch_size": 32, "optimizer": "1e-3"}  # quoted: a string
 
 
+@pytest.mark.parametrize("text", ["0x_", "0b_", "-0b__", "+0x__"])
+def test_a_base_prefix_without_a_digit_is_a_string_not_a_traceback(tmp_path, text):
+    """Review 22: PyYAML's own int resolver takes '0x_' and '0b_', which its int constructor
+    cannot convert (no digit after the prefix): the ValueError traceback the exponent
+    resolver's '._e3' was, from `autopneumo spaces` or `search --space`. Such a value stays
+    a string, which a rule then names with its line."""
+    path = _write(tmp_path, f"kind: family\nname: x\nhyperparameters:\n"
+                            f"  depth: {{type: fixed, value: {text}}}\n"
+                            f"  width: {{type: choice, values: [0x1F, 0b11, -0x_a]}}\n")
+    space = load_space(path)
+    assert space.hyperparameters["depth"].value == text
+    assert space.hyperparameters["width"].values == [31, 3, -10]  # with digits: ints
+
+
 @pytest.mark.parametrize("text", ["._e3", "-._1e2", "._e-1"])
 def test_a_dot_then_no_digit_before_the_exponent_is_a_string_not_a_traceback(tmp_path, text):
     """Review 22: the exponent resolver took a dot followed by '_' ('._e3'), which PyYAML's
