@@ -78,8 +78,15 @@ class IntHP(_HP):
 
     def declare(self, hp, name):
         # step None: keras-tuner uses 1 for linear sampling, a continuous log scale otherwise
-        return hp.Int(name, self.min, self.max, step=self.step, sampling=self.sampling,
-                      default=self.default)
+        value = hp.Int(name, self.min, self.max, step=self.step, sampling=self.sampling,
+                       default=self.default)
+        if value is not None and value > self.max:
+            # its stepless log scale maps the top probability, where the bayesian tuner's
+            # optimiser often lands, to max + 1: a base_cnn depth of 2 to 4 trained "5";
+            # max is what the space (and the builder's range, checked before) says, and
+            # the trial records it
+            value = hp.values[name] = self.max
+        return value
 
 
 class FloatHP(_HP):

@@ -223,6 +223,26 @@ def test_log_sampling_applies_with_and_without_step(tmp_path):
     assert grid == [16, 32, 64, 128, 256]
 
 
+def test_a_stepless_log_int_never_goes_past_its_max(tmp_path):
+    """Review 22: keras-tuner maps a stepless log Int's top probability (1.0, where the
+    bayesian tuner's optimiser lands on its bound) to max + 1: a base_cnn depth of 2 to
+    4, checked value by value against the builder's range, trained and recorded depth 5.
+    The trial's value (what its record keeps) is max."""
+    path = _write(tmp_path, HEADER + """\
+      a: {type: int, min: 2, max: 4, sampling: log}
+      b: {type: int, min: 2, max: 4, sampling: log, when: {a: [4]}}
+    """)
+    space = load_space(path)
+    hp = kt.HyperParameters()
+    space.apply(hp)
+    assert hp.space[0].prob_to_value(1.0) == 5  # keras-tuner's own mapping
+    hp.values["model.a"] = hp.values["model.b"] = 5  # as the oracle sets them from 1.0
+    assert space.apply(hp) == {"a": 4, "b": 4}
+    assert hp.values == {"model.a": 4, "model.b": 4}
+    hp.values["model.a"] = 3  # b inactive: None, and nothing else changes
+    assert space.apply(hp) == {"a": 3} and hp.values["model.a"] == 3
+
+
 def test_a_reverse_log_stepped_default_on_keras_tuners_grid_loads():
     """keras-tuner draws a stepped reverse_log float from max + min - min * step ** k:
     0.1, 0.0991, 0.0901 and 0.0001 for this range; the file's default is one of them."""
