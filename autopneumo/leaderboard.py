@@ -17,7 +17,7 @@ import pandas as pd
 
 from .evaluation import RECORD_FILE
 from .objective import recorded_metric
-from .paths import DEFAULT_RUNS_DIR
+from .paths import DEFAULT_RUNS_DIR, files_named
 
 TEST_METRICS = ("prec_at_recall", "precision", "recall", "accuracy", "auc", "specificity",
                 "npv", "f1", "loss")
@@ -45,7 +45,7 @@ def load_record(path: str | Path) -> dict[str, Any]:
 def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """All readable ``record.json`` files below ``runs_dir`` (any depth), sorted by path."""
     out = []
-    for path in sorted(Path(runs_dir).rglob(RECORD_FILE)):
+    for path in files_named(runs_dir, RECORD_FILE):
         try:
             record = load_record(path)
         except (OSError, ValueError) as exc:

@@ -55,3 +55,14 @@ def require_runs_dir(runs_dir) -> Path:
     if not runs_dir.is_dir():
         raise RunsError(f"runs folder not found: {runs_dir}")
     return runs_dir
+
+
+def files_named(root, name: str) -> list[Path]:
+    """Every entry called ``name`` below ``root`` (any depth), sorted by path. A folder
+    that goes as the walk reaches it (another command's export staging folder renamed,
+    finalize's old ensemble removed) is passed over: ``Path.rglob`` raised
+    FileNotFoundError for it, so a leaderboard or report failed while another command ran."""
+    found = []
+    for folder, dirs, files in os.walk(root):  # no onerror: a folder gone is skipped
+        found.extend(Path(folder) / entry for entry in (*dirs, *files) if entry == name)
+    return sorted(found)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..evaluation import PREDICTIONS_FILE, RECORD_FILE, patients_in, read_predictions
 from ..leaderboard import leaderboard, read_records
+from ..paths import files_named
 
 TRIAL_FILE = "trial.json"  # keras-tuner's own file: present from the start of a trial
 PROJECT_FILE = "autopneumo_project.json"
@@ -142,7 +143,7 @@ def load_runs(runs_dir: str | Path) -> Runs:
 def _unfinished_rows(runs_dir: Path) -> list[dict[str, Any]]:
     """Trials keras-tuner started that have no record yet (running, or interrupted)."""
     rows = []
-    for trial_file in sorted(runs_dir.rglob(TRIAL_FILE)):
+    for trial_file in files_named(runs_dir, TRIAL_FILE):
         trial_dir = trial_file.parent
         if (trial_dir / RECORD_FILE).exists():
             continue
