@@ -109,6 +109,18 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
         raise OptionError("--top 1 without --tta is the best trial itself; "
                           "use --top 2 or more, or add --tta")
     runs_dir = require_runs_dir(runs_dir)
+    from .locking import project_lock
+
+    name = ensemble_name(top, tta, combine)
+    # one writer per ensemble name: two at once (other members, a better trial came in
+    # between) wrote one's predictions under the other's record; the lock lies in the runs
+    # folder, so a refused ensemble writes nothing under _ensemble
+    with project_lock(runs_dir, f".ensemble_{name}.lock", "ensemble"):
+        return _ensemble(runs_dir, name, top, tta, n_boot, command, combine, data)
+
+
+def _ensemble(runs_dir: Path, name: str, top: int, tta: bool, n_boot: int, command: str,
+              combine: str, data: str | Path | None) -> dict[str, Any]:
     start = time.perf_counter()
     members = select_members(runs_dir, top)
     records = [_read_record(Path(m["trial_dir"])) for m in members]
@@ -128,7 +140,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     info = {"top": top, "combine": COMBINE[combine],
             "tta": "horizontal flip (mean of original and flipped)" if tta else None,
             "selected_by": "validation objective (leaderboard rank), never test metrics"}
-    return _save(runs_dir, ensemble_name(top, tta, combine), members, records, files, labels,
+    return _save(runs_dir, name, members, records, files, labels,
                  scores, target, info, _environment(records[0], tta), n_boot, command, start,
                  combine=combine, patients=patients)
 

@@ -78,3 +78,48 @@ def test_the_leaderboard_command_while_an_export_renames_its_staging_folder(tmp_
     result = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     assert "No such file" not in result.output
+
+
+def test_two_ensembles_of_one_name_at_once_never_mix_their_files(tmp_path, monkeypatch):
+    """A teammate's ``ensemble --top 2`` writing while ours does (a better trial came in
+    between, so other members): the record's members must be the predictions' members."""
+    import importlib
+    import json
+
+    import numpy as np
+    import pytest
+
+    from autopneumo import locking
+    from autopneumo.errors import RunsError
+    from autopneumo.evaluation import read_predictions
+    from tests.records import edit_record, three_trials
+
+    ensemble_module = importlib.import_module("autopneumo.ensemble")  # not the function
+    runs = three_trials(tmp_path)
+    write = ensemble_module._write_predictions
+    other: list = []
+
+    def racing(*args, **kwargs):
+        write(*args, **kwargs)
+        if not other:  # ours has written its predictions, not yet its record
+            other.append(None)
+            edit_record(runs / "resnet18__none" / "trial_c" / "record.json",
+                        val={"objective": 0.99})
+            mine = locking.owner()
+            with monkeypatch.context() as m, pytest.raises(RunsError) as refused:
+                # as another process (our parent, alive) would run it
+                m.setattr(locking, "owner", lambda: mine | {
+                    "pid": os.getppid(), "started": locking._start_time(os.getppid())})
+                ensemble_module.ensemble(runs, top=2, n_boot=20)
+            other[0] = str(refused.value)
+
+    monkeypatch.setattr(ensemble_module, "_write_predictions", racing)
+    record = ensemble_module.ensemble(runs, top=2, n_boot=20)
+    assert "another ensemble" in other[0] and "top2.lock" in other[0]
+    saved = json.loads((runs / "_ensemble" / "top2" / "record.json").read_text())
+    assert [m["trial_dir"] for m in saved["members"]] == [m["trial_dir"]
+                                                          for m in record["members"]]
+    ours = read_predictions(runs / "_ensemble" / "top2")["val"]["probability"]
+    members = [read_predictions(Path(m["trial_dir"]))["val"]["probability"]
+               for m in saved["members"]]
+    np.testing.assert_allclose(ours, np.mean(members, axis=0))
