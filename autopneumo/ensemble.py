@@ -203,6 +203,7 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
     split = SimpleNamespace(**{s: SimpleNamespace(files=files[s], y=labels[s], patients=patients[s])
                                for s in SPLITS})
     _write_predictions(out / PREDICTIONS_FILE, split, p_val, p_test)
+    from .data.download import file_digest
     best = records[0]
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -233,6 +234,8 @@ def _save(runs_dir: Path, name: str, members: list[dict[str, Any]],
         "best_epoch": None,
         "params": _total_params(records),
         "files": {"predictions": PREDICTIONS_FILE},
+        # these scores' (export checks its copy: an ensemble rebuilt as it read the folder)
+        "predictions_sha256": file_digest(out / PREDICTIONS_FILE),
         "seconds": {"evaluation": time.perf_counter() - start},
     }
     path = atomic_write_json(out / RECORD_FILE, record)

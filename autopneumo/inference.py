@@ -389,7 +389,7 @@ def _export_ensemble(runs_dir: Path, out: Path, name: str) -> Path:
             "tta": bool((record.get("ensemble") or {}).get("tta"))}
         card["load"] = _how_to_load(set().union(*(_modules(m) for m in listed)),
                                     ensemble=True)
-        if _copy_validation_scores(folder, staging):
+        if _copy_validation_scores(folder, staging, record.get("predictions_sha256")):
             card["validation_scores"] = VALIDATION_FILE
         atomic_write_json(staging / CARD_FILE, card, strict=True)
 
@@ -441,15 +441,29 @@ def _member_record(member: Path) -> dict[str, Any]:
     return {}
 
 
-def _copy_validation_scores(trial_dir: Path, target: Path) -> bool:
+def _copy_validation_scores(trial_dir: Path, target: Path, sha256: str | None = None) -> bool:
     """The validation rows of the trial's predictions (file, label, score), so that
-    ``predict --recall-target`` can choose another operating point on validation."""
+    ``predict --recall-target`` can choose another operating point on validation.
+    ``sha256``: an ensemble record's digest of its predictions; read from a copy checked
+    against it (an ensemble of that name rebuilt meanwhile has other members' scores)."""
     from .evaluation import read_predictions
 
+    source = trial_dir
     try:
-        val = read_predictions(trial_dir).get("val")
+        if sha256 is not None:
+            source = target / ".scores"
+            source.mkdir()
+            shutil.copyfile(trial_dir / PREDICTIONS_FILE, source / PREDICTIONS_FILE)
+            if file_digest(source / PREDICTIONS_FILE) != sha256:
+                raise RunsError(f"{trial_dir / PREDICTIONS_FILE}: not the scores its "
+                                f"{RECORD_FILE} was computed from (the ensemble was built "
+                                "again meanwhile?); run export again")
+        val = read_predictions(source).get("val")
     except (OSError, ValueError, KeyError):
         return False
+    finally:
+        if source != trial_dir:
+            shutil.rmtree(source, ignore_errors=True)
     if val is None or not len(val["label"]):
         return False
     pd.DataFrame(val)[["file", "label", "probability"]].to_csv(target / VALIDATION_FILE,

@@ -123,3 +123,42 @@ def test_two_ensembles_of_one_name_at_once_never_mix_their_files(tmp_path, monke
     members = [read_predictions(Path(m["trial_dir"]))["val"]["probability"]
                for m in saved["members"]]
     np.testing.assert_allclose(ours, np.mean(members, axis=0))
+
+
+def test_export_of_an_ensemble_built_again_as_it_reads_refuses(tmp_path, monkeypatch):
+    """``export --ensemble top2`` read the record, then copied the predictions' validation
+    scores, which an ``ensemble --top 2`` run meanwhile (other members) had replaced: the
+    card's members and threshold were one ensemble's, its validation scores another's."""
+    import importlib
+
+    import pytest
+
+    from autopneumo.ensemble import ensemble
+    from autopneumo.errors import RunsError
+    from tests.records import edit_record
+    from tests.test_export_rules import _tiny_model, _two_members
+
+    inference = importlib.import_module("autopneumo.inference")
+    runs = _two_members(tmp_path)
+    third = write_record(runs, "base_cnn", "geometric", "0", 0.1, seed=0)
+    edit_record(third, data={"image_size": 32, "channels": 1, "data_hash": "h1",
+                             "data_list_hash": "l1"}, trial_dir=str(third.parent),
+                model_sha256=_tiny_model(third.parent / "model.keras", 32))
+    ensemble(runs, top=2, n_boot=20)
+    member_record = inference._member_record
+    rebuilt: list = []
+
+    def racing(member):
+        if not rebuilt:  # the export has read the record: a teammate's ensemble now
+            rebuilt.append(True)
+            edit_record(third, val={"objective": 0.99})
+            ensemble(runs, top=2, n_boot=20)
+        return member_record(member)
+
+    monkeypatch.setattr(inference, "_member_record", racing)
+    with pytest.raises(RunsError, match="predictions.csv: not the scores its record.json"):
+        inference.export(runs, tmp_path / "bundle", ensemble="top2")
+    assert not (tmp_path / "bundle").exists()
+    monkeypatch.setattr(inference, "_member_record", member_record)
+    out = inference.export(runs, tmp_path / "bundle", ensemble="top2")[0]  # run again: fine
+    assert (out / "validation_scores.csv").is_file()
