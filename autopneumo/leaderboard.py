@@ -48,6 +48,8 @@ def read_records(runs_dir: str | Path, skipped: list[str] | None = None) -> list
     for path in files_named(runs_dir, RECORD_FILE):
         try:
             record = load_record(path)
+        except FileNotFoundError:  # removed since the walk listed it: not a damaged record
+            continue
         except (OSError, ValueError) as exc:
             if skipped is not None:
                 skipped.append(f"{path}: {exc}")

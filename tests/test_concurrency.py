@@ -162,3 +162,28 @@ def test_export_of_an_ensemble_built_again_as_it_reads_refuses(tmp_path, monkeyp
     monkeypatch.setattr(inference, "_member_record", member_record)
     out = inference.export(runs, tmp_path / "bundle", ensemble="top2")[0]  # run again: fine
     assert (out / "validation_scores.csv").is_file()
+
+
+def test_a_record_removed_between_the_walk_and_its_read_is_not_called_unreadable(
+        tmp_path, monkeypatch):
+    """finalize removes a seeds ensemble it ranked otherwise before; a leaderboard that had
+    just listed its record.json said 'skipped: ...: No such file or directory' on stderr,
+    as for a damaged record."""
+    import importlib
+
+    board = importlib.import_module("autopneumo.leaderboard")
+    runs = tmp_path / "runs"
+    write_record(runs, "base_cnn", "none", "0", 0.9)
+    gone = write_record(runs, "base_cnn", "flip", "0", 0.5)
+    listed = board.files_named
+
+    def racing(root, name):
+        found = listed(root, name)
+        gone.unlink(missing_ok=True)
+        return found
+
+    monkeypatch.setattr(board, "files_named", racing)
+    result = CliRunner().invoke(main, ["leaderboard", "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    assert "skipped" not in result.output and "No such file" not in result.output
+    assert list(board.leaderboard(runs)["project"]) == ["base_cnn__none"]
