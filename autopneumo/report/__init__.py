@@ -80,9 +80,9 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
         written.append(atomic_write_text(out / "summary.md",
                                          markdown_summary(runs.frame, top, context)
                                          + f"\n{RUNS_MARK['summary.md'].format(digest)}\n"))
+        _remove_stale(stale, fmt)  # first: it takes the other runs' page with all its figures
         if not pixels:
             _remove_pixels(out)
-        _remove_stale(stale, fmt)
         return written
     builder = ReportBuilder(runs, options)
     context = builder.context()
