@@ -35,3 +35,35 @@ def test_a_no_pixels_markdown_report_of_other_runs_removes_the_whole_earlier_htm
     assert not (out / "index.html").exists()
     left = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert not left, f"figures of the earlier runs stayed: {left}"
+
+
+def test_report_data_of_other_contents_is_said_where_its_numbers_are_shown(tmp_path):
+    """`report --data` naming a folder whose contents differ from the best trial's recorded
+    hash: the Grad-CAM and occlusion focus and the shortcut check were computed on it, and
+    only the HTML's data section said so; summary.md (which has no data section) and the
+    terminal said nothing."""
+    import pytest
+
+    from autopneumo.errors import AutopneumoNote
+    from tests.conftest import make_kermany
+    from tests.records import edit_record
+
+    runs = three_trials(tmp_path)
+    data = make_kermany(tmp_path / "data", patients={"train": 3, "val": 1, "test": 2})
+    best = runs / "base_cnn__none" / "trial_a"
+    edit_record(best / "record.json", data={"path": str(tmp_path / "gone"), "image_size": 32,
+                                            "channels": 1, "data_hash": "0" * 64})
+    (best / "model.keras").write_bytes(b"not a model")  # the data loads before the model
+    with pytest.warns(AutopneumoNote) as said:
+        write_report(runs, tmp_path / "md", fmt="md", pixels=False, n_boot=50, data=data)
+    md = (tmp_path / "md" / "summary.md").read_text(encoding="utf-8")
+    guard = md.split("## Shortcut guard", 1)[1]
+    assert "changed since the search" in guard, guard
+    assert any("changed since the search" in str(w.message) for w in said), \
+        [str(w.message) for w in said]
+    page = _report(runs, tmp_path / "html", data=data)
+    section = page.split('id="gradcam"', 1)[1]
+    assert "changed since the search" in section
+    (best / "model.keras").unlink()  # no Grad-CAM: the shortcut check alone uses --data
+    md = _report(runs, tmp_path / "md", fmt="md", data=data)
+    assert "changed since the search" in md.split("## Shortcut guard", 1)[1]

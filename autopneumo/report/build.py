@@ -150,6 +150,11 @@ class ReportBuilder:
                 lost = ("Grad-CAM, sample images or augmentation preview" if self.opt.pixels
                         else "Grad-CAM focus numbers")
                 warn(f"{notes[0]} The report has no {lost}.", AutopneumoNote)
+            elif notes:  # other contents than the record's: said where its numbers are shown
+                for text in notes:
+                    self.note("gradcam", text)
+                warn(f"{notes[0]} The report's Grad-CAM, occlusion focus and shortcut check use "
+                     "it.", AutopneumoNote)
         return self._dataset
 
     # --- 1. headline ------------------------------------------------------------------
@@ -625,6 +630,8 @@ class ReportBuilder:
         if self.best is None:
             return None
         path = self.opt.data or as_dict(self.runs.record(self.best).get("data")).get("path")
+        if self.opt.data and Path(str(path)).is_dir():
+            self.dataset()  # its hash check, where no Grad-CAM loaded it (no model file)
         if not path:
             self.note("shortcuts", "The best trial's record names no data folder, so the "
                                    "shortcut check did not run.")
