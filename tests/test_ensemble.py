@@ -280,7 +280,7 @@ def test_finalize_seeds_are_an_ensemble_row_and_the_report_shows_the_retraining(
     assert (f"- base_cnn + flip (trial 0007), retrained from scratch (finalize): mean ± sd "
             f"over 3 seeds: precision {precision['precision_mean']:.3f} ± "
             f"{precision['precision_std']:.3f}") in text
-    assert "(mean of 3 retrainings (seeds 0, 1, 2) of trial 0007)" in text
+    assert "(mean of 3 retrainings (seeds 0, 1, 2) of base_cnn + flip (trial 0007))" in text
     copied = pd.read_csv(tmp_path / "md" / "finalize_summary.csv", dtype={"trial_id": str})
     assert copied["precision_mean"].tolist() == pytest.approx(summary["precision_mean"].tolist())
     assert len(pd.read_csv(tmp_path / "md" / "finalize_runs.csv")) == 3
@@ -522,7 +522,8 @@ def test_finalize_takes_the_combine_option(tmp_path, monkeypatch):
     expected = 1 / (1 + np.exp(-sum(_log_odds(p) for p in seeds) / 3))
     np.testing.assert_allclose(predictions(runs / "_ensemble" / name).probability, expected)
     md = write_report(runs, tmp_path / "md", fmt="md", pixels=False)
-    assert "(mean log-odds of 3 retrainings (seeds 0, 1, 2) of trial 0007)" in md[-1].read_text()
+    assert ("(mean log-odds of 3 retrainings (seeds 0, 1, 2) of base_cnn + flip (trial 0007))"
+            in md[-1].read_text())
     with pytest.raises(OptionError, match="--combine"):
         finalize(runs, top=1, seeds=3, combine="max")
 

@@ -67,3 +67,18 @@ def test_report_data_of_other_contents_is_said_where_its_numbers_are_shown(tmp_p
     (best / "model.keras").unlink()  # no Grad-CAM: the shortcut check alone uses --data
     md = _report(runs, tmp_path / "md", fmt="md", data=data)
     assert "changed since the search" in md.split("## Shortcut guard", 1)[1]
+
+
+def test_seed_ensembles_of_same_numbered_trials_of_two_projects_are_told_apart():
+    """finalize --top 3 retrained trial 0 of base_cnn__geometric and trial 0 of
+    base_cnn__photometric (a random or Bayesian search numbers each project's trials from
+    0): the headline's and summary.md's two rows both read 'ensemble 2 seeds of 0 (mean of 2
+    retrainings (seeds 0, 1) of trial 0)', with different numbers."""
+    from autopneumo.report.build import _ensemble_kind
+
+    kinds = {_ensemble_kind({"members": ["s0", "s1"],
+                             "ensemble": {"seeds": [0, 1], "of": f"/runs/{project}/trial_0"}})
+             for project in ("base_cnn__geometric", "base_cnn__photometric")}
+    assert kinds == {"ensemble: mean of 2 retrainings (seeds 0, 1) of base_cnn + geometric "
+                     "(trial 0)", "ensemble: mean of 2 retrainings (seeds 0, 1) of base_cnn + "
+                     "photometric (trial 0)"}

@@ -780,16 +780,20 @@ def _one_line(exc: BaseException) -> str:
 
 def _ensemble_kind(record: dict[str, Any]) -> str:
     """``ensemble: mean of the top 3 trials by validation, flip TTA``, or for ``finalize``'s
-    seeds ``ensemble: mean of 3 retrainings (seeds 0, 1, 2) of trial 0016``; ``mean
-    log-odds`` in place of ``mean`` for an ensemble built with ``--combine logit``."""
+    seeds ``ensemble: mean of 3 retrainings (seeds 0, 1, 2) of base_cnn + flip (trial 0016)``
+    (the project named, as each numbers its trials from 0); ``mean log-odds`` in place of
+    ``mean`` for an ensemble built with ``--combine logit``."""
     members = record.get("members")
     n = len(members) if isinstance(members, list) else "?"
     info = as_dict(record.get("ensemble"))
     mean = "mean log-odds" if str(info.get("combine", "")).startswith("mean log-odds") else "mean"
     if isinstance(info.get("seeds"), list):
-        of = Path(str(info.get("of") or "?")).name.removeprefix("trial_")
+        of = Path(str(info.get("of") or "?"))
+        family, _, policy = of.parent.name.partition("__")  # projects number trials from 0
+        what = f"trial {of.name.removeprefix('trial_')}"
+        what = f"{family} + {policy} ({what})" if policy else what
         return (f"ensemble: {mean} of {n} retrainings (seeds "
-                f"{', '.join(map(str, info['seeds']))}) of trial {of}")
+                f"{', '.join(map(str, info['seeds']))}) of {what}")
     tta = ", horizontal-flip TTA" if info.get("tta") else ""
     return f"ensemble: {mean} of the top {n} trial(s) by validation{tta}"
 
