@@ -352,7 +352,9 @@ def leaderboard(runs_dir: Path, top: int) -> None:
               show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",
               show_default=True)
-@click.option("--top", type=int, default=25, show_default=True, help="Rows in the HTML table.")
+@click.option("--top", type=int, default=25, show_default=True,
+              help="Rows in the HTML table and the Markdown summary's (reference runs, "
+                   "ensembles and the best search trial ranked below are added).")
 @click.option("--no-pixels", is_flag=True,
               help="Leave out every figure showing X-ray pixels (samples, previews, Grad-CAM "
                    "overlays); numbers such as the Grad-CAM focus and shortcut check stay.")

@@ -82,3 +82,17 @@ def test_seed_ensembles_of_same_numbered_trials_of_two_projects_are_told_apart()
     assert kinds == {"ensemble: mean of 2 retrainings (seeds 0, 1) of base_cnn + geometric "
                      "(trial 0)", "ensemble: mean of 2 retrainings (seeds 0, 1) of base_cnn + "
                      "photometric (trial 0)"}
+
+
+def test_report_top_is_documented_for_both_formats(tmp_path):
+    """--top cuts the Markdown summary's table as it cuts the HTML's ('4 of 7 rows: the top
+    1, ...'), but `report --help` and the README said 'Rows in the HTML table'."""
+    from click.testing import CliRunner
+
+    from autopneumo.cli import main
+
+    runs = three_trials(tmp_path)
+    md = _report(runs, tmp_path / "md", fmt="md", top=1)
+    assert "1 of 3 rows: the top 1" in md
+    text = " ".join(CliRunner().invoke(main, ["report", "--help"]).output.split())
+    assert "Rows in the HTML table and the Markdown summary's" in text, text

@@ -49,7 +49,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path = "reports", fmt
                  seed: int = 0, data: str | Path | None = None) -> list[Path]:
     """Render the runs of ``runs_dir`` into ``out``; returns the files written.
 
-    ``top`` rows go into the HTML table (every trial is in the CSV); ``curves`` models get
+    ``top`` rows go into the HTML (or Markdown) table (every trial is in the CSV); ``curves`` models get
     ROC / PR curves and confusion matrices; ``pixels=False`` leaves out every figure that
     shows X-ray pixels (sample images, augmentation previews, Grad-CAM overlays). The
     numbers of the shortcut guard show no pixels and stay: where the best model and its
