@@ -96,3 +96,31 @@ def test_report_top_is_documented_for_both_formats(tmp_path):
     assert "1 of 3 rows: the top 1" in md
     text = " ".join(CliRunner().invoke(main, ["report", "--help"]).output.split())
     assert "Rows in the HTML table and the Markdown summary's" in text, text
+
+
+def test_no_committed_report_holds_an_x_ray_figure():
+    """The data set's images are never committed: no file tracked under reports/ is a
+    figure that shows X-ray pixels, and no tracked page embeds one (the pixels review 22:
+    reports/<name>/ is not ignored as a whole, so a report written there with pixels could
+    be committed by mistake; .gitignore now ignores the pixel figures there too)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from autopneumo.report import PIXEL_FIGURES
+
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert any(t.endswith("index.html") for t in tracked)  # the check sees the reports
+    pictures = {f"{name}.png" for name in PIXEL_FIGURES}
+    assert not [t for t in tracked if Path(t).name in pictures]
+    for page in (t for t in tracked if t.endswith(".html")):
+        text = (root / page).read_text(encoding="utf-8")
+        assert not [name for name in PIXEL_FIGURES if f'id="fig-{name}"' in text], page
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q",
+                              "reports/study-x/figures/gradcam.png"], cwd=root)
+    assert ignored.returncode == 0  # a new report's pixel figures are ignored too
