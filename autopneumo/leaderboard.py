@@ -291,3 +291,15 @@ def _num(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return math.nan
+
+
+def row_kinds(frame: pd.DataFrame) -> str:
+    """"5 trials, 2 ensembles, 1 reference run": ensembles and reference runs are rows,
+    not trials (the terminal's and summary.md's titles)."""
+    kinds = [flag(row, "reference") and "ref" or flag(row, "ensemble") and "ens" or "trial"
+             for _, row in frame.iterrows()]
+    counts = [(kinds.count(k), one, many) for k, one, many in (
+        ("trial", "trial", "trials"), ("ens", "ensemble", "ensembles"),
+        ("ref", "reference run", "reference runs"))]
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts
+                     if n or one == "trial")

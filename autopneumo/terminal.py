@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .leaderboard import flag
+from .leaderboard import flag, row_kinds
 
 
 def distinct_from(p: float, threshold: float, least: int = 2) -> str:
@@ -61,18 +61,6 @@ def _fmt(x, digits: int = 3) -> Text:
     return Text(f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
-def _row_kinds(frame: pd.DataFrame) -> str:
-    """"5 trials, 2 ensembles, 1 reference run": ensembles and reference runs are rows,
-    not trials."""
-    kinds = [flag(row, "reference") and "ref" or flag(row, "ensemble") and "ens" or "trial"
-             for _, row in frame.iterrows()]
-    counts = [(kinds.count(k), one, many) for k, one, many in (
-        ("trial", "trial", "trials"), ("ens", "ensemble", "ensembles"),
-        ("ref", "reference run", "reference runs"))]
-    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts
-                     if n or one == "trial")
-
-
 def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | None = None) -> None:
     if console is None:
         console = Console()
@@ -85,7 +73,7 @@ def print_leaderboard(frame: pd.DataFrame, top: int = 20, console: Console | Non
     if frame.empty:
         console.print("no trial records found")
         return
-    table = Table(title=f"autopneumo leaderboard ({_row_kinds(frame)}, ranked by validation)")
+    table = Table(title=f"autopneumo leaderboard ({row_kinds(frame)}, ranked by validation)")
     cols = [("rank", "#"), ("family", "family"), ("policy", "policy"), ("trial_id", "trial"),
             ("status", "status"), ("val_prec_at_recall", "val P@R"), ("val_auc", "val AUC"),
             ("threshold", "thr"), ("test_precision", "test prec"), ("test_recall", "test rec"),

@@ -376,3 +376,19 @@ def test_reference_runs_on_their_own_split_do_not_count_as_another_split(tmp_pat
     mixed = autopneumo.leaderboard(runs).attrs["mixed"]
     assert not any("different splits" in m for m in mixed)
     assert any(m.startswith("1 reference run(s)") for m in mixed)
+
+
+def test_markdown_summary_counts_trials_apart_and_keeps_apostrophes(tmp_path):
+    """The user review 22: summary.md's title counted ensemble rows as trials, and its
+    text read "seed&#x27;s" in the raw file (HTML-escaped quotes, where only <, > and &
+    need it)."""
+    from autopneumo.report.markdown import markdown_summary
+    from tests.records import three_trials
+
+    frame = autopneumo.leaderboard(three_trials(tmp_path))
+    extra = frame.iloc[[0]].assign(ensemble=True, family="ensemble", policy="top 2 o'clock <b>",
+                                   trial_id="top2")
+    frame = pd.concat([frame, extra], ignore_index=True)
+    text = markdown_summary(frame, 25)
+    assert text.startswith("# autopneumo leaderboard (3 trials, 1 ensemble, ranked by validation)")
+    assert "top 2 o'clock &lt;b&gt;" in text and "&#x27;" not in text

@@ -14,19 +14,19 @@ from typing import Any
 
 import pandas as pd
 
-from ..leaderboard import flag
+from ..leaderboard import flag, row_kinds
 from .tables import TABLE_COLUMNS, fmt_value, shown_rows
 
 STATUS_CELL = [col for col, _ in TABLE_COLUMNS].index("status")
 
 
 def _text(value: Any) -> str:
-    return html.escape(str(value))
+    return html.escape(str(value), quote=False)  # outside attributes: "seed's", not &#x27;
 
 
 def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | None = None) -> str:
     context = context or {}
-    lines = [f"# autopneumo leaderboard ({len(frame)} trials, ranked by validation)", ""]
+    lines = [f"# autopneumo leaderboard ({row_kinds(frame)}, ranked by validation)", ""]
     lines += [f"> Not comparable: {line}." for line in context.get("mixed", [])]
     lines += [f"> Skipped unreadable record: {_text(line)}" for line in context.get("skipped", [])]
     lines += [""] if context.get("mixed") or context.get("skipped") else []
@@ -101,7 +101,7 @@ def markdown_summary(frame: pd.DataFrame, top: int, context: dict[str, Any] | No
         for mark, word in (("reference", "reference"), ("ensemble", "ensemble")):
             if flag(row, mark):  # NaN (an unfinished row): neither
                 cells[STATUS_CELL] += f" ({word})"
-        lines.append("| " + " | ".join(html.escape(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(_text(c) for c in cells) + " |")
     if len(shown) < len(frame):
         lines += ["", f"{len(shown)} of {len(frame)} rows: the top {top}, and the reference "
                       "runs, ensembles and best search trial ranked below them."]
