@@ -63,6 +63,7 @@ def files_named(root, name: str) -> list[Path]:
     finalize's old ensemble removed) is passed over: ``Path.rglob`` raised
     FileNotFoundError for it, so a leaderboard or report failed while another command ran."""
     found = []
-    for folder, dirs, files in os.walk(root):  # no onerror: a folder gone is skipped
+    # Path(): '' is the current folder, as for rglob (os.walk('') lists nothing)
+    for folder, dirs, files in os.walk(Path(root)):  # no onerror: a folder gone is skipped
         found.extend(Path(folder) / entry for entry in (*dirs, *files) if entry == name)
     return sorted(found)

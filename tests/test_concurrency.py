@@ -70,6 +70,14 @@ def test_a_folder_vanishing_mid_walk_is_passed_over_by_the_report(tmp_path, monk
     assert list(loaded.frame["trial_id"]) == ["0"]
 
 
+def test_an_empty_runs_path_is_the_current_folder_as_before_the_walk_changed(tmp_path,
+                                                                             monkeypatch):
+    write_record(tmp_path, "base_cnn", "none", "0", 0.9)
+    monkeypatch.chdir(tmp_path)
+    assert list(leaderboard("")["trial_id"]) == ["0"]  # os.walk('') listed nothing
+    assert list(load_runs("").frame["trial_id"]) == ["0"]
+
+
 def test_the_leaderboard_command_while_an_export_renames_its_staging_folder(tmp_path,
                                                                             monkeypatch):
     runs = tmp_path / "runs"
