@@ -441,6 +441,26 @@ def _member_record(member: Path) -> dict[str, Any]:
     return {}
 
 
+def _scores_mismatch(trial_dir: Path, sha256: str) -> str:
+    """Why an ensemble's predictions are not its record's, and what to do: a record since
+    replaced was built again as export read it; the same record still there was left by an
+    ensemble stopped between its two files, which another export refuses the same way
+    (unless one is being built there now: its lock is held)."""
+    from .locking import LOCK_FILE, held
+
+    runs = trial_dir.parent.parent  # <runs>/_ensemble/<name>
+    building = (held(runs / f".ensemble_{trial_dir.name}.lock")
+                or held(runs / "_finalize" / LOCK_FILE))
+    try:
+        now = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        now = None
+    if not building and isinstance(now, dict) and now.get("predictions_sha256") == sha256:
+        return ("(an ensemble stopped between writing them?); build the ensemble again: "
+                "`autopneumo ensemble`, or `autopneumo finalize` for its seeds")
+    return "(the ensemble was built again meanwhile?); run export again"
+
+
 def _copy_validation_scores(trial_dir: Path, target: Path, sha256: str | None = None) -> bool:
     """The validation rows of the trial's predictions (file, label, score), so that
     ``predict --recall-target`` can choose another operating point on validation.
@@ -455,9 +475,9 @@ def _copy_validation_scores(trial_dir: Path, target: Path, sha256: str | None = 
             source.mkdir()
             shutil.copyfile(trial_dir / PREDICTIONS_FILE, source / PREDICTIONS_FILE)
             if file_digest(source / PREDICTIONS_FILE) != sha256:
+                why = _scores_mismatch(trial_dir, sha256)
                 raise RunsError(f"{trial_dir / PREDICTIONS_FILE}: not the scores its "
-                                f"{RECORD_FILE} was computed from (the ensemble was built "
-                                "again meanwhile?); run export again")
+                                f"{RECORD_FILE} was computed from {why}")
         val = read_predictions(source).get("val")
     except (OSError, ValueError, KeyError):
         return False

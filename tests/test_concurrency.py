@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -195,3 +196,44 @@ def test_a_record_removed_between_the_walk_and_its_read_is_not_called_unreadable
     assert result.exit_code == 0, result.output
     assert "skipped" not in result.output and "No such file" not in result.output
     assert list(board.leaderboard(runs)["project"]) == ["base_cnn__none"]
+
+
+def test_an_ensemble_record_left_behind_its_predictions_is_not_exported_in_a_loop(
+        tmp_path, monkeypatch):
+    """An ensemble stopped between its predictions and its record (a full disk, a kill)
+    left the old record beside new scores: export said 'run export again', which refused
+    the same way every time; it now says to build the ensemble again."""
+    import importlib
+
+    import pytest
+
+    from autopneumo.errors import RunsError
+    from tests.records import edit_record
+    from tests.test_export_rules import _tiny_model, _two_members
+
+    ens = importlib.import_module("autopneumo.ensemble")
+    inference = importlib.import_module("autopneumo.inference")
+    runs = _two_members(tmp_path)
+    third = write_record(runs, "base_cnn", "geometric", "0", 0.1, seed=0)
+    edit_record(third, data={"image_size": 32, "channels": 1, "data_hash": "h1",
+                             "data_list_hash": "l1"}, trial_dir=str(third.parent),
+                model_sha256=_tiny_model(third.parent / "model.keras", 32))
+    ens.ensemble(runs, top=2, n_boot=20)
+    edit_record(third, val={"objective": 0.99})  # other members: other scores
+
+    def full_disk(path, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(ens, "atomic_write_json", full_disk)
+    with pytest.raises(OSError):
+        ens.ensemble(runs, top=2, n_boot=20)
+    for _ in range(2):
+        with pytest.raises(RunsError, match="build the ensemble again") as info:
+            inference.export(runs, tmp_path / "bundle", ensemble="top2")
+        assert "run export again" not in str(info.value)
+    from autopneumo.locking import owner
+
+    other = owner() | {"pid": 1, "started": None}  # another process, running: building it
+    (runs / ".ensemble_top2.lock").write_text(json.dumps(other))
+    with pytest.raises(RunsError, match="meanwhile.*run export again"):
+        inference.export(runs, tmp_path / "bundle", ensemble="top2")
