@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from autopneumo.cli import main
@@ -53,22 +54,16 @@ def _vanishing(monkeypatch, runs: Path) -> Path:
     return staging
 
 
-def test_a_folder_vanishing_mid_walk_is_passed_over_by_the_leaderboard(tmp_path, monkeypatch):
+@pytest.mark.parametrize("read", [lambda runs: leaderboard(runs),
+                                  lambda runs: load_runs(runs).frame],
+                         ids=["leaderboard", "report"])
+def test_a_folder_vanishing_mid_walk_is_passed_over(tmp_path, monkeypatch, read):
     runs = tmp_path / "runs"
     write_record(runs, "base_cnn", "none", "0", 0.9)
     staging = _vanishing(monkeypatch, runs)
-    frame = leaderboard(runs)
+    frame = read(runs)
     assert not staging.exists()
     assert list(frame["trial_id"]) == ["0"]
-
-
-def test_a_folder_vanishing_mid_walk_is_passed_over_by_the_report(tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    write_record(runs, "base_cnn", "none", "0", 0.9)
-    staging = _vanishing(monkeypatch, runs)
-    loaded = load_runs(runs)
-    assert not staging.exists()
-    assert list(loaded.frame["trial_id"]) == ["0"]
 
 
 def test_an_empty_runs_path_is_the_current_folder_as_before_the_walk_changed(tmp_path,
