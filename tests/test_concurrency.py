@@ -140,14 +140,9 @@ def test_export_of_an_ensemble_built_again_as_it_reads_refuses(tmp_path, monkeyp
     from autopneumo.ensemble import ensemble
     from autopneumo.errors import RunsError
     from tests.records import edit_record
-    from tests.test_export_rules import _tiny_model, _two_members
 
     inference = importlib.import_module("autopneumo.inference")
-    runs = _two_members(tmp_path)
-    third = write_record(runs, "base_cnn", "geometric", "0", 0.1, seed=0)
-    edit_record(third, data={"image_size": 32, "channels": 1, "data_hash": "h1",
-                             "data_list_hash": "l1"}, trial_dir=str(third.parent),
-                model_sha256=_tiny_model(third.parent / "model.keras", 32))
+    runs, third = _two_members_and_a_worse_one(tmp_path)
     ensemble(runs, top=2, n_boot=20)
     member_record = inference._member_record
     rebuilt: list = []
@@ -204,15 +199,10 @@ def test_an_ensemble_record_left_behind_its_predictions_is_not_exported_in_a_loo
 
     from autopneumo.errors import RunsError
     from tests.records import edit_record
-    from tests.test_export_rules import _tiny_model, _two_members
 
     ens = importlib.import_module("autopneumo.ensemble")
     inference = importlib.import_module("autopneumo.inference")
-    runs = _two_members(tmp_path)
-    third = write_record(runs, "base_cnn", "geometric", "0", 0.1, seed=0)
-    edit_record(third, data={"image_size": 32, "channels": 1, "data_hash": "h1",
-                             "data_list_hash": "l1"}, trial_dir=str(third.parent),
-                model_sha256=_tiny_model(third.parent / "model.keras", 32))
+    runs, third = _two_members_and_a_worse_one(tmp_path)
     ens.ensemble(runs, top=2, n_boot=20)
     edit_record(third, val={"objective": 0.99})  # other members: other scores
 
@@ -232,3 +222,17 @@ def test_an_ensemble_record_left_behind_its_predictions_is_not_exported_in_a_loo
     (runs / ".ensemble_top2.lock").write_text(json.dumps(other))
     with pytest.raises(RunsError, match="meanwhile.*run export again"):
         inference.export(runs, tmp_path / "bundle", ensemble="top2")
+
+
+def _two_members_and_a_worse_one(tmp_path: Path) -> tuple[Path, Path]:
+    """Two ensemble members and a third trial ranked below them (its record's path), which
+    a better validation objective moves into a top-2 ensemble built again."""
+    from tests.records import edit_record
+    from tests.test_export_rules import _tiny_model, _two_members
+
+    runs = _two_members(tmp_path)
+    third = write_record(runs, "base_cnn", "geometric", "0", 0.1, seed=0)
+    edit_record(third, data={"image_size": 32, "channels": 1, "data_hash": "h1",
+                             "data_list_hash": "l1"}, trial_dir=str(third.parent),
+                model_sha256=_tiny_model(third.parent / "model.keras", 32))
+    return runs, third
