@@ -46,7 +46,13 @@ from .evaluation import (
 )
 from .finalize import FINAL_FILE
 from .leaderboard import leaderboard
-from .objective import binary_metrics, bootstrap_intervals, resampled_over, validation_summary
+from .objective import (
+    binary_metrics,
+    bootstrap_intervals,
+    check_bootstrap,
+    resampled_over,
+    validation_summary,
+)
 from .paths import DEFAULT_RUNS_DIR, require_runs_dir
 
 ENSEMBLE_DIR = "_ensemble"
@@ -100,8 +106,7 @@ def ensemble(runs_dir: str | Path = DEFAULT_RUNS_DIR, top: int = 3, tta: bool = 
     check_combine(combine)
     if not positive_int(top):  # 2.0 or "2" from Python: not a TypeError in pandas
         raise OptionError(f"--top must be a positive integer, got {top!r}")
-    if not positive_int(n_boot):
-        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
+    check_bootstrap(n_boot)
     if data is not None and not tta:
         raise OptionError("--data is for --tta (re-scoring the images); without it the saved "
                           "predictions are averaged")

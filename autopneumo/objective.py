@@ -239,6 +239,18 @@ def resample_counts(n: int, n_boot: int, seed: int = 0, groups=None) -> np.ndarr
     return per_group[:, codes]
 
 
+def check_bootstrap(n_boot: Any, seed: Any = 0) -> None:
+    """The bootstrap's options as Python passes them (no CLI parses them): ``n_boot=0``
+    left every interval NaN; a seed NumPy's generator cannot take failed after the work."""
+    from .errors import OptionError
+    from .spaces import is_integer, positive_int
+
+    if not positive_int(n_boot):
+        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not (is_integer(seed) and 0 <= seed < 2**32):
+        raise OptionError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+
+
 def bootstrap_intervals(
     y_true, scores, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
     groups=None, target: float | None = None,

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, OptionError
-from .objective import bootstrap_intervals
-from .spaces import is_integer, is_number, positive_int
+from .objective import bootstrap_intervals, check_bootstrap
+from .spaces import is_integer, is_number
 
 SHORTCUT_AUC = 0.75  # at or above: the feature group alone separates the classes
 WEAK_AUC = 0.6
@@ -112,10 +112,7 @@ def _check_options(image_size: Any, frame: Any, n_boot: Any, seed: Any) -> None:
         raise OptionError(f"frame must be a fraction of the side in (0, 0.5), got {frame!r}")
     if image_size - 2 * _frame_width(image_size, frame) < 3:
         raise OptionError(f"frame {frame} leaves no centre of 3 px or more at {image_size} px")
-    if not positive_int(n_boot):
-        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not (is_integer(seed) and 0 <= seed < 2**32):
-        raise OptionError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    check_bootstrap(n_boot, seed)
 
 
 def _frame_width(size: int, frame: float) -> int:

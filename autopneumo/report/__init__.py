@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import AutopneumoNote, OptionError, warn
+from ..objective import check_bootstrap
 from ..paths import require_runs_dir
 from ..spaces import is_integer, positive_int
 from .build import SECTIONS, Options, ReportBuilder
@@ -205,10 +206,7 @@ def _check_python_options(pixels: Any, curves: Any, n_boot: Any, seed: Any) -> N
         raise OptionError(f"pixels must be True or False, got {pixels!r}")
     if not (is_integer(curves) and curves >= 0):
         raise OptionError(f"curves must be a whole number of models (0 or more), got {curves!r}")
-    if not positive_int(n_boot):
-        raise OptionError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not (is_integer(seed) and 0 <= seed < 2**32):
-        raise OptionError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    check_bootstrap(n_boot, seed)
 
 
 def render_html(frame: pd.DataFrame, figures: dict[str, str], top: int,
